@@ -1,0 +1,148 @@
+"""Yank and unyank (PEP 592), project status (PEP 792), removing files and releases."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from packaging.utils import canonicalize_name, canonicalize_version
+from packaging.version import InvalidVersion, Version
+from sqlalchemy.orm import Session
+
+from assay import audit
+from assay.admin import AdminError
+from assay.storage import counters
+from assay.storage.blobs import BlobStore
+from assay.storage.db import Database
+from assay.storage.models import File, Project, PublisherProject, Release
+
+#: PEP 792's statuses.
+STATUSES = ("active", "archived", "quarantined", "deprecated")
+
+
+def _project(session: Session, name: str) -> Project:
+    normalized = canonicalize_name(name)
+    project = session.execute(
+        sa.select(Project).where(Project.normalized_name == normalized)
+    ).scalar_one_or_none()
+    if project is None:
+        raise AdminError(f"no project named {normalized!r}")
+    return project
+
+
+def _release(session: Session, project: Project, version: str) -> Release:
+    try:
+        canonical = canonicalize_version(Version(version))
+    except InvalidVersion:
+        raise AdminError(f"invalid version {version!r}") from None
+    release = session.execute(
+        sa.select(Release).where(Release.project_id == project.id, Release.canonical_version == canonical)
+    ).scalar_one_or_none()
+    if release is None:
+        raise AdminError(f"project {project.normalized_name!r} has no release {version!r}")
+    return release
+
+
+def _touch(project: Project) -> None:
+    project.serial = Project.serial + 1  # type: ignore[assignment]
+
+
+def yank(db: Database, name: str, version: str, reason: str | None, *, actor: str) -> None:
+    """PEP 592: the release stays downloadable; resolvers skip it unless pinned exactly."""
+    with db.write() as session:
+        project = _project(session, name)
+        release = _release(session, project, version)
+        release.yanked = True
+        release.yanked_reason = reason or None
+        _touch(project)
+        audit.record(
+            session, actor=actor, action="release:yank", project=project.normalized_name,
+            target=release.version, details={"reason": reason},
+        )
+
+
+def unyank(db: Database, name: str, version: str, *, actor: str) -> None:
+    with db.write() as session:
+        project = _project(session, name)
+        release = _release(session, project, version)
+        release.yanked = False
+        release.yanked_reason = None
+        _touch(project)
+        audit.record(session, actor=actor, action="release:unyank", project=project.normalized_name, target=release.version)
+
+
+def set_status(db: Database, name: str, status: str, reason: str | None, *, actor: str) -> None:
+    if status not in STATUSES:
+        raise AdminError(f"invalid status {status!r}: use one of {', '.join(STATUSES)} (PEP 792)")
+    with db.write() as session:
+        project = _project(session, name)
+        previous = project.status
+        project.status = status
+        project.status_reason = reason or None
+        _touch(project)
+        audit.record(
+            session, actor=actor, action="project:status", project=project.normalized_name,
+            details={"from": previous, "to": status, "reason": reason},
+        )
+
+
+def _delete_blobs(blobs: BlobStore, keys: list[str]) -> None:
+    # After the rows are gone (committed), the blobs are unreachable; remove them.
+    for key in keys:
+        blobs.delete(key)
+
+
+def remove_file(db: Database, blobs: BlobStore, filename: str, *, actor: str) -> None:
+    """Remove one file. Its filename stays used (PyPI never allows a filename twice)."""
+    with db.write() as session:
+        row = session.execute(sa.select(File).where(File.filename == filename)).scalar_one_or_none()
+        if row is None:
+            raise AdminError(f"no file named {filename!r}")
+        project = session.get(Project, row.project_id)
+        assert project is not None
+        keys = [row.blob_key] + ([row.metadata_blob_key] if row.metadata_blob_key else [])
+        session.delete(row)
+        _touch(project)
+        audit.record(
+            session, actor=actor, action="file:remove", project=project.normalized_name,
+            target=filename, details={"sha256": row.sha256},
+        )
+    _delete_blobs(blobs, keys)
+
+
+def remove_release(db: Database, blobs: BlobStore, name: str, version: str, *, actor: str) -> list[str]:
+    with db.write() as session:
+        project = _project(session, name)
+        release = _release(session, project, version)
+        files = list(session.execute(sa.select(File).where(File.release_id == release.id)).scalars())
+        keys = [k for f in files for k in (f.blob_key, f.metadata_blob_key) if k]
+        for f in files:
+            session.delete(f)
+        session.delete(release)
+        _touch(project)
+        audit.record(
+            session, actor=actor, action="release:remove", project=project.normalized_name,
+            target=release.version, details={"files": [f.filename for f in files]},
+        )
+        removed = [f.filename for f in files]
+    _delete_blobs(blobs, keys)
+    return removed
+
+
+def remove_project(db: Database, blobs: BlobStore, name: str, *, actor: str) -> list[str]:
+    with db.write() as session:
+        project = _project(session, name)
+        files = list(session.execute(sa.select(File).where(File.project_id == project.id)).scalars())
+        keys = [k for f in files for k in (f.blob_key, f.metadata_blob_key) if k]
+        session.execute(sa.delete(PublisherProject).where(PublisherProject.project_id == project.id))
+        for f in files:
+            session.delete(f)
+        for r in session.execute(sa.select(Release).where(Release.project_id == project.id)).scalars():
+            session.delete(r)
+        session.delete(project)
+        counters.bump(session, counters.PROJECTS)
+        audit.record(
+            session, actor=actor, action="project:remove", project=project.normalized_name,
+            details={"files": [f.filename for f in files]},
+        )
+        removed = [f.filename for f in files]
+    _delete_blobs(blobs, keys)
+    return removed

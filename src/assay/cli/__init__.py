@@ -1,0 +1,27 @@
+"""The ``assay`` command. Subcommands are thin: parse, call a service, print."""
+
+from __future__ import annotations
+
+import click
+
+from assay import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="assay")
+def main() -> None:
+    """assay: a package index that knows where every file came from, and a client that checks it."""
+
+
+def _register() -> None:
+    from assay.cli import admin, serve
+
+    main.add_command(serve.serve)
+    main.add_command(admin.admin)
+    # Optional capabilities register themselves if present.
+    from assay.cli import extensions
+
+    extensions.register(main)
+
+
+_register()

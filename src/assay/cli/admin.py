@@ -1,0 +1,264 @@
+"""``assay admin``: manage users, tokens, projects and releases directly in the index's storage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+
+from assay.accounts.tokens import parse_duration
+from assay.admin import accounts, projects
+from assay.cli.common import admin_actor, friendly_errors, open_database, settings_from, storage_options
+from assay.config import Settings
+from assay.storage.blobs import FilesystemBlobStore
+from assay.storage.db import Database
+from assay.storage.models import AuditEvent
+
+
+class Ctx:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._db: Database | None = None
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = open_database(self.settings)
+        return self._db
+
+    @property
+    def blobs(self) -> FilesystemBlobStore:
+        return FilesystemBlobStore(self.settings.blob_dir)
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@click.group()
+@storage_options
+@click.pass_context
+def admin(ctx: click.Context, config_file: Path | None, data_dir: Path | None, database_url: str | None) -> None:
+    """Administer an index (works on its database and files directly; the server may be running)."""
+    ctx.obj = Ctx(settings_from(config_file, data_dir=data_dir, database_url=database_url))
+
+
+@admin.command()
+@pass_ctx
+@friendly_errors
+def migrate(ctx: Ctx) -> None:
+    """Create or upgrade the database schema."""
+    revision = ctx.db.current_revision()
+    click.echo(f"database {ctx.db.safe_url} is at revision {revision}")
+
+
+# ---- users ----
+@admin.group()
+def user() -> None:
+    """Users (the people who own and maintain projects)."""
+
+
+@user.command("create")
+@click.argument("username")
+@pass_ctx
+@friendly_errors
+def user_create(ctx: Ctx, username: str) -> None:
+    """Create a user."""
+    accounts.create_user(ctx.db, username, actor=admin_actor())
+    click.echo(f"created user {username}")
+
+
+@user.command("list")
+@pass_ctx
+@friendly_errors
+def user_list(ctx: Ctx) -> None:
+    for name, created in accounts.list_users(ctx.db):
+        click.echo(f"{name}\t{created:%Y-%m-%d}")
+
+
+# ---- tokens ----
+@admin.group()
+def token() -> None:
+    """API tokens for uploads (HTTP Basic: username __token__, password the token)."""
+
+
+@token.command("create")
+@click.option("--user", "username", required=True, help="The user the token acts for.")
+@click.option("--project", "projects_", multiple=True, help="Limit the token to this project (repeatable).")
+@click.option("--expires", help="Lifetime, e.g. 30d, 12h (default: no expiry).")
+@click.option("--description", default="", help="A note to recognise the token by.")
+@pass_ctx
+@friendly_errors
+def token_create(ctx: Ctx, username: str, projects_: tuple[str, ...], expires: str | None, description: str) -> None:
+    """Create a token and print it (it is stored only as a hash and cannot be shown again)."""
+    try:
+        lifetime = parse_duration(expires) if expires else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--expires") from None
+    issued = accounts.create_token(
+        ctx.db,
+        username=username,
+        projects=list(projects_) or None,
+        expires_in=lifetime,
+        description=description,
+        prefix=ctx.settings.token_prefix,
+        actor=admin_actor(),
+    )
+    click.echo(issued.token)
+    scope = ", ".join(sorted(projects_)) if projects_ else "all projects of " + username
+    until = f"until {issued.expires:%Y-%m-%d %H:%M} UTC" if issued.expires else "with no expiry"
+    click.echo(f"token {issued.id}: uploads to {scope}, {until}", err=True)
+
+
+@token.command("revoke")
+@click.argument("token_or_id")
+@pass_ctx
+@friendly_errors
+def token_revoke(ctx: Ctx, token_or_id: str) -> None:
+    """Revoke a token, given its id or the token itself."""
+    token_id = accounts.revoke_token(ctx.db, token_or_id, prefix=ctx.settings.token_prefix, actor=admin_actor())
+    click.echo(f"revoked token {token_id}")
+
+
+@token.command("list")
+@click.option("--user", "username", help="Only this user's tokens.")
+@pass_ctx
+@friendly_errors
+def token_list(ctx: Ctx, username: str | None) -> None:
+    for t in accounts.list_tokens(ctx.db, username):
+        state = "revoked" if t.revoked else (f"expires {t.expires:%Y-%m-%d}" if t.expires else "active")
+        scope = ",".join(t.projects) if t.projects else "*"
+        click.echo(f"{t.id}\t{t.kind}\t{t.user or '-'}\t{scope}\t{state}\t{t.description}")
+
+
+# ---- projects and roles ----
+@admin.group()
+def project() -> None:
+    """Projects: create, roles, status, removal."""
+
+
+@project.command("create")
+@click.argument("name")
+@click.option("--owner", required=True, help="The user who owns it.")
+@pass_ctx
+@friendly_errors
+def project_create(ctx: Ctx, name: str, owner: str) -> None:
+    """Create an empty project (to scope tokens or publishers to it before its first upload)."""
+    normalized = accounts.create_project(ctx.db, name, owner=owner, actor=admin_actor())
+    click.echo(f"created project {normalized} owned by {owner}")
+
+
+@project.command("role")
+@click.argument("name")
+@click.argument("username")
+@click.argument("role", type=click.Choice([*accounts.ROLES, "none"]))
+@pass_ctx
+@friendly_errors
+def project_role(ctx: Ctx, name: str, username: str, role: str) -> None:
+    """Make USERNAME an owner or maintainer of project NAME ("none" removes the role)."""
+    if role == "none":
+        accounts.remove_role(ctx.db, name, username, actor=admin_actor())
+        click.echo(f"removed {username}'s role on {name}")
+    else:
+        accounts.set_role(ctx.db, name, username, role, actor=admin_actor())
+        click.echo(f"{username} is now {role} of {name}")
+
+
+@project.command("status")
+@click.argument("name")
+@click.argument("status", type=click.Choice(projects.STATUSES))
+@click.option("--reason", help="Shown to clients (PEP 792 status reason).")
+@pass_ctx
+@friendly_errors
+def project_status(ctx: Ctx, name: str, status: str, reason: str | None) -> None:
+    """Set a project's PEP 792 status (archived and quarantined refuse uploads)."""
+    projects.set_status(ctx.db, name, status, reason, actor=admin_actor())
+    click.echo(f"{name} is now {status}")
+
+
+@project.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+@friendly_errors
+def project_remove(ctx: Ctx, name: str, yes: bool) -> None:
+    """Remove a project with all its releases and files (filenames stay used)."""
+    if not yes:
+        click.confirm(f"Remove project {name} and all its files?", abort=True)
+    removed = projects.remove_project(ctx.db, ctx.blobs, name, actor=admin_actor())
+    click.echo(f"removed project {name} ({len(removed)} files)")
+
+
+# ---- releases and files ----
+@admin.command()
+@click.argument("name")
+@click.argument("version")
+@click.option("--reason", help="Why (shown by installers, PEP 592).")
+@pass_ctx
+@friendly_errors
+def yank(ctx: Ctx, name: str, version: str, reason: str | None) -> None:
+    """Yank a release (PEP 592): installers skip it unless pinned to it exactly."""
+    projects.yank(ctx.db, name, version, reason, actor=admin_actor())
+    click.echo(f"yanked {name} {version}")
+
+
+@admin.command()
+@click.argument("name")
+@click.argument("version")
+@pass_ctx
+@friendly_errors
+def unyank(ctx: Ctx, name: str, version: str) -> None:
+    """Undo a yank."""
+    projects.unyank(ctx.db, name, version, actor=admin_actor())
+    click.echo(f"unyanked {name} {version}")
+
+
+@admin.command("remove-file")
+@click.argument("filename")
+@pass_ctx
+@friendly_errors
+def remove_file(ctx: Ctx, filename: str) -> None:
+    """Remove one file (its filename can never be uploaded again, as on PyPI)."""
+    projects.remove_file(ctx.db, ctx.blobs, filename, actor=admin_actor())
+    click.echo(f"removed {filename}")
+
+
+@admin.command("remove-release")
+@click.argument("name")
+@click.argument("version")
+@pass_ctx
+@friendly_errors
+def remove_release(ctx: Ctx, name: str, version: str) -> None:
+    """Remove a release and all its files."""
+    removed = projects.remove_release(ctx.db, ctx.blobs, name, version, actor=admin_actor())
+    click.echo(f"removed {name} {version} ({len(removed)} files)")
+
+
+# ---- audit ----
+@admin.command()
+@click.option("--project", "project_name", help="Only events about this project.")
+@click.option("--limit", default=50, show_default=True, help="How many of the newest events.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_ctx
+@friendly_errors
+def audit(ctx: Ctx, project_name: str | None, limit: int, as_json: bool) -> None:
+    """Show the audit log: who did what, when, with which token, from where."""
+    with ctx.db.read() as session:
+        query = sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+        if project_name:
+            from packaging.utils import canonicalize_name
+
+            query = query.where(AuditEvent.project == canonicalize_name(project_name))
+        events = list(session.execute(query).scalars())
+    for e in reversed(events):
+        if as_json:
+            click.echo(json.dumps({
+                "time": e.time.isoformat(), "actor": e.actor, "action": e.action, "project": e.project,
+                "target": e.target, "token_id": e.token_id, "remote_addr": e.remote_addr, "details": e.details,
+            }))
+        else:
+            click.echo(
+                f"{e.time:%Y-%m-%d %H:%M:%S} {e.actor} {e.action} {e.project or '-'} {e.target or '-'} "
+                f"token={e.token_id or '-'} from={e.remote_addr or '-'} {json.dumps(e.details) if e.details else ''}"
+            )

@@ -1,0 +1,215 @@
+"""Settings: defaults < TOML file < ``ASSAY_*`` environment < command-line flags.
+
+Every setting has one name used in all three places: ``data_dir`` in the TOML file (``data-dir``
+is accepted too), ``ASSAY_DATA_DIR`` in the environment, ``--data-dir`` on the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+ENV_PREFIX = "ASSAY_"
+
+MIB = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names the setting and its source."""
+
+
+TrustRootName = Literal["production", "staging"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- where things live ---
+    data_dir: Path = Path("assay-data")
+    #: SQLAlchemy URL; empty means SQLite at <data_dir>/assay.db.
+    database_url: str = ""
+    # --- how the server listens ---
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: Public base URL (scheme://host[:port]) used for absolute URLs (PEP 740 provenance,
+    #: PEP 807 discovery). Empty: derived from each request's Host header.
+    base_url: str = ""
+    #: Seconds an in-flight request (an upload) may take to finish after SIGTERM.
+    graceful_timeout: int = 30
+    log_level: str = "info"
+    access_log: bool = False
+    # --- policy ---
+    #: PyPI's default per-file limit is 100 MiB.
+    max_upload_size: int = 100 * MIB
+    #: Largest core metadata file (METADATA / PKG-INFO) accepted inside a distribution.
+    max_metadata_size: int = 4 * MIB
+    #: Require a valid token for reads too (a private index).
+    private: bool = False
+    # --- trusted publishing ---
+    #: The OIDC audience tokens must be issued for (PyPI uses "pypi").
+    oidc_audience: str = "assay"
+    #: Lifetime of minted upload tokens; PEP 807 allows 900 s to 21 600 s.
+    minted_token_lifetime: int = 900
+    #: Days an unused pending publisher stays registered (PyPI: 30).
+    pending_publisher_days: int = 30
+    #: Accept attestations on API-token uploads when they match a registered publisher
+    #: (off by default, as on PyPI).
+    token_upload_attestations: bool = False
+    # --- attestations ---
+    #: "production", "staging" (sigstore-python's embedded roots) or a path to trusted_root.json.
+    sigstore_trust_root: str = "production"
+    #: Prefix of every API token; secret scanners key on it.
+    token_prefix: str = "assay-"
+    #: Where a config file was read from (informational).
+    config_file: Path | None = field(default=None, compare=False)
+
+    # ---- derived values ----
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'assay.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
+
+    def validate(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("tls_cert and tls_key must be given together")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be between 0 and 65535, got {self.port}")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be at least 1, got {self.workers}")
+        if self.max_upload_size < 1:
+            raise ConfigError("max_upload_size must be positive")
+        # PEP 807: temporary upload credentials expire no sooner than 15 min and no later
+        # than 6 h after the request.
+        if not 900 <= self.minted_token_lifetime <= 21600:
+            raise ConfigError(
+                "minted_token_lifetime must be between 900 and 21600 seconds (PEP 807), "
+                f"got {self.minted_token_lifetime}"
+            )
+        if self.base_url and not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+        return self
+
+
+def _field_types() -> dict[str, Any]:
+    return get_type_hints(Settings)
+
+
+def _coerce(name: str, raw: Any, source: str) -> Any:
+    typ = _field_types()[name]
+    optional = False
+    if get_origin(typ) in (type(int | None),) or (
+        get_origin(typ) is not None and type(None) in get_args(typ)
+    ):
+        args = [a for a in get_args(typ) if a is not type(None)]
+        optional = True
+        typ = args[0]
+    if optional and (raw is None or raw == ""):
+        return None
+    try:
+        if typ is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(f"expected true or false, got {raw!r}")
+        if typ is int:
+            if isinstance(raw, bool):
+                raise ValueError(f"expected an integer, got {raw!r}")
+            return int(raw)
+        if typ is Path:
+            return Path(str(raw)).expanduser()
+        if typ is str:
+            if not isinstance(raw, str | int | float):
+                raise ValueError(f"expected a string, got {raw!r}")
+            return str(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} ({source}): {exc}") from None
+    raise ConfigError(f"{name} ({source}): unsupported type")  # pragma: no cover
+
+
+def _known() -> set[str]:
+    return {f.name for f in fields(Settings) if f.name != "config_file"}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    # Accept both a flat file and one with an [assay] table.
+    table = data.get("assay", data) if isinstance(data.get("assay"), dict) else data
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name not in _known():
+            raise ConfigError(f"config file {path}: unknown setting {key!r}")
+        values[name] = _coerce(name, value, f"config file {path}")
+    return values
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build settings from the four layers. ``overrides`` are command-line values (None = unset)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    cfg_path = config_file or (Path(env[f"{ENV_PREFIX}CONFIG"]) if env.get(f"{ENV_PREFIX}CONFIG") else None)
+    if cfg_path is not None:
+        values.update(read_config_file(cfg_path))
+    for name in _known():
+        key = ENV_PREFIX + name.upper()
+        if key in env:
+            values[name] = _coerce(name, env[key], f"environment variable {key}")
+    for name, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if name not in _known():
+            raise ConfigError(f"unknown setting {name!r}")
+        values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
+    settings = Settings(**values, config_file=cfg_path)
+    return settings.validate()
+
+
+def settings_to_env(settings: Settings) -> dict[str, str]:
+    """The environment that reproduces ``settings`` in a worker process."""
+    out: dict[str, str] = {}
+    for f in fields(Settings):
+        if f.name == "config_file":
+            continue
+        value = getattr(settings, f.name)
+        if value is None:
+            out[ENV_PREFIX + f.name.upper()] = ""
+        elif isinstance(value, bool):
+            out[ENV_PREFIX + f.name.upper()] = "true" if value else "false"
+        else:
+            out[ENV_PREFIX + f.name.upper()] = str(value)
+    return out
+
+
+def replace(settings: Settings, **changes: Any) -> Settings:
+    return dataclasses.replace(settings, **changes).validate()

@@ -1,0 +1,181 @@
+"""PyPI's JSON API (``/pypi/<project>/json`` and ``/pypi/<project>/<version>/json``).
+
+Not a standard, but many tools read it (pip-audit, dependabot, uv's `--exclude-newer` helpers,
+release checkers), so the shape follows PyPI's: ``info``, ``last_serial``, ``releases``,
+``urls``, ``vulnerabilities``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from packaging.utils import canonicalize_version
+from packaging.version import InvalidVersion, Version
+from sqlalchemy.orm import Session
+
+from assay.index.model import format_upload_time
+from assay.index.pages import ProjectHead
+from assay.index.paths import file_path, provenance_path
+from assay.storage.models import File, Release, Role, User
+
+#: Core metadata (packaging.metadata raw names) -> PyPI JSON "info" keys.
+_INFO_KEYS = {
+    "author": "author",
+    "author_email": "author_email",
+    "classifiers": "classifiers",
+    "description": "description",
+    "description_content_type": "description_content_type",
+    "download_url": "download_url",
+    "dynamic": "dynamic",
+    "home_page": "home_page",
+    "keywords": "keywords",
+    "license": "license",
+    "license_expression": "license_expression",
+    "license_files": "license_files",
+    "maintainer": "maintainer",
+    "maintainer_email": "maintainer_email",
+    "platforms": "platform",
+    "project_urls": "project_urls",
+    "provides_extra": "provides_extra",
+    "requires_dist": "requires_dist",
+    "summary": "summary",
+}
+
+
+def _vkey(version: str) -> Version:
+    try:
+        return Version(version)
+    except InvalidVersion:  # pragma: no cover
+        return Version("0")
+
+
+def _file_dict(f: File, release: Release, head: ProjectHead, base: str) -> dict[str, Any]:
+    upload = f.upload_time.astimezone(dt.UTC)
+    return {
+        "comment_text": "",
+        "digests": {"blake2b_256": f.blake2_256, "md5": f.md5, "sha256": f.sha256},
+        "downloads": -1,
+        "filename": f.filename,
+        "has_sig": False,
+        "md5_digest": f.md5,
+        "packagetype": f.packagetype,
+        "python_version": f.python_version,
+        "requires_python": f.requires_python,
+        "size": f.size,
+        "upload_time": upload.strftime("%Y-%m-%dT%H:%M:%S"),
+        "upload_time_iso_8601": format_upload_time(upload),
+        "url": base + file_path(f.blob_key),
+        "yanked": release.yanked,
+        "yanked_reason": release.yanked_reason if release.yanked else None,
+        # PEP 714 metadata file (PyPI added this key for bandersnatch).
+        "core_metadata": {"sha256": f.metadata_sha256} if f.metadata_sha256 else False,
+        # PEP 740 provenance (not in PyPI's JSON API; added here so tools need one request).
+        "provenance": (
+            base + provenance_path(head.normalized_name, release.version, f.filename)
+            if f.provenance is not None
+            else None
+        ),
+    }
+
+
+def _info(release: Release, head: ProjectHead, base: str) -> dict[str, Any]:
+    meta = release.core_metadata or {}
+    info: dict[str, Any] = {key: None for key in _INFO_KEYS.values()}
+    for src, dst in _INFO_KEYS.items():
+        if src in meta:
+            info[dst] = meta[src]
+    if isinstance(info.get("keywords"), list):
+        info["keywords"] = ",".join(info["keywords"])
+    info.update(
+        {
+            "name": head.name,
+            "version": release.version,
+            "requires_python": release.requires_python,
+            "yanked": release.yanked,
+            "yanked_reason": release.yanked_reason if release.yanked else None,
+            "package_url": f"{base}/project/{head.normalized_name}/",
+            "project_url": f"{base}/project/{head.normalized_name}/",
+            "release_url": f"{base}/project/{head.normalized_name}/{release.version}/",
+            "bugtrack_url": None,
+            "docs_url": None,
+            "downloads": {"last_day": -1, "last_month": -1, "last_week": -1},
+            "project_status": {"status": head.status}
+            | ({"reason": head.status_reason} if head.status_reason else {}),
+        }
+    )
+    return info
+
+
+@dataclass
+class _Loaded:
+    releases: list[Release]
+    files: dict[int, list[File]]  # release id -> its files
+
+    def of(self, release: Release) -> list[File]:
+        return self.files.get(release.id, [])
+
+
+def _load(session: Session, head: ProjectHead) -> _Loaded:
+    releases = list(session.execute(sa.select(Release).where(Release.project_id == head.id)).scalars())
+    files: dict[int, list[File]] = {}
+    # PEP 792: a quarantined project offers no files.
+    if head.status != "quarantined":
+        rows = session.execute(
+            sa.select(File).where(File.project_id == head.id).order_by(File.filename)
+        ).scalars()
+        for f in rows:
+            files.setdefault(f.release_id, []).append(f)
+    return _Loaded(releases, files)
+
+
+def _latest(loaded: _Loaded) -> Release | None:
+    """PyPI's choice: the newest final, non-yanked release with files; failing that the newest
+    non-yanked one, then the newest of all."""
+    with_files = [r for r in loaded.releases if loaded.of(r)]
+    candidates = [r for r in with_files if not r.yanked] or with_files or loaded.releases
+    if not candidates:
+        return None
+    finals = [r for r in candidates if not _vkey(r.version).is_prerelease]
+    return max(finals or candidates, key=lambda r: _vkey(r.version))
+
+
+def project_json(session: Session, head: ProjectHead, base: str) -> dict[str, Any] | None:
+    loaded = _load(session, head)
+    latest = _latest(loaded)
+    if latest is None:
+        return None
+    ordered = sorted(loaded.releases, key=lambda r: _vkey(r.version))
+    roles = session.execute(
+        sa.select(Role.role, User.username)
+        .join(User, Role.user_id == User.id)
+        .where(Role.project_id == head.id)
+        .order_by(User.username)
+    ).all()
+    return {
+        "info": _info(latest, head, base),
+        "last_serial": head.serial,
+        "releases": {r.version: [_file_dict(f, r, head, base) for f in loaded.of(r)] for r in ordered},
+        "urls": [_file_dict(f, latest, head, base) for f in loaded.of(latest)],
+        "ownership": {"roles": [{"role": role.capitalize(), "user": user} for role, user in roles]},
+        "vulnerabilities": [],
+    }
+
+
+def release_json(session: Session, head: ProjectHead, version: str, base: str) -> dict[str, Any] | None:
+    loaded = _load(session, head)
+    try:
+        wanted = canonicalize_version(Version(version))
+    except InvalidVersion:
+        return None
+    match = next((r for r in loaded.releases if r.canonical_version == wanted), None)
+    if match is None:
+        return None
+    return {
+        "info": _info(match, head, base),
+        "last_serial": head.serial,
+        "urls": [_file_dict(f, match, head, base) for f in loaded.of(match)],
+        "vulnerabilities": [],
+    }

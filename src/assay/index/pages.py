@@ -1,0 +1,196 @@
+"""Building and caching simple pages.
+
+A project page changes only when its project's ``serial`` does (upload, yank, status change,
+removal), so a rendered page is cached in-process under ``(project, serial, format, base URL)``.
+Each request still reads the serial from the shared database, so every worker sees a change at
+once: the cache only saves rendering, never freshness (DESIGN.md: nothing that matters for
+correctness lives in one process's memory).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from packaging.version import InvalidVersion, Version
+from sqlalchemy.orm import Session
+
+from assay.index import html, json
+from assay.index.model import FileLink, ProjectLink, ProjectList, ProjectPage, ProjectStatus
+from assay.index.negotiate import Format
+from assay.index.paths import file_path, provenance_path
+from assay.storage.models import Counter, File, Project, Release
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    body: bytes
+    etag: str
+
+
+class RenderCache:
+    """A small thread-safe LRU of rendered pages (bounded, so memory stays flat)."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._data: OrderedDict[tuple[object, ...], Rendered] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[object, ...]) -> Rendered | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: tuple[object, ...], value: Rendered) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.max_entries:
+                self._data.popitem(last=False)
+
+
+def _rendered(text: str) -> Rendered:
+    body = text.encode()
+    # A strong ETag: the page bytes' own digest.
+    return Rendered(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+
+
+def _version_key(version: str) -> tuple[int, Version | str]:
+    try:
+        return (1, Version(version))
+    except InvalidVersion:  # pragma: no cover - uploads are validated; kept for old rows
+        return (0, version)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectHead:
+    id: int
+    name: str
+    normalized_name: str
+    status: str
+    status_reason: str | None
+    serial: int
+
+
+def project_head(session: Session, normalized_name: str) -> ProjectHead | None:
+    row = session.execute(
+        sa.select(
+            Project.id,
+            Project.name,
+            Project.normalized_name,
+            Project.status,
+            Project.status_reason,
+            Project.serial,
+        ).where(Project.normalized_name == normalized_name)
+    ).one_or_none()
+    return ProjectHead(*row) if row else None
+
+
+def load_project_page(session: Session, head: ProjectHead, base_url: str) -> ProjectPage:
+    versions = [
+        v for (v,) in session.execute(sa.select(Release.version).where(Release.project_id == head.id))
+    ]
+    versions.sort(key=_version_key)
+    files: list[FileLink] = []
+    # PEP 792: a quarantined project's files MUST NOT be offered for download.
+    if head.status != "quarantined":
+        rows = session.execute(
+            sa.select(
+                File.filename,
+                File.blob_key,
+                File.sha256,
+                File.size,
+                File.upload_time,
+                File.requires_python,
+                File.metadata_sha256,
+                File.provenance.is_not(None),
+                Release.version,
+                Release.yanked,
+                Release.yanked_reason,
+            )
+            .join(Release, File.release_id == Release.id)
+            .where(File.project_id == head.id)
+        ).all()
+        rows.sort(key=lambda r: (_version_key(r.version), r.filename))
+        for r in rows:
+            yanked: bool | str = False
+            if r.yanked:
+                yanked = r.yanked_reason or True
+            files.append(
+                FileLink(
+                    filename=r.filename,
+                    # Relative to /simple/<project>/, so pages do not depend on the host name.
+                    url="../.." + file_path(r.blob_key),
+                    sha256=r.sha256,
+                    size=r.size,
+                    upload_time=r.upload_time,
+                    requires_python=r.requires_python,
+                    yanked=yanked,
+                    core_metadata_sha256=r.metadata_sha256,
+                    # PEP 740: provenance URLs must be fully qualified.
+                    provenance_url=(
+                        base_url + provenance_path(head.normalized_name, r.version, r.filename)
+                        if r[7]
+                        else None
+                    ),
+                )
+            )
+    return ProjectPage(
+        name=head.normalized_name,
+        files=tuple(files),
+        versions=tuple(versions),
+        status=ProjectStatus(head.status, head.status_reason),
+        serial=head.serial,
+    )
+
+
+def project_list_serial(session: Session) -> int:
+    value = session.execute(sa.select(Counter.value).where(Counter.name == "projects")).scalar()
+    return int(value or 0)
+
+
+def load_project_list(session: Session, serial: int) -> ProjectList:
+    rows = session.execute(
+        sa.select(Project.name, Project.normalized_name).order_by(Project.normalized_name)
+    ).all()
+    return ProjectList(tuple(ProjectLink(name, norm) for name, norm in rows), serial)
+
+
+class SimplePages:
+    """The simple API read path: serial check, cache, render."""
+
+    def __init__(self, cache: RenderCache | None = None) -> None:
+        self.cache = cache or RenderCache()
+
+    def project(
+        self, session: Session, normalized_name: str, fmt: Format, base_url: str
+    ) -> Rendered | None:
+        head = project_head(session, normalized_name)
+        if head is None:
+            return None
+        key = ("project", head.id, head.serial, fmt, base_url)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        page = load_project_page(session, head, base_url)
+        text = json.render_project_page(page) if fmt is Format.JSON else html.render_project_page(page)
+        rendered = _rendered(text)
+        self.cache.put(key, rendered)
+        return rendered
+
+    def index(self, session: Session, fmt: Format) -> Rendered:
+        serial = project_list_serial(session)
+        key = ("index", serial, fmt)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        listing = load_project_list(session, serial)
+        text = json.render_project_list(listing) if fmt is Format.JSON else html.render_project_list(listing)
+        rendered = _rendered(text)
+        self.cache.put(key, rendered)
+        return rendered

@@ -1,0 +1,176 @@
+"""Read API routes: ``/simple/`` (PEP 503/691), ``/files/`` and the JSON API."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from packaging.utils import canonicalize_name
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from assay.accounts.auth import AuthError, authenticate
+from assay.index import jsonapi
+from assay.index.negotiate import Choice, NotAcceptable, negotiate
+from assay.index.pages import project_head
+from assay.index.paths import METADATA_SUFFIX
+from assay.storage.models import File, Project
+from assay.web.responses import JSONError, TextError
+from assay.web.services import Services, services
+
+#: Files never change once uploaded (a filename can never be reused).
+IMMUTABLE = "max-age=31536000, immutable"
+
+
+def _cache_scope(svc: Services) -> str:
+    # A private index's responses must not be stored by shared caches.
+    return "private" if svc.settings.private else "public"
+
+
+def check_read_access(request: Request, svc: Services) -> Response | None:
+    """For a private index: any valid token may read. Returns an error response or None."""
+    if not svc.settings.private:
+        return None
+    try:
+        with svc.db.read() as session:
+            authenticate(session, request.headers.get("authorization"), svc.settings.token_prefix)
+    except AuthError as exc:
+        headers = {"www-authenticate": 'Basic realm="assay"'} if exc.status == 401 else None
+        return TextError(exc.status, str(exc), headers=headers)
+    return None
+
+
+def _not_modified(request: Request, etag: str) -> bool:
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    return any(tag.strip() in (etag, "*") for tag in header.split(","))
+
+
+def _negotiated(request: Request) -> Choice | Response:
+    try:
+        return negotiate(request.headers.get("accept"), request.query_params.get("format"))
+    except NotAcceptable as exc:
+        return TextError(406, str(exc))
+
+
+def simple_index(request: Request) -> Response:
+    svc = services(request)
+    if (denied := check_read_access(request, svc)) is not None:
+        return denied
+    choice = _negotiated(request)
+    if isinstance(choice, Response):
+        return choice
+    with svc.db.read() as session:
+        rendered = svc.pages.index(session, choice.format)
+    return _page_response(request, svc, rendered.body, rendered.etag, choice.content_type)
+
+
+def _page_response(request: Request, svc: Services, body: bytes, etag: str, content_type: str) -> Response:
+    headers = {
+        "etag": etag,
+        # PEP 691: the representation depends on Accept.
+        "vary": "Accept, Accept-Encoding",
+        # Revalidate every time (cheap with the ETag): a new upload is visible at once.
+        "cache-control": f"{_cache_scope(svc)}, no-cache",
+    }
+    if _not_modified(request, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=content_type, headers=headers)
+
+
+def simple_project(request: Request) -> Response:
+    svc = services(request)
+    if (denied := check_read_access(request, svc)) is not None:
+        return denied
+    raw = request.path_params["project"]
+    normalized = canonicalize_name(raw)
+    if raw != normalized or not request.url.path.endswith("/"):
+        # PEP 503: redirect non-normalized names (and a missing slash) to the canonical URL.
+        url = request.url.replace(path=f"/simple/{normalized}/")
+        return RedirectResponse(str(url), status_code=301)
+    choice = _negotiated(request)
+    if isinstance(choice, Response):
+        return choice
+    with svc.db.read() as session:
+        rendered = svc.pages.project(session, normalized, choice.format, svc.base_url(request))
+    if rendered is None:
+        return TextError(404, f"No project named {normalized!r} on this index.")
+    return _page_response(request, svc, rendered.body, rendered.etag, choice.content_type)
+
+
+def simple_redirect(request: Request) -> Response:
+    return RedirectResponse(str(request.url.replace(path="/simple/")), status_code=301)
+
+
+def serve_file(request: Request) -> Response:
+    svc = services(request)
+    if (denied := check_read_access(request, svc)) is not None:
+        return denied
+    key = request.path_params["key"]
+    is_metadata = key.endswith(METADATA_SUFFIX)
+    column = File.metadata_blob_key if is_metadata else File.blob_key
+    with svc.db.read() as session:
+        row = session.execute(
+            sa.select(File.sha256, File.metadata_sha256, File.filename, Project.status)
+            .join(Project, File.project_id == Project.id)
+            .where(column == key)
+        ).one_or_none()
+    # PEP 792: a quarantined project's files are not offered for download.
+    if row is None or row.status == "quarantined":
+        return TextError(404, "No such file.")
+    digest = row.metadata_sha256 if is_metadata else row.sha256
+    etag = f'"{digest}"'
+    headers = {"etag": etag, "cache-control": f"{_cache_scope(svc)}, {IMMUTABLE}"}
+    if _not_modified(request, etag):
+        return Response(status_code=304, headers=headers)
+    path = svc.blobs.local_path(key)
+    if path is None or not path.is_file():
+        return TextError(500, "The file is registered but its content is missing; run `assay admin fsck`.")
+    if is_metadata:
+        return FileResponse(path, media_type="text/plain; charset=utf-8", headers=headers)
+    return FileResponse(
+        path,
+        media_type="application/octet-stream",
+        headers={**headers, "content-disposition": f'attachment; filename="{row.filename}"'},
+    )
+
+
+def json_project(request: Request) -> Response:
+    svc = services(request)
+    if (denied := check_read_access(request, svc)) is not None:
+        return denied
+    normalized = canonicalize_name(request.path_params["project"])
+    with svc.db.read() as session:
+        head = project_head(session, normalized)
+        doc = jsonapi.project_json(session, head, svc.base_url(request)) if head else None
+    if doc is None:
+        return JSONError(404, "Not Found")
+    return JSONResponse(doc, headers={"cache-control": f"{_cache_scope(svc)}, no-cache"})
+
+
+def json_release(request: Request) -> Response:
+    svc = services(request)
+    if (denied := check_read_access(request, svc)) is not None:
+        return denied
+    normalized = canonicalize_name(request.path_params["project"])
+    with svc.db.read() as session:
+        head = project_head(session, normalized)
+        doc = (
+            jsonapi.release_json(session, head, request.path_params["version"], svc.base_url(request))
+            if head
+            else None
+        )
+    if doc is None:
+        return JSONError(404, "Not Found")
+    return JSONResponse(doc, headers={"cache-control": f"{_cache_scope(svc)}, no-cache"})
+
+
+routes = [
+    Route("/simple", simple_redirect, methods=["GET", "HEAD"]),
+    Route("/simple/", simple_index, methods=["GET", "HEAD"]),
+    Route("/simple/{project}", simple_project, methods=["GET", "HEAD"]),
+    Route("/simple/{project}/", simple_project, methods=["GET", "HEAD"]),
+    Route("/files/{key:path}", serve_file, methods=["GET", "HEAD"]),
+    Route("/pypi/{project}/json", json_project, methods=["GET", "HEAD"]),
+    Route("/pypi/{project}/{version}/json", json_release, methods=["GET", "HEAD"]),
+]

@@ -1,0 +1,161 @@
+"""The blob store: where distribution files and their metadata files live.
+
+The interface is small so an object store can sit behind it later. Writes are two-phase:
+``stage()`` gives a local temporary file that no reader can see; ``publish()`` moves it to its
+key atomically (rename), so a crash never leaves half a file visible. Readers only ever reach a
+blob through a database row, and rows are committed after their blobs are published, so a
+published blob without a row (left by a crash between the two steps) is invisible; ``assay admin
+fsck`` finds and removes such orphans.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+
+class BlobKeyError(ValueError):
+    """A key that could escape the store (absolute, ``..``, empty or control characters)."""
+
+
+def check_key(key: str) -> str:
+    parts = key.split("/")
+    if (
+        not key
+        or key.startswith("/")
+        or any(p in ("", ".", "..") for p in parts)
+        or any(ord(c) < 32 or c in "\\\x7f" for c in key)
+    ):
+        raise BlobKeyError(f"invalid blob key {key!r}")
+    return key
+
+
+@dataclass
+class StagedBlob:
+    """A temporary file being written; invisible until published."""
+
+    path: Path
+    _fh: BinaryIO | None = field(default=None, repr=False)
+    size: int = 0
+
+    def open(self) -> BinaryIO:
+        if self._fh is None:
+            self._fh = self.path.open("xb")
+        return self._fh
+
+    def write(self, data: bytes) -> None:
+        self.open().write(data)
+        self.size += len(data)
+
+    def close(self) -> None:
+        """Flush and fsync, so the bytes are on disk before the rename that publishes them."""
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            self._fh = None
+
+    def discard(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+class BlobStore(Protocol):
+    def stage(self) -> StagedBlob: ...
+    def publish(self, staged: StagedBlob, key: str) -> None: ...
+    def exists(self, key: str) -> bool: ...
+    def size(self, key: str) -> int: ...
+    def open(self, key: str) -> BinaryIO: ...
+    def local_path(self, key: str) -> Path | None: ...
+    def delete(self, key: str) -> None: ...
+    def keys(self) -> Iterator[str]: ...
+    def clean_staging(self, older_than: float) -> int: ...
+
+
+class FilesystemBlobStore:
+    """Blobs as files under ``root``; staging files under ``root/.staging`` (same filesystem,
+    so publishing is a rename)."""
+
+    STAGING = ".staging"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.staging_dir = root / self.STAGING
+        self.staging_dir.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def stage(self) -> StagedBlob:
+        name = f"{os.getpid()}-{secrets.token_hex(8)}.part"
+        return StagedBlob(self.staging_dir / name)
+
+    def publish(self, staged: StagedBlob, key: str) -> None:
+        staged.close()
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged.path, target)
+        # The rename is durable only once the directory entry is on disk.
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int:
+        return self._path(key).stat().st_size
+
+    def open(self, key: str) -> BinaryIO:
+        return self._path(key).open("rb")
+
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        # Remove now-empty parent directories, up to the root.
+        parent = path.parent
+        while parent != self.root:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+    def keys(self) -> Iterator[str]:
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            if Path(dirpath) == self.root and self.STAGING in dirnames:
+                dirnames.remove(self.STAGING)
+            for name in filenames:
+                yield (Path(dirpath) / name).relative_to(self.root).as_posix()
+
+    def clean_staging(self, older_than: float) -> int:
+        """Remove staging files older than ``older_than`` seconds (left by a killed process).
+
+        Age, not process id, decides: with several workers (or hosts) on one store, a young
+        staging file may belong to an upload still in flight elsewhere.
+        """
+        removed = 0
+        cutoff = time.time() - older_than
+        for path in self.staging_dir.iterdir():
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed

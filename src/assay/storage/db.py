@@ -1,0 +1,165 @@
+"""Database connections: SQLite (the embedded default) or PostgreSQL, and schema migrations.
+
+``Database.read()`` and ``Database.write()`` hand out sessions. On SQLite a write session starts
+with ``BEGIN IMMEDIATE`` so that concurrent writers (several workers) queue on the busy timeout
+instead of failing when a read lock cannot be upgraded; on PostgreSQL both are ordinary
+transactions and uniqueness races surface as ``IntegrityError``, which callers retry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+_MIGRATION_LOCK_ID = 0x61_73_73_61  # "assa": the advisory lock key used while migrating PostgreSQL
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be used: the message says which URL and why."""
+
+
+def normalize_url(url: str) -> str:
+    """Use the psycopg (v3) driver for plain ``postgresql://`` URLs."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+    engine = sa.create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 60},
+        pool_pre_ping=False,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below emit BEGIN itself.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        # WAL: readers never block the writer. synchronous=FULL: a commit the client was
+        # told about survives a crash of the process and of the machine.
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        try:
+            if self.is_sqlite:
+                self._ensure_sqlite_dir()
+                self.engine = _sqlite_engine(self.url, immediate=False)
+                self.write_engine = _sqlite_engine(self.url, immediate=True)
+            else:
+                self.engine = sa.create_engine(self.url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+                self.write_engine = self.engine
+        except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
+            raise DatabaseError(f"cannot use database URL {self.safe_url}: {exc}") from None
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._write = sessionmaker(self.write_engine, expire_on_commit=False)
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password masked, for messages and logs."""
+        try:
+            return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+        except sa.exc.ArgumentError:
+            return "<unparseable URL>"
+
+    def _ensure_sqlite_dir(self) -> None:
+        database = sa.engine.make_url(self.url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._read() as session, session.begin():
+            yield session
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """A transaction that commits when the block ends without an exception."""
+        with self._write() as session, session.begin():
+            yield session
+
+    def check(self) -> None:
+        """Connect once, so a wrong URL is reported at start-up rather than at the first request."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except sa.exc.OperationalError as exc:
+            raise DatabaseError(f"cannot connect to {self.safe_url}: {exc.orig}") from None
+
+    # ---- migrations ----
+    def _alembic_config(self, connection: sa.Connection) -> AlembicConfig:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", "assay.storage:migrations")
+        cfg.attributes["connection"] = connection
+        return cfg
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision. Safe to run from several processes at once."""
+        self.check()
+        with self._migration_lock(), self.engine.connect() as conn:
+            command.upgrade(self._alembic_config(conn), "head")
+            conn.commit()
+
+    def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    @contextlib.contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        if self.is_sqlite:
+            database = sa.engine.make_url(self.url).database
+            if not database or database == ":memory:":
+                yield
+                return
+            lock_path = Path(database + ".migrate-lock")
+            with lock_path.open("a") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+        else:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATION_LOCK_ID})")
+                try:
+                    yield
+                finally:
+                    conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK_ID})")
+                    conn.commit()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.write_engine is not self.engine:
+            self.write_engine.dispose()

@@ -1,0 +1,280 @@
+"""The metadata database: every table assay keeps, as SQLAlchemy 2 typed models.
+
+Blobs (distribution files and their extracted metadata) live in the blob store; a ``File`` row
+points at them by key. A row is only ever committed after its blobs are in place, so a row
+never points at a missing blob (see ``assay.upload.commit``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+#: Nullable JSON columns: Python None is stored as SQL NULL (not the JSON value null), so
+#: "IS NULL" means "absent".
+NullableJSON = JSON(none_as_null=True)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The name as first uploaded (display name).
+    name: Mapped[str] = mapped_column(String(200))
+    #: PEP 503 normalized name: the identity of the project.
+    normalized_name: Mapped[str] = mapped_column(String(200), unique=True)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: PEP 792 status: active, archived, quarantined or deprecated.
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    status_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    #: Bumped on every change that alters the project's pages; keys the page cache.
+    serial: Mapped[int] = mapped_column(BigInteger, default=1)
+
+    releases: Mapped[list[Release]] = relationship(
+        back_populates="project", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Role(Base):
+    """A user's role on a project: ``owner`` (may manage roles) or ``maintainer`` (may upload)."""
+
+    __tablename__ = "roles"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+
+
+class Release(Base):
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("project_id", "canonical_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    #: The version as written in the first uploaded file's metadata.
+    version: Mapped[str] = mapped_column(String(100))
+    #: packaging.utils.canonicalize_version: "1.0" and "1.0.0" are one release.
+    canonical_version: Mapped[str] = mapped_column(String(100))
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: PEP 592: a yanked release stays downloadable but resolvers skip it.
+    yanked: Mapped[bool] = mapped_column(Boolean, default=False)
+    yanked_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    requires_python: Mapped[str | None] = mapped_column(Text, default=None)
+    #: Core metadata of the first file uploaded for this release, as a JSON-able dict
+    #: (what the JSON API's "info" shows).
+    core_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    project: Mapped[Project] = relationship(back_populates="releases")
+    files: Mapped[list[File]] = relationship(
+        back_populates="release", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class File(Base):
+    __tablename__ = "files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    #: Filenames are unique across the whole index, as on PyPI (a filename can never be reused).
+    filename: Mapped[str] = mapped_column(String(300), unique=True)
+    packagetype: Mapped[str] = mapped_column(String(20))  # "sdist" or "bdist_wheel"
+    python_version: Mapped[str] = mapped_column(String(100))  # "source" or the wheel's python tag
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    blake2_256: Mapped[str] = mapped_column(String(64))
+    md5: Mapped[str] = mapped_column(String(32))
+    upload_time: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    requires_python: Mapped[str | None] = mapped_column(Text, default=None)
+    blob_key: Mapped[str] = mapped_column(String(400), unique=True)
+    #: PEP 658 / 714: the core metadata file, extracted at upload.
+    metadata_blob_key: Mapped[str | None] = mapped_column(String(420), default=None)
+    metadata_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    uploaded_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    uploaded_by_token_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: Trusted Publishing: the OIDC claims of the token that uploaded this file.
+    publisher_claims: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, default=None)
+    #: PEP 740 provenance object (verified at upload), or None.
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, default=None)
+
+    release: Mapped[Release] = relationship(back_populates="files")
+
+
+class ApiToken(Base):
+    """An upload credential. The secret is stored only as its SHA-256."""
+
+    __tablename__ = "api_tokens"
+
+    #: Public identifier, embedded in the token string.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    #: "user" (admin-issued) or "publisher" (minted by Trusted Publishing).
+    kind: Mapped[str] = mapped_column(String(20), default="user")
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), default=None, index=True)
+    publisher_id: Mapped[int | None] = mapped_column(
+        ForeignKey("publishers.id", ondelete="CASCADE"), default=None
+    )
+    description: Mapped[str] = mapped_column(Text, default="")
+    #: Normalized project names this token may upload to; None = every project of its user.
+    projects: Mapped[list[str] | None] = mapped_column(NullableJSON, default=None)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires: Mapped[dt.datetime | None] = mapped_column(default=None)
+    revoked: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_used: Mapped[dt.datetime | None] = mapped_column(default=None)
+    #: Trusted Publishing: claims of the OIDC token this credential was minted from.
+    oidc_claims: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, default=None)
+    #: PEP 807 "single-use-token": valid for exactly one upload.
+    single_use: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AuditEvent(Base):
+    """Every write: who, what, when, with which token, from where."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_project_time", "project", "time"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    #: "user:<name>", "publisher:<id>", "admin:<os user>" ...
+    actor: Mapped[str] = mapped_column(String(200))
+    token_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    action: Mapped[str] = mapped_column(String(60))
+    project: Mapped[str | None] = mapped_column(String(200), default=None)
+    target: Mapped[str | None] = mapped_column(Text, default=None)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    remote_addr: Mapped[str | None] = mapped_column(String(100), default=None)
+
+
+class Issuer(Base):
+    """An OIDC issuer the admin trusts for Trusted Publishing."""
+
+    __tablename__ = "issuers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(500), unique=True)
+    #: Where keys come from: None = the issuer's OIDC discovery document; else a JWKS file path or URL.
+    jwks_source: Mapped[str | None] = mapped_column(Text, default=None)
+    #: Signature algorithms accepted from this issuer (pinned, e.g. ["RS256"]).
+    algorithms: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["RS256"])
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Publisher(Base):
+    """A Trusted Publisher: an issuer plus the claims that identify one CI workload."""
+
+    __tablename__ = "publishers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    issuer_url: Mapped[str] = mapped_column(String(500), index=True)
+    #: Kind-specific fields (repository, workflow, environment, ...).
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: A stable string of kind + issuer + config, so one workload is one row.
+    lookup_key: Mapped[str] = mapped_column(String(1000), unique=True)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class PublisherProject(Base):
+    __tablename__ = "publisher_projects"
+
+    publisher_id: Mapped[int] = mapped_column(ForeignKey("publishers.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+
+
+class PendingPublisher(Base):
+    """A publisher registered for a project that does not exist yet; the first publish creates it."""
+
+    __tablename__ = "pending_publishers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    issuer_url: Mapped[str] = mapped_column(String(500), index=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    lookup_key: Mapped[str] = mapped_column(String(1000))
+    project_name: Mapped[str] = mapped_column(String(200))
+    normalized_name: Mapped[str] = mapped_column(String(200), index=True)
+    #: The user who becomes owner of the project it creates (may be None: admin-registered).
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), default=None)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires: Mapped[dt.datetime] = mapped_column()
+
+
+class UsedJti(Base):
+    """OIDC token ids already exchanged. The primary key makes "accept once" atomic across workers."""
+
+    __tablename__ = "used_jtis"
+
+    issuer_url: Mapped[str] = mapped_column(String(500), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(300), primary_key=True)
+    expires: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class Counter(Base):
+    """Named change counters shared by all workers (``projects``: bumped when the list changes)."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class UsedFilename(Base):
+    """Every filename ever accepted. PyPI never lets a filename be reused, even after the file
+    is removed, so an installer never sees two different files under one name."""
+
+    __tablename__ = "used_filenames"
+
+    filename: Mapped[str] = mapped_column(String(300), primary_key=True)

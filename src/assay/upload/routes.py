@@ -1,0 +1,99 @@
+"""``POST /legacy/``: PyPI's upload API, as twine and ``uv publish`` speak it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from assay.accounts.auth import AuthError, Principal, authenticate
+from assay.upload.dists import ArchiveLimits
+from assay.upload.form import FormError, FormLimits, UploadForm, read_upload_form
+from assay.upload.service import PreparedUpload, UploadContext, UploadRejected, prepare
+from assay.web.responses import TextError
+from assay.web.services import services
+
+log = logging.getLogger(__name__)
+
+#: Room for the form's text fields (description, attestations) beyond the file itself.
+FIELDS_ALLOWANCE = 20 * 1024 * 1024
+
+#: A check that may refuse (``UploadRejected``) or enrich a prepared upload before it is
+#: committed; capabilities register theirs in ``Services.extra["upload_checks"]``.
+UploadCheck = Callable[[PreparedUpload, UploadForm, Principal], None]
+
+
+async def legacy_upload(request: Request) -> Response:
+    svc = services(request)
+    settings = svc.settings
+    remote = request.client.host if request.client else None
+
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            too_big = int(declared) > settings.max_upload_size + FIELDS_ALLOWANCE
+        except ValueError:
+            return TextError(400, "Invalid Content-Length header.")
+        if too_big:
+            # Refuse before reading a byte of it.
+            return TextError(
+                413,
+                f"File too large. The limit is {settings.max_upload_size} bytes "
+                f"({settings.max_upload_size / 1024 / 1024:.0f} MiB).",
+            )
+
+    # Authenticate before reading the body: a bad token should not cost a 100 MiB transfer.
+    def _auth() -> Principal:
+        with svc.db.read() as session:
+            return authenticate(session, request.headers.get("authorization"), settings.token_prefix)
+
+    try:
+        who = await run_in_threadpool(_auth)
+    except AuthError as exc:
+        headers = {"www-authenticate": 'Basic realm="assay"'} if exc.status == 401 else None
+        return TextError(exc.status, str(exc), headers=headers)
+
+    staged = svc.blobs.stage()
+    prepared: PreparedUpload | None = None
+    try:
+        form = await read_upload_form(
+            request.headers.get("content-type"),
+            request.stream(),
+            staged,
+            FormLimits(max_content=settings.max_upload_size),
+        )
+        prepared = await run_in_threadpool(
+            prepare, form, svc.blobs, ArchiveLimits(max_metadata=settings.max_metadata_size)
+        )
+        for check in svc.extra.get("upload_checks", []):
+            await run_in_threadpool(check, prepared, form, who)
+        result = await run_in_threadpool(svc.uploader.commit, prepared, UploadContext(who, remote))
+    except FormError as exc:
+        return TextError(exc.status, str(exc))
+    except UploadRejected as exc:
+        return TextError(exc.status, str(exc))
+    except ClientDisconnect:
+        log.info("client disconnected during an upload; nothing was stored")
+        return TextError(400, "The client disconnected before the upload finished.")
+    finally:
+        staged.discard()
+        if prepared is not None and prepared.metadata is not None:
+            prepared.metadata.discard()
+    log.info(
+        "upload %s %s by %s (%s)",
+        "accepted" if result.created else "already present",
+        result.filename,
+        who.actor,
+        result.sha256,
+    )
+    return PlainTextResponse("OK\n" if result.created else "OK (identical file already present)\n")
+
+
+routes = [
+    Route("/legacy/", legacy_upload, methods=["POST"]),
+    Route("/legacy", legacy_upload, methods=["POST"]),
+]

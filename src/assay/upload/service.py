@@ -1,0 +1,395 @@
+"""Accepting an upload: validate, authorize, then publish blobs and commit rows atomically.
+
+Order matters for crash safety (rule: a crash never leaves half a file visible, a rejected
+upload leaves no trace):
+
+1. the distribution and its metadata file are written to staging (invisible);
+2. everything is validated and authorized;
+3. the blobs are renamed into place (still invisible: nothing references them);
+4. one database transaction adds project/release/file rows and the audit event.
+
+If step 4 fails, the blobs published in step 3 are removed unless a committed row (a concurrent
+identical upload that won the race) uses them. A process killed between 3 and 4 leaves an
+unreferenced blob, which no reader can reach and ``assay admin fsck`` removes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from packaging.utils import canonicalize_version
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from assay import audit
+from assay.accounts.auth import AuthError, Principal, check_upload_allowed
+from assay.index.paths import blob_key, metadata_key
+from assay.storage import counters
+from assay.storage.blobs import BlobStore, StagedBlob
+from assay.storage.db import Database
+from assay.storage.models import (
+    ApiToken,
+    File,
+    Project,
+    Release,
+    Role,
+    UsedFilename,
+    utcnow,
+)
+from assay.upload.dists import ArchiveLimits, DistError, check_agreement, parse_filename, read_metadata
+from assay.upload.form import UploadForm
+
+log = logging.getLogger(__name__)
+
+#: PEP 792: uploads are refused for these statuses.
+CLOSED_STATUSES = {"archived", "quarantined"}
+
+
+class UploadRejected(Exception):
+    """An upload is refused. ``status`` is the HTTP status; the message is shown to the client."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class UploadResult:
+    filename: str
+    project: str
+    version: str
+    created: bool  # False: an identical file was already there (idempotent re-upload)
+    sha256: str
+
+
+@dataclass
+class PreparedUpload:
+    """A validated upload whose blobs are staged but not yet published."""
+
+    filename: str
+    normalized: str
+    display_name: str
+    version: str
+    packagetype: str
+    python_version: str
+    size: int
+    sha256: str
+    blake2_256: str
+    md5: str
+    requires_python: str | None
+    core_metadata: dict[str, Any]
+    content: StagedBlob
+    metadata: StagedBlob | None
+    metadata_sha256: str | None
+    #: Added by later stages (Trusted Publishing claims, PEP 740 provenance).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _require(form: UploadForm, name: str) -> str:
+    value = form.get(name)
+    if value is None or value == "":
+        raise UploadRejected(f"Missing required form field {name!r}.")
+    return value
+
+
+def prepare(form: UploadForm, blobs: BlobStore, limits: ArchiveLimits) -> PreparedUpload:
+    """Check the form and the file itself; stage the metadata file. Raises ``UploadRejected``."""
+    action = form.get(":action")
+    if action != "file_upload":
+        raise UploadRejected(
+            f"Unsupported ':action' {action!r}: this endpoint accepts 'file_upload'."
+            if action
+            else "Missing required form field ':action' (expected 'file_upload')."
+        )
+    protocol = form.get("protocol_version")
+    if protocol not in (None, "1"):
+        raise UploadRejected(f"Unsupported protocol_version {protocol!r}: expected '1'.")
+    if form.content is None:
+        raise UploadRejected("Missing the 'content' file part: upload a distribution file.")
+    content = form.content
+    if content.size == 0:
+        raise UploadRejected("The uploaded file is empty.")
+    try:
+        dist = parse_filename(content.filename)
+    except DistError as exc:
+        raise UploadRejected(str(exc)) from None
+
+    name = _require(form, "name")
+    version = _require(form, "version")
+    filetype = _require(form, "filetype")
+    if filetype != dist.packagetype:
+        raise UploadRejected(
+            f"The form says filetype {filetype!r}, but {dist.filename!r} is a "
+            f"{'wheel (bdist_wheel)' if dist.is_wheel else 'source distribution (sdist)'}."
+        )
+
+    # Digests: the client must send at least one, and every one it sends must match (PyPI).
+    digests = {
+        "sha256_digest": content.sha256,
+        "blake2_256_digest": content.blake2_256,
+        "md5_digest": content.md5,
+    }
+    sent = {k: (form.get(k) or "").strip().lower() for k in digests if form.get(k)}
+    if not sent:
+        raise UploadRejected(
+            "Include at least one message digest (sha256_digest, blake2_256_digest or md5_digest)."
+        )
+    for key, value in sent.items():
+        if value != digests[key]:
+            raise UploadRejected(
+                f"The {key} in the form ({value!r}) does not match the uploaded file "
+                f"({digests[key]!r}): the file was corrupted in transit or the form is wrong."
+            )
+
+    try:
+        meta = read_metadata(content.staged.path, dist, limits)
+        check_agreement(dist, meta, name, version)
+    except DistError as exc:
+        raise UploadRejected(str(exc)) from None
+
+    metadata_blob: StagedBlob | None = None
+    metadata_sha256: str | None = None
+    if dist.is_wheel:
+        # PEP 658: serve the wheel's METADATA, byte for byte, next to the wheel.
+        metadata_blob = blobs.stage()
+        metadata_blob.write(meta.raw)
+        metadata_blob.close()
+        metadata_sha256 = hashlib.sha256(meta.raw).hexdigest()
+
+    return PreparedUpload(
+        filename=dist.filename,
+        normalized=dist.name,
+        display_name=meta.name,
+        version=meta.version,
+        packagetype=dist.packagetype,
+        python_version=dist.python_version,
+        size=content.size,
+        sha256=content.sha256,
+        blake2_256=content.blake2_256,
+        md5=content.md5,
+        requires_python=meta.requires_python,
+        core_metadata=meta.fields,
+        content=content.staged,
+        metadata=metadata_blob,
+        metadata_sha256=metadata_sha256,
+    )
+
+
+def _existing(session: Session, filename: str) -> File | None:
+    return session.execute(sa.select(File).where(File.filename == filename)).scalar_one_or_none()
+
+
+def _check_duplicate(session: Session, up: PreparedUpload) -> bool:
+    """True when an identical file exists (answer 200, as PyPI does, so ``twine upload
+    --skip-existing`` and ``uv publish`` treat it as done). Different bytes: refuse."""
+    existing = _existing(session, up.filename)
+    if existing is not None:
+        if existing.sha256 == up.sha256:
+            return True
+        # PyPI's wording; twine --skip-existing looks for "already exist" in a 400 answer.
+        raise UploadRejected(
+            f"File already exists ({up.filename!r}, with sha256 hash {existing.sha256}) and the "
+            "uploaded file is different. A filename can be used only once; upload a new version."
+        )
+    used = session.get(UsedFilename, up.filename)
+    if used is not None:
+        # PyPI: a deleted file's name can never be used again.
+        raise UploadRejected(
+            f"This filename has already been used ({up.filename!r}); use a different version."
+        )
+    return False
+
+
+@dataclass
+class UploadContext:
+    who: Principal
+    remote_addr: str | None
+
+
+Hook = Callable[[Session, PreparedUpload, Project], None]
+
+
+class Uploader:
+    def __init__(self, db: Database, blobs: BlobStore) -> None:
+        self.db = db
+        self.blobs = blobs
+        #: Checks run inside the transaction once the project row is known (e.g. PEP 740).
+        self.hooks: list[Hook] = []
+
+    def commit(self, up: PreparedUpload, ctx: UploadContext) -> UploadResult:
+        """Authorize and store ``up``. Always cleans up staging, whatever happens."""
+        key = blob_key(up.sha256, up.filename)
+        mkey = metadata_key(key)
+        published: list[str] = []
+        try:
+            # Cheap checks before touching the blob store.
+            with self.db.read() as session:
+                project = session.execute(
+                    sa.select(Project).where(Project.normalized_name == up.normalized)
+                ).scalar_one_or_none()
+                self._authorize(session, ctx.who, up, project)
+                if _check_duplicate(session, up):
+                    return UploadResult(up.filename, up.normalized, up.version, False, up.sha256)
+
+            self.blobs.publish(up.content, key)
+            published.append(key)
+            if up.metadata is not None:
+                self.blobs.publish(up.metadata, mkey)
+                published.append(mkey)
+
+            for attempt in range(5):
+                try:
+                    result = self._commit_rows(up, ctx, key, mkey)
+                except _Identical:
+                    identical = True
+                except IntegrityError:
+                    # A concurrent upload created the same project, release or file first.
+                    # Re-check against the state it left: the duplicate check decides.
+                    log.info("upload of %s raced another writer (attempt %d)", up.filename, attempt + 1)
+                    with self.db.read() as session:
+                        identical = _check_duplicate(session, up)
+                    if not identical:
+                        continue
+                else:
+                    published.clear()  # the rows own the blobs now
+                    return result
+                # An identical file won the race; its row uses the very same blob keys.
+                published.clear()
+                return UploadResult(up.filename, up.normalized, up.version, False, up.sha256)
+            raise UploadRejected("The upload kept conflicting with concurrent uploads; retry.", 409)
+        finally:
+            for k in published:
+                self._remove_unreferenced(k)
+            up.content.discard()
+            if up.metadata is not None:
+                up.metadata.discard()
+
+    def _authorize(self, session: Session, who: Principal, up: PreparedUpload, project: Project | None) -> None:
+        try:
+            check_upload_allowed(session, who, up.normalized, project)
+        except AuthError as exc:
+            raise UploadRejected(str(exc), exc.status) from None
+        if project is not None and project.status in CLOSED_STATUSES:
+            raise UploadRejected(
+                f"Project {up.normalized!r} is {project.status}: it accepts no new uploads (PEP 792).",
+                403,
+            )
+
+    def _commit_rows(self, up: PreparedUpload, ctx: UploadContext, key: str, mkey: str) -> UploadResult:
+        who = ctx.who
+        with self.db.write() as session:
+            project = session.execute(
+                sa.select(Project).where(Project.normalized_name == up.normalized)
+            ).scalar_one_or_none()
+            # Re-check inside the write transaction: roles or status may have changed.
+            self._authorize(session, who, up, project)
+            if _check_duplicate(session, up):
+                raise _Identical()
+            if who.single_use:
+                used = session.execute(
+                    sa.update(ApiToken)
+                    .where(ApiToken.id == who.token_id, ApiToken.revoked.is_(None))
+                    .values(revoked=utcnow())
+                ).rowcount  # type: ignore[attr-defined]
+                if not used:
+                    raise UploadRejected("This single-use token has already been used.", 403)
+            created_project = False
+            if project is None:
+                project = Project(name=up.display_name, normalized_name=up.normalized)
+                session.add(project)
+                session.flush()
+                created_project = True
+                if who.user_id is not None:
+                    session.add(Role(project_id=project.id, user_id=who.user_id, role="owner"))
+                counters.bump(session, counters.PROJECTS)
+                audit.record(
+                    session,
+                    actor=who.actor,
+                    action="project:create",
+                    project=up.normalized,
+                    token_id=who.token_id,
+                    remote_addr=ctx.remote_addr,
+                )
+            canonical = canonicalize_version(up.version)
+            release = session.execute(
+                sa.select(Release).where(
+                    Release.project_id == project.id, Release.canonical_version == canonical
+                )
+            ).scalar_one_or_none()
+            if release is None:
+                release = Release(
+                    project_id=project.id,
+                    version=up.version,
+                    canonical_version=canonical,
+                    requires_python=up.requires_python,
+                    core_metadata=up.core_metadata,
+                )
+                session.add(release)
+                session.flush()
+            for hook in self.hooks:
+                hook(session, up, project)
+            session.add(
+                File(
+                    release_id=release.id,
+                    project_id=project.id,
+                    filename=up.filename,
+                    packagetype=up.packagetype,
+                    python_version=up.python_version,
+                    size=up.size,
+                    sha256=up.sha256,
+                    blake2_256=up.blake2_256,
+                    md5=up.md5,
+                    upload_time=utcnow(),
+                    requires_python=up.requires_python,
+                    blob_key=key,
+                    metadata_blob_key=mkey if up.metadata is not None else None,
+                    metadata_sha256=up.metadata_sha256,
+                    uploaded_by_user_id=who.user_id,
+                    uploaded_by_token_id=who.token_id,
+                    publisher_claims=who.oidc_claims,
+                    provenance=up.extra.get("provenance"),
+                )
+            )
+            session.add(UsedFilename(filename=up.filename))
+            project.serial = Project.serial + 1  # type: ignore[assignment]
+            session.execute(
+                sa.update(ApiToken).where(ApiToken.id == who.token_id).values(last_used=utcnow())
+            )
+            audit.record(
+                session,
+                actor=who.actor,
+                action="file:upload",
+                project=up.normalized,
+                target=up.filename,
+                token_id=who.token_id,
+                remote_addr=ctx.remote_addr,
+                details={
+                    "version": up.version,
+                    "sha256": up.sha256,
+                    "size": up.size,
+                    "created_project": created_project,
+                    **up.extra.get("audit", {}),
+                },
+            )
+        return UploadResult(up.filename, up.normalized, up.version, True, up.sha256)
+
+    def _remove_unreferenced(self, key: str) -> None:
+        try:
+            with self.db.read() as session:
+                referenced = session.execute(
+                    sa.select(File.id).where(sa.or_(File.blob_key == key, File.metadata_blob_key == key))
+                ).first()
+            if referenced is None:
+                self.blobs.delete(key)
+        except Exception:  # pragma: no cover - fsck is the backstop
+            log.exception("could not clean up blob %s after a failed upload", key)
+
+
+class _Identical(Exception):
+    """Raised inside the write transaction (rolling it back) when an identical file appeared
+    after the first duplicate check."""

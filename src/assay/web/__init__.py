@@ -1,0 +1,1 @@
+"""The ASGI application: mounts each capability's routes over shared services."""

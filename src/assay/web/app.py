@@ -1,0 +1,79 @@
+"""The ASGI application: every capability's routes over one set of services."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from html import escape
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from assay import __version__
+from assay.config import Settings, load_settings
+from assay.index.routes import routes as index_routes
+from assay.upload.routes import routes as upload_routes
+from assay.web import reason
+from assay.web.responses import TextError
+from assay.web.services import Services, services
+
+log = logging.getLogger("assay")
+
+#: Staging files older than this were left by a killed process.
+STALE_STAGING_SECONDS = 6 * 3600
+
+
+def _home(request: Request) -> Response:
+    svc = services(request)
+    base = escape(svc.base_url(request))
+    return HTMLResponse(
+        "<!DOCTYPE html>\n<html><head><title>assay</title></head><body>\n"
+        f"<h1>assay {escape(__version__)}</h1>\n"
+        f'<p>Simple index: <a href="/simple/">{base}/simple/</a></p>\n'
+        f"<p>Upload URL: <code>{base}/legacy/</code></p>\n"
+        "</body></html>\n"
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    messages = {404: "Not Found", 405: "Method Not Allowed"}
+    return TextError(exc.status_code, messages.get(exc.status_code, str(exc.detail)), headers=exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return TextError(500, "Internal server error; the details are in the server's log.")
+
+
+def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
+    reason.install()
+    svc = svc or Services.build(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        removed = svc.blobs.clean_staging(older_than=STALE_STAGING_SECONDS)
+        if removed:
+            log.info("removed %d stale staging files left by an interrupted upload", removed)
+        yield
+        svc.db.dispose()
+
+    from assay.capabilities import install_capabilities
+
+    extra_routes = install_capabilities(svc)
+    app = Starlette(
+        routes=[Route("/", _home, methods=["GET", "HEAD"]), *index_routes, *upload_routes, *extra_routes],
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        lifespan=lifespan,
+    )
+    app.state.services = svc
+    return app
+
+
+def app_from_env() -> Starlette:
+    """Factory for uvicorn workers: settings come from the ASSAY_* environment."""
+    return create_app(load_settings())

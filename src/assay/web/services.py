@@ -1,0 +1,48 @@
+"""The services a request handler may use, built once per worker from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from assay.config import Settings
+from assay.index.pages import SimplePages
+from assay.storage.blobs import BlobStore, FilesystemBlobStore
+from assay.storage.db import Database
+from assay.upload.service import Uploader
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    pages: SimplePages
+    uploader: Uploader
+    #: Capability-specific services registered by their modules (publishing, attestations).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        db = Database(settings.resolved_database_url)
+        blobs = FilesystemBlobStore(settings.blob_dir)
+        return cls(
+            settings=settings,
+            db=db,
+            blobs=blobs,
+            pages=SimplePages(),
+            uploader=Uploader(db, blobs),
+        )
+
+    def base_url(self, request: Request) -> str:
+        """scheme://host[:port] for absolute URLs: the configured one, else this request's."""
+        if self.settings.base_url:
+            return self.settings.base_url.rstrip("/")
+        return f"{request.url.scheme}://{request.url.netloc}"
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc

@@ -1,0 +1,57 @@
+"""Shared fixtures: real servers (SQLite and PostgreSQL), users, tokens."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.postgres import fresh_database
+from tests.support.server import AssayServer
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+FIXTURES = SHARED / "fixtures" / "pep740"
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A project name no other test uses (servers are shared within a module)."""
+    return f"proj-{next(_counter)}-{secrets.token_hex(3)}"
+
+
+def _start(tmp: Path, backend: str, args: tuple[str, ...] = ()) -> Iterator[AssayServer]:
+    if backend == "postgresql":
+        with fresh_database() as url:
+            server = AssayServer(tmp, database_url=url, args=args).start()
+            try:
+                yield server
+            finally:
+                server.stop()
+    else:
+        server = AssayServer(tmp, args=args).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def index(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AssayServer]:
+    """One server per module and backend; tests use unique project names."""
+    yield from _start(tmp_path_factory.mktemp(f"index-{request.param}"), request.param)
+
+
+@pytest.fixture(scope="module")
+def sqlite_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AssayServer]:
+    yield from _start(tmp_path_factory.mktemp("index-sqlite"), "sqlite")
+
+
+@pytest.fixture(scope="module")
+def alice_token(sqlite_index: AssayServer) -> str:
+    sqlite_index.ensure_user("alice")
+    return sqlite_index.token("alice")
