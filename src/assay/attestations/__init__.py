@@ -1,0 +1,1 @@
+"""PEP 740 attestations: verification, provenance objects, the Integrity API."""

@@ -1,0 +1,276 @@
+"""The publisher kinds and their ``publisher`` blocks (see the package docstring)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Protocol
+
+import pypi_attestations
+from sigstore.verify.policy import VerificationPolicy
+
+from assay.identities.policies import BuildConfigPolicy, IssuerAndSubjectPolicy
+
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+GITLAB_COM = "https://gitlab.com"
+GOOGLE_ISSUER = "https://accounts.google.com"
+CIRCLECI_ISSUER = "https://oidc.circleci.com"
+
+
+class IdentityError(ValueError):
+    """A publisher block or identity description that cannot be used; says what is wrong."""
+
+
+class Identity(Protocol):
+    kind: ClassVar[str]
+
+    def to_publisher(self) -> dict[str, Any]: ...
+    def policy(self) -> VerificationPolicy: ...
+    def summary(self) -> str: ...
+
+
+def _strip(url: str) -> str:
+    return url.rstrip("/")
+
+
+def _require(block: dict[str, Any], key: str, kind: str) -> str:
+    value = block.get(key)
+    if not isinstance(value, str) or not value:
+        raise IdentityError(f"{kind} publisher needs a non-empty string {key!r}")
+    return value
+
+
+def _optional(block: dict[str, Any], key: str) -> str | None:
+    value = block.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise IdentityError(f"publisher field {key!r} must be a string")
+    return value
+
+
+@dataclass(frozen=True)
+class GitHub:
+    """GitHub Actions on github.com (PyPI's "GitHub" kind)."""
+
+    kind: ClassVar[str] = "GitHub"
+    repository: str  # owner/name
+    workflow: str  # file name under .github/workflows/
+    environment: str | None = None
+
+    def to_publisher(self) -> dict[str, Any]:
+        return {"kind": self.kind, "repository": self.repository, "workflow": self.workflow,
+                "environment": self.environment}
+
+    def policy(self) -> VerificationPolicy:
+        return pypi_attestations.GitHubPublisher(repository=self.repository, workflow=self.workflow)._as_policy()
+
+    def summary(self) -> str:
+        env = f" (environment {self.environment})" if self.environment else ""
+        return f"GitHub {self.repository} {self.workflow}{env}"
+
+
+@dataclass(frozen=True)
+class GitHubEnterprise:
+    """GitHub Actions on a GitHub Enterprise Server instance."""
+
+    kind: ClassVar[str] = "GitHubEnterprise"
+    instance: str  # https://ghe.example.com
+    repository: str
+    workflow: str
+    environment: str | None = None
+    issuer: str = ""  # default: <instance>/_services/token (GHES's OIDC issuer)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "instance", _strip(self.instance))
+        if not self.issuer:
+            object.__setattr__(self, "issuer", f"{self.instance}/_services/token")
+
+    def to_publisher(self) -> dict[str, Any]:
+        return {"kind": self.kind, "instance": self.instance, "issuer": self.issuer,
+                "repository": self.repository, "workflow": self.workflow, "environment": self.environment}
+
+    def policy(self) -> VerificationPolicy:
+        return BuildConfigPolicy(
+            issuer=self.issuer,
+            repository_uri=f"{self.instance}/{self.repository}",
+            config_paths=[f"/.github/workflows/{self.workflow}"],
+        )
+
+    def summary(self) -> str:
+        return f"GitHub Enterprise {self.instance}/{self.repository} {self.workflow}"
+
+
+@dataclass(frozen=True)
+class GitLab:
+    """GitLab CI/CD, on gitlab.com or a self-managed instance."""
+
+    kind: ClassVar[str] = "GitLab"
+    repository: str  # namespace/project (namespaces may nest)
+    workflow_filepath: str  # e.g. .gitlab-ci.yml
+    environment: str | None = None
+    instance: str = GITLAB_COM
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "instance", _strip(self.instance))
+
+    def to_publisher(self) -> dict[str, Any]:
+        block: dict[str, Any] = {"kind": self.kind, "repository": self.repository,
+                                 "workflow_filepath": self.workflow_filepath, "environment": self.environment}
+        if self.instance != GITLAB_COM:
+            block["instance"] = self.instance
+        return block
+
+    def policy(self) -> VerificationPolicy:
+        if self.instance == GITLAB_COM:
+            return pypi_attestations.GitLabPublisher(
+                repository=self.repository, workflow_filepath=self.workflow_filepath
+            )._as_policy()
+        # A self-managed instance is its own OIDC issuer.
+        return BuildConfigPolicy(
+            issuer=self.instance,
+            repository_uri=f"{self.instance}/{self.repository}",
+            config_paths=[f"//{self.workflow_filepath}"],
+        )
+
+    def summary(self) -> str:
+        where = "" if self.instance == GITLAB_COM else f" on {self.instance}"
+        return f"GitLab {self.repository} {self.workflow_filepath}{where}"
+
+
+@dataclass(frozen=True)
+class Google:
+    """A Google Cloud service account."""
+
+    kind: ClassVar[str] = "Google"
+    email: str
+    subject: str | None = None  # the account's numeric id, when pinned
+
+    def to_publisher(self) -> dict[str, Any]:
+        return {"kind": self.kind, "email": self.email}
+
+    def policy(self) -> VerificationPolicy:
+        return pypi_attestations.GooglePublisher(email=self.email)._as_policy()
+
+    def summary(self) -> str:
+        return f"Google {self.email}"
+
+
+@dataclass(frozen=True)
+class CircleCI:
+    kind: ClassVar[str] = "CircleCI"
+    project_id: str
+    pipeline_definition_id: str
+    vcs_origin: str | None = None
+    vcs_ref: str | None = None
+
+    def to_publisher(self) -> dict[str, Any]:
+        return {"kind": self.kind, "project_id": self.project_id,
+                "pipeline_definition_id": self.pipeline_definition_id,
+                "vcs_origin": self.vcs_origin, "vcs_ref": self.vcs_ref}
+
+    def policy(self) -> VerificationPolicy:
+        return pypi_attestations.CircleCIPublisher(
+            project_id=self.project_id,
+            pipeline_definition_id=self.pipeline_definition_id,
+            vcs_origin=self.vcs_origin,
+            vcs_ref=self.vcs_ref,
+        )._as_policy()
+
+    def summary(self) -> str:
+        return f"CircleCI project {self.project_id} pipeline {self.pipeline_definition_id}"
+
+
+@dataclass(frozen=True)
+class Forgejo:
+    """Forgejo (or Gitea) Actions on an instance; workflows live in .forgejo/workflows/ (or
+    .github/workflows/, which Forgejo also reads)."""
+
+    kind: ClassVar[str] = "Forgejo"
+    instance: str
+    repository: str
+    workflow: str
+    environment: str | None = None
+    issuer: str = ""  # default: <instance>/api/actions (Forgejo's OIDC issuer)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "instance", _strip(self.instance))
+        if not self.issuer:
+            object.__setattr__(self, "issuer", f"{self.instance}/api/actions")
+
+    def to_publisher(self) -> dict[str, Any]:
+        return {"kind": self.kind, "instance": self.instance, "issuer": self.issuer,
+                "repository": self.repository, "workflow": self.workflow, "environment": self.environment}
+
+    def policy(self) -> VerificationPolicy:
+        return BuildConfigPolicy(
+            issuer=self.issuer,
+            repository_uri=f"{self.instance}/{self.repository}",
+            config_paths=[f"/.forgejo/workflows/{self.workflow}", f"/.github/workflows/{self.workflow}"],
+        )
+
+    def summary(self) -> str:
+        return f"Forgejo {self.instance}/{self.repository} {self.workflow}"
+
+
+@dataclass(frozen=True)
+class OIDC:
+    """Any OIDC issuer an admin trusts. ``subject`` is what the signing certificate's SAN must
+    be (exact, or a glob); ``claims`` are the token constraints used when minting (informative
+    here: a certificate carries the subject, not the claims)."""
+
+    kind: ClassVar[str] = "OIDC"
+    issuer: str
+    subject: str
+    claims: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    def to_publisher(self) -> dict[str, Any]:
+        return {"kind": self.kind, "issuer": self.issuer, "subject": self.subject, "claims": dict(self.claims)}
+
+    def policy(self) -> VerificationPolicy:
+        return IssuerAndSubjectPolicy(issuer=self.issuer, subject=self.subject)
+
+    def summary(self) -> str:
+        return f"OIDC {self.issuer} subject {self.subject}"
+
+
+KINDS: dict[str, type[Any]] = {
+    cls.kind: cls for cls in (GitHub, GitHubEnterprise, GitLab, Google, CircleCI, Forgejo, OIDC)
+}
+
+
+#: Fields a publisher block must carry, per kind (the rest are optional).
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "GitHub": ("repository", "workflow"),
+    "GitHubEnterprise": ("instance", "repository", "workflow"),
+    "GitLab": ("repository", "workflow_filepath"),
+    "Google": ("email",),
+    "CircleCI": ("project_id", "pipeline_definition_id"),
+    "Forgejo": ("instance", "repository", "workflow"),
+    "OIDC": ("issuer", "subject"),
+}
+
+
+def from_publisher(block: Any) -> Identity:
+    """Parse a PEP 740 ``publisher`` block. Unknown extra keys (like ``claims: null`` in old
+    PyPI responses) are ignored, as pypi-attestations does."""
+    if not isinstance(block, dict):
+        raise IdentityError("a publisher block must be a JSON object")
+    kind = block.get("kind")
+    cls = KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None or not isinstance(kind, str):
+        raise IdentityError(f"unknown publisher kind {kind!r}; known kinds: {', '.join(KINDS)}")
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name == "claims":
+            claims = block.get("claims") or {}
+            if not isinstance(claims, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in claims.items()
+            ):
+                raise IdentityError("OIDC publisher 'claims' must map names to strings")
+            values["claims"] = dict(claims)
+        elif f.name in _REQUIRED[kind]:
+            values[f.name] = _require(block, f.name, kind)
+        elif (value := _optional(block, f.name)) is not None:
+            values[f.name] = value
+    identity: Identity = cls(**values)
+    return identity

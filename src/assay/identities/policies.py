@@ -1,0 +1,113 @@
+"""Sigstore verification policies for self-hosted CI, where pypi-attestations has none.
+
+pypi-attestations' GitHub and GitLab policies hard-code github.com and gitlab.com. A GitHub
+Enterprise Server, a self-managed GitLab or a Forgejo instance signing through an
+organisation's own Sigstore puts the same Fulcio extensions in its certificates, with its own
+host and issuer; these policies make the same checks with those values:
+
+1. the OIDC issuer (Fulcio extension 1.3.6.1.4.1.57264.1.8) is the publisher's issuer;
+2. the Source Repository URI (.12) is the publisher's repository on its instance;
+3. the Build Config URI (.18) is ``<repository URI><config path>@<ref or digest>``, where the
+   ref (.14) and digest (.13) come from the certificate itself: a publisher names a workflow
+   file, not the commit it runs on.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+
+from cryptography import x509
+from cryptography.x509 import Certificate
+from pyasn1.codec.der.decoder import decode as der_decode
+from pyasn1.type.char import UTF8String
+from sigstore.errors import VerificationError
+from sigstore.verify import policy
+
+#: Fulcio's OID arc for CI claims.
+_FULCIO = "1.3.6.1.4.1.57264.1."
+ISSUER_V1 = x509.ObjectIdentifier(_FULCIO + "1")
+ISSUER_V2 = x509.ObjectIdentifier(_FULCIO + "8")
+SOURCE_REPOSITORY_URI = x509.ObjectIdentifier(_FULCIO + "12")
+SOURCE_REPOSITORY_DIGEST = x509.ObjectIdentifier(_FULCIO + "13")
+SOURCE_REPOSITORY_REF = x509.ObjectIdentifier(_FULCIO + "14")
+BUILD_CONFIG_URI = x509.ObjectIdentifier(_FULCIO + "18")
+
+
+def extension_text(cert: Certificate, oid: x509.ObjectIdentifier) -> str | None:
+    """A Fulcio extension's value as text (v2 extensions are DER UTF8String; .1 is raw)."""
+    try:
+        ext = cert.extensions.get_extension_for_oid(oid)
+    except x509.ExtensionNotFound:
+        return None
+    raw = ext.value.public_bytes()
+    if oid == ISSUER_V1:
+        return raw.decode("utf-8", "replace")
+    value, _rest = der_decode(raw, asn1Spec=UTF8String())
+    return str(value)
+
+
+def san_values(cert: Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    values: list[str] = [str(v) for v in san.get_values_for_type(x509.UniformResourceIdentifier)]
+    values += [str(v) for v in san.get_values_for_type(x509.RFC822Name)]
+    return values
+
+
+class BuildConfigPolicy:
+    """Repository + workflow file on any instance (see the module docstring)."""
+
+    def __init__(self, *, issuer: str, repository_uri: str, config_paths: list[str]) -> None:
+        self.issuer = issuer
+        self.repository_uri = repository_uri
+        self.config_paths = config_paths
+        self._base = policy.AllOf(
+            [policy.OIDCIssuerV2(issuer), policy.OIDCSourceRepositoryURI(repository_uri)]
+        )
+
+    def verify(self, cert: Certificate) -> None:
+        self._base.verify(cert)
+        build_config = extension_text(cert, BUILD_CONFIG_URI)
+        if build_config is None:
+            raise VerificationError("certificate has no Build Config URI extension")
+        suffixes = [
+            s
+            for s in (extension_text(cert, SOURCE_REPOSITORY_DIGEST), extension_text(cert, SOURCE_REPOSITORY_REF))
+            if s
+        ]
+        if not suffixes:
+            raise VerificationError(
+                "certificate must contain a Source Repository Digest or Source Repository Ref"
+            )
+        for path in self.config_paths:
+            for suffix in suffixes:
+                if build_config == f"{self.repository_uri}{path}@{suffix}":
+                    return
+        raise VerificationError(
+            f"certificate's Build Config URI ({build_config}) is not one of the publisher's "
+            f"workflows ({', '.join(self.repository_uri + p for p in self.config_paths)})"
+        )
+
+
+class IssuerAndSubjectPolicy:
+    """A generic OIDC publisher: the certificate's issuer, and its SAN matching a pattern
+    (exact, or a shell-style glob when it contains ``*``, ``?`` or ``[``)."""
+
+    def __init__(self, *, issuer: str, subject: str) -> None:
+        self.issuer = issuer
+        self.subject = subject
+
+    def verify(self, cert: Certificate) -> None:
+        issuer = extension_text(cert, ISSUER_V2) or extension_text(cert, ISSUER_V1)
+        if issuer != self.issuer:
+            raise VerificationError(f"certificate's OIDC issuer is {issuer!r}, expected {self.issuer!r}")
+        sans = san_values(cert)
+        glob = any(c in self.subject for c in "*?[")
+        for san in sans:
+            if (fnmatch.fnmatchcase(san, self.subject) if glob else san == self.subject):
+                return
+        raise VerificationError(
+            f"certificate's subject ({', '.join(sans) or 'none'}) does not match {self.subject!r}"
+        )
