@@ -57,6 +57,9 @@ class Settings:
     oidc_audience: str = "assay"
     #: Lifetime of minted upload tokens; PEP 807 allows 900 s to 21 600 s.
     minted_token_lifetime: int = 900
+    #: Minimum seconds between two fetches of one issuer's keys when a token names an unknown
+    #: key id (Warehouse: 60), so forged key ids cannot make the index hammer an issuer.
+    jwks_refetch_seconds: int = 60
     #: Days an unused pending publisher stays registered (PyPI: 30).
     pending_publisher_days: int = 30
     #: Accept attestations on API-token uploads when they match a registered publisher
@@ -66,7 +69,7 @@ class Settings:
     #: "production", "staging" (sigstore-python's embedded roots) or a path to trusted_root.json.
     sigstore_trust_root: str = "production"
     #: Prefix of every API token; secret scanners key on it.
-    token_prefix: str = "assay-"
+    token_prefix: str = "assay-"  # noqa: S105 - a prefix, not a secret
     #: Where a config file was read from (informational).
     config_file: Path | None = field(default=None, compare=False)
 
@@ -113,9 +116,7 @@ def _field_types() -> dict[str, Any]:
 def _coerce(name: str, raw: Any, source: str) -> Any:
     typ = _field_types()[name]
     optional = False
-    if get_origin(typ) in (type(int | None),) or (
-        get_origin(typ) is not None and type(None) in get_args(typ)
-    ):
+    if get_origin(typ) in (type(int | None),) or (get_origin(typ) is not None and type(None) in get_args(typ)):
         args = [a for a in get_args(typ) if a is not type(None)]
         optional = True
         typ = args[0]
@@ -132,11 +133,14 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
                 return False
             raise ValueError(f"expected true or false, got {raw!r}")
         if typ is int:
-            if isinstance(raw, bool):
+            # Whole numbers only: int(80.5) would silently truncate a typo, int([80]) crash.
+            if isinstance(raw, bool) or not isinstance(raw, int | str):
                 raise ValueError(f"expected an integer, got {raw!r}")
             return int(raw)
         if typ is Path:
-            return Path(str(raw)).expanduser()
+            if not isinstance(raw, str | os.PathLike):
+                raise ValueError(f"expected a path, got {raw!r}")
+            return Path(raw).expanduser()
         if typ is str:
             if not isinstance(raw, str | int | float):
                 raise ValueError(f"expected a string, got {raw!r}")
@@ -178,7 +182,8 @@ def load_settings(
     """Build settings from the four layers. ``overrides`` are command-line values (None = unset)."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    cfg_path = config_file or (Path(env[f"{ENV_PREFIX}CONFIG"]) if env.get(f"{ENV_PREFIX}CONFIG") else None)
+    from_env = env.get(f"{ENV_PREFIX}CONFIG")
+    cfg_path = config_file or (Path(from_env) if from_env else None)
     if cfg_path is not None:
         values.update(read_config_file(cfg_path))
     for name in _known():

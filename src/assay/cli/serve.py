@@ -2,18 +2,65 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
+from typing import Any, get_args, get_type_hints
 
 import click
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 from uvicorn.supervisors import Multiprocess
 
 from assay.cli.common import open_database, settings_from, storage_options
-from assay.config import settings_to_env
+from assay.config import Settings, settings_to_env
 from assay.web.app import create_app
+
+#: Settings given their own option below (with hand-written help); every other setting gets a
+#: generated ``--name`` flag, so each one is settable as flag, ASSAY_* env and file key alike.
+_EXPLICIT = {
+    "config_file", "data_dir", "database_url", "host", "port", "workers", "tls_cert", "tls_key",
+    "base_url", "max_upload_size", "private", "log_level",
+}
+
+
+def _generated_options(func: Callable[..., None]) -> Callable[..., None]:
+    hints = get_type_hints(Settings)
+    for f in reversed(fields(Settings)):
+        if f.name in _EXPLICIT:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        env = f"Env: ASSAY_{f.name.upper()}."
+        typ = hints[f.name]
+        if type(None) in get_args(typ):
+            typ = next(a for a in get_args(typ) if a is not type(None))
+        option: Callable[[Callable[..., None]], Callable[..., None]]
+        if typ is bool:
+            option = click.option(
+                f"{flag}/--no-{flag[2:]}", f.name, default=None, help=f"Default: {f.default}. {env}"
+            )
+        elif typ is int:
+            option = click.option(flag, f.name, type=int, help=f"Default: {f.default}. {env}")
+        elif typ is Path:
+            option = click.option(flag, f.name, type=click.Path(path_type=Path), help=env)
+        else:
+            option = click.option(flag, f.name, help=f"Default: {f.default!r}. {env}")
+        func = option(func)
+    return func
+
+
+def _logging_config() -> dict[str, Any]:
+    """uvicorn's logging, with the worker's pid on each access-log line (with --workers N the
+    lines of different processes interleave)."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["access"]["fmt"] = (
+        '%(levelprefix)s [%(process)d] %(client_addr)s - "%(request_line)s" %(status_code)s'
+    )
+    return config
 
 
 @click.command()
@@ -21,14 +68,37 @@ from assay.web.app import create_app
 @click.option("--host", help="Address to listen on (default 127.0.0.1). Env: ASSAY_HOST.")
 @click.option("--port", type=int, help="Port (default 8000; 0 picks a free one). Env: ASSAY_PORT.")
 @click.option("--workers", type=int, help="Worker processes (default 1). Env: ASSAY_WORKERS.")
-@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False), help="PEM certificate (chain) for HTTPS.")
-@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False), help="PEM private key for HTTPS.")
-@click.option("--base-url", help="Public URL of the index, for absolute links (default: from each request).")
-@click.option("--max-upload-size", type=int, help="Largest accepted file in bytes (default 100 MiB).")
-@click.option("--private/--public", default=None, help="Require a token for reads too.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Default: info.")
+@click.option(
+    "--tls-cert", type=click.Path(path_type=Path, dir_okay=False),
+    help="PEM certificate (chain) for HTTPS. Env: ASSAY_TLS_CERT.",
+)
+@click.option(
+    "--tls-key", type=click.Path(path_type=Path, dir_okay=False),
+    help="PEM private key for HTTPS. Env: ASSAY_TLS_KEY.",
+)
+@click.option(
+    "--base-url",
+    help="Public URL of the index, for absolute links (default: from each request). "
+    "Env: ASSAY_BASE_URL.",
+)
+@click.option(
+    "--max-upload-size", type=int,
+    help="Largest accepted file in bytes (default 100 MiB). Env: ASSAY_MAX_UPLOAD_SIZE.",
+)
+@click.option(
+    "--private/--public", default=None, help="Require a token for reads too. Env: ASSAY_PRIVATE."
+)
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Default: info. Env: ASSAY_LOG_LEVEL.",
+)
+@_generated_options
 def serve(config_file: Path | None, **options: object) -> None:
-    """Start the index (SQLite and files under ./assay-data unless configured otherwise)."""
+    """Start the index (SQLite and files under ./assay-data unless configured otherwise).
+
+    Every setting can be given as a flag, as an ASSAY_* environment variable or in the --config
+    TOML file; flags win over the environment, which wins over the file.
+    """
     settings = settings_from(config_file, **options)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -46,6 +116,7 @@ def serve(config_file: Path | None, **options: object) -> None:
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         log_level=settings.log_level,
+        log_config=_logging_config(),
         access_log=settings.access_log,
         # SIGTERM: stop accepting, let in-flight requests (uploads) finish for this long; an
         # upload cut off after it rolls back (nothing of it is stored).

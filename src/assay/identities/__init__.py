@@ -21,6 +21,7 @@ them against the wrong host.
 from __future__ import annotations
 
 from assay.identities.kinds import (
+    OIDC,
     CircleCI,
     Forgejo,
     GitHub,
@@ -29,7 +30,6 @@ from assay.identities.kinds import (
     Google,
     Identity,
     IdentityError,
-    OIDC,
     from_publisher,
 )
 

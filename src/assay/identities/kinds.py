@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
-import pypi_attestations
-from sigstore.verify.policy import VerificationPolicy
+if TYPE_CHECKING:
+    from sigstore.verify.policy import VerificationPolicy
 
-from assay.identities.policies import BuildConfigPolicy, IssuerAndSubjectPolicy
+# pypi-attestations and sigstore are imported where a policy is built: they take most of a
+# second to import, and most commands that know about identities never verify anything.
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 GITLAB_COM = "https://gitlab.com"
@@ -26,6 +27,17 @@ class Identity(Protocol):
     def to_publisher(self) -> dict[str, Any]: ...
     def policy(self) -> VerificationPolicy: ...
     def summary(self) -> str: ...
+
+
+def _pypi_attestations() -> Any:
+    import pypi_attestations
+
+    return pypi_attestations
+
+
+def _policy_of(publisher: Any) -> VerificationPolicy:
+    """The sigstore policy of a pypi-attestations publisher model."""
+    return cast("VerificationPolicy", publisher._as_policy())
 
 
 def _strip(url: str) -> str:
@@ -58,11 +70,15 @@ class GitHub:
     environment: str | None = None
 
     def to_publisher(self) -> dict[str, Any]:
-        return {"kind": self.kind, "repository": self.repository, "workflow": self.workflow,
-                "environment": self.environment}
+        return {
+            "kind": self.kind,
+            "repository": self.repository,
+            "workflow": self.workflow,
+            "environment": self.environment,
+        }
 
     def policy(self) -> VerificationPolicy:
-        return pypi_attestations.GitHubPublisher(repository=self.repository, workflow=self.workflow)._as_policy()
+        return _policy_of(_pypi_attestations().GitHubPublisher(repository=self.repository, workflow=self.workflow))
 
     def summary(self) -> str:
         env = f" (environment {self.environment})" if self.environment else ""
@@ -86,10 +102,18 @@ class GitHubEnterprise:
             object.__setattr__(self, "issuer", f"{self.instance}/_services/token")
 
     def to_publisher(self) -> dict[str, Any]:
-        return {"kind": self.kind, "instance": self.instance, "issuer": self.issuer,
-                "repository": self.repository, "workflow": self.workflow, "environment": self.environment}
+        return {
+            "kind": self.kind,
+            "instance": self.instance,
+            "issuer": self.issuer,
+            "repository": self.repository,
+            "workflow": self.workflow,
+            "environment": self.environment,
+        }
 
     def policy(self) -> VerificationPolicy:
+        from assay.identities.policies import BuildConfigPolicy
+
         return BuildConfigPolicy(
             issuer=self.issuer,
             repository_uri=f"{self.instance}/{self.repository}",
@@ -114,18 +138,26 @@ class GitLab:
         object.__setattr__(self, "instance", _strip(self.instance))
 
     def to_publisher(self) -> dict[str, Any]:
-        block: dict[str, Any] = {"kind": self.kind, "repository": self.repository,
-                                 "workflow_filepath": self.workflow_filepath, "environment": self.environment}
+        block: dict[str, Any] = {
+            "kind": self.kind,
+            "repository": self.repository,
+            "workflow_filepath": self.workflow_filepath,
+            "environment": self.environment,
+        }
         if self.instance != GITLAB_COM:
             block["instance"] = self.instance
         return block
 
     def policy(self) -> VerificationPolicy:
         if self.instance == GITLAB_COM:
-            return pypi_attestations.GitLabPublisher(
-                repository=self.repository, workflow_filepath=self.workflow_filepath
-            )._as_policy()
+            return _policy_of(
+                _pypi_attestations().GitLabPublisher(
+                    repository=self.repository, workflow_filepath=self.workflow_filepath
+                )
+            )
         # A self-managed instance is its own OIDC issuer.
+        from assay.identities.policies import BuildConfigPolicy
+
         return BuildConfigPolicy(
             issuer=self.instance,
             repository_uri=f"{self.instance}/{self.repository}",
@@ -149,7 +181,7 @@ class Google:
         return {"kind": self.kind, "email": self.email}
 
     def policy(self) -> VerificationPolicy:
-        return pypi_attestations.GooglePublisher(email=self.email)._as_policy()
+        return _policy_of(_pypi_attestations().GooglePublisher(email=self.email))
 
     def summary(self) -> str:
         return f"Google {self.email}"
@@ -164,17 +196,23 @@ class CircleCI:
     vcs_ref: str | None = None
 
     def to_publisher(self) -> dict[str, Any]:
-        return {"kind": self.kind, "project_id": self.project_id,
-                "pipeline_definition_id": self.pipeline_definition_id,
-                "vcs_origin": self.vcs_origin, "vcs_ref": self.vcs_ref}
+        return {
+            "kind": self.kind,
+            "project_id": self.project_id,
+            "pipeline_definition_id": self.pipeline_definition_id,
+            "vcs_origin": self.vcs_origin,
+            "vcs_ref": self.vcs_ref,
+        }
 
     def policy(self) -> VerificationPolicy:
-        return pypi_attestations.CircleCIPublisher(
-            project_id=self.project_id,
-            pipeline_definition_id=self.pipeline_definition_id,
-            vcs_origin=self.vcs_origin,
-            vcs_ref=self.vcs_ref,
-        )._as_policy()
+        return _policy_of(
+            _pypi_attestations().CircleCIPublisher(
+                project_id=self.project_id,
+                pipeline_definition_id=self.pipeline_definition_id,
+                vcs_origin=self.vcs_origin,
+                vcs_ref=self.vcs_ref,
+            )
+        )
 
     def summary(self) -> str:
         return f"CircleCI project {self.project_id} pipeline {self.pipeline_definition_id}"
@@ -198,10 +236,18 @@ class Forgejo:
             object.__setattr__(self, "issuer", f"{self.instance}/api/actions")
 
     def to_publisher(self) -> dict[str, Any]:
-        return {"kind": self.kind, "instance": self.instance, "issuer": self.issuer,
-                "repository": self.repository, "workflow": self.workflow, "environment": self.environment}
+        return {
+            "kind": self.kind,
+            "instance": self.instance,
+            "issuer": self.issuer,
+            "repository": self.repository,
+            "workflow": self.workflow,
+            "environment": self.environment,
+        }
 
     def policy(self) -> VerificationPolicy:
+        from assay.identities.policies import BuildConfigPolicy
+
         return BuildConfigPolicy(
             issuer=self.issuer,
             repository_uri=f"{self.instance}/{self.repository}",
@@ -227,6 +273,8 @@ class OIDC:
         return {"kind": self.kind, "issuer": self.issuer, "subject": self.subject, "claims": dict(self.claims)}
 
     def policy(self) -> VerificationPolicy:
+        from assay.identities.policies import IssuerAndSubjectPolicy
+
         return IssuerAndSubjectPolicy(issuer=self.issuer, subject=self.subject)
 
     def summary(self) -> str:

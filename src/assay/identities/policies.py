@@ -63,9 +63,7 @@ class BuildConfigPolicy:
         self.issuer = issuer
         self.repository_uri = repository_uri
         self.config_paths = config_paths
-        self._base = policy.AllOf(
-            [policy.OIDCIssuerV2(issuer), policy.OIDCSourceRepositoryURI(repository_uri)]
-        )
+        self._base = policy.AllOf([policy.OIDCIssuerV2(issuer), policy.OIDCSourceRepositoryURI(repository_uri)])
 
     def verify(self, cert: Certificate) -> None:
         self._base.verify(cert)
@@ -78,9 +76,7 @@ class BuildConfigPolicy:
             if s
         ]
         if not suffixes:
-            raise VerificationError(
-                "certificate must contain a Source Repository Digest or Source Repository Ref"
-            )
+            raise VerificationError("certificate must contain a Source Repository Digest or Source Repository Ref")
         for path in self.config_paths:
             for suffix in suffixes:
                 if build_config == f"{self.repository_uri}{path}@{suffix}":
@@ -106,8 +102,6 @@ class IssuerAndSubjectPolicy:
         sans = san_values(cert)
         glob = any(c in self.subject for c in "*?[")
         for san in sans:
-            if (fnmatch.fnmatchcase(san, self.subject) if glob else san == self.subject):
+            if fnmatch.fnmatchcase(san, self.subject) if glob else san == self.subject:
                 return
-        raise VerificationError(
-            f"certificate's subject ({', '.join(sans) or 'none'}) does not match {self.subject!r}"
-        )
+        raise VerificationError(f"certificate's subject ({', '.join(sans) or 'none'}) does not match {self.subject!r}")

@@ -72,6 +72,9 @@ def _file_dict(f: File, release: Release, head: ProjectHead, base: str) -> dict[
         "yanked_reason": release.yanked_reason if release.yanked else None,
         # PEP 714 metadata file (PyPI added this key for bandersnatch).
         "core_metadata": {"sha256": f.metadata_sha256} if f.metadata_sha256 else False,
+        # Trusted Publishing: the OIDC claims of the token that uploaded the file (issuer,
+        # repository, workflow ref, commit, run id, environment), or null for API tokens.
+        "trusted_publisher": f.publisher_claims,
         # PEP 740 provenance (not in PyPI's JSON API; added here so tools need one request).
         "provenance": (
             base + provenance_path(head.normalized_name, release.version, f.filename)

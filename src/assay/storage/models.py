@@ -164,9 +164,7 @@ class ApiToken(Base):
     #: "user" (admin-issued) or "publisher" (minted by Trusted Publishing).
     kind: Mapped[str] = mapped_column(String(20), default="user")
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), default=None, index=True)
-    publisher_id: Mapped[int | None] = mapped_column(
-        ForeignKey("publishers.id", ondelete="CASCADE"), default=None
-    )
+    publisher_id: Mapped[int | None] = mapped_column(ForeignKey("publishers.id", ondelete="CASCADE"), default=None)
     description: Mapped[str] = mapped_column(Text, default="")
     #: Normalized project names this token may upload to; None = every project of its user.
     projects: Mapped[list[str] | None] = mapped_column(NullableJSON, default=None)
@@ -224,6 +222,9 @@ class Publisher(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     #: A stable string of kind + issuer + config, so one workload is one row.
     lookup_key: Mapped[str] = mapped_column(String(1000), unique=True)
+    #: The kind's indexed selector (e.g. the lower-cased repository) a token's claims must
+    #: reproduce for this publisher to be a candidate; "" for kinds without one.
+    match_key: Mapped[str] = mapped_column(String(500), index=True, default="")
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -244,6 +245,7 @@ class PendingPublisher(Base):
     issuer_url: Mapped[str] = mapped_column(String(500), index=True)
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     lookup_key: Mapped[str] = mapped_column(String(1000))
+    match_key: Mapped[str] = mapped_column(String(500), index=True, default="")
     project_name: Mapped[str] = mapped_column(String(200))
     normalized_name: Mapped[str] = mapped_column(String(200), index=True)
     #: The user who becomes owner of the project it creates (may be None: admin-registered).

@@ -69,12 +69,14 @@ def upgrade() -> None:
         sa.Column("issuer_url", sa.String(length=500), nullable=False),
         sa.Column("config", sa.JSON(), nullable=False),
         sa.Column("lookup_key", sa.String(length=1000), nullable=False),
+        sa.Column("match_key", sa.String(length=500), nullable=False),
         sa.Column("created", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("lookup_key"),
     )
     with op.batch_alter_table("publishers", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_publishers_issuer_url"), ["issuer_url"], unique=False)
+        batch_op.create_index(batch_op.f("ix_publishers_match_key"), ["match_key"], unique=False)
 
     op.create_table(
         "used_filenames",
@@ -128,6 +130,7 @@ def upgrade() -> None:
         sa.Column("issuer_url", sa.String(length=500), nullable=False),
         sa.Column("config", sa.JSON(), nullable=False),
         sa.Column("lookup_key", sa.String(length=1000), nullable=False),
+        sa.Column("match_key", sa.String(length=500), nullable=False),
         sa.Column("project_name", sa.String(length=200), nullable=False),
         sa.Column("normalized_name", sa.String(length=200), nullable=False),
         sa.Column("owner_id", sa.Integer(), nullable=True),
@@ -137,12 +140,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("pending_publishers", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_pending_publishers_issuer_url"), ["issuer_url"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_pending_publishers_normalized_name"), ["normalized_name"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_pending_publishers_issuer_url"), ["issuer_url"], unique=False)
+        batch_op.create_index(batch_op.f("ix_pending_publishers_match_key"), ["match_key"], unique=False)
+        batch_op.create_index(batch_op.f("ix_pending_publishers_normalized_name"), ["normalized_name"], unique=False)
 
     op.create_table(
         "publisher_projects",
@@ -231,6 +231,7 @@ def downgrade() -> None:
     op.drop_table("publisher_projects")
     with op.batch_alter_table("pending_publishers", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_pending_publishers_normalized_name"))
+        batch_op.drop_index(batch_op.f("ix_pending_publishers_match_key"))
         batch_op.drop_index(batch_op.f("ix_pending_publishers_issuer_url"))
 
     op.drop_table("pending_publishers")
@@ -245,6 +246,7 @@ def downgrade() -> None:
     op.drop_table("used_jtis")
     op.drop_table("used_filenames")
     with op.batch_alter_table("publishers", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_publishers_match_key"))
         batch_op.drop_index(batch_op.f("ix_publishers_issuer_url"))
 
     op.drop_table("publishers")

@@ -1,0 +1,220 @@
+"""``assay admin issuer ...`` and ``assay admin publisher ...``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from assay.admin import AdminError
+from assay.cli.admin import Ctx, pass_ctx
+from assay.cli.common import admin_actor, friendly_errors
+from assay.publishing import admin as tp_admin
+
+
+@click.group()
+def issuer() -> None:
+    """OIDC issuers trusted for Trusted Publishing (the allow-list)."""
+
+
+@issuer.command("add")
+@click.option("--issuer", "url", required=True, help="The issuer URL, exactly as in its tokens' iss claim.")
+@click.option(
+    "--jwks",
+    help="A JWKS file or URL to take keys from instead of the issuer's OIDC discovery "
+    "document (air-gapped deployments, GitHub Enterprise Server behind a firewall).",
+)
+@click.option(
+    "--algorithm",
+    "algorithms",
+    multiple=True,
+    default=("RS256",),
+    show_default=True,
+    help="Signature algorithm accepted from this issuer (repeatable), e.g. RS256, ES256.",
+)
+@pass_ctx
+@friendly_errors
+def issuer_add(ctx: Ctx, url: str, jwks: str | None, algorithms: tuple[str, ...]) -> None:
+    """Trust an OIDC issuer."""
+    added = tp_admin.add_issuer(ctx.db, url, jwks=jwks, algorithms=list(algorithms), actor=admin_actor())
+    source = f"keys from {jwks}" if jwks else "keys from its OIDC discovery document"
+    click.echo(f"trusted issuer {added} ({', '.join(algorithms)}; {source})")
+
+
+@issuer.command("list")
+@pass_ctx
+@friendly_errors
+def issuer_list(ctx: Ctx) -> None:
+    for i in tp_admin.list_issuers(ctx.db):
+        click.echo(f"{i.url}\t{','.join(i.algorithms)}\t{i.jwks_source or 'discovery'}\t{i.publishers} publisher(s)")
+
+
+@issuer.command("remove")
+@click.argument("url")
+@pass_ctx
+@friendly_errors
+def issuer_remove(ctx: Ctx, url: str) -> None:
+    """Stop trusting an issuer (it must have no publishers left)."""
+    tp_admin.remove_issuer(ctx.db, url, actor=admin_actor())
+    click.echo(f"no longer trusting {url}")
+
+
+@click.group()
+def publisher() -> None:
+    """Trusted Publishers: the CI workloads allowed to publish a project without a stored secret."""
+
+
+@publisher.group("add")
+def publisher_add() -> None:
+    """Register a publisher for a project. If the project does not exist yet the publisher is
+    pending: the first trusted publish creates the project (with --owner as its owner)."""
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _common(func: F) -> F:
+    """--project, --issuer and --owner, shared by every kind."""
+    for option in (
+        click.option("--owner", help="For a project that does not exist yet: the user who will own it."),
+        click.option("--issuer", "issuer_url", help="The OIDC issuer (default: the provider's public one)."),
+        click.option("--project", required=True, help="The project this publisher may publish."),
+    ):
+        func = option(func)
+    return func
+
+
+def _add(ctx: Ctx, kind: str, project: str, issuer_url: str | None, owner: str | None, config: dict[str, Any]) -> None:
+    added = tp_admin.add_publisher(
+        ctx.db,
+        kind_name=kind,
+        project=project,
+        config=config,
+        issuer=issuer_url,
+        owner=owner,
+        pending_days=ctx.settings.pending_publisher_days,
+        actor=admin_actor(),
+    )
+    if added.auto_trusted_issuer:
+        click.echo(f"note: now trusting the {kind} issuer (keys from its OIDC discovery document)", err=True)
+    if added.pending:
+        click.echo(
+            f"added pending publisher {added.id} for {project}: the first trusted publish creates the "
+            f"project (expires in {ctx.settings.pending_publisher_days} days)"
+        )
+    else:
+        click.echo(f"added publisher {added.id} for {project}")
+
+
+def _github_like(name: str, help_text: str, *, instance: bool) -> click.Command:
+    @publisher_add.command(name, help=help_text)
+    @_common
+    @click.option("--repository", required=True, help="OWNER/NAME.")
+    @click.option("--workflow", required=True, help="The workflow file name, e.g. release.yml.")
+    @click.option("--environment", help="Require this deployment environment (case-insensitive).")
+    @click.option("--owner-id", help="The repository owner's numeric id (guards against account resurrection).")
+    @pass_ctx
+    @friendly_errors
+    def command(ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, **config: Any) -> None:
+        _add(ctx, name, project, issuer_url, owner, config)
+
+    if instance:
+        command.params.append(click.Option(["--instance"], help="The instance's https URL (default: from the issuer)."))
+    return command
+
+
+_github_like("github", "GitHub Actions.", instance=False)
+_github_like(
+    "github-enterprise",
+    "GitHub Actions on GitHub Enterprise Server (needs --issuer https://HOST/_services/token).",
+    instance=True,
+)
+_github_like("forgejo", "Forgejo or Gitea Actions (needs --issuer https://HOST/api/actions).", instance=True)
+
+
+@publisher_add.command("gitlab")
+@_common
+@click.option("--repository", required=True, help="NAMESPACE/PROJECT (namespaces may nest).")
+@click.option("--workflow", "workflow_filepath", required=True, help="The CI config file, e.g. .gitlab-ci.yml.")
+@click.option("--environment", help="Require this environment (case-sensitive, as GitLab's).")
+@pass_ctx
+@friendly_errors
+def add_gitlab(ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, **config: Any) -> None:
+    """GitLab CI/CD on gitlab.com, or a self-managed instance (--issuer https://gitlab.example.com)."""
+    _add(ctx, "gitlab", project, issuer_url, owner, config)
+
+
+@publisher_add.command("google")
+@_common
+@click.option("--email", required=True, help="The service account's e-mail.")
+@click.option("--sub", help="The service account's numeric id (optional).")
+@pass_ctx
+@friendly_errors
+def add_google(ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, **config: Any) -> None:
+    """A Google Cloud service account."""
+    _add(ctx, "google", project, issuer_url, owner, config)
+
+
+@publisher_add.command("circleci")
+@_common
+@click.option("--project-id", required=True, help="CircleCI project id (UUID).")
+@click.option("--pipeline-definition-id", required=True, help="CircleCI pipeline definition id (UUID).")
+@click.option("--vcs-origin", help="Require this VCS origin, e.g. github.com/OWNER/REPO.")
+@click.option("--vcs-ref", help="Require this ref, e.g. refs/heads/main.")
+@pass_ctx
+@friendly_errors
+def add_circleci(ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, **config: Any) -> None:
+    """CircleCI (its issuer is https://oidc.circleci.com/org/<org-id>; pass it with --issuer)."""
+    _add(ctx, "circleci", project, issuer_url, owner, config)
+
+
+@publisher_add.command("oidc")
+@_common
+@click.option(
+    "--claim",
+    "claims",
+    multiple=True,
+    required=True,
+    metavar="NAME=VALUE",
+    help="A claim the token must carry: an exact value, or a glob with * ? [ ] (repeatable).",
+)
+@click.option(
+    "--subject",
+    help="The SAN its PEP 740 signing certificates carry (exact or glob); without it the publisher cannot attest.",
+)
+@pass_ctx
+@friendly_errors
+def add_oidc(
+    ctx: Ctx, project: str, issuer_url: str | None, owner: str | None, claims: tuple[str, ...], subject: str | None
+) -> None:
+    """Any OIDC issuer the admin trusts, matched on claim constraints."""
+    parsed: dict[str, str] = {}
+    for item in claims:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--claim")
+        parsed[name.strip()] = value
+    if not issuer_url:
+        raise AdminError("a generic OIDC publisher needs --issuer")
+    _add(ctx, "oidc", project, issuer_url, owner, {"claims": parsed, "subject": subject})
+
+
+@publisher.command("list")
+@click.option("--project", help="Only publishers of this project.")
+@pass_ctx
+@friendly_errors
+def publisher_list(ctx: Ctx, project: str | None) -> None:
+    for p in tp_admin.list_publishers(ctx.db, project):
+        extra = f"\tpending until {p.expires:%Y-%m-%d}" if p.expires else ""
+        click.echo(f"{p.id}\t{p.kind}\t{p.issuer}\t{p.description}\t{','.join(p.projects) or '-'}{extra}")
+
+
+@publisher.command("remove")
+@click.argument("publisher_id")
+@click.option("--project", help="Only unregister it from this project.")
+@pass_ctx
+@friendly_errors
+def publisher_remove(ctx: Ctx, publisher_id: str, project: str | None) -> None:
+    """Remove a publisher (or a pending one: pending-<id>)."""
+    click.echo(tp_admin.remove_publisher(ctx.db, publisher_id, project=project, actor=admin_actor()))

@@ -1,0 +1,273 @@
+"""Managing trusted issuers and publishers (``assay admin issuer|publisher``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from packaging.utils import canonicalize_name
+from sqlalchemy.exc import IntegrityError
+
+from assay import audit
+from assay.admin import AdminError
+from assay.publishing.kinds import ConfigError, get_kind
+from assay.publishing.oidc_token import ALLOWED_ALGORITHMS
+from assay.publishing.service import lookup_key
+from assay.storage.db import Database
+from assay.storage.models import Issuer, PendingPublisher, Project, Publisher, PublisherProject, User, utcnow
+
+_PROJECT_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+
+
+def _check_issuer_url(url: str) -> str:
+    url = url.rstrip("/")
+    # OIDC issuers are https URLs; http is accepted only on loopback (test stand-ins).
+    if not (url.startswith("https://") or re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)", url)):
+        raise AdminError(f"issuer must be an https:// URL, got {url!r}")
+    return url
+
+
+def add_issuer(db: Database, url: str, *, jwks: str | None, algorithms: list[str], actor: str) -> str:
+    url = _check_issuer_url(url)
+    bad = [a for a in algorithms if a not in ALLOWED_ALGORITHMS]
+    if bad or not algorithms:
+        raise AdminError(
+            f"unsupported algorithm(s) {', '.join(bad) or '(none)'}; use: {', '.join(sorted(ALLOWED_ALGORITHMS))}"
+        )
+    try:
+        with db.write() as session:
+            session.add(Issuer(url=url, jwks_source=jwks or None, algorithms=list(algorithms)))
+            audit.record(
+                session, actor=actor, action="issuer:add", target=url, details={"jwks": jwks, "algorithms": algorithms}
+            )
+    except IntegrityError:
+        raise AdminError(f"issuer {url} is already trusted") from None
+    return url
+
+
+@dataclass(frozen=True)
+class IssuerInfo:
+    url: str
+    jwks_source: str | None
+    algorithms: list[str]
+    publishers: int
+
+
+def list_issuers(db: Database) -> list[IssuerInfo]:
+    with db.read() as session:
+        counts = dict(
+            session.execute(sa.select(Publisher.issuer_url, sa.func.count()).group_by(Publisher.issuer_url)).all()
+        )
+        return [
+            IssuerInfo(i.url, i.jwks_source, list(i.algorithms), counts.get(i.url, 0))
+            for i in session.execute(sa.select(Issuer).order_by(Issuer.url)).scalars()
+        ]
+
+
+def remove_issuer(db: Database, url: str, *, actor: str) -> None:
+    url = url.rstrip("/")
+    with db.write() as session:
+        row = session.execute(sa.select(Issuer).where(Issuer.url == url)).scalar_one_or_none()
+        if row is None:
+            raise AdminError(f"issuer {url} is not trusted")
+        in_use = session.execute(
+            sa.select(sa.func.count()).select_from(Publisher).where(Publisher.issuer_url == url)
+        ).scalar()
+        if in_use:
+            raise AdminError(f"{in_use} publisher(s) use issuer {url}; remove them first")
+        session.delete(row)
+        audit.record(session, actor=actor, action="issuer:remove", target=url)
+
+
+@dataclass(frozen=True)
+class Added:
+    id: str
+    pending: bool
+    auto_trusted_issuer: bool
+
+
+def add_publisher(
+    db: Database,
+    *,
+    kind_name: str,
+    project: str,
+    config: dict[str, Any],
+    issuer: str | None,
+    owner: str | None,
+    pending_days: int,
+    actor: str,
+) -> Added:
+    try:
+        kind = get_kind(kind_name)
+    except ConfigError as exc:
+        raise AdminError(str(exc)) from None
+    issuer_url = issuer or kind.default_issuer
+    if not issuer_url:
+        raise AdminError(f"a {kind.name} publisher needs --issuer (the CI system's OIDC issuer URL)")
+    issuer_url = _check_issuer_url(issuer_url)
+    try:
+        normalized_config = kind.normalize(dict(config), issuer_url)
+    except ConfigError as exc:
+        raise AdminError(str(exc)) from None
+    key = lookup_key(kind.name, issuer_url, normalized_config)
+    if not _PROJECT_NAME.match(project):
+        raise AdminError(f"invalid project name {project!r}")
+    normalized = canonicalize_name(project)
+    with db.write() as session:
+        auto = False
+        known = session.execute(sa.select(Issuer.id).where(Issuer.url == issuer_url)).first()
+        if known is None:
+            if issuer_url != kind.default_issuer:
+                raise AdminError(f"issuer {issuer_url} is not trusted; add it first with `assay admin issuer add`")
+            # Registering a publisher of a public provider implies trusting that provider's
+            # issuer (keys from its OIDC discovery document, RS256 as all of them use).
+            session.add(Issuer(url=issuer_url, jwks_source=None, algorithms=["RS256"]))
+            audit.record(
+                session, actor=actor, action="issuer:add", target=issuer_url, details={"implied_by": kind.name}
+            )
+            auto = True
+        target = session.execute(sa.select(Project).where(Project.normalized_name == normalized)).scalar_one_or_none()
+        if target is None:
+            owner_id = None
+            if owner:
+                owner_id = session.execute(sa.select(User.id).where(User.username == owner)).scalar()
+                if owner_id is None:
+                    raise AdminError(f"no user named {owner!r}")
+            pending = PendingPublisher(
+                kind=kind.name,
+                issuer_url=issuer_url,
+                config=normalized_config,
+                lookup_key=key,
+                match_key=kind.match_key(normalized_config),
+                project_name=project,
+                normalized_name=normalized,
+                owner_id=owner_id,
+                expires=utcnow() + dt.timedelta(days=pending_days),
+            )
+            session.add(pending)
+            session.flush()
+            audit.record(
+                session,
+                actor=actor,
+                action="publisher:add-pending",
+                project=normalized,
+                target=f"pending-{pending.id}",
+                details={"kind": kind.name, "issuer": issuer_url, "config": normalized_config, "owner": owner},
+            )
+            return Added(f"pending-{pending.id}", True, auto)
+        publisher = session.execute(sa.select(Publisher).where(Publisher.lookup_key == key)).scalar_one_or_none()
+        if publisher is None:
+            publisher = Publisher(
+                kind=kind.name,
+                issuer_url=issuer_url,
+                config=normalized_config,
+                lookup_key=key,
+                match_key=kind.match_key(normalized_config),
+            )
+            session.add(publisher)
+            session.flush()
+        link = session.get(PublisherProject, (publisher.id, target.id))
+        if link is not None:
+            raise AdminError(f"this publisher (id {publisher.id}) is already registered for {normalized}")
+        session.add(PublisherProject(publisher_id=publisher.id, project_id=target.id))
+        audit.record(
+            session,
+            actor=actor,
+            action="publisher:add",
+            project=normalized,
+            target=str(publisher.id),
+            details={"kind": kind.name, "issuer": issuer_url, "config": normalized_config},
+        )
+        return Added(str(publisher.id), False, auto)
+
+
+@dataclass(frozen=True)
+class PublisherInfo:
+    id: str
+    kind: str
+    issuer: str
+    description: str
+    projects: list[str]
+    expires: dt.datetime | None  # pending publishers only
+
+
+def list_publishers(db: Database, project: str | None = None) -> list[PublisherInfo]:
+    wanted = canonicalize_name(project) if project else None
+    out: list[PublisherInfo] = []
+    with db.read() as session:
+        links: dict[int, list[str]] = {}
+        for pid, name in session.execute(
+            sa.select(PublisherProject.publisher_id, Project.normalized_name).join(
+                Project, Project.id == PublisherProject.project_id
+            )
+        ):
+            links.setdefault(pid, []).append(name)
+        for p in session.execute(sa.select(Publisher).order_by(Publisher.id)).scalars():
+            names = sorted(links.get(p.id, []))
+            if wanted and wanted not in names:
+                continue
+            out.append(PublisherInfo(str(p.id), p.kind, p.issuer_url, get_kind(p.kind).describe(p.config), names, None))
+        for q in session.execute(sa.select(PendingPublisher).order_by(PendingPublisher.id)).scalars():
+            if wanted and q.normalized_name != wanted:
+                continue
+            out.append(
+                PublisherInfo(
+                    f"pending-{q.id}",
+                    q.kind,
+                    q.issuer_url,
+                    get_kind(q.kind).describe(q.config),
+                    [q.normalized_name],
+                    q.expires,
+                )
+            )
+    return out
+
+
+def remove_publisher(db: Database, publisher_id: str, *, project: str | None, actor: str) -> str:
+    with db.write() as session:
+        if publisher_id.startswith("pending-"):
+            row = session.get(PendingPublisher, int(publisher_id.removeprefix("pending-") or 0))
+            if row is None:
+                raise AdminError(f"no pending publisher {publisher_id}")
+            session.delete(row)
+            audit.record(
+                session,
+                actor=actor,
+                action="publisher:remove-pending",
+                project=row.normalized_name,
+                target=publisher_id,
+            )
+            return f"removed pending publisher for {row.normalized_name}"
+        if not publisher_id.isdigit():
+            raise AdminError(f"invalid publisher id {publisher_id!r} (see `assay admin publisher list`)")
+        publisher = session.get(Publisher, int(publisher_id))
+        if publisher is None:
+            raise AdminError(f"no publisher {publisher_id}")
+        if project:
+            target = session.execute(
+                sa.select(Project).where(Project.normalized_name == canonicalize_name(project))
+            ).scalar_one_or_none()
+            link = session.get(PublisherProject, (publisher.id, target.id)) if target else None
+            if link is None or target is None:
+                raise AdminError(f"publisher {publisher_id} is not registered for {project}")
+            session.delete(link)
+            audit.record(
+                session, actor=actor, action="publisher:remove", project=target.normalized_name, target=publisher_id
+            )
+            return f"publisher {publisher_id} no longer publishes {target.normalized_name}"
+        names = list(
+            session.execute(
+                sa.select(Project.normalized_name)
+                .join(PublisherProject, PublisherProject.project_id == Project.id)
+                .where(PublisherProject.publisher_id == publisher.id)
+            ).scalars()
+        )
+        session.execute(sa.delete(PublisherProject).where(PublisherProject.publisher_id == publisher.id))
+        session.delete(publisher)
+        audited: list[str | None] = list(names) or [None]
+        for name in audited:
+            audit.record(session, actor=actor, action="publisher:remove", project=name, target=publisher_id)
+        return f"removed publisher {publisher_id}"

@@ -1,0 +1,116 @@
+"""Verifying a CI job's OIDC token (a JWT) before anything is minted for it.
+
+The rules (PyPI's, tightened where the issue asks):
+
+* the token is at most ``MAX_TOKEN_BYTES`` and is a compact JWS;
+* its unverified ``iss`` picks a trusted issuer from the allow-list; anything else is refused;
+* the header must name a ``kid``, and its ``alg`` must be one the issuer is pinned to (RS256,
+  ES256, ...); ``none`` and HMAC algorithms are never accepted, so a public key can never be
+  used as an HMAC secret;
+* the signature is checked with that issuer's key (never with another issuer's);
+* ``iss``, ``aud``, ``iat`` and ``exp`` are required, ``nbf`` is honoured, with a leeway of
+  ``LEEWAY`` seconds (PyPI uses 30; at most 60);
+* ``aud`` must be exactly our audience string: a list is refused, even one containing it
+  (PyJWT's ``strict_aud``; PyPI's rule since pypi/warehouse#13887).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from assay.publishing.keys import KeyLookupError, KeyStore
+
+MAX_TOKEN_BYTES = 16 * 1024
+LEEWAY = 30
+#: Algorithms an issuer may be pinned to: asymmetric only.
+ALLOWED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"})
+
+
+class TokenRejected(Exception):
+    """``code`` is the PyPI error code (invalid-payload, invalid-token, ...)."""
+
+    def __init__(self, code: str, description: str) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+
+
+@dataclass(frozen=True)
+class TrustedIssuer:
+    url: str
+    jwks_source: str | None
+    algorithms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    issuer: str
+    claims: dict[str, Any]
+
+
+def unverified_issuer(token: str) -> str:
+    """The ``iss`` claim, read before any verification (only to pick the issuer)."""
+    if len(token) > MAX_TOKEN_BYTES:
+        raise TokenRejected("invalid-payload", f"token is larger than {MAX_TOKEN_BYTES} bytes")
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise TokenRejected("invalid-payload", "malformed JWT") from None
+    issuer = claims.get("iss")
+    if not isinstance(issuer, str) or not issuer:
+        raise TokenRejected("invalid-payload", "malformed JWT: no issuer (iss) claim")
+    return issuer
+
+
+def verify(token: str, *, issuer: TrustedIssuer, audience: str, keys: KeyStore) -> VerifiedToken:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise TokenRejected("invalid-payload", "malformed JWT header") from None
+    alg = header.get("alg")
+    if alg not in issuer.algorithms or alg not in ALLOWED_ALGORITHMS:
+        raise TokenRejected(
+            "invalid-token",
+            f"malformed or invalid token: algorithm {alg!r} is not accepted from this issuer "
+            f"(pinned to {', '.join(issuer.algorithms)})",
+        )
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise TokenRejected("invalid-token", "malformed or invalid token: no key id (kid) in the header")
+    try:
+        key = keys.key(issuer.url, issuer.jwks_source, kid)
+    except KeyLookupError as exc:
+        raise TokenRejected("invalid-token", f"malformed or invalid token: {exc}") from None
+    try:
+        claims = jwt.decode(
+            token,
+            key=key,
+            algorithms=[alg],
+            audience=audience,
+            issuer=issuer.url,
+            leeway=LEEWAY,
+            options={"require": ["iss", "aud", "iat", "exp"], "strict_aud": True, "verify_iat": True},
+        )
+    except jwt.ExpiredSignatureError:
+        raise TokenRejected("invalid-token", "malformed or invalid token: the token has expired") from None
+    except jwt.ImmatureSignatureError:
+        raise TokenRejected(
+            "invalid-token", "malformed or invalid token: the token is not yet valid (nbf/iat)"
+        ) from None
+    except jwt.InvalidAudienceError:
+        raise TokenRejected(
+            "invalid-token",
+            f"malformed or invalid token: the audience must be exactly {audience!r} (a single string)",
+        ) from None
+    except jwt.InvalidIssuerError:
+        raise TokenRejected("invalid-token", "malformed or invalid token: issuer mismatch") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise TokenRejected("invalid-token", f"malformed or invalid token: missing claim {exc.claim!r}") from None
+    except jwt.InvalidSignatureError:
+        raise TokenRejected("invalid-token", "malformed or invalid token: bad signature") from None
+    except jwt.PyJWTError as exc:
+        raise TokenRejected("invalid-token", f"malformed or invalid token: {exc}") from None
+    return VerifiedToken(issuer.url, claims)

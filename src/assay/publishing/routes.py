@@ -1,0 +1,158 @@
+"""Trusted Publishing over HTTP, at the host root (clients derive these URLs from the upload
+URL's host and drop its path: uv, twine, the PyPA action).
+
+* ``GET /_/oidc/audience`` and ``POST /_/oidc/mint-token`` in PyPI's shapes (plus
+  ``/_/oidc/github/mint-token``, the legacy path maturin still calls);
+* ``POST /_/oidc/revoke-token`` (and ``/_/oidc/burn-token``, the name uv calls after
+  publishing) so a job can kill its token when done;
+* ``GET /.well-known/pytp?discover=<upload path>``: PEP 807 discovery (draft of 2026-01-23).
+
+Failures carry PyPI's ``message`` + ``errors[{code, description}]`` (what every client parses)
+and the RFC 9457 members PEP 807 requires (``type``, ``title``, ``status``, ``detail``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from assay.publishing.service import DEFAULT_FEATURES, FEATURES, MintError, TrustedPublishing
+from assay.web.responses import JSONError
+from assay.web.services import services
+
+PROBLEM_JSON = "application/problem+json"
+PYTP_JSON = "application/vnd.pypi.pytp.v1+json"
+#: Upload paths served here (PEP 807 discovery keys), compared without a trailing slash.
+UPLOAD_PATHS = {"/legacy"}
+_TITLES = {
+    "invalid-payload": "Invalid token request",
+    "invalid-token": "Invalid OIDC token",
+    "invalid-publisher": "No matching trusted publisher",
+    "invalid-pending-publisher": "Pending publisher no longer valid",
+    "invalid-reuse-token": "OIDC token already used",
+    "not-found": "Not found",
+    "not-acceptable": "Not acceptable",
+}
+
+
+def problem(code: str, description: str, status: int = 422, message: str = "Token request failed") -> Response:
+    body: dict[str, Any] = {
+        # PyPI's shape, which twine, uv and the PyPA action read.
+        "message": message,
+        "errors": [{"code": code, "description": description}],
+        # RFC 9457 problem details (PEP 807).
+        "type": f"urn:assay:trusted-publishing:{code}",
+        "title": _TITLES.get(code, "Trusted Publishing error"),
+        "status": status,
+        "detail": description,
+    }
+    return JSONError(status, f"{message}: {description}", body=body, media_type=PROBLEM_JSON)
+
+
+def _tp(request: Request) -> TrustedPublishing:
+    tp: TrustedPublishing = services(request).extra["trusted_publishing"]
+    return tp
+
+
+def _remote(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def audience(request: Request) -> Response:
+    return JSONResponse({"audience": _tp(request).audience})
+
+
+MAX_BODY = 64 * 1024
+
+
+async def _bounded_body(request: Request) -> bytes | None:
+    """The request body, or None when it is larger than any token request can be."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
+
+
+async def mint_token(request: Request) -> Response:
+    # The body is JSON whatever the Content-Type says (PyPI's behaviour; curl sends
+    # form-encoding, older uv sent no Content-Type).
+    body = await _bounded_body(request)
+    if body is None:
+        return problem("invalid-payload", "the request body is too large (a token is at most 16 KiB)", status=413)
+    tp = _tp(request)
+    try:
+        minted = await run_in_threadpool(tp.mint, body, _remote(request))
+    except MintError as exc:
+        return problem(exc.code, exc.description)
+    return JSONResponse({"success": True, "token": minted.token, "expires": int(minted.expires.timestamp())})
+
+
+async def revoke_token(request: Request) -> Response:
+    body = await _bounded_body(request)
+    if body is None:
+        return problem(
+            "invalid-payload", "the request body is too large", status=413, message="Token revocation failed"
+        )
+    try:
+        await run_in_threadpool(_tp(request).revoke, body, _remote(request))
+    except MintError as exc:
+        return problem(exc.code, exc.description, message="Token revocation failed")
+    return JSONResponse({"success": True})
+
+
+def _accepts_pytp(accept: str | None) -> bool:
+    """PEP 807: no Accept means the vnd type; we also take */*, application/* and plain JSON
+    (what requests and httpx send), and answer 406 only for clearly other types."""
+    if not accept or not accept.strip():
+        return True
+    ok = {"*/*", "application/*", "application/json", PYTP_JSON, PROBLEM_JSON}
+    return any(part.split(";")[0].strip().lower() in ok for part in accept.split(","))
+
+
+async def discover(request: Request) -> Response:
+    if not _accepts_pytp(request.headers.get("accept")):
+        return problem("not-acceptable", f"this endpoint serves {PYTP_JSON}", status=406, message="Not acceptable")
+    # Starlette decodes the query with form rules, so "+" and "%20" both mean a space, as
+    # PEP 807's quote_plus example produces.
+    key = request.query_params.get("discover")
+    if key is None:
+        return problem(
+            "invalid-payload",
+            "missing the 'discover' query parameter (the upload URL's path)",
+            status=400,
+            message="Discovery failed",
+        )
+    path = key.rstrip("/") or ""
+    if path not in UPLOAD_PATHS:
+        # PEP 807: 404 when Trusted Publishing is not available for that upload URL.
+        return problem(
+            "not-found", f"no upload endpoint at {key!r} on this host", status=404, message="Discovery failed"
+        )
+    base = services(request).base_url(request)
+    return JSONResponse(
+        {
+            "audience-endpoint": f"{base}/_/oidc/audience",
+            "token-mint-endpoint": f"{base}/_/oidc/mint-token",
+            # Not in PEP 807 (yet): where a job can revoke its token when done.
+            "token-revocation-endpoint": f"{base}/_/oidc/revoke-token",
+            "features": list(FEATURES),
+            "default-features": list(DEFAULT_FEATURES),
+        },
+        media_type=PYTP_JSON,
+    )
+
+
+routes = [
+    Route("/_/oidc/audience", audience, methods=["GET"]),
+    Route("/_/oidc/mint-token", mint_token, methods=["POST"]),
+    Route("/_/oidc/github/mint-token", mint_token, methods=["POST"]),
+    Route("/_/oidc/revoke-token", revoke_token, methods=["POST"]),
+    Route("/_/oidc/burn-token", revoke_token, methods=["POST"]),
+    Route("/.well-known/pytp", discover, methods=["GET"]),
+]

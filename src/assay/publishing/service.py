@@ -1,0 +1,354 @@
+"""The token exchange: a verified OIDC token in, a short-lived upload token out.
+
+Follows Warehouse's pipeline (shared/research/trusted-publishing.md §3.1): pick the issuer
+from the allow-list, verify the JWT, try pending publishers first (the first publish creates
+the project), then registered publishers, claim the ``jti`` exactly once, mint. Everything after
+the JWT check happens in one database transaction, so a refusal at any step leaves nothing
+behind: no project, no publisher, no used jti, no token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from assay import audit
+from assay.accounts import tokens
+from assay.accounts.tokens import TokenError
+from assay.config import Settings
+from assay.publishing import oidc_token
+from assay.publishing.keys import KeyStore
+from assay.publishing.kinds import KINDS, Kind, Mismatch, get_kind, stored_claims
+from assay.publishing.oidc_token import TokenRejected, TrustedIssuer
+from assay.storage import counters
+from assay.storage.db import Database
+from assay.storage.models import (
+    Issuer,
+    PendingPublisher,
+    Project,
+    Publisher,
+    PublisherProject,
+    Role,
+    UsedJti,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+#: PEP 807 features.
+SINGLE_USE = "single-use-token"
+MULTI_USE = "multi-use-token"
+FEATURES = (SINGLE_USE, MULTI_USE)
+DEFAULT_FEATURES = (MULTI_USE,)
+
+#: A used jti is remembered until the token could no longer pass verification anyway
+#: (exp + leeway), plus a margin, as Warehouse does (exp + 30 + 5).
+JTI_MARGIN = 5
+
+
+class MintError(Exception):
+    """A refused exchange. ``code`` is PyPI's error code; ``description`` is shown to the job."""
+
+    def __init__(self, code: str, description: str) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+
+
+class PendingVoid(MintError):
+    """A pending publisher matched, but its project exists already."""
+
+    def __init__(self, pending_id: int, name: str) -> None:
+        super().__init__("invalid-pending-publisher", f"valid token, but project {name!r} already exists")
+        self.pending_id = pending_id
+
+
+@dataclass(frozen=True)
+class Minted:
+    token: str
+    expires: dt.datetime
+    projects: tuple[str, ...]
+
+
+def parse_request(body: bytes) -> tuple[str, tuple[str, ...]]:
+    """PyPI parses the raw body as JSON whatever its Content-Type (curl sends form encoding,
+    older uv sent none). PEP 807 adds an optional ``features`` array."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise MintError(
+            "invalid-payload", 'the request body must be a JSON object like {"token": "<OIDC JWT>"}'
+        ) from None
+    if not isinstance(payload, dict):
+        raise MintError("invalid-payload", "the request body must be a JSON object")
+    token = payload.get("token")
+    if not isinstance(token, str) or not token:
+        raise MintError("invalid-payload", "the body needs a 'token' string (the OIDC JWT)")
+    features = payload.get("features", list(DEFAULT_FEATURES))
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        raise MintError("invalid-payload", "'features' must be an array of strings (PEP 807)")
+    unknown = sorted(set(features) - set(FEATURES))
+    if unknown:
+        raise MintError(
+            "invalid-payload", f"unsupported feature(s): {', '.join(unknown)}; supported: {', '.join(FEATURES)}"
+        )
+    if SINGLE_USE in features and MULTI_USE in features:
+        raise MintError("invalid-payload", "request either single-use-token or multi-use-token, not both")
+    return token, tuple(features or DEFAULT_FEATURES)
+
+
+def lookup_key(kind: str, issuer: str, config: dict[str, Any]) -> str:
+    return json.dumps([kind, issuer, config], sort_keys=True, separators=(",", ":"))
+
+
+@dataclass
+class _Match:
+    row: Publisher | PendingPublisher
+    kind: Kind
+
+
+class TrustedPublishing:
+    def __init__(self, db: Database, settings: Settings, keys: KeyStore | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.keys = keys or KeyStore(refetch_interval=settings.jwks_refetch_seconds)
+
+    @property
+    def audience(self) -> str:
+        return self.settings.oidc_audience
+
+    # ---- exchange ----
+    def mint(self, body: bytes, remote_addr: str | None = None) -> Minted:
+        raw, features = parse_request(body)
+        try:
+            issuer_url = oidc_token.unverified_issuer(raw)
+        except TokenRejected as exc:
+            raise MintError(exc.code, exc.description) from None
+        issuer = self._issuer(issuer_url)
+        try:
+            verified = oidc_token.verify(raw, issuer=issuer, audience=self.audience, keys=self.keys)
+        except TokenRejected as exc:
+            raise MintError(exc.code, exc.description) from None
+        claims = verified.claims
+        try:
+            with self.db.write() as session:
+                return self._exchange(session, issuer_url, claims, features, remote_addr)
+        except PendingVoid as exc:
+            # Warehouse deletes a pending publisher whose project appeared meanwhile; the
+            # exchange's own transaction rolled back, so that happens in a new one.
+            self.void_pending(exc.pending_id)
+            raise MintError(exc.code, exc.description) from None
+        except IntegrityError:
+            # Another exchange created the same project or publisher at the same moment.
+            raise MintError("invalid-payload", "a concurrent change conflicted with this exchange; retry") from None
+
+    def _issuer(self, url: str) -> TrustedIssuer:
+        with self.db.read() as session:
+            row = session.execute(sa.select(Issuer).where(Issuer.url == url)).scalar_one_or_none()
+        if row is None:
+            raise MintError("invalid-payload", f"unknown trusted publishing issuer {url!r}")
+        return TrustedIssuer(row.url, row.jwks_source, tuple(row.algorithms))
+
+    def _candidates(
+        self, session: Session, model: type[Publisher] | type[PendingPublisher], issuer: str, claims: dict[str, Any]
+    ) -> Sequence[Publisher | PendingPublisher]:
+        keys = {kind.claims_key(claims) for kind in KINDS.values()} | {""}
+        query = sa.select(model).where(model.issuer_url == issuer, model.match_key.in_(sorted(keys)))
+        if model is PendingPublisher:
+            query = query.where(PendingPublisher.expires > utcnow())
+        rows: list[Publisher | PendingPublisher] = list(session.execute(query.order_by(model.id)).scalars())  # type: ignore[arg-type]
+        return rows
+
+    def _match(
+        self, rows: Sequence[Publisher | PendingPublisher], issuer: str, claims: dict[str, Any], reasons: list[str]
+    ) -> _Match | None:
+        matches: list[_Match] = []
+        for row in rows:
+            kind = get_kind(row.kind)
+            try:
+                kind.check(row.config, claims, issuer)
+            except Mismatch as exc:
+                reasons.append(str(exc))
+                continue
+            matches.append(_Match(row, kind))
+        if not matches:
+            return None
+        # Warehouse prefers the publisher whose environment equals the token's over an
+        # environment-less one.
+        matches.sort(key=lambda m: (not m.kind.environment_matches(m.row.config, claims), m.row.id))
+        return matches[0]
+
+    def _exchange(
+        self, session: Session, issuer: str, claims: dict[str, Any], features: tuple[str, ...], remote_addr: str | None
+    ) -> Minted:
+        reasons: list[str] = []
+        publisher: Publisher | None = None
+        created_project: str | None = None
+        pending = self._match(self._candidates(session, PendingPublisher, issuer, claims), issuer, claims, reasons)
+        if pending is not None:
+            assert isinstance(pending.row, PendingPublisher)
+            publisher, created_project = self._reify(session, pending.row, remote_addr)
+            kind = pending.kind
+        else:
+            match = self._match(self._candidates(session, Publisher, issuer, claims), issuer, claims, reasons)
+            if match is None:
+                detail = reasons[0] if reasons else "no publisher is registered for this workload"
+                raise MintError("invalid-publisher", f"valid token, but no corresponding publisher ({detail})")
+            assert isinstance(match.row, Publisher)
+            publisher, kind = match.row, match.kind
+
+        projects = list(
+            session.execute(
+                sa.select(Project.normalized_name)
+                .join(PublisherProject, PublisherProject.project_id == Project.id)
+                .where(PublisherProject.publisher_id == publisher.id)
+                .order_by(Project.normalized_name)
+            ).scalars()
+        )
+        if not projects:
+            raise MintError("invalid-publisher", "valid token, but the publisher is not registered for any project")
+
+        self._claim_jti(session, issuer, claims, kind)
+
+        lifetime = dt.timedelta(seconds=self.settings.minted_token_lifetime)
+        kept = stored_claims(kind, publisher.config, claims, issuer) | {"publisher_id": publisher.id}
+        issued = tokens.issue(
+            session,
+            prefix=self.settings.token_prefix,
+            kind="publisher",
+            publisher_id=publisher.id,
+            projects=projects,
+            expires=utcnow() + lifetime,
+            description=f"Trusted Publishing: {kind.name} {kind.describe(publisher.config)}",
+            oidc_claims=kept,
+            single_use=SINGLE_USE in features,
+        )
+        for name in projects:
+            audit.record(
+                session,
+                actor=f"publisher:{publisher.id}",
+                action="token:mint",
+                project=name,
+                target=issued.id,
+                token_id=issued.id,
+                remote_addr=remote_addr,
+                details={
+                    "claims": kept,
+                    "created_project": name == created_project,
+                    "single_use": SINGLE_USE in features,
+                },
+            )
+        assert issued.expires is not None
+        return Minted(issued.token, issued.expires, tuple(projects))
+
+    def _claim_jti(self, session: Session, issuer: str, claims: dict[str, Any], kind: Kind) -> None:
+        jti = claims.get("jti")
+        if jti is None:
+            if kind.requires_jti:
+                raise MintError("invalid-token", "malformed or invalid token: no jti claim")
+            return
+        if not isinstance(jti, str) or not jti or len(jti) > 300:
+            raise MintError("invalid-token", "malformed or invalid token: jti must be a short string")
+        now = utcnow()
+        # Forget jtis whose tokens can no longer verify anyway, keeping the table small.
+        session.execute(sa.delete(UsedJti).where(UsedJti.expires < now))
+        expires = dt.datetime.fromtimestamp(int(claims["exp"]) + oidc_token.LEEWAY + JTI_MARGIN, dt.UTC)
+        # The primary key (issuer, jti) makes this atomic across workers and restarts: a second
+        # exchange of the same token fails on this flush (on PostgreSQL it waits for the first
+        # transaction and fails once that commits).
+        session.add(UsedJti(issuer_url=issuer, jti=jti, expires=expires))
+        try:
+            session.flush()
+        except IntegrityError:
+            raise MintError("invalid-reuse-token", "invalid token: already used") from None
+
+    def _reify(self, session: Session, pending: PendingPublisher, remote_addr: str | None) -> tuple[Publisher, str]:
+        """Turn a matched pending publisher into a project and a real publisher (Warehouse's
+        "reify"). If the project appeared meanwhile, the pending entry is void."""
+        existing = session.execute(
+            sa.select(Project.id).where(Project.normalized_name == pending.normalized_name)
+        ).first()
+        if existing is not None:
+            raise PendingVoid(pending.id, pending.normalized_name)
+        project = Project(name=pending.project_name, normalized_name=pending.normalized_name)
+        session.add(project)
+        session.flush()
+        if pending.owner_id is not None:
+            session.add(Role(project_id=project.id, user_id=pending.owner_id, role="owner"))
+        counters.bump(session, counters.PROJECTS)
+        publisher = session.execute(
+            sa.select(Publisher).where(Publisher.lookup_key == pending.lookup_key)
+        ).scalar_one_or_none()
+        if publisher is None:
+            publisher = Publisher(
+                kind=pending.kind,
+                issuer_url=pending.issuer_url,
+                config=pending.config,
+                lookup_key=pending.lookup_key,
+                match_key=pending.match_key,
+            )
+            session.add(publisher)
+            session.flush()
+        session.add(PublisherProject(publisher_id=publisher.id, project_id=project.id))
+        session.delete(pending)
+        audit.record(
+            session,
+            actor=f"publisher:{publisher.id}",
+            action="project:create",
+            project=project.normalized_name,
+            remote_addr=remote_addr,
+            details={"from_pending_publisher": pending.id},
+        )
+        return publisher, project.normalized_name
+
+    # ---- revocation ----
+    def revoke(self, body: bytes, remote_addr: str | None = None) -> None:
+        """Revoke an upload token its holder no longer needs (crates.io-style; uv calls this
+        as ``burn-token`` after publishing). Possession of the token is the authority."""
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise MintError(
+                "invalid-payload", 'the request body must be a JSON object like {"token": "<upload token>"}'
+            ) from None
+        token = payload.get("token") if isinstance(payload, dict) else None
+        if not isinstance(token, str) or not token:
+            raise MintError("invalid-payload", "the body needs a 'token' string (the upload token to revoke)")
+        with self.db.write() as session:
+            try:
+                token_id, _secret = tokens.split(token, self.settings.token_prefix)
+                row = tokens.verify(session, token, self.settings.token_prefix)
+            except TokenError as exc:
+                if "revoked" in str(exc) or "expired" in str(exc):
+                    return  # already unusable: revoking again is a success
+                raise MintError("invalid-token", str(exc)) from None
+            row.revoked = utcnow()
+            audit.record(
+                session,
+                actor=f"token:{token_id}",
+                action="token:revoke",
+                target=token_id,
+                token_id=token_id,
+                remote_addr=remote_addr,
+            )
+
+    def void_pending(self, pending_id: int) -> None:
+        with self.db.write() as session:
+            row = session.get(PendingPublisher, pending_id)
+            if row is not None:
+                audit.record(
+                    session,
+                    actor="system",
+                    action="publisher:pending-void",
+                    project=row.normalized_name,
+                    details={"pending_id": pending_id},
+                )
+                session.delete(row)

@@ -1,0 +1,237 @@
+"""Hostile tokens at /_/oidc/mint-token: each refused with the right PyPI error code, and
+nothing minted (no token row appears)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.publishing.conftest import AUDIENCE, TLS, tls_server
+from tests.support.oidc_provider import OIDCProvider, github_claims
+from tests.support.postgres import fresh_database
+from tests.support.server import AssayServer
+
+REPO = "acme/target"
+
+
+@pytest.fixture(scope="module")
+def victim(tp_index: AssayServer, idp: OIDCProvider) -> str:
+    tp_index.admin("project", "create", "victim-project", "--owner", "owner")
+    tp_index.admin(
+        "publisher",
+        "add",
+        "github",
+        "--project",
+        "victim-project",
+        "--issuer",
+        idp.issuer,
+        "--repository",
+        REPO,
+        "--workflow",
+        "release.yml",
+    )
+    return "victim-project"
+
+
+def _tokens(server: AssayServer) -> int:
+    return len(server.admin("token", "list").stdout.splitlines())
+
+
+def _mint(server: AssayServer, body: dict[str, object] | bytes) -> httpx.Response:
+    with server.client() as http:
+        if isinstance(body, bytes):
+            return http.post("/_/oidc/mint-token", content=body)
+        return http.post("/_/oidc/mint-token", json=body)
+
+
+CASES: dict[str, tuple[Callable[[OIDCProvider], str], str]] = {
+    "expired": (lambda p: p.expired_token(AUDIENCE, github_claims(REPO)), "invalid-token"),
+    "not yet valid": (lambda p: p.not_yet_valid_token(AUDIENCE, github_claims(REPO)), "invalid-token"),
+    "wrong audience": (lambda p: p.wrong_audience_token(AUDIENCE, github_claims(REPO)), "invalid-token"),
+    "audience list": (lambda p: p.audience_list_token(AUDIENCE, github_claims(REPO)), "invalid-token"),
+    "alg none": (lambda p: p.alg_none_token(AUDIENCE, github_claims(REPO)), "invalid-token"),
+    "HS256 keyed with the public key": (
+        lambda p: p.hs256_with_public_key_token(AUDIENCE, github_claims(REPO)),
+        "invalid-token",
+    ),
+    "unknown kid": (lambda p: p.unknown_kid_token(AUDIENCE, github_claims(REPO)), "invalid-token"),
+    "signed by another issuer's key": (lambda p: p.foreign_key_token(AUDIENCE, github_claims(REPO)), "invalid-token"),
+    "tampered payload": (
+        lambda p: p.tampered_token(AUDIENCE, github_claims("acme/other"), claim="repository", value=REPO),
+        "invalid-token",
+    ),
+    "pull_request_target": (
+        lambda p: p.token(AUDIENCE, github_claims(REPO, event_name="pull_request_target")),
+        "invalid-publisher",
+    ),
+    "another repository": (lambda p: p.token(AUDIENCE, github_claims("acme/other")), "invalid-publisher"),
+    "another workflow": (lambda p: p.token(AUDIENCE, github_claims(REPO, "evil.yml")), "invalid-publisher"),
+    "no kid": (lambda p: p.token(AUDIENCE, github_claims(REPO), headers={"kid": None}), "invalid-token"),
+    "no exp": (lambda p: p.token(AUDIENCE, github_claims(REPO), omit=("exp",)), "invalid-token"),
+    "no iat": (lambda p: p.token(AUDIENCE, github_claims(REPO), omit=("iat",)), "invalid-token"),
+    "no jti": (lambda p: p.token(AUDIENCE, github_claims(REPO), omit=("jti",)), "invalid-token"),
+    "unknown issuer": (
+        lambda p: p.token(AUDIENCE, github_claims(REPO), iss="https://ci.attacker.example"),
+        "invalid-payload",
+    ),
+    "not a JWT": (lambda p: "not-a-jwt", "invalid-payload"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_hostile_token_is_refused_and_nothing_minted(
+    tp_index: AssayServer, idp: OIDCProvider, victim: str, case: str
+) -> None:
+    make, code = CASES[case]
+    before = _tokens(tp_index)
+    response = _mint(tp_index, {"token": make(idp)})
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["errors"][0]["code"] == code, body
+    # Both error shapes: PyPI's and RFC 9457's (PEP 807).
+    assert body["message"] == "Token request failed"
+    assert body["status"] == 422
+    assert body["title"]
+    assert body["detail"]
+    assert body["type"] == f"urn:assay:trusted-publishing:{code}"
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert _tokens(tp_index) == before
+
+
+def test_oversized_token_is_refused(tp_index: AssayServer, idp: OIDCProvider, victim: str) -> None:
+    before = _tokens(tp_index)
+    response = _mint(tp_index, {"token": idp.oversized_token(AUDIENCE, github_claims(REPO))})
+    assert response.status_code in (413, 422)
+    assert response.json()["errors"][0]["code"] == "invalid-payload"
+    assert _tokens(tp_index) == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"[]",
+        b'{"token": 5}',
+        b'{"nope": "x"}',
+        b"\xff\xfe",
+        b'{"token": "x", "features": ["teleport"]}',
+        b'{"token": "x", "features": ["single-use-token", "multi-use-token"]}',
+    ],
+)
+def test_malformed_request_bodies(tp_index: AssayServer, body: bytes) -> None:
+    response = _mint(tp_index, body)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["code"] == "invalid-payload"
+
+
+def test_replayed_token_is_refused(tp_index: AssayServer, idp: OIDCProvider, victim: str) -> None:
+    token = idp.token(AUDIENCE, github_claims(REPO))
+    assert _mint(tp_index, {"token": token}).status_code == 200
+    before = _tokens(tp_index)
+    replay = _mint(tp_index, {"token": token})
+    assert replay.status_code == 422
+    assert replay.json()["errors"][0]["code"] == "invalid-reuse-token"
+    assert _tokens(tp_index) == before
+
+
+def test_environment_is_required_when_configured(tp_index: AssayServer, idp: OIDCProvider) -> None:
+    tp_index.admin("project", "create", "env-project", "--owner", "owner")
+    tp_index.admin(
+        "publisher",
+        "add",
+        "github",
+        "--project",
+        "env-project",
+        "--issuer",
+        idp.issuer,
+        "--repository",
+        "acme/env",
+        "--workflow",
+        "release.yml",
+        "--environment",
+        "Release",
+    )
+    without = _mint(tp_index, {"token": idp.token(AUDIENCE, github_claims("acme/env"))})
+    assert without.json()["errors"][0]["code"] == "invalid-publisher"
+    assert "environment" in without.json()["errors"][0]["description"]
+    # GitHub environments compare case-insensitively (Warehouse).
+    ok = _mint(tp_index, {"token": idp.token(AUDIENCE, github_claims("acme/env", environment="release"))})
+    assert ok.status_code == 200, ok.text
+
+
+def test_a_publisher_never_matches_tokens_of_another_issuer(tp_index: AssayServer, idp: OIDCProvider) -> None:
+    with OIDCProvider() as other:
+        tp_index.admin("issuer", "add", "--issuer", other.issuer)
+        tp_index.admin("project", "create", "bound-project", "--owner", "owner")
+        tp_index.admin(
+            "publisher",
+            "add",
+            "github",
+            "--project",
+            "bound-project",
+            "--issuer",
+            idp.issuer,
+            "--repository",
+            "acme/bound",
+            "--workflow",
+            "release.yml",
+        )
+        # Same claims, valid token, but from a different trusted issuer.
+        response = _mint(tp_index, {"token": other.token(AUDIENCE, github_claims("acme/bound"))})
+    assert response.json()["errors"][0]["code"] == "invalid-publisher"
+
+
+def _two_servers(data: Path, tls: TLS, database_url: str | None) -> Iterator[tuple[AssayServer, AssayServer]]:
+    first = tls_server(data, tls, database_url=database_url).start()
+    second = tls_server(data, tls, database_url=database_url).start()
+    try:
+        yield first, second
+    finally:
+        first.stop()
+        second.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def two_servers(request: pytest.FixtureRequest, tmp_path: Path, tls: TLS) -> Iterator[tuple[AssayServer, AssayServer]]:
+    """Two `assay serve` processes on one database (and one data directory)."""
+    if request.param == "postgresql":
+        with fresh_database() as url:
+            yield from _two_servers(tmp_path, tls, url)
+    else:
+        yield from _two_servers(tmp_path, tls, None)
+
+
+def test_replay_across_two_server_processes(two_servers: tuple[AssayServer, AssayServer], idp: OIDCProvider) -> None:
+    first, second = two_servers
+    first.admin("issuer", "add", "--issuer", idp.issuer)
+    first.ensure_user("owner")
+    first.admin("project", "create", "shared", "--owner", "owner")
+    first.admin(
+        "publisher",
+        "add",
+        "github",
+        "--project",
+        "shared",
+        "--issuer",
+        idp.issuer,
+        "--repository",
+        "acme/shared",
+        "--workflow",
+        "release.yml",
+    )
+    # Sequential: minted on one process, replayed on the other.
+    token = idp.token(AUDIENCE, github_claims("acme/shared"))
+    assert _mint(first, {"token": token}).status_code == 200
+    assert _mint(second, {"token": token}).json()["errors"][0]["code"] == "invalid-reuse-token"
+    # Concurrent: the same fresh token sent to both processes at once, many times over.
+    for _ in range(10):
+        token = idp.token(AUDIENCE, github_claims("acme/shared"))
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda s, t=token: _mint(s, {"token": t}), [first, second, first, second]))
+        codes = sorted(r.status_code for r in results)
+        assert codes == [200, 422, 422, 422], [r.text for r in results]
+        assert {r.json()["errors"][0]["code"] for r in results if r.status_code == 422} == {"invalid-reuse-token"}

@@ -1,0 +1,320 @@
+"""Where issuer keys come from (discovery, JWKS file, JWKS URL), how they are cached and
+refetched, algorithm pinning, and the publisher kinds' matching rules."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.publishing.conftest import AUDIENCE, TLS
+from tests.support.oidc_provider import (
+    OIDCProvider,
+    circleci_claims,
+    forgejo_claims,
+    github_claims,
+    gitlab_claims,
+)
+from tests.support.server import AssayServer
+
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+
+
+@pytest.fixture
+def fresh(tmp_path: Path, tls: TLS) -> Iterator[AssayServer]:
+    """A server of its own: key caches start empty, the refetch interval is 2 s."""
+    server = AssayServer(
+        tmp_path,
+        args=["--tls-cert", str(tls.cert_file), "--tls-key", str(tls.key_file)],
+        env={"ASSAY_JWKS_REFETCH_SECONDS": "2"},
+        ca_file=tls.ca_file,
+    ).start()
+    server.ensure_user("owner")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def mint(server: AssayServer, token: str, **extra: object) -> httpx.Response:
+    with server.client() as http:
+        return http.post("/_/oidc/mint-token", json={"token": token, **extra})
+
+
+def test_air_gapped_jwks_file_with_githubs_own_issuer(fresh: AssayServer, idp: OIDCProvider) -> None:
+    # A GitHub publisher on the real GitHub issuer URL, keys from a file: no discovery request
+    # can happen (the issuer's host is not reachable from here at all).
+    fresh.admin("issuer", "add", "--issuer", GITHUB_ISSUER, "--jwks", str(idp.jwks_path))
+    fresh.admin("project", "create", "airgap", "--owner", "owner")
+    fresh.admin(
+        "publisher", "add", "github", "--project", "airgap", "--repository", "acme/airgap", "--workflow", "release.yml"
+    )
+    response = mint(fresh, idp.token(AUDIENCE, github_claims("acme/airgap"), iss=GITHUB_ISSUER))
+    assert response.status_code == 200, response.text
+
+
+def test_jwks_url_and_discovery_are_cached_and_refetched_on_rotation(fresh: AssayServer, idp: OIDCProvider) -> None:
+    fresh.admin("issuer", "add", "--issuer", idp.issuer)
+    fresh.admin("project", "create", "rotating", "--owner", "owner")
+    fresh.admin(
+        "publisher",
+        "add",
+        "github",
+        "--project",
+        "rotating",
+        "--issuer",
+        idp.issuer,
+        "--repository",
+        "acme/rot",
+        "--workflow",
+        "release.yml",
+    )
+    idp.requests_log.clear()
+    for _ in range(3):
+        assert mint(fresh, idp.token(AUDIENCE, github_claims("acme/rot"))).status_code == 200
+    # Warm cache: discovery and JWKS fetched once for three exchanges.
+    assert idp.requests_log.count("/.well-known/openid-configuration") == 1
+    assert idp.requests_log.count("/.well-known/jwks") == 1
+
+    new_kid = idp.rotate_key()
+    time.sleep(2.2)  # past the refetch interval (ASSAY_JWKS_REFETCH_SECONDS=2)
+    assert mint(fresh, idp.token(AUDIENCE, github_claims("acme/rot"), kid=new_kid)).status_code == 200
+    assert idp.requests_log.count("/.well-known/jwks") == 2
+
+    # A flood of unknown kids triggers at most one refetch per interval.
+    for _ in range(5):
+        r = mint(fresh, idp.unknown_kid_token(AUDIENCE, github_claims("acme/rot")))
+        assert r.json()["errors"][0]["code"] == "invalid-token"
+    assert idp.requests_log.count("/.well-known/jwks") <= 3
+
+
+def test_jwks_url_source(fresh: AssayServer, idp: OIDCProvider) -> None:
+    fresh.admin("issuer", "add", "--issuer", idp.issuer, "--jwks", idp.jwks_uri)
+    fresh.admin("project", "create", "by-url", "--owner", "owner")
+    fresh.admin(
+        "publisher",
+        "add",
+        "github",
+        "--project",
+        "by-url",
+        "--issuer",
+        idp.issuer,
+        "--repository",
+        "acme/url",
+        "--workflow",
+        "release.yml",
+    )
+    idp.requests_log.clear()
+    assert mint(fresh, idp.token(AUDIENCE, github_claims("acme/url"))).status_code == 200
+    assert "/.well-known/openid-configuration" not in idp.requests_log
+    assert "/.well-known/jwks" in idp.requests_log
+
+
+def test_algorithm_pinning(fresh: AssayServer) -> None:
+    with OIDCProvider(algorithm="ES256") as es:
+        fresh.admin("issuer", "add", "--issuer", es.issuer)  # pinned to the default, RS256
+        fresh.admin("project", "create", "pinned", "--owner", "owner")
+        fresh.admin(
+            "publisher",
+            "add",
+            "github",
+            "--project",
+            "pinned",
+            "--issuer",
+            es.issuer,
+            "--repository",
+            "acme/es",
+            "--workflow",
+            "release.yml",
+        )
+        refused = mint(fresh, es.token(AUDIENCE, github_claims("acme/es")))
+        assert refused.json()["errors"][0]["code"] == "invalid-token"
+        assert "ES256" in refused.json()["errors"][0]["description"]
+        fresh.admin("issuer", "remove", es.issuer, check=False)  # refused: a publisher uses it
+    with OIDCProvider(algorithm="ES256") as es2:
+        fresh.admin("issuer", "add", "--issuer", es2.issuer, "--algorithm", "ES256")
+        fresh.admin("project", "create", "pinned-es", "--owner", "owner")
+        fresh.admin(
+            "publisher",
+            "add",
+            "github",
+            "--project",
+            "pinned-es",
+            "--issuer",
+            es2.issuer,
+            "--repository",
+            "acme/es2",
+            "--workflow",
+            "release.yml",
+        )
+        assert mint(fresh, es2.token(AUDIENCE, github_claims("acme/es2"))).status_code == 200
+
+
+def test_unknown_algorithm_names_and_plain_http_issuers_are_refused_at_configuration(fresh: AssayServer) -> None:
+    bad = fresh.admin("issuer", "add", "--issuer", "https://ci.example", "--algorithm", "HS256", check=False)
+    assert bad.returncode == 1
+    assert "unsupported algorithm" in bad.stderr
+    plain = fresh.admin("issuer", "add", "--issuer", "http://ci.example", check=False)
+    assert plain.returncode == 1
+    assert "https://" in plain.stderr
+
+
+def test_pending_publisher_expires(fresh: AssayServer, idp: OIDCProvider) -> None:
+    fresh.admin("issuer", "add", "--issuer", idp.issuer)
+    out = fresh.admin(
+        "publisher",
+        "add",
+        "github",
+        "--project",
+        "not-yet",
+        "--issuer",
+        idp.issuer,
+        "--repository",
+        "acme/later",
+        "--workflow",
+        "release.yml",
+    ).stdout
+    assert "pending" in out
+    listed = fresh.admin("publisher", "list").stdout
+    assert "pending-" in listed
+    assert "not-yet" in listed
+    # Expire it by registering a pending publisher with a zero-day lifetime on another project.
+    expired = AssayServer(fresh.data_dir, env={"ASSAY_PENDING_PUBLISHER_DAYS": "0"})
+    expired.admin(
+        "publisher",
+        "add",
+        "github",
+        "--project",
+        "gone",
+        "--issuer",
+        idp.issuer,
+        "--repository",
+        "acme/gone",
+        "--workflow",
+        "release.yml",
+    )
+    r = mint(fresh, idp.token(AUDIENCE, github_claims("acme/gone")))
+    assert r.status_code == 422, (r.status_code, r.text)
+    assert r.json()["errors"][0]["code"] == "invalid-publisher"
+    ok = mint(fresh, idp.token(AUDIENCE, github_claims("acme/later")))
+    assert ok.status_code == 200, ok.text
+    with fresh.client() as http:
+        assert http.get("/simple/not-yet/").status_code == 200  # created by the first publish
+        assert http.get("/simple/gone/").status_code == 404
+
+
+def test_pending_publisher_is_void_once_the_project_exists(fresh: AssayServer, idp: OIDCProvider) -> None:
+    fresh.admin("issuer", "add", "--issuer", idp.issuer)
+    fresh.admin(
+        "publisher",
+        "add",
+        "github",
+        "--project",
+        "raced",
+        "--issuer",
+        idp.issuer,
+        "--repository",
+        "acme/raced",
+        "--workflow",
+        "release.yml",
+    )
+    fresh.admin("project", "create", "raced", "--owner", "owner")  # someone else took the name
+    r = mint(fresh, idp.token(AUDIENCE, github_claims("acme/raced")))
+    assert r.json()["errors"][0]["code"] == "invalid-pending-publisher"
+    assert "pending-" not in fresh.admin("publisher", "list").stdout  # deleted, as on PyPI
+
+
+@pytest.mark.parametrize(
+    ("kind", "args", "claims", "wrong"),
+    [
+        (
+            "gitlab",
+            ["--repository", "grp/proj", "--workflow", "ci/release.yml"],
+            lambda host: gitlab_claims("grp/proj", "ci/release.yml", instance_host=host),
+            lambda host: gitlab_claims("grp/proj", ".gitlab-ci.yml", instance_host=host),
+        ),
+        (
+            "forgejo",
+            ["--repository", "acme/fj", "--workflow", "release.yml"],
+            lambda host: forgejo_claims("acme/fj", "release.yml"),
+            lambda host: forgejo_claims("acme/fj", "other.yml"),
+        ),
+        (
+            "github-enterprise",
+            ["--repository", "acme/ghes", "--workflow", "release.yml"],
+            lambda host: github_claims("acme/ghes", "release.yml"),
+            lambda host: github_claims("acme/ghes", "release.yml", event_name="pull_request_target"),
+        ),
+        (
+            "circleci",
+            ["--project-id", "p-1", "--pipeline-definition-id", "d-1"],
+            lambda host: circleci_claims("p-1", "d-1"),
+            lambda host: circleci_claims("p-1", "d-2"),
+        ),
+        (
+            "oidc",
+            ["--claim", "sub=repo:acme/*:ref:refs/tags/*", "--claim", "runner=trusted"],
+            lambda host: {"sub": "repo:acme/x:ref:refs/tags/v1", "runner": "trusted"},
+            lambda host: {"sub": "repo:acme/x:ref:refs/heads/main", "runner": "trusted"},
+        ),
+    ],
+)
+def test_each_kind_matches_its_claims(fresh: AssayServer, kind: str, args: list[str], claims, wrong) -> None:  # type: ignore[no-untyped-def]
+    with OIDCProvider() as ci:
+        fresh.admin("issuer", "add", "--issuer", ci.issuer)
+        fresh.admin(
+            "publisher", "add", kind, "--project", f"kind-{kind}", "--issuer", ci.issuer, "--owner", "owner", *args
+        )
+        bad = mint(fresh, ci.token(AUDIENCE, wrong(ci.authority)))
+        assert bad.json()["errors"][0]["code"] == "invalid-publisher", bad.text
+        good = mint(fresh, ci.token(AUDIENCE, claims(ci.authority)))
+        assert good.status_code == 200, good.text
+
+
+def test_reusable_workflow_called_from_the_release_workflow(fresh: AssayServer, idp: OIDCProvider) -> None:
+    # The caller (workflow_ref) is the publisher's workflow; the job runs a reusable workflow
+    # from another repository (job_workflow_ref). Accepted: the caller decides (see kinds.py).
+    fresh.admin("issuer", "add", "--issuer", idp.issuer)
+    fresh.admin(
+        "publisher",
+        "add",
+        "github",
+        "--project",
+        "reusable",
+        "--issuer",
+        idp.issuer,
+        "--owner",
+        "owner",
+        "--repository",
+        "acme/app",
+        "--workflow",
+        "release.yml",
+    )
+    claims = github_claims(
+        "acme/app", "release.yml", job_workflow_ref="acme/shared-ci/.github/workflows/publish.yml@refs/heads/main"
+    )
+    assert mint(fresh, idp.token(AUDIENCE, claims)).status_code == 200
+    # The other way round: the publisher names a reusable workflow that lives in another
+    # repository and is called from an unrelated workflow: refused (repository differs).
+    fresh.admin(
+        "publisher",
+        "add",
+        "github",
+        "--project",
+        "reusable-2",
+        "--issuer",
+        idp.issuer,
+        "--owner",
+        "owner",
+        "--repository",
+        "acme/lib",
+        "--workflow",
+        "publish.yml",
+    )
+    claims = github_claims(
+        "acme/evil", "anything.yml", job_workflow_ref="acme/lib/.github/workflows/publish.yml@refs/heads/main"
+    )
+    assert mint(fresh, idp.token(AUDIENCE, claims)).json()["errors"][0]["code"] == "invalid-publisher"
