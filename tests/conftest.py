@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.postgres import fresh_database
 from tests.support.server import AssayServer
+from tests.support.tls import TLS, make_tls
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURES = SHARED / "fixtures" / "pep740"
@@ -49,6 +50,12 @@ def index(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture(scope="module")
 def sqlite_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AssayServer]:
     yield from _start(tmp_path_factory.mktemp("index-sqlite"), "sqlite")
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TLS:
+    """A test CA and a server certificate for 127.0.0.1 (see tests/support/tls.py)."""
+    return make_tls(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from assay import publishing
+from assay import attestations, publishing
 from assay.web.services import Services
 
 
 def install_capabilities(svc: Services) -> list[BaseRoute]:
     routes: list[BaseRoute] = []
     routes += publishing.install(svc)
+    routes += attestations.install(svc)
     return routes

@@ -10,10 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.publishing.conftest import AUDIENCE, TLS, tls_server
+from tests.publishing.conftest import AUDIENCE
 from tests.support.oidc_provider import OIDCProvider, github_claims
 from tests.support.postgres import fresh_database
 from tests.support.server import AssayServer
+from tests.support.tls import TLS, tls_server
 
 REPO = "acme/target"
 

@@ -1,1 +1,23 @@
-"""PEP 740 attestations: verification, provenance objects, the Integrity API."""
+"""PEP 740 attestations: verified at upload against the publisher, stored as provenance, served
+through the Integrity API and the simple pages."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from assay.web.services import Services
+
+
+def install(svc: Services) -> list[BaseRoute]:
+    from assay.attestations.routes import routes
+    from assay.attestations.upload import AttestationCheck
+    from assay.attestations.verify import load_trust_root
+
+    # One trust root, and so one sigstore verifier, per worker (PyPI: the production root;
+    # "staging", or an organisation's own trusted_root.json, by setting).
+    trust = load_trust_root(svc.settings.sigstore_trust_root)
+    svc.extra["trust_root"] = trust
+    svc.extra.setdefault("upload_checks", []).append(
+        AttestationCheck(svc.db, trust, token_uploads=svc.settings.token_upload_attestations)
+    )
+    return list(routes)

@@ -185,6 +185,10 @@ def _tar_metadata(path: Path, member: str, limits: ArchiveLimits) -> bytes:
     raise DistError(f"the sdist does not contain {member}")
 
 
+def _is_version_slip(error: Exception) -> bool:
+    return isinstance(error, InvalidMetadata) and "introduced in metadata version" in str(error)
+
+
 def _parse_metadata(raw: bytes, where: str) -> DistMetadata:
     try:
         text = raw.decode("utf-8")
@@ -198,8 +202,14 @@ def _parse_metadata(raw: bytes, where: str) -> DistMetadata:
     try:
         meta = Metadata.from_raw(parsed, validate=True)
     except ExceptionGroup as group:
-        messages = "; ".join(str(e) for e in group.exceptions if isinstance(e, InvalidMetadata))
-        raise DistError(f"{where} is not valid core metadata: {messages or group}") from None
+        # A field newer than the declared Metadata-Version (License-File under 2.1, written by
+        # older hatchling) is a labelling slip, not a broken file: PyPI accepted such uploads,
+        # and installers read the field regardless. Every other problem is refused.
+        errors = [e for e in group.exceptions if not _is_version_slip(e)]
+        if errors:
+            messages = "; ".join(str(e) for e in errors if isinstance(e, InvalidMetadata))
+            raise DistError(f"{where} is not valid core metadata: {messages or group}") from None
+        meta = Metadata.from_raw(parsed, validate=False)
     fields: dict[str, Any] = {}
     for key, value in parsed.items():
         if key == "description":
@@ -212,7 +222,9 @@ def _parse_metadata(raw: bytes, where: str) -> DistMetadata:
         raw=raw,
         name=str(meta.name),
         version=str(parsed["version"]),
-        requires_python=str(meta.requires_python) if meta.requires_python else None,
+        # PEP 503 / 691: data-requires-python is the file's Requires-Python as written (validated
+        # above); str(SpecifierSet) would reorder it (">=3.8,<4" -> "<4,>=3.8").
+        requires_python=(parsed.get("requires_python") or "").strip() or None,
         fields=fields,
     )
 

@@ -1,0 +1,38 @@
+"""PEP 740 provenance objects: what the index stores and serves for an attested file.
+
+``{"version": 1, "attestation_bundles": [{"publisher": {...}, "attestations": [...]}]}``.
+The ``publisher`` block is index-asserted (unsigned), so it always comes from the index's own
+record of the publisher whose identity the attestations were verified against, never from what
+a client sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from assay.identities import Identity
+
+PROVENANCE_VERSION = 1
+
+
+def bundle(identity: Identity, attestations: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {"publisher": identity.to_publisher(), "attestations": list(attestations)}
+
+
+def provenance(bundles: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {"version": PROVENANCE_VERSION, "attestation_bundles": list(bundles)}
+
+
+def merge(existing: dict[str, Any] | None, new_bundle: dict[str, Any]) -> dict[str, Any]:
+    """Add a bundle to a provenance object (PEP 740: provenance may grow; a bundle per identity).
+    Attestations of an identity already present join its bundle, without duplicates."""
+    if existing is None:
+        return provenance([new_bundle])
+    bundles = [dict(b) for b in existing.get("attestation_bundles", [])]
+    for b in bundles:
+        if b.get("publisher") == new_bundle["publisher"]:
+            known = list(b.get("attestations", []))
+            b["attestations"] = known + [a for a in new_bundle["attestations"] if a not in known]
+            return provenance(bundles)
+    return provenance([*bundles, new_bundle])

@@ -1,0 +1,129 @@
+"""PEP 740 at upload: the ``attestations`` form field, verified against the uploader's publisher.
+
+PyPI's rules (warehouse ``forklift/legacy.py`` and ``attestations/services.py``):
+
+* attestations come with Trusted Publishing uploads; an API-token upload may carry them only
+  when the index allows it (``token_upload_attestations``, off by default as on PyPI) and then
+  they must match a publisher registered for the project;
+* the field is a JSON array of one or two attestation objects, at most one per predicate type
+  (PyPI publish v1, SLSA provenance v1);
+* every attestation must verify (trust root, subject = this file, the publisher's identity); any
+  failure rejects the whole upload with HTTP 400 and nothing of it is stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from assay.accounts.auth import Principal
+from assay.attestations import provenance as prov
+from assay.attestations.verify import AttestationInvalid, TrustRoot, parse_attestation, verify_attestation
+from assay.identities import Identity
+from assay.publishing.kinds import get_kind
+from assay.storage.db import Database
+from assay.storage.models import Project, Publisher, PublisherProject
+from assay.upload.form import UploadForm
+from assay.upload.service import PreparedUpload, UploadRejected
+
+PREFIX = "Invalid attestations supplied during upload: "
+MAX_ATTESTATIONS = 2
+
+
+def _reject(reason: str) -> UploadRejected:
+    return UploadRejected(PREFIX + reason, 400)
+
+
+def parse_field(raw: str) -> list[dict[str, Any]]:
+    try:
+        docs = json.loads(raw)
+    except ValueError as exc:
+        raise _reject(f"the attestations field is not JSON ({exc})") from None
+    if not isinstance(docs, list):
+        raise _reject("the attestations field must be a JSON array of attestation objects")
+    if not docs:
+        raise _reject("the attestations array is empty")
+    if len(docs) > MAX_ATTESTATIONS:
+        raise _reject(f"at most {MAX_ATTESTATIONS} attestations are accepted per file (one per predicate type)")
+    if not all(isinstance(d, dict) for d in docs):
+        raise _reject("every attestation must be a JSON object")
+    return docs
+
+
+class AttestationCheck:
+    """An upload check (see ``assay.upload.routes``) that verifies and records attestations."""
+
+    def __init__(self, db: Database, trust: TrustRoot, *, token_uploads: bool) -> None:
+        self.db = db
+        self.trust = trust
+        self.token_uploads = token_uploads
+
+    def __call__(self, up: PreparedUpload, form: UploadForm, who: Principal) -> None:
+        raw = form.get("attestations")
+        if raw is None:
+            return
+        docs = parse_field(raw)
+        candidates = self._identities(up, who)
+        errors: list[str] = []
+        for identity in candidates:
+            try:
+                predicates = self._verify_all(docs, up, identity)
+            except AttestationInvalid as exc:
+                errors.append(f"{identity.summary()}: {exc}")
+                continue
+            up.extra["provenance"] = prov.provenance([prov.bundle(identity, docs)])
+            up.extra["audit"] = {"attestations": predicates, "attested_by": identity.summary()}
+            return
+        raise _reject("; ".join(errors))
+
+    def _identities(self, up: PreparedUpload, who: Principal) -> list[Identity]:
+        with self.db.read() as session:
+            if who.kind == "publisher":
+                rows: Sequence[Publisher] = [p for p in [session.get(Publisher, who.publisher_id)] if p is not None]
+            elif self.token_uploads:
+                rows = list(
+                    session.execute(
+                        sa.select(Publisher)
+                        .join(PublisherProject, PublisherProject.publisher_id == Publisher.id)
+                        .join(Project, Project.id == PublisherProject.project_id)
+                        .where(Project.normalized_name == up.normalized)
+                        .order_by(Publisher.id)
+                    ).scalars()
+                )
+                if not rows:
+                    raise _reject(
+                        f"the upload used an API token and project {up.normalized!r} has no trusted "
+                        "publisher whose identity the attestations could match"
+                    )
+            else:
+                # PyPI's wording.
+                raise _reject("Attestations are only supported when using Trusted Publishing")
+        identities: list[Identity] = []
+        for row in rows:
+            identity = get_kind(row.kind).identity(row.config, row.issuer_url)
+            if identity is not None:
+                identities.append(identity)
+        if not identities:
+            raise _reject(
+                "the trusted publisher has no attestation identity (a generic OIDC publisher needs --subject)"
+            )
+        return identities
+
+    def _verify_all(self, docs: list[dict[str, Any]], up: PreparedUpload, identity: Identity) -> list[str]:
+        policy = identity.policy()
+        seen: list[str] = []
+        for index, doc in enumerate(docs):
+            attestation = parse_attestation(doc)
+            try:
+                predicate = verify_attestation(
+                    attestation, filename=up.filename, sha256=up.sha256, policy=policy, trust=self.trust
+                )
+            except AttestationInvalid as exc:
+                raise AttestationInvalid(f"attestation {index + 1}: {exc}") from None
+            if predicate in seen:
+                raise AttestationInvalid(f"two attestations with predicate type {predicate}")
+            seen.append(predicate)
+        return seen
