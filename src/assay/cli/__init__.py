@@ -14,13 +14,14 @@ def main() -> None:
 
 
 def _register() -> None:
-    from assay.cli import admin, attestations_admin, publish, publishing_admin, serve
+    from assay.cli import admin, attestations_admin, fsck, publish, publishing_admin, serve
 
     main.add_command(serve.serve)
     main.add_command(admin.admin)
     admin.admin.add_command(publishing_admin.issuer)
     admin.admin.add_command(publishing_admin.publisher)
     admin.admin.add_command(attestations_admin.provenance)
+    admin.admin.add_command(fsck.fsck)
     main.add_command(publish.publish_command)
     # Optional capabilities register themselves if present.
     from assay.cli import extensions

@@ -1,0 +1,55 @@
+"""``assay admin fsck``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from assay.cli.admin import Ctx, pass_ctx
+from assay.cli.common import admin_actor, friendly_errors
+
+
+@click.command()
+@click.option("--repair", is_flag=True, help="Quarantine what is wrong (moved aside, never deleted).")
+@click.option(
+    "--grace",
+    default=600,
+    show_default=True,
+    help="Seconds a blob or staging file may be unreferenced before it counts (uploads in flight).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_ctx
+@friendly_errors
+def fsck(ctx: Ctx, repair: bool, grace: int, as_json: bool) -> None:
+    """Check the database against the blob store and every file against its sha256.
+
+    Exit status: 0 when everything is consistent (or was repaired), 1 when problems remain.
+    """
+    from assay.storage import fsck as checker
+
+    blobs = ctx.blobs
+    report = checker.check(ctx.db, blobs, grace=grace)
+    quarantine = None
+    if repair and report.problems:
+        quarantine = checker.repair(ctx.db, blobs, report, data_dir=ctx.settings.data_dir, actor=admin_actor())
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "files_checked": report.files_checked,
+                    "blobs_seen": report.blobs_seen,
+                    "problems": [vars(p) for p in report.problems],
+                    "repaired": len(report.repaired),
+                    "quarantine": str(quarantine) if quarantine else None,
+                }
+            )
+        )
+    else:
+        click.echo(f"checked {report.files_checked} files and {report.blobs_seen} blobs")
+        for p in report.problems:
+            click.echo(f"{p.kind}\t{p.filename or '-'}\t{p.key}\t{p.detail}")
+        if quarantine:
+            click.echo(f"repaired {len(report.repaired)} problem(s); quarantined into {quarantine}")
+    if report.problems and not repair:
+        raise click.exceptions.Exit(1)

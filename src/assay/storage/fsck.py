@@ -1,0 +1,192 @@
+"""Checking the database against the blob store (``assay admin fsck``).
+
+Finds, and with ``repair`` quarantines:
+
+* a file row whose blob is missing, or whose bytes no longer hash to the recorded sha256 (or
+  size); the same for its PEP 658 metadata file;
+* a blob no row refers to (left by a process killed between publishing the blob and committing
+  its row: invisible to readers, but space and confusion);
+* staging files left by killed uploads.
+
+Quarantine never deletes bytes: they move to ``<data dir>/quarantine/<timestamp>/``. A row whose
+blob is missing or corrupt is removed (its filename stays used, as on PyPI) with an audit event,
+so the index stops offering a file it cannot serve intact.
+
+Blobs and staging files younger than ``grace`` seconds are left alone: they may belong to an
+upload in flight in another process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from assay import audit
+from assay.storage.blobs import FilesystemBlobStore
+from assay.storage.db import Database
+from assay.storage.models import File, Project
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # missing-blob, corrupt-blob, missing-metadata, corrupt-metadata, orphan-blob, stale-staging
+    key: str
+    detail: str
+    filename: str | None = None
+
+
+@dataclass
+class Report:
+    files_checked: int = 0
+    blobs_seen: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    repaired: list[Problem] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _old_enough(path: Path, grace: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime >= grace
+    except FileNotFoundError:
+        return False
+
+
+def check(db: Database, blobs: FilesystemBlobStore, *, grace: float = 600.0) -> Report:
+    report = Report()
+    with db.read() as session:
+        rows = session.execute(
+            sa.select(
+                File.id,
+                File.filename,
+                File.blob_key,
+                File.sha256,
+                File.size,
+                File.metadata_blob_key,
+                File.metadata_sha256,
+            )
+        ).all()
+    referenced: set[str] = set()
+    for row in rows:
+        report.files_checked += 1
+        referenced.add(row.blob_key)
+        path = blobs.local_path(row.blob_key)
+        if path is None or not path.is_file():
+            report.problems.append(Problem("missing-blob", row.blob_key, "no blob for this file", row.filename))
+        else:
+            digest, size = _sha256(path)
+            if digest != row.sha256 or size != row.size:
+                report.problems.append(
+                    Problem(
+                        "corrupt-blob",
+                        row.blob_key,
+                        f"sha256 {digest} / {size} bytes, recorded {row.sha256} / {row.size} bytes",
+                        row.filename,
+                    )
+                )
+        if row.metadata_blob_key:
+            referenced.add(row.metadata_blob_key)
+            mpath = blobs.local_path(row.metadata_blob_key)
+            if mpath is None or not mpath.is_file():
+                report.problems.append(
+                    Problem("missing-metadata", row.metadata_blob_key, "no metadata file (PEP 658)", row.filename)
+                )
+            elif _sha256(mpath)[0] != row.metadata_sha256:
+                report.problems.append(
+                    Problem(
+                        "corrupt-metadata",
+                        row.metadata_blob_key,
+                        "metadata file does not match its recorded sha256",
+                        row.filename,
+                    )
+                )
+    for key in blobs.iter_keys():
+        report.blobs_seen += 1
+        if key in referenced:
+            continue
+        path = blobs.local_path(key)
+        if path is not None and _old_enough(path, grace):
+            report.problems.append(Problem("orphan-blob", key, "no file row refers to this blob"))
+    for path in sorted(blobs.staging_dir.iterdir()):
+        if _old_enough(path, grace):
+            report.problems.append(Problem("stale-staging", path.name, "staging file of an interrupted upload"))
+    return report
+
+
+def repair(db: Database, blobs: FilesystemBlobStore, report: Report, *, data_dir: Path, actor: str) -> Path:
+    """Quarantine what ``check`` found; returns the quarantine directory."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    quarantine = data_dir / "quarantine" / stamp
+    for problem in report.problems:
+        if problem.kind == "stale-staging":
+            source = blobs.staging_dir / problem.key
+            target = quarantine / ".staging" / problem.key
+        else:
+            path = blobs.local_path(problem.key)
+            source = path if path is not None else Path()
+            target = quarantine / problem.key
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(source), target)
+            _prune(source.parent, blobs.root)
+        if problem.kind in ("missing-blob", "corrupt-blob", "missing-metadata", "corrupt-metadata"):
+            _drop_row(db, blobs, problem, actor=actor, quarantine=quarantine)
+        report.repaired.append(problem)
+    return quarantine
+
+
+def _prune(directory: Path, root: Path) -> None:
+    while directory != root and directory.is_relative_to(root):
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        directory = directory.parent
+
+
+def _drop_row(db: Database, blobs: FilesystemBlobStore, problem: Problem, *, actor: str, quarantine: Path) -> None:
+    with db.write() as session:
+        row = session.execute(sa.select(File).where(File.filename == problem.filename)).scalar_one_or_none()
+        if row is None:
+            return
+        project = session.get(Project, row.project_id)
+        # The other blob of the pair (file or metadata) goes to quarantine as well.
+        for key in (row.blob_key, row.metadata_blob_key):
+            path = blobs.local_path(key) if key else None
+            if key and path is not None and path.is_file():
+                target = quarantine / key
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(path), target)
+                _prune(path.parent, blobs.root)
+        session.delete(row)
+        if project is not None:
+            project.serial = Project.serial + 1
+        audit.record(
+            session,
+            actor=actor,
+            action="fsck:quarantine",
+            project=project.normalized_name if project else None,
+            target=problem.filename,
+            details={"problem": problem.kind, "detail": problem.detail, "quarantine": os.fspath(quarantine)},
+        )
