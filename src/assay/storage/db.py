@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,6 +23,10 @@ from sqlalchemy.orm import Session, sessionmaker
 log = logging.getLogger(__name__)
 
 _MIGRATION_LOCK_ID = 0x61_73_73_61  # "assa": the advisory lock key used while migrating PostgreSQL
+
+#: The newest migration. With the schema already there, start-up reads one row and never
+#: imports Alembic (most of a quarter second); tests check this equals Alembic's head.
+HEAD_REVISION = "0001"
 
 
 class DatabaseError(RuntimeError):
@@ -117,7 +119,9 @@ class Database:
             raise DatabaseError(f"cannot connect to {self.safe_url}: {exc.orig}") from None
 
     # ---- migrations ----
-    def _alembic_config(self, connection: sa.Connection) -> AlembicConfig:
+    def _alembic_config(self, connection: sa.Connection) -> Any:
+        from alembic.config import Config as AlembicConfig
+
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", "assay.storage:migrations")
         cfg.attributes["connection"] = connection
@@ -126,9 +130,21 @@ class Database:
     def migrate(self) -> None:
         """Bring the schema to the newest revision. Safe to run from several processes at once."""
         self.check()
+        if self._recorded_revision() == HEAD_REVISION:
+            return
+        from alembic import command
+
         with self._migration_lock(), self.engine.connect() as conn:
             command.upgrade(self._alembic_config(conn), "head")
             conn.commit()
+
+    def _recorded_revision(self) -> str | None:
+        try:
+            with self.engine.connect() as conn:
+                value = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        except sa.exc.DBAPIError:
+            return None  # no schema yet
+        return str(value) if value is not None else None
 
     def current_revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext
