@@ -339,3 +339,40 @@ def test_backfill_import_of_mirrored_provenance(prod_index: AssayServer, tmp_pat
     # The same provenance offered for another file of the index is refused (subject mismatch).
     other = prod_index.admin("provenance", "import", str(good), "--file", SDIST, check=False)
     assert other.returncode == 1
+
+
+def test_uv_publish_of_the_real_sdist_with_publish_and_slsa_attestations(
+    tmp_path: Path, tls: TLS, idp: OIDCProvider
+) -> None:
+    # The same file as published_sdist, this time with uv, on an index of its own (a filename
+    # is accepted once per index).
+    server = tls_server(tmp_path / "uv-index", tls).start()
+    try:
+        server.admin("issuer", "add", "--issuer", GITHUB_ISSUER, "--jwks", str(idp.jwks_path))
+        server.ensure_user("owner")
+        _register(server, "github", "--project", "pypi-attestations", "--repository", REPO, "--workflow", "release.yml")
+        files = fixture_copy(tmp_path, SDIST, SDIST + ".publish.attestation", SDIST + ".slsa.attestation")
+        idp.github_job = {**github_claims(REPO, "release.yml"), "iss": GITHUB_ISSUER}
+        env = client_environ({**github_actions_env(idp), "SSL_CERT_FILE": str(server.ca_file)})
+        result = subprocess.run(
+            [
+                find_uv_bin(),
+                "publish",
+                "--publish-url",
+                server.upload_url,
+                "--trusted-publishing",
+                "always",
+                *map(str, files),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        _, provenance = served_provenance(server, "pypi-attestations", SDIST)
+        assert len(provenance["attestation_bundles"][0]["attestations"]) == 2
+        verified = pypi_attestations_verify(tmp_path, provenance, files[0], f"https://github.com/{REPO}")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    finally:
+        server.stop()
