@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from uv import find_uv_bin
 
+from tests.index.helpers import flat, twine_upload, uv_publish
 from tests.support.dists import build_project
 from tests.support.server import AssayServer, client_environ
 
@@ -27,26 +28,9 @@ def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
     return result  # type: ignore[no-any-return]
 
 
-def twine_upload(server: AssayServer, token: str, *files: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "twine", "upload", "--non-interactive", "--disable-progress-bar",
-         "--repository-url", server.upload_url, "-u", "__token__", "-p", token, *map(str, files)],
-        capture_output=True, text=True, env=client_environ(), timeout=120,
-    )
-
-
-def uv_publish(server: AssayServer, token: str, *files: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [UV, "publish", "--publish-url", server.upload_url, "--username", "__token__", "--password", token,
-         "--trusted-publishing", "never", *map(str, files)],
-        capture_output=True, text=True, env=client_environ(), timeout=120,
-    )
-
-
 @pytest.fixture(scope="module")
 def token(index: AssayServer) -> str:
-    index.ensure_user("publisher")
-    return index.token("publisher")
+    return index.quick_token("publisher")
 
 
 def test_twine_upload_then_pip_install(index: AssayServer, token: str, unique: str, tmp_path: Path) -> None:
@@ -55,8 +39,20 @@ def test_twine_upload_then_pip_install(index: AssayServer, token: str, unique: s
     assert result.returncode == 0, result.stdout + result.stderr
 
     target = tmp_path / "site"
-    run([sys.executable, "-m", "pip", "install", "--no-cache-dir", "--index-url", index.simple,
-         "--target", str(target), f"{unique}==1.0"])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-cache-dir",
+            "--index-url",
+            index.simple,
+            "--target",
+            str(target),
+            f"{unique}==1.0",
+        ]
+    )
     module = unique.replace("-", "_")
     assert (target / module / "__init__.py").read_text().endswith('VERSION = "1.0"\n')
 
@@ -67,12 +63,27 @@ def test_uv_publish_then_uv_pip_install(index: AssayServer, token: str, unique: 
     assert result.returncode == 0, result.stdout + result.stderr
 
     target = tmp_path / "site"
-    run([UV, "pip", "install", "--no-cache", "--index-url", index.simple, "--python", sys.executable,
-         "--target", str(target), f"{unique}==2.0"])
+    run(
+        [
+            UV,
+            "pip",
+            "install",
+            "--no-cache",
+            "--index-url",
+            index.simple,
+            "--python",
+            sys.executable,
+            "--target",
+            str(target),
+            f"{unique}==2.0",
+        ]
+    )
     assert (target / unique.replace("-", "_") / "__init__.py").exists()
 
 
-def test_identical_reupload_is_accepted_by_both_clients(index: AssayServer, token: str, unique: str, tmp_path: Path) -> None:
+def test_identical_reupload_is_accepted_by_both_clients(
+    index: AssayServer, token: str, unique: str, tmp_path: Path
+) -> None:
     # PyPI answers 200 to an identical re-upload; twine (with or without --skip-existing) and
     # uv publish both count it as done.
     built = build_project(tmp_path, unique, "1.0")
@@ -94,7 +105,7 @@ def test_same_filename_different_content_is_refused_and_twine_shows_why(
     result = twine_upload(index, token, other.wheel)
     assert result.returncode != 0
     # twine prints only the HTTP reason phrase: the message must be in it.
-    assert "File already exists" in result.stdout + result.stderr
+    assert "File already exists" in flat(result.stdout + result.stderr)
     # twine >= 7 accepts --skip-existing only for PyPI's own URLs, so the flag cannot be used
     # against any other index; its decision function is what we can hold our answer to: it
     # must classify this real response as "already exists".
@@ -115,7 +126,7 @@ def test_same_filename_different_content_is_refused_and_twine_shows_why(
 
     uv = uv_publish(index, token, other.wheel)
     assert uv.returncode != 0
-    assert "File already exists" in uv.stdout + uv.stderr
+    assert "File already exists" in flat(uv.stdout + uv.stderr)
 
 
 def test_pip_resolves_from_the_metadata_file_without_downloading_the_wheel(
@@ -127,8 +138,22 @@ def test_pip_resolves_from_the_metadata_file_without_downloading_the_wheel(
     report = tmp_path / "report.json"
     # --dry-run --report resolves without installing: with PEP 658 metadata pip needs
     # only the .metadata file.
-    run([sys.executable, "-m", "pip", "install", "--no-cache-dir", "--dry-run", "--ignore-installed",
-         "--report", str(report), "--index-url", index.simple, unique])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-cache-dir",
+            "--dry-run",
+            "--ignore-installed",
+            "--report",
+            str(report),
+            "--index-url",
+            index.simple,
+            unique,
+        ]
+    )
     time.sleep(0.3)  # let the server flush its access log
     requests = [line for line in index.access_log()[before:] if "/files/" in line]
     wheel = built.wheel.name
@@ -147,10 +172,25 @@ def test_uv_exclude_newer_honours_upload_time(index: AssayServer, token: str, un
     new = build_project(tmp_path, unique, "2.0")
     assert uv_publish(index, token, new.wheel).returncode == 0
 
-    report = run([UV, "pip", "compile", "--no-cache", "--index-url", index.simple, "--python", sys.executable,
-                  "--exclude-newer", cutoff.strftime("%Y-%m-%dT%H:%M:%SZ"), "-"],
-                 input=f"{unique}\n")
+    report = run(
+        [
+            UV,
+            "pip",
+            "compile",
+            "--no-cache",
+            "--index-url",
+            index.simple,
+            "--python",
+            sys.executable,
+            "--exclude-newer",
+            cutoff.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "-",
+        ],
+        input=f"{unique}\n",
+    )
     assert f"{unique}==1.0" in report.stdout
-    latest = run([UV, "pip", "compile", "--no-cache", "--index-url", index.simple, "--python", sys.executable, "-"],
-                 input=f"{unique}\n")
+    latest = run(
+        [UV, "pip", "compile", "--no-cache", "--index-url", index.simple, "--python", sys.executable, "-"],
+        input=f"{unique}\n",
+    )
     assert f"{unique}==2.0" in latest.stdout

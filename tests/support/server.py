@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -14,6 +16,9 @@ from pathlib import Path
 
 import httpx
 
+from assay.config import load_settings
+from assay.storage.blobs import FilesystemBlobStore
+from assay.storage.db import Database
 from tests.support.oidc_provider import clean_ci_environ
 
 _URL = re.compile(r"assay: serving (https?://\S+?)/ ")
@@ -26,6 +31,10 @@ def client_environ(extra: dict[str, str] | None = None) -> dict[str, str]:
     for name in list(env):
         if name.startswith(("PIP_", "UV_", "TWINE_")):
             del env[name]
+    # A machine-wide CA bundle variable would override the test CA a client is given (requests
+    # lets REQUESTS_CA_BUNDLE win over a session's verify=, which breaks twine --cert).
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        env.pop(name, None)
     env["PIP_CONFIG_FILE"] = os.devnull
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     env["PIP_NO_INPUT"] = "1"
@@ -47,16 +56,20 @@ class AssayServer:
         args: Sequence[str] = (),
         env: dict[str, str] | None = None,
         ca_file: Path | None = None,
+        port: int | None = 0,
     ) -> None:
         self.data_dir = data_dir
         self.database_url = database_url
         self.args = list(args)
         self.env = env or {}
         self.ca_file = ca_file
+        #: The --port flag to pass; None passes none (the port then comes from env or config).
+        self.port = port
         self.proc: subprocess.Popen[str] | None = None
         self.log: list[str] = []
         self.url = ""
         self._reader: threading.Thread | None = None
+        self._db: Database | None = None
 
     # -- lifecycle --
     def _storage_args(self) -> list[str]:
@@ -67,7 +80,8 @@ class AssayServer:
 
     def start(self, timeout: float = 60) -> AssayServer:
         env = client_environ({"ASSAY_ACCESS_LOG": "true", **self.env})
-        cmd = [sys.executable, "-m", "assay", "serve", *self._storage_args(), "--port", "0", *self.args]
+        port = ["--port", str(self.port)] if self.port is not None else []
+        cmd = [sys.executable, "-m", "assay", "serve", *self._storage_args(), *port, *self.args]
         self.log = []
         self.proc = subprocess.Popen(
             cmd,
@@ -80,7 +94,8 @@ class AssayServer:
         found = threading.Event()
 
         def read() -> None:
-            assert self.proc is not None and self.proc.stdout is not None
+            assert self.proc is not None
+            assert self.proc.stdout is not None
             for line in self.proc.stdout:
                 self.log.append(line.rstrip("\n"))
                 match = _URL.search(line)
@@ -103,7 +118,7 @@ class AssayServer:
             if self.proc.poll() is not None:
                 raise RuntimeError("assay serve exited:\n" + "\n".join(self.log[-40:]))
             try:
-                r = httpx.get(self.url + "/simple/", verify=str(self.ca_file) if self.ca_file else True, timeout=2)
+                r = httpx.get(self.url + "/simple/", verify=self.verify, timeout=2)
                 if r.status_code in (200, 401):
                     return
             except httpx.HTTPError:
@@ -123,6 +138,8 @@ class AssayServer:
                 self.proc.wait()
         if self._reader is not None:
             self._reader.join(5)
+        if self._db is not None:
+            self._db.dispose()
         return self.proc.returncode
 
     def kill(self) -> None:
@@ -138,18 +155,43 @@ class AssayServer:
     def upload_url(self) -> str:
         return self.url + "/legacy/"
 
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx verifies this server's certificate with (the test CA, if any)."""
+        return ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else True
+
     def client(self, **kw: object) -> httpx.Client:
-        verify = str(self.ca_file) if self.ca_file else True
-        return httpx.Client(base_url=self.url, verify=verify, timeout=60, **kw)  # type: ignore[arg-type]
+        return httpx.Client(base_url=self.url, verify=self.verify, timeout=60, **kw)  # type: ignore[arg-type]
 
     def admin(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "assay", "admin", *self._storage_args(), *args]
-        result = subprocess.run(cmd, capture_output=True, text=True, env=client_environ(), timeout=120)
+        result = subprocess.run(
+            cmd, capture_output=True, text=True, env=client_environ(self.env), timeout=120
+        )
         if check and result.returncode != 0:
             raise AssertionError(
-                f"assay admin {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+                f"assay admin {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout}\n{result.stderr}"
             )
         return result
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``assay admin ARGS`` run in this process (click's runner: the same command code as
+        ``admin()``, without starting an interpreter per call). Same result shape as ``admin``."""
+        from click.testing import CliRunner
+
+        from assay.cli import main
+
+        result = CliRunner().invoke(main, ["admin", *self._storage_args(), *args], catch_exceptions=False)
+        completed = subprocess.CompletedProcess(
+            ["assay", "admin", *args], result.exit_code, result.stdout, result.stderr
+        )
+        if check and result.exit_code != 0:
+            raise AssertionError(
+                f"assay admin {' '.join(args)} failed ({result.exit_code}):\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return completed
 
     def token(self, user: str, *projects: str, expires: str | None = None) -> str:
         args = ["token", "create", "--user", user]
@@ -163,6 +205,58 @@ class AssayServer:
         result = self.admin("user", "create", user, check=False)
         if result.returncode != 0 and "already exists" not in result.stderr:
             raise AssertionError(result.stderr)
+
+    def stored_files(self) -> list[str]:
+        """Every file under the blob store (``files/``), staging files included, as relative
+        paths: what an upload left on disk."""
+        root = self.data_dir / "files"
+        if not root.exists():
+            return []
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+    def staging_files(self) -> list[str]:
+        return [p for p in self.stored_files() if p.startswith(".staging/")]
+
+    def audit(self, *args: str) -> list[dict[str, object]]:
+        """``assay admin audit --json`` as a list of events, oldest first."""
+        import json
+
+        out = self.admin("audit", "--json", "--limit", "100000", *args).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    # -- in-process administration: the same functions `assay admin` calls, on the same
+    # database, without starting a Python process per step (for test set-up; the CLI itself
+    # is tested through the command) --
+    def db(self) -> Database:
+        if self._db is None:
+            settings = load_settings(
+                {"data_dir": str(self.data_dir), "database_url": self.database_url}, environ={}
+            )
+            self._db = Database(settings.resolved_database_url)
+        return self._db
+
+    def blobs(self) -> FilesystemBlobStore:
+        return FilesystemBlobStore(self.data_dir / "files")
+
+    def quick_user(self, user: str) -> None:
+        from assay.admin import AdminError, accounts
+
+        try:
+            accounts.create_user(self.db(), user, actor="admin:tests")
+        except AdminError as exc:
+            if "already exists" not in str(exc):
+                raise
+
+    def quick_token(self, user: str, *projects: str, expires: dt.timedelta | None = None) -> str:
+        """A token for ``user`` (created if missing), as `assay admin token create` makes it."""
+        from assay.admin import accounts
+
+        self.quick_user(user)
+        issued = accounts.create_token(
+            self.db(), username=user, projects=list(projects) or None, expires_in=expires,
+            description="tests", prefix="assay-", actor="admin:tests",
+        )
+        return issued.token
 
     def access_log(self) -> list[str]:
         """uvicorn access-log lines: '<client> - "GET /path HTTP/1.1" 200'."""

@@ -88,7 +88,12 @@ def set_role(db: Database, project: str, username: str, role: str, *, actor: str
         else:
             existing.role = role
         audit.record(
-            session, actor=actor, action="role:set", project=proj.normalized_name, target=username, details={"role": role}
+            session,
+            actor=actor,
+            action="role:set",
+            project=proj.normalized_name,
+            target=username,
+            details={"role": role},
         )
 
 
@@ -143,7 +148,7 @@ def create_token(
             prefix=prefix,
             kind="user",
             user_id=user.id,
-            projects=normalized,
+            projects=list(normalized) if normalized else None,
             expires=expires,
             description=description,
         )

@@ -42,7 +42,7 @@ def _release(session: Session, project: Project, version: str) -> Release:
 
 
 def _touch(project: Project) -> None:
-    project.serial = Project.serial + 1  # type: ignore[assignment]
+    project.serial = Project.serial + 1
 
 
 def yank(db: Database, name: str, version: str, reason: str | None, *, actor: str) -> None:
@@ -66,7 +66,9 @@ def unyank(db: Database, name: str, version: str, *, actor: str) -> None:
         release.yanked = False
         release.yanked_reason = None
         _touch(project)
-        audit.record(session, actor=actor, action="release:unyank", project=project.normalized_name, target=release.version)
+        audit.record(
+            session, actor=actor, action="release:unyank", project=project.normalized_name, target=release.version
+        )
 
 
 def set_status(db: Database, name: str, status: str, reason: str | None, *, actor: str) -> None:

@@ -20,9 +20,7 @@ def render_project_list(page: ProjectList) -> str:
         "<title>Simple index</title>\n</head>\n<body>\n",
     ]
     for project in page.projects:
-        parts.append(
-            f'<a href="{_attr(project.normalized_name)}/">{escape(project.name)}</a><br>\n'
-        )
+        parts.append(f'<a href="{_attr(project.normalized_name)}/">{escape(project.name)}</a><br>\n')
     parts.append("</body>\n</html>\n")
     return "".join(parts)
 
@@ -36,9 +34,7 @@ def render_project_page(page: ProjectPage) -> str:
     # but stating it costs nothing and saves clients a guess.
     parts.append(f'<meta name="pypi:project-status" content="{_attr(page.status.status)}">\n')
     if page.status.reason:
-        parts.append(
-            f'<meta name="pypi:project-status-reason" content="{_attr(page.status.reason)}">\n'
-        )
+        parts.append(f'<meta name="pypi:project-status-reason" content="{_attr(page.status.reason)}">\n')
     parts.append(f"<title>Links for {escape(page.name)}</title>\n</head>\n<body>\n")
     parts.append(f"<h1>Links for {escape(page.name)}</h1>\n")
     for f in page.files:

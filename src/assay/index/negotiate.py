@@ -20,20 +20,25 @@ JSON_V1 = "application/vnd.pypi.simple.v1+json"
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
 TEXT_HTML = "text/html"
 
-#: Media type a client may ask for -> (format, Content-Type we answer with).
+#: What we answer with: (format, Content-Type, the media types a client may name for it).
 #: PEP 691: "latest" resolves to the concrete version in the response's Content-Type, and
 #: text/html is an alias of the v1 HTML type (answered as text/html for old clients).
+_OFFERS: list[tuple[Format, str, frozenset[str]]] = [
+    (Format.JSON, JSON_V1, frozenset({JSON_V1, "application/vnd.pypi.simple.latest+json"})),
+    (Format.HTML, HTML_V1, frozenset({HTML_V1, "application/vnd.pypi.simple.latest+html"})),
+    (Format.HTML, TEXT_HTML, frozenset({TEXT_HTML})),
+]
+
+#: Media type a client may ask for -> (format, Content-Type we answer with).
 _SUPPORTED: dict[str, tuple[Format, str]] = {
-    JSON_V1: (Format.JSON, JSON_V1),
-    "application/vnd.pypi.simple.latest+json": (Format.JSON, JSON_V1),
-    HTML_V1: (Format.HTML, HTML_V1),
-    "application/vnd.pypi.simple.latest+html": (Format.HTML, HTML_V1),
-    TEXT_HTML: (Format.HTML, TEXT_HTML),
+    alias: (fmt, content_type) for fmt, content_type, aliases in _OFFERS for alias in aliases
 }
 
-#: When several supported types tie on quality, prefer JSON: it is the richer format.
-_PREFERENCE = [JSON_V1, "application/vnd.pypi.simple.latest+json", HTML_V1,
-               "application/vnd.pypi.simple.latest+html", TEXT_HTML]
+#: Among offers of equal quality, the server chooses (PEP 691). Types the client named prefer
+#: JSON, the richer format; types reached only through a wildcard prefer text/html, which every
+#: pre-691 client (and browser) understands, as PyPI answers */*.
+_NAMED_PREFERENCE = {JSON_V1: 2, HTML_V1: 1, TEXT_HTML: 0}
+_WILDCARD_PREFERENCE = {TEXT_HTML: 2, JSON_V1: 1, HTML_V1: 0}
 
 
 @dataclass(frozen=True)
@@ -67,44 +72,46 @@ def _parse_accept(header: str) -> list[tuple[str, float]]:
     return entries
 
 
-def _quality(media: str, accepted: list[tuple[str, float]]) -> float:
-    """The quality the client gives ``media``: the most specific matching entry wins (RFC 9110)."""
+def _quality(aliases: frozenset[str], accepted: list[tuple[str, float]]) -> tuple[float, int]:
+    """The quality the client gives an offer and how specifically it named it (2: by name,
+    1: type/*, 0: */*). The most specific matching entry decides (RFC 9110 12.5.1), so
+    ``v1+json;q=0, */*`` refuses JSON; an offer named by several aliases gets the best of them."""
     best: tuple[int, float] | None = None
-    major = media.split("/", 1)[0]
-    for entry, q in accepted:
-        if entry == media:
-            specificity = 2
-        elif entry == f"{major}/*":
-            specificity = 1
-        elif entry == "*/*":
-            specificity = 0
-        else:
-            continue
-        if best is None or specificity > best[0]:
-            best = (specificity, q)
-    return best[1] if best else 0.0
+    for media in aliases:
+        major = media.split("/", 1)[0]
+        for entry, q in accepted:
+            if entry == media:
+                specificity = 2
+            elif entry == f"{major}/*":
+                specificity = 1
+            elif entry == "*/*":
+                specificity = 0
+            else:
+                continue
+            if best is None or specificity > best[0] or (specificity == best[0] and q > best[1]):
+                best = (specificity, q)
+    return (best[1], best[0]) if best else (0.0, -1)
 
 
 def negotiate(accept: str | None, format_param: str | None) -> Choice:
     if format_param:
-        choice = _SUPPORTED.get(format_param.strip().lower())
+        # A "+" typed into a URL reaches us as a space (form encoding): "v1+json" is meant.
+        wanted = format_param.strip().lower().replace(" ", "+")
+        choice = _SUPPORTED.get(wanted)
         if choice is None:
-            raise NotAcceptable(
-                f"unsupported format {format_param!r}; use one of: {', '.join(_SUPPORTED)}"
-            )
+            raise NotAcceptable(f"unsupported format {format_param!r}; use one of: {', '.join(sorted(_SUPPORTED))}")
         return Choice(*choice)
-    # PEP 691: no Accept header means "Accept: */*". For */* we answer text/html, the type
-    # every pre-691 client (and browser) understands, as PyPI does.
-    if not accept or not accept.strip():
-        return Choice(Format.HTML, TEXT_HTML)
-    accepted = _parse_accept(accept)
-    if all(media in ("*/*",) for media, _ in accepted) and accepted and accepted[0][1] > 0:
-        return Choice(Format.HTML, TEXT_HTML)
-    scored = [(_quality(media, accepted), -rank, media) for rank, media in enumerate(_PREFERENCE)]
-    q, _, media = max(scored)
+    # PEP 691: no Accept header means "Accept: */*".
+    accepted = _parse_accept(accept or "*/*") or [("*/*", 1.0)]
+    scored = []
+    for fmt, content_type, aliases in _OFFERS:
+        q, specificity = _quality(aliases, accepted)
+        preference = (_NAMED_PREFERENCE if specificity == 2 else _WILDCARD_PREFERENCE)[content_type]
+        scored.append((q, specificity == 2, preference, fmt, content_type))
+    q, _named, _pref, fmt, content_type = max(scored, key=lambda s: s[:3])
     if q <= 0:
         raise NotAcceptable(
             "none of the media types in the Accept header is served here; "
-            f"the simple API serves: {', '.join(_SUPPORTED)}"
+            f"the simple API serves: {', '.join(sorted(_SUPPORTED))}"
         )
-    return Choice(*_SUPPORTED[media])
+    return Choice(fmt, content_type)

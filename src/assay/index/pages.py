@@ -92,9 +92,7 @@ def project_head(session: Session, normalized_name: str) -> ProjectHead | None:
 
 
 def load_project_page(session: Session, head: ProjectHead, base_url: str) -> ProjectPage:
-    versions = [
-        v for (v,) in session.execute(sa.select(Release.version).where(Release.project_id == head.id))
-    ]
+    versions = [v for (v,) in session.execute(sa.select(Release.version).where(Release.project_id == head.id))]
     versions.sort(key=_version_key)
     files: list[FileLink] = []
     # PEP 792: a quarantined project's files MUST NOT be offered for download.
@@ -116,7 +114,7 @@ def load_project_page(session: Session, head: ProjectHead, base_url: str) -> Pro
             .join(Release, File.release_id == Release.id)
             .where(File.project_id == head.id)
         ).all()
-        rows.sort(key=lambda r: (_version_key(r.version), r.filename))
+        rows = sorted(rows, key=lambda r: (_version_key(r.version), r.filename))
         for r in rows:
             yanked: bool | str = False
             if r.yanked:
@@ -134,9 +132,7 @@ def load_project_page(session: Session, head: ProjectHead, base_url: str) -> Pro
                     core_metadata_sha256=r.metadata_sha256,
                     # PEP 740: provenance URLs must be fully qualified.
                     provenance_url=(
-                        base_url + provenance_path(head.normalized_name, r.version, r.filename)
-                        if r[7]
-                        else None
+                        base_url + provenance_path(head.normalized_name, r.version, r.filename) if r[7] else None
                     ),
                 )
             )
@@ -155,9 +151,7 @@ def project_list_serial(session: Session) -> int:
 
 
 def load_project_list(session: Session, serial: int) -> ProjectList:
-    rows = session.execute(
-        sa.select(Project.name, Project.normalized_name).order_by(Project.normalized_name)
-    ).all()
+    rows = session.execute(sa.select(Project.name, Project.normalized_name).order_by(Project.normalized_name)).all()
     return ProjectList(tuple(ProjectLink(name, norm) for name, norm in rows), serial)
 
 
@@ -167,9 +161,7 @@ class SimplePages:
     def __init__(self, cache: RenderCache | None = None) -> None:
         self.cache = cache or RenderCache()
 
-    def project(
-        self, session: Session, normalized_name: str, fmt: Format, base_url: str
-    ) -> Rendered | None:
+    def project(self, session: Session, normalized_name: str, fmt: Format, base_url: str) -> Rendered | None:
         head = project_head(session, normalized_name)
         if head is None:
             return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidName, NormalizedName, canonicalize_name
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -13,6 +13,7 @@ from assay.index import jsonapi
 from assay.index.negotiate import Choice, NotAcceptable, negotiate
 from assay.index.pages import project_head
 from assay.index.paths import METADATA_SUFFIX
+from assay.storage.blobs import BlobKeyError, check_key
 from assay.storage.models import File, Project
 from assay.web.responses import JSONError, TextError
 from assay.web.services import Services, services
@@ -43,7 +44,8 @@ def _not_modified(request: Request, etag: str) -> bool:
     header = request.headers.get("if-none-match")
     if not header:
         return False
-    return any(tag.strip() in (etag, "*") for tag in header.split(","))
+    # RFC 9110 13.1.2: If-None-Match uses the weak comparison, so W/"x" matches "x".
+    return any(tag.strip().removeprefix("W/") in (etag, "*") for tag in header.split(","))
 
 
 def _negotiated(request: Request) -> Choice | Response:
@@ -51,6 +53,20 @@ def _negotiated(request: Request) -> Choice | Response:
         return negotiate(request.headers.get("accept"), request.query_params.get("format"))
     except NotAcceptable as exc:
         return TextError(406, str(exc))
+
+
+def _project_name(raw: str) -> NormalizedName | None:
+    """The normalized name, or None when ``raw`` is not a valid project name (so no such
+    project exists; a NUL or other junk never reaches the database, where PostgreSQL would
+    refuse it with an error)."""
+    try:
+        return canonicalize_name(raw, validate=True)
+    except InvalidName:
+        return None
+
+
+def _no_project(raw: str) -> Response:
+    return TextError(404, f"No project named {raw!r} on this index.")
 
 
 def simple_index(request: Request) -> Response:
@@ -83,7 +99,9 @@ def simple_project(request: Request) -> Response:
     if (denied := check_read_access(request, svc)) is not None:
         return denied
     raw = request.path_params["project"]
-    normalized = canonicalize_name(raw)
+    normalized = _project_name(raw)
+    if normalized is None:
+        return _no_project(raw)
     if raw != normalized or not request.url.path.endswith("/"):
         # PEP 503: redirect non-normalized names (and a missing slash) to the canonical URL.
         url = request.url.replace(path=f"/simple/{normalized}/")
@@ -107,6 +125,10 @@ def serve_file(request: Request) -> Response:
     if (denied := check_read_access(request, svc)) is not None:
         return denied
     key = request.path_params["key"]
+    try:
+        check_key(key)  # no "..", no absolute path, no control characters
+    except BlobKeyError:
+        return TextError(404, "No such file.")
     is_metadata = key.endswith(METADATA_SUFFIX)
     column = File.metadata_blob_key if is_metadata else File.blob_key
     with svc.db.read() as session:
@@ -139,7 +161,9 @@ def json_project(request: Request) -> Response:
     svc = services(request)
     if (denied := check_read_access(request, svc)) is not None:
         return denied
-    normalized = canonicalize_name(request.path_params["project"])
+    normalized = _project_name(request.path_params["project"])
+    if normalized is None:
+        return JSONError(404, "Not Found")
     with svc.db.read() as session:
         head = project_head(session, normalized)
         doc = jsonapi.project_json(session, head, svc.base_url(request)) if head else None
@@ -152,7 +176,9 @@ def json_release(request: Request) -> Response:
     svc = services(request)
     if (denied := check_read_access(request, svc)) is not None:
         return denied
-    normalized = canonicalize_name(request.path_params["project"])
+    normalized = _project_name(request.path_params["project"])
+    if normalized is None:
+        return JSONError(404, "Not Found")
     with svc.db.read() as session:
         head = project_head(session, normalized)
         doc = (

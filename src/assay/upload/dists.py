@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import tarfile
 import zipfile
 import zlib
@@ -127,7 +128,7 @@ def _check_zip_shape(infos: list[zipfile.ZipInfo], what: str) -> None:
     """Refuse overlapping members, the trick of "non-recursive" zip bombs that reuse one
     compressed stream for many entries."""
     spans = sorted((i.header_offset, i.header_offset + i.compress_size, i.filename) for i in infos)
-    for (start_a, end_a, name_a), (start_b, _end_b, name_b) in zip(spans, spans[1:], strict=False):
+    for (start_a, end_a, name_a), (start_b, _end_b, name_b) in itertools.pairwise(spans):
         if start_b < end_a or start_a == start_b:
             raise DistError(
                 f"the {what} has overlapping members ({name_a!r} and {name_b!r}): "

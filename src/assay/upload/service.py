@@ -196,6 +196,16 @@ def _check_duplicate(session: Session, up: PreparedUpload) -> bool:
             f"File already exists ({up.filename!r}, with sha256 hash {existing.sha256}) and the "
             "uploaded file is different. A filename can be used only once; upload a new version."
         )
+    same_bytes = session.execute(
+        sa.select(File.filename).where(File.sha256 == up.sha256, File.filename != up.filename)
+    ).first()
+    if same_bytes is not None:
+        # PyPI (Warehouse's _is_duplicate_file): the same bytes under another name, e.g. a wheel
+        # renamed to claim other tags, are refused as a duplicate.
+        raise UploadRejected(
+            f"File already exists: the same file was uploaded as {same_bytes[0]!r}; "
+            f"the bytes of {up.filename!r} are identical to it."
+        )
     used = session.get(UsedFilename, up.filename)
     if used is not None:
         # PyPI: a deleted file's name can never be used again.
@@ -203,6 +213,27 @@ def _check_duplicate(session: Session, up: PreparedUpload) -> bool:
             f"This filename has already been used ({up.filename!r}); use a different version."
         )
     return False
+
+
+def _check_one_sdist(session: Session, up: PreparedUpload, project_id: int) -> None:
+    """PyPI rule: "Only one sdist may be uploaded per release" (a .tar.gz and a .zip of one
+    version would leave installers two different sources to choose from)."""
+    if up.packagetype != "sdist":
+        return
+    other = session.execute(
+        sa.select(File.filename)
+        .join(Release, File.release_id == Release.id)
+        .where(
+            Release.project_id == project_id,
+            Release.canonical_version == canonicalize_version(up.version),
+            File.packagetype == "sdist",
+            File.filename != up.filename,
+        )
+    ).first()
+    if other is not None:
+        raise UploadRejected(
+            f"Only one sdist may be uploaded per release: version {up.version} already has {other[0]!r}."
+        )
 
 
 @dataclass
@@ -235,6 +266,8 @@ class Uploader:
                 self._authorize(session, ctx.who, up, project)
                 if _check_duplicate(session, up):
                     return UploadResult(up.filename, up.normalized, up.version, False, up.sha256)
+                if project is not None:
+                    _check_one_sdist(session, up, project.id)
 
             self.blobs.publish(up.content, key)
             published.append(key)
@@ -321,7 +354,9 @@ class Uploader:
                     Release.project_id == project.id, Release.canonical_version == canonical
                 )
             ).scalar_one_or_none()
-            if release is None:
+            if release is not None:
+                _check_one_sdist(session, up, project.id)
+            else:
                 release = Release(
                     project_id=project.id,
                     version=up.version,
@@ -356,7 +391,7 @@ class Uploader:
                 )
             )
             session.add(UsedFilename(filename=up.filename))
-            project.serial = Project.serial + 1  # type: ignore[assignment]
+            project.serial = Project.serial + 1
             session.execute(
                 sa.update(ApiToken).where(ApiToken.id == who.token_id).values(last_used=utcnow())
             )

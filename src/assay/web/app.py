@@ -42,7 +42,8 @@ def _home(request: Request) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     messages = {404: "Not Found", 405: "Method Not Allowed"}
-    return TextError(exc.status_code, messages.get(exc.status_code, str(exc.detail)), headers=exc.headers)
+    headers = dict(exc.headers) if exc.headers else None
+    return TextError(exc.status_code, messages.get(exc.status_code, str(exc.detail)), headers=headers)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
