@@ -13,11 +13,15 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
+
+#: This machine's name, recorded with work in progress so recovery can tell its own leftovers.
+HOST = socket.gethostname()
 
 
 class BlobKeyError(ValueError):
@@ -96,7 +100,10 @@ class FilesystemBlobStore:
         return self.root / check_key(key)
 
     def stage(self) -> StagedBlob:
-        name = f"{os.getpid()}-{secrets.token_hex(8)}.part"
+        # Host and pid in the name let recovery remove a killed process's leftovers at once
+        # (see ``clean_staging``), while another live process's uploads are left alone.
+        # ("@" cannot occur in a host name, so the name splits back unambiguously.)
+        name = f"{os.getpid()}@{HOST}@{secrets.token_hex(8)}.part"
         return StagedBlob(self.staging_dir / name)
 
     def publish(self, staged: StagedBlob, key: str) -> None:
@@ -144,18 +151,31 @@ class FilesystemBlobStore:
                 yield (Path(dirpath) / name).relative_to(self.root).as_posix()
 
     def clean_staging(self, older_than: float) -> int:
-        """Remove staging files older than ``older_than`` seconds (left by a killed process).
-
-        Age, not process id, decides: with several workers (or hosts) on one store, a young
-        staging file may belong to an upload still in flight elsewhere.
-        """
+        """Remove staging files left by killed uploads: those of dead processes on this host at
+        once, any other only once older than ``older_than`` seconds (with several hosts on one
+        store, a young file may belong to an upload still in flight elsewhere)."""
         removed = 0
         cutoff = time.time() - older_than
         for path in self.staging_dir.iterdir():
+            parts = path.name.split("@")
             try:
-                if path.stat().st_mtime < cutoff:
+                dead_here = (
+                    len(parts) == 3 and parts[1] == HOST and parts[0].isdigit() and not process_alive(int(parts[0]))
+                )
+                if dead_here or path.stat().st_mtime < cutoff:
                     path.unlink()
                     removed += 1
             except FileNotFoundError:
                 continue
         return removed
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host exists (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True

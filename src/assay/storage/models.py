@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -125,6 +126,17 @@ class Release(Base):
 
 class File(Base):
     __tablename__ = "files"
+    __table_args__ = (
+        # PyPI: "Only one sdist may be uploaded per release" (a .tar.gz and a .zip would give
+        # installers two sources). A partial unique index makes the rule hold under races.
+        Index(
+            "uq_files_one_sdist_per_release",
+            "release_id",
+            unique=True,
+            sqlite_where=text("packagetype = 'sdist'"),
+            postgresql_where=text("packagetype = 'sdist'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"), index=True)
@@ -134,7 +146,8 @@ class File(Base):
     packagetype: Mapped[str] = mapped_column(String(20))  # "sdist" or "bdist_wheel"
     python_version: Mapped[str] = mapped_column(String(100))  # "source" or the wheel's python tag
     size: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    #: Unique: PyPI refuses the same bytes under a second filename (a renamed wheel, say).
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
     blake2_256: Mapped[str] = mapped_column(String(64))
     md5: Mapped[str] = mapped_column(String(32))
     upload_time: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -280,3 +293,18 @@ class UsedFilename(Base):
     __tablename__ = "used_filenames"
 
     filename: Mapped[str] = mapped_column(String(300), primary_key=True)
+
+
+class PendingBlob(Base):
+    """The publish journal: a blob an upload is about to rename into place, recorded (and
+    committed) before the rename and deleted in the transaction that adds the file's row. After
+    a crash, an entry whose process is gone names exactly the blob that may be left without a
+    row; recovery at start-up removes it (see ``assay.storage.recovery``)."""
+
+    __tablename__ = "pending_blobs"
+
+    #: Unique: two uploads of the very same file in flight at once take turns.
+    key: Mapped[str] = mapped_column(String(420), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -91,7 +91,8 @@ class DistMetadata:
 @dataclass(frozen=True)
 class ArchiveLimits:
     max_metadata: int
-    #: Bytes we are willing to decompress while looking for an sdist's PKG-INFO.
+    #: Bytes we are willing to decompress while looking for an sdist's PKG-INFO, at most; the
+    #: budget of one upload is also bounded by its own size (see ``scan_budget``).
     max_scan: int = 1024 * 1024 * 1024
     max_members: int = 200_000
 
@@ -159,10 +160,20 @@ class _Budget(io.RawIOBase):
         return len(data)
 
 
+#: Real sdists compress text about 4 to 8 times; 32 times the archive leaves ample room while a
+#: 1 MiB gzip bomb costs a fraction of a second instead of seconds of decompression.
+SCAN_RATIO = 32
+SCAN_FLOOR = 16 * 1024 * 1024
+
+
+def scan_budget(path: Path, limits: ArchiveLimits) -> int:
+    return min(limits.max_scan, SCAN_RATIO * path.stat().st_size + SCAN_FLOOR)
+
+
 def _tar_metadata(path: Path, member: str, limits: ArchiveLimits) -> bytes:
     try:
         with path.open("rb") as raw, gzip.GzipFile(fileobj=raw) as gz:
-            stream = io.BufferedReader(_Budget(gz, limits.max_scan))  # type: ignore[arg-type]
+            stream = io.BufferedReader(_Budget(gz, scan_budget(path, limits)))  # type: ignore[arg-type]
             with tarfile.open(fileobj=stream, mode="r|") as tf:
                 for count, info in enumerate(tf):
                     if count > limits.max_members:

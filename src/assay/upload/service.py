@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,12 +30,13 @@ from sqlalchemy.orm import Session
 from assay import audit
 from assay.accounts.auth import AuthError, Principal, check_upload_allowed
 from assay.index.paths import blob_key, metadata_key
-from assay.storage import counters
-from assay.storage.blobs import BlobStore, StagedBlob
+from assay.storage import counters, recovery
+from assay.storage.blobs import HOST, BlobStore, StagedBlob, process_alive
 from assay.storage.db import Database
 from assay.storage.models import (
     ApiToken,
     File,
+    PendingBlob,
     Project,
     Release,
     Role,
@@ -242,65 +244,114 @@ class UploadContext:
     remote_addr: str | None
 
 
-Hook = Callable[[Session, PreparedUpload, Project], None]
+#: How long an upload waits for another upload of the very same file to finish.
+JOURNAL_WAIT = 60.0
 
 
 class Uploader:
     def __init__(self, db: Database, blobs: BlobStore) -> None:
         self.db = db
         self.blobs = blobs
-        #: Checks run inside the transaction once the project row is known (e.g. PEP 740).
-        self.hooks: list[Hook] = []
 
     def commit(self, up: PreparedUpload, ctx: UploadContext) -> UploadResult:
-        """Authorize and store ``up``. Always cleans up staging, whatever happens."""
+        """Authorize and store ``up``. Always cleans up after itself, whatever happens."""
         key = blob_key(up.sha256, up.filename)
         mkey = metadata_key(key)
-        published: list[str] = []
+        keys = [key, mkey] if up.metadata is not None else [key]
+        journaled = False
         try:
-            # Cheap checks before touching the blob store.
-            with self.db.read() as session:
-                project = session.execute(
-                    sa.select(Project).where(Project.normalized_name == up.normalized)
-                ).scalar_one_or_none()
-                self._authorize(session, ctx.who, up, project)
-                if _check_duplicate(session, up):
-                    return UploadResult(up.filename, up.normalized, up.version, False, up.sha256)
-                if project is not None:
-                    _check_one_sdist(session, up, project.id)
+            while True:
+                # Cheap checks before touching the blob store.
+                with self.db.read() as session:
+                    project = session.execute(
+                        sa.select(Project).where(Project.normalized_name == up.normalized)
+                    ).scalar_one_or_none()
+                    self._authorize(session, ctx.who, up, project)
+                    if _check_duplicate(session, up):
+                        return UploadResult(up.filename, up.normalized, up.version, False, up.sha256)
+                    if project is not None:
+                        _check_one_sdist(session, up, project.id)
+                if self._journal(keys):
+                    journaled = True
+                    break
+                # The very same file is being uploaded right now: wait for that upload to finish,
+                # then answer as for any identical re-upload (or take over if it failed).
+                self._wait_for(keys)
 
             self.blobs.publish(up.content, key)
-            published.append(key)
             if up.metadata is not None:
                 self.blobs.publish(up.metadata, mkey)
-                published.append(mkey)
 
             for attempt in range(5):
                 try:
-                    result = self._commit_rows(up, ctx, key, mkey)
+                    result = self._commit_rows(up, ctx, key, mkey, keys)
                 except _Identical:
-                    identical = True
+                    # Its row refers to the very blob keys we just published (same bytes, same
+                    # name): clearing our journal keeps them. An identical re-upload: 200.
+                    self._abandon(keys)
+                    journaled = False
+                    return UploadResult(up.filename, up.normalized, up.version, False, up.sha256)
                 except IntegrityError:
-                    # A concurrent upload created the same project, release or file first.
-                    # Re-check against the state it left: the duplicate check decides.
+                    # A concurrent upload created the same project or release first, or claimed
+                    # the one sdist of this release or these bytes under another name. Re-check
+                    # against the state it left; the checks raise the right refusal.
                     log.info("upload of %s raced another writer (attempt %d)", up.filename, attempt + 1)
                     with self.db.read() as session:
-                        identical = _check_duplicate(session, up)
-                    if not identical:
-                        continue
-                else:
-                    published.clear()  # the rows own the blobs now
-                    return result
-                # An identical file won the race; its row uses the very same blob keys.
-                published.clear()
-                return UploadResult(up.filename, up.normalized, up.version, False, up.sha256)
+                        _check_duplicate(session, up)
+                        project = session.execute(
+                            sa.select(Project).where(Project.normalized_name == up.normalized)
+                        ).scalar_one_or_none()
+                        if project is not None:
+                            _check_one_sdist(session, up, project.id)
+                    continue
+                journaled = False  # the rows own the blobs, and the journal entries are gone
+                return result
             raise UploadRejected("The upload kept conflicting with concurrent uploads; retry.", 409)
         finally:
-            for k in published:
-                self._remove_unreferenced(k)
+            if journaled:
+                self._abandon(keys)
             up.content.discard()
             if up.metadata is not None:
                 up.metadata.discard()
+
+    def _journal(self, keys: list[str]) -> bool:
+        """Record the blobs about to be published (committed before the rename, so a crash after
+        it is recoverable). False when another upload holds one of the keys."""
+        try:
+            with self.db.write() as session:
+                for k in keys:
+                    session.add(PendingBlob(key=k, host=HOST, pid=os.getpid()))
+        except IntegrityError:
+            return False
+        return True
+
+    def _wait_for(self, keys: list[str]) -> None:
+        deadline = time.monotonic() + JOURNAL_WAIT
+        while time.monotonic() < deadline:
+            with self.db.read() as session:
+                holders = list(session.execute(sa.select(PendingBlob).where(PendingBlob.key.in_(keys))).scalars())
+            if not holders:
+                return
+            if all(h.host == HOST and not process_alive(h.pid) for h in holders):
+                recovery.recover(self.db, self.blobs)  # the holder was killed: clean up after it
+                continue
+            time.sleep(0.05)
+        raise UploadRejected("Another upload of this very file is still in progress; retry later.", 409)
+
+    def _abandon(self, keys: list[str]) -> None:
+        """Undo a publish whose rows were not committed: remove each blob no row refers to, in the
+        transaction that clears its journal entry (see ``assay.storage.recovery``)."""
+        for k in keys:
+            try:
+                with self.db.write() as session:
+                    referenced = session.execute(
+                        sa.select(File.id).where(sa.or_(File.blob_key == k, File.metadata_blob_key == k))
+                    ).first()
+                    if referenced is None:
+                        self.blobs.delete(k)
+                    session.execute(sa.delete(PendingBlob).where(PendingBlob.key == k))
+            except Exception:  # pragma: no cover - start-up recovery and fsck are the backstop
+                log.exception("could not clean up blob %s after a failed upload", k)
 
     def _authorize(self, session: Session, who: Principal, up: PreparedUpload, project: Project | None) -> None:
         try:
@@ -313,7 +364,9 @@ class Uploader:
                 403,
             )
 
-    def _commit_rows(self, up: PreparedUpload, ctx: UploadContext, key: str, mkey: str) -> UploadResult:
+    def _commit_rows(
+        self, up: PreparedUpload, ctx: UploadContext, key: str, mkey: str, keys: list[str]
+    ) -> UploadResult:
         who = ctx.who
         with self.db.write() as session:
             project = session.execute(
@@ -322,6 +375,7 @@ class Uploader:
             # Re-check inside the write transaction: roles or status may have changed.
             self._authorize(session, who, up, project)
             if _check_duplicate(session, up):
+                # An identical upload committed between our first check and our journal entry.
                 raise _Identical()
             if who.single_use:
                 used = session.execute(
@@ -366,8 +420,6 @@ class Uploader:
                 )
                 session.add(release)
                 session.flush()
-            for hook in self.hooks:
-                hook(session, up, project)
             session.add(
                 File(
                     release_id=release.id,
@@ -391,6 +443,8 @@ class Uploader:
                 )
             )
             session.add(UsedFilename(filename=up.filename))
+            # The journal entries go in the same transaction that makes the rows own the blobs.
+            session.execute(sa.delete(PendingBlob).where(PendingBlob.key.in_(keys)))
             project.serial = Project.serial + 1
             session.execute(
                 sa.update(ApiToken).where(ApiToken.id == who.token_id).values(last_used=utcnow())
@@ -413,18 +467,7 @@ class Uploader:
             )
         return UploadResult(up.filename, up.normalized, up.version, True, up.sha256)
 
-    def _remove_unreferenced(self, key: str) -> None:
-        try:
-            with self.db.read() as session:
-                referenced = session.execute(
-                    sa.select(File.id).where(sa.or_(File.blob_key == key, File.metadata_blob_key == key))
-                ).first()
-            if referenced is None:
-                self.blobs.delete(key)
-        except Exception:  # pragma: no cover - fsck is the backstop
-            log.exception("could not clean up blob %s after a failed upload", key)
-
 
 class _Identical(Exception):
-    """Raised inside the write transaction (rolling it back) when an identical file appeared
-    after the first duplicate check."""
+    """Raised inside the write transaction (rolling it back) when an identical file was
+    committed after the first duplicate check."""

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from html import escape
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -16,15 +17,13 @@ from starlette.routing import Route
 from assay import __version__
 from assay.config import Settings, load_settings
 from assay.index.routes import routes as index_routes
+from assay.storage import recovery
 from assay.upload.routes import routes as upload_routes
 from assay.web import reason
 from assay.web.responses import TextError
 from assay.web.services import Services, services
 
 log = logging.getLogger("assay")
-
-#: Staging files older than this were left by a killed process.
-STALE_STAGING_SECONDS = 6 * 3600
 
 
 def _home(request: Request) -> Response:
@@ -57,9 +56,8 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        removed = svc.blobs.clean_staging(older_than=STALE_STAGING_SECONDS)
-        if removed:
-            log.info("removed %d stale staging files left by an interrupted upload", removed)
+        # Finish what a killed process left half done (journaled blobs, staging files).
+        await run_in_threadpool(recovery.recover, svc.db, svc.blobs)
         yield
         svc.db.dispose()
 
