@@ -306,11 +306,9 @@ class CertIdentity:
 
     def _x509_extensions(self) -> list[x509.Extension[x509.ExtensionType]]:
         """The SAN and Fulcio extensions, in Fulcio's order (SAN, then by OID)."""
-        general_name: x509.GeneralName
-        if "://" in self.san:
-            general_name = x509.UniformResourceIdentifier(self.san)
-        else:
-            general_name = x509.RFC822Name(self.san)
+        general_name: x509.GeneralName = (
+            x509.UniformResourceIdentifier(self.san) if "://" in self.san else x509.RFC822Name(self.san)
+        )
         values: dict[x509.ObjectIdentifier, bytes] = {
             _ISSUER_LEGACY_OID: self.issuer.encode(),
             _ISSUER_V2_OID: _der_utf8string(self.issuer),
