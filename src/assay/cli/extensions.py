@@ -7,3 +7,6 @@ import click
 
 def register(main: click.Group) -> None:
     """Add the client-side commands to ``main``."""
+    from assay.cli import verify
+
+    verify.register(main)

@@ -1,0 +1,189 @@
+"""``assay install``: install exactly the files that were verified, nothing resolved again.
+
+The gap this closes: a tool that checks provenance and then runs ``pip install -r ...`` (or
+``pip install pkg``) lets pip resolve again, from whatever the index serves at that moment, so
+what is installed need not be what was checked. Here the order is:
+
+1. choose what to install from the lock (PEP 751 selection, ``Pylock.select``: markers, and
+   the best wheel for this interpreter by ``packaging.tags``, the sdist only when no wheel
+   fits);
+2. verify every file of those packages (not only the chosen one; an attacker gets no say in
+   which file a machine picks);
+3. download each chosen file into a private directory (mode 0700), hashing while it streams,
+   and stop at the first byte count or sha256 that differs from the lock;
+4. hand pip exactly those local files, as ``name @ file://... --hash=sha256:...`` lines, with
+   ``--no-index --no-deps --require-hashes``: pip cannot reach an index, cannot add a
+   dependency, and checks every hash again itself.
+
+If anything fails before step 4, nothing is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.pylock import (
+    PackageArchive,
+    PackageDirectory,
+    PackageSdist,
+    PackageVcs,
+    PackageWheel,
+    Pylock,
+    PylockSelectError,
+)
+
+from assay.verify.errors import FetchError, InputError
+from assay.verify.fetch import Http, MiB
+from assay.verify.files import LockedFile
+from assay.verify.indexes import redact
+from assay.verify.locks import package_files
+
+#: Cap for a download whose size the lock does not record.
+MAX_DOWNLOAD = 4096 * MiB
+
+
+class InstallError(Exception):
+    """A file could not be fetched as locked; nothing was installed."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    #: Every file of every package that would be installed: what gets verified.
+    to_verify: list[LockedFile]
+    #: The one file per package that gets installed.
+    to_install: list[LockedFile]
+
+
+def plan(lock: Pylock, *, source: str) -> Plan:
+    try:
+        selection = list(lock.select())
+    except PylockSelectError as exc:
+        raise InputError(f"{source}: nothing can be installed for this interpreter: {exc}") from None
+    to_verify: list[LockedFile] = []
+    to_install: list[LockedFile] = []
+    for package, dist in selection:
+        if isinstance(dist, PackageVcs | PackageDirectory):
+            kind = "vcs" if isinstance(dist, PackageVcs) else "directory"
+            raise InputError(
+                f"{source}: {package.name} comes from a {kind} source, which has no hash to check; "
+                "assay install installs only locked files (wheels, sdists, archives)"
+            )
+        files = package_files(package, source=source)
+        to_verify += files
+        wanted = _filename(dist)
+        chosen = next((f for f in files if f.filename == wanted), None)
+        assert chosen is not None, "the selected file is one of the package's files"
+        to_install.append(chosen)
+    return Plan(to_verify=to_verify, to_install=to_install)
+
+
+def _filename(dist: PackageWheel | PackageSdist | PackageArchive) -> str:
+    if isinstance(dist, PackageArchive):
+        return (dist.url or dist.path or "").rstrip("/").rsplit("/", 1)[-1]
+    return dist.filename
+
+
+class _Writer:
+    """Writes a download to disk, hashing and counting as it goes."""
+
+    def __init__(self, path: Path) -> None:
+        self.handle = path.open("wb")
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def __call__(self, chunk: bytes) -> None:
+        self.handle.write(chunk)
+        self.digest.update(chunk)
+        self.size += len(chunk)
+
+
+def _fetch_one(file: LockedFile, directory: Path, http: Http | None, lock_dir: Path) -> Path:
+    assert file.filename is not None
+    assert file.sha256 is not None
+    target = directory / file.filename
+    limit = file.size if file.size is not None else MAX_DOWNLOAD
+    writers: list[_Writer] = []
+
+    def fresh() -> _Writer:
+        for old in writers:
+            old.handle.close()
+        writers.append(_Writer(target))
+        return writers[-1]
+
+    try:
+        if file.path:
+            source = Path(file.path)
+            source = source if source.is_absolute() else lock_dir / source
+            writer = fresh()
+            try:
+                with source.open("rb") as handle:
+                    for chunk in iter(lambda: handle.read(1 << 20), b""):
+                        writer(chunk)
+                        if writer.size > limit:
+                            break
+            except OSError as exc:
+                raise InstallError(f"{file.filename}: cannot read {source}: {exc.strerror or exc}") from None
+        elif file.url:
+            if http is None:
+                raise InstallError(f"{file.filename}: --offline, and the lock has only a URL for it")
+            try:
+                http.download(file.url, fresh, limit=limit)
+            except FetchError as exc:
+                raise InstallError(f"{file.filename}: download failed: {exc}") from None
+        else:
+            raise InstallError(f"{file.filename}: the lock gives neither a url nor a path for it")
+    finally:
+        for writer in writers:
+            writer.handle.close()
+    writer = writers[-1]
+    if file.size is not None and writer.size != file.size:
+        raise InstallError(
+            f"{file.filename}: got {writer.size} bytes, the lock says {file.size}; nothing was installed"
+        )
+    if writer.digest.hexdigest() != file.sha256:
+        where = redact(file.url) if file.url and not file.path else file.path
+        raise InstallError(
+            f"{file.filename}: the file at {where} has sha256 {writer.digest.hexdigest()}, "
+            f"the lock pins {file.sha256}; nothing was installed"
+        )
+    return target
+
+
+def fetch_files(
+    files: Sequence[LockedFile], directory: Path, http: Http | None, *, lock_dir: Path, jobs: int
+) -> list[Path]:
+    """Download (or copy) ``files`` into ``directory``, each checked against the lock."""
+    with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="assay-install-fetch") as pool:
+        futures = [pool.submit(_fetch_one, f, directory, http, lock_dir) for f in files]
+        return [future.result() for future in futures]
+
+
+def requirements_for(files: Sequence[LockedFile], paths: Sequence[Path]) -> str:
+    """pip requirement lines pinning each local file by name, location and sha256."""
+    lines = []
+    for file, path in zip(files, paths, strict=True):
+        lines.append(f"{file.name} @ {path.resolve().as_uri()} --hash=sha256:{file.sha256}")
+    return "\n".join(lines) + "\n"
+
+
+def pip_install(requirements: Path, installer_args: Sequence[str]) -> int:
+    """Run pip (of this interpreter) on exactly those files; returns its exit code."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--no-index",
+        "--no-deps",
+        "--require-hashes",
+        "-r",
+        str(requirements),
+        *installer_args,
+    ]
+    return subprocess.run(cmd, check=False).returncode

@@ -1,0 +1,384 @@
+"""Publisher pins: which identity each package must be attested by.
+
+A pin is reviewed data, committed next to the lock. It is the *only* source of the identity a
+file is checked against: the provenance's own ``publisher`` block is index-asserted and unsigned
+(PEP 740, "the publisher block is not signed"), so it is used only to propose a pin
+(``--tofu``, ``assay pins diff``) and to explain a change.
+
+Where pins come from, first match wins for a package:
+
+1. ``.provenance.toml`` (or ``--pins FILE``)::
+
+       [packages.sampleproject]
+       kind = "GitHub"
+       repository = "pypa/sampleproject"
+       workflow = "release.yml"
+       environment = "pypi"            # optional
+       comment = "reviewed 2026-11-02"  # optional
+
+   One table per normalized package name, with ``kind`` and that kind's identifying fields
+   (see ``_FIELDS``). Unknown keys are errors: a typo must not silently widen a pin.
+
+2. ``.provenance.txt`` next to it, the format of the older ``pypi-verify-now`` tool: one
+   ``name repository-URL`` pair per line. Such a pin names a github.com or gitlab.com
+   repository but no workflow, so it accepts **any workflow of that repository** (the old tool
+   took the workflow from the index's publisher block, which amounts to the same). Run
+   ``assay pins update NAME`` to replace it with a full pin in ``.provenance.toml``.
+
+3. The lock's own ``[[packages.attestation-identities]]`` (PEP 751), which ``assay verify
+   --write-lock-identities`` records: a file is accepted if it is attested by any of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
+
+import tomli_w
+from packaging.pylock import Pylock
+from packaging.utils import NormalizedName, canonicalize_name
+
+from assay.identities import (
+    OIDC,
+    CircleCI,
+    Forgejo,
+    GitHubEnterprise,
+    GitLab,
+    Google,
+    Identity,
+    IdentityError,
+    from_publisher,
+)
+from assay.identities.kinds import GITHUB_ISSUER, GITLAB_COM
+from assay.verify.errors import InputError
+
+if TYPE_CHECKING:
+    from sigstore.verify.policy import VerificationPolicy
+
+PINS_FILE = ".provenance.toml"
+LEGACY_PINS_FILE = ".provenance.txt"
+
+_HEADER = (
+    "# Publisher pins for `assay verify`: the identity each package must be attested by.\n"
+    "# Review every change to this file like a change to the code it lets in.\n\n"
+)
+
+
+@dataclass(frozen=True)
+class GitHubRepository:
+    """Any GitHub Actions workflow of a github.com repository (a ``.provenance.txt`` pin)."""
+
+    kind: ClassVar[str] = "GitHub"
+    repository: str
+
+    def to_publisher(self) -> dict[str, Any]:
+        return {"kind": self.kind, "repository": self.repository}
+
+    def policy(self) -> VerificationPolicy:
+        from sigstore.verify import policy as sigstore_policy
+
+        # The same two Fulcio claims pypi-attestations' GitHub policy checks, minus the Build
+        # Config URI (the workflow file): issuer (.8) and Source Repository URI (.12).
+        return sigstore_policy.AllOf(
+            [
+                sigstore_policy.OIDCIssuerV2(GITHUB_ISSUER),
+                sigstore_policy.OIDCSourceRepositoryURI(f"https://github.com/{self.repository}"),
+            ]
+        )
+
+    def summary(self) -> str:
+        return f"GitHub {self.repository} (any workflow)"
+
+
+@dataclass(frozen=True)
+class GitLabRepository:
+    """Any CI/CD configuration of a gitlab.com project (a ``.provenance.txt`` pin)."""
+
+    kind: ClassVar[str] = "GitLab"
+    repository: str
+
+    def to_publisher(self) -> dict[str, Any]:
+        return {"kind": self.kind, "repository": self.repository}
+
+    def policy(self) -> VerificationPolicy:
+        from sigstore.verify import policy as sigstore_policy
+
+        return sigstore_policy.AllOf(
+            [
+                sigstore_policy.OIDCIssuerV2(GITLAB_COM),
+                sigstore_policy.OIDCSourceRepositoryURI(f"{GITLAB_COM}/{self.repository}"),
+            ]
+        )
+
+    def summary(self) -> str:
+        return f"GitLab {self.repository} (any workflow)"
+
+
+#: What a pin can name: a full publisher identity, or (from the old format) a repository.
+Matcher = Identity | GitHubRepository | GitLabRepository
+
+
+@dataclass(frozen=True)
+class Pin:
+    """The identities a package's files must be attested by (any one of them, per file)."""
+
+    matchers: tuple[Matcher, ...]
+    #: Where the pin was read, for messages (``.provenance.toml``, ``.provenance.txt:3``).
+    source: str
+    comment: str | None = field(default=None, compare=False)
+
+    def summary(self) -> str:
+        return " or ".join(m.summary() for m in self.matchers)
+
+
+# --------------------------------------------------------------------------------------------
+# The .provenance.toml table of each kind
+# --------------------------------------------------------------------------------------------
+
+#: Per kind: (required fields, optional fields), in the order they are written.
+_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "GitHub": (("repository", "workflow"), ("environment",)),
+    "GitLab": (("repository", "workflow_filepath"), ("environment", "instance")),
+    "Google": (("email",), ()),
+    "CircleCI": (("project_id", "pipeline_definition_id"), ("vcs_origin", "vcs_ref")),
+    "GitHubEnterprise": (("instance", "repository", "workflow"), ("environment", "issuer")),
+    "Forgejo": (("instance", "repository", "workflow"), ("environment", "issuer")),
+    "OIDC": (("issuer", "subject"), ()),
+}
+
+#: Accepted spellings: GitLab's file is a "workflow" in every other kind's vocabulary.
+_ALIASES: dict[str, dict[str, str]] = {"GitLab": {"workflow": "workflow_filepath"}}
+
+
+def pin_fields(matcher: Matcher) -> dict[str, str]:
+    """The pin table of ``matcher`` (``kind`` first, then its fields; defaults left out)."""
+    block = matcher.to_publisher()
+    table: dict[str, str] = {"kind": matcher.kind}
+    required, optional = _FIELDS.get(matcher.kind, ((), ()))
+    for name in (*required, *optional):
+        value = block.get(name)
+        if not isinstance(value, str) or not value:
+            continue
+        if name == "instance" and isinstance(matcher, GitLab) and value == GITLAB_COM:
+            continue
+        # Leave out an issuer that is just the instance's default (derived again on load).
+        if (
+            name == "issuer"
+            and isinstance(matcher, GitHubEnterprise | Forgejo)
+            and value == dataclasses.replace(matcher, issuer="").issuer
+        ):
+            continue
+        table[name] = value
+    return table
+
+
+def proposal(identity: Identity) -> Identity:
+    """The pin to propose for an identity read from a publisher block: its identifying fields
+    only. A CircleCI pin names the project and pipeline definition (not the branch it last
+    ran on); a Google pin names the service account; an OIDC pin drops the informative claims."""
+    if isinstance(identity, CircleCI):
+        return CircleCI(project_id=identity.project_id, pipeline_definition_id=identity.pipeline_definition_id)
+    if isinstance(identity, Google):
+        return Google(email=identity.email)
+    if isinstance(identity, OIDC):
+        return OIDC(issuer=identity.issuer, subject=identity.subject)
+    return identity
+
+
+def _identity_from_table(name: str, table: Mapping[str, Any], *, where: str) -> Identity:
+    kind = table.get("kind")
+    if not isinstance(kind, str) or kind not in _FIELDS:
+        known = ", ".join(_FIELDS)
+        raise InputError(f"{where}: [packages.{name}] needs a kind, one of: {known}")
+    aliases = _ALIASES.get(kind, {})
+    required, optional = _FIELDS[kind]
+    block: dict[str, Any] = {"kind": kind}
+    for key, value in table.items():
+        if key in ("kind", "comment"):
+            continue
+        target = aliases.get(key, key)
+        if target not in required and target not in optional:
+            allowed = ", ".join([*required, *optional, "comment"])
+            raise InputError(
+                f"{where}: [packages.{name}] has an unknown key {key!r} for kind {kind} (allowed: {allowed})"
+            )
+        if not isinstance(value, str):
+            raise InputError(f"{where}: [packages.{name}] {key} must be a string")
+        block[target] = value
+    missing = [f for f in required if not block.get(f)]
+    if missing:
+        raise InputError(
+            f"{where}: [packages.{name}] ({kind}) is missing {', '.join(missing)}; "
+            f"a pin names at least {', '.join(required)}"
+        )
+    try:
+        return from_publisher(block)
+    except IdentityError as exc:
+        raise InputError(f"{where}: [packages.{name}]: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PinFile:
+    """``.provenance.toml``: the pins it holds, and how to write it back."""
+
+    path: Path
+    pins: dict[NormalizedName, Pin] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> PinFile:
+        pin_file = cls(path)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return pin_file
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise InputError(f"{path} is not a readable TOML pins file: {exc}") from None
+        unknown = sorted(set(raw) - {"packages"})
+        if unknown:
+            raise InputError(
+                f"{path}: unknown top-level key(s) {', '.join(unknown)}; pins live in [packages.<name>] tables"
+            )
+        packages = raw.get("packages", {})
+        if not isinstance(packages, dict):
+            raise InputError(f"{path}: 'packages' must be a table of [packages.<name>] tables")
+        for key, table in packages.items():
+            if not isinstance(table, dict):
+                raise InputError(f"{path}: packages.{key} must be a table")
+            name = canonicalize_name(key)
+            if name in pin_file.pins:
+                raise InputError(f"{path}: {key!r} and another table both pin {name}")
+            comment = table.get("comment")
+            if comment is not None and not isinstance(comment, str):
+                raise InputError(f"{path}: [packages.{key}] comment must be a string")
+            identity = _identity_from_table(key, table, where=str(path))
+            pin_file.pins[name] = Pin((identity,), source=path.name, comment=comment)
+        return pin_file
+
+    def set(self, name: NormalizedName, matcher: Matcher, *, comment: str | None = None) -> None:
+        old = self.pins.get(name)
+        keep = comment if comment is not None else (old.comment if old else None)
+        self.pins[name] = Pin((matcher,), source=self.path.name, comment=keep)
+
+    def remove(self, name: NormalizedName) -> None:
+        self.pins.pop(name, None)
+
+    def dumps(self) -> str:
+        packages: dict[str, dict[str, str]] = {}
+        for name in sorted(self.pins):
+            pin = self.pins[name]
+            table = pin_fields(pin.matchers[0])
+            if pin.comment:
+                table["comment"] = pin.comment
+            packages[name] = table
+        return _HEADER + tomli_w.dumps({"packages": packages})
+
+    def save(self) -> None:
+        write_atomically(self.path, self.dumps())
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` in one step, so a crash never leaves half a file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _repository_from_url(url: str, *, where: str) -> Matcher:
+    parts = urlsplit(url.strip())
+    path = parts.path.strip("/")
+    path = path.removesuffix(".git")
+    host = (parts.hostname or "").lower()
+    if parts.scheme in ("https", "http") and path.count("/") >= 1:
+        if host == "github.com" and path.count("/") == 1:
+            return GitHubRepository(repository=path)
+        if host == "gitlab.com":
+            return GitLabRepository(repository=path)
+    raise InputError(
+        f"{where}: {url!r} is not a github.com or gitlab.com repository URL; pin this package "
+        f"in {PINS_FILE} with its kind instead"
+    )
+
+
+def load_legacy_pins(path: Path) -> dict[NormalizedName, Pin]:
+    """Read the ``pypi-verify-now`` format: ``name URL`` per line (blank lines and ``#``
+    comments tolerated)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not readable: {exc}") from None
+    pins: dict[NormalizedName, Pin] = {}
+    for number, line in enumerate(lines, start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        where = f"{path}:{number}"
+        words = text.split()
+        if len(words) != 2:
+            raise InputError(f"{where}: expected 'name repository-URL', got {line.strip()!r}")
+        name = canonicalize_name(words[0])
+        pins[name] = Pin((_repository_from_url(words[1], where=where),), source=f"{path.name}:{number}")
+    return pins
+
+
+def lock_pins(lock: Pylock, *, source: str) -> dict[NormalizedName, Pin]:
+    """PEP 751 ``[[packages.attestation-identities]]``: a ``kind`` plus that kind's keys, as in
+    a PEP 740 publisher block. A package may list several; a file may match any."""
+    pins: dict[NormalizedName, Pin] = {}
+    for package in lock.packages:
+        entries = package.attestation_identities or ()
+        matchers: list[Matcher] = []
+        for number, entry in enumerate(entries):
+            block = dict(entry)
+            for alias, target in _ALIASES.get(str(block.get("kind")), {}).items():
+                if alias in block and target not in block:
+                    block[target] = block.pop(alias)
+            try:
+                matchers.append(from_publisher(block))
+            except IdentityError as exc:
+                raise InputError(f"{source}: package {package.name} attestation-identities[{number}]: {exc}") from None
+        if matchers:
+            pins[package.name] = Pin(tuple(matchers), source=f"{source} attestation-identities")
+    return pins
+
+
+@dataclass
+class PinSet:
+    """Every pin in effect for a run, and the file ``--tofu`` and ``pins update`` write to."""
+
+    file: PinFile
+    legacy: dict[NormalizedName, Pin] = field(default_factory=dict)
+    from_lock: dict[NormalizedName, Pin] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, *, lock_pins: Mapping[NormalizedName, Pin] | None = None) -> PinSet:
+        return cls(
+            file=PinFile.load(path),
+            legacy=load_legacy_pins(path.with_name(LEGACY_PINS_FILE)),
+            from_lock=dict(lock_pins or {}),
+        )
+
+    def get(self, name: NormalizedName) -> Pin | None:
+        return self.file.pins.get(name) or self.legacy.get(name) or self.from_lock.get(name)
+
+    def names(self) -> Iterable[NormalizedName]:
+        return {*self.file.pins, *self.legacy, *self.from_lock}

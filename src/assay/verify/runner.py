@@ -1,0 +1,247 @@
+"""One verification run: look up every file's provenance, check it, judge it against its pin.
+
+Network work (index pages, provenance) runs on ``jobs`` threads sharing one HTTP client; each
+provenance body goes to the check pool as soon as it arrives, so fetching and verifying
+overlap. Verdicts are decided at the end, per package, in input order, so ``--tofu`` records a
+package's pin from its first attested file and judges the package's other files against it.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import NormalizedName
+
+from assay.attestations.verify import TrustRoot
+from assay.identities import Identity
+from assay.verify.cache import DiskCache
+from assay.verify.fetch import Http
+from assay.verify.files import LockedFile
+from assay.verify.pins import Pin, PinSet
+from assay.verify.provenance import ProvenanceCheck
+from assay.verify.retrieve import Found, Retriever, Unavailable
+from assay.verify.simple import ProjectPage
+from assay.verify.verdicts import (
+    Evidence,
+    FileResult,
+    Verdict,
+    attesting_identity,
+    is_failure,
+    judge,
+)
+from assay.verify.workers import CheckPool, usable_processes
+
+
+@dataclass(frozen=True)
+class Settings:
+    trust: TrustRoot
+    cache_dir: Path
+    offline: bool = False
+    #: Concurrent HTTP requests (and connections).
+    jobs: int = 8
+    #: Total seconds per HTTP request attempt.
+    timeout: float = 20.0
+    retries: int = 3
+    tofu: bool = False
+    strict: bool = False
+
+
+@dataclass
+class Outcome:
+    results: list[FileResult]
+    strict: bool
+    #: Pins ``--tofu`` recorded in this run (not yet written).
+    new_pins: dict[NormalizedName, Identity] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    #: How the run went: check processes, provenance fetched/revalidated/cached, attestations.
+    stats: Counter[str] = field(default_factory=Counter)
+
+    def stats_line(self) -> str:
+        s = self.stats
+        return (
+            f"{len(self.results)} files; provenance: {s['fetched']} fetched, "
+            f"{s['revalidated']} revalidated (304), {s['cached']} from the cache (offline); "
+            f"{s['attestations']} attestations checked in "
+            f"{s['processes'] if s['processes'] > 1 else 'this'} "
+            f"{'processes' if s['processes'] > 1 else 'process'}"
+        )
+
+    @property
+    def failed(self) -> bool:
+        return any(is_failure(r.verdict, strict=self.strict) for r in self.results)
+
+    def summary(self) -> dict[str, int]:
+        counts = {verdict.value: 0 for verdict in Verdict}
+        for result in self.results:
+            counts[result.verdict.value] += 1
+        return counts
+
+    def passing_identities(self) -> dict[NormalizedName, list[dict[str, Any]]]:
+        """Per package whose every file is ``verified`` or ``pinned``: the identity it was
+        verified against, as a PEP 740 publisher block (for PEP 751 attestation-identities)."""
+        by_package: dict[NormalizedName, list[FileResult]] = defaultdict(list)
+        for result in self.results:
+            by_package[result.file.name].append(result)
+        identities: dict[NormalizedName, list[dict[str, Any]]] = {}
+        for name, results in by_package.items():
+            if all(r.verdict in (Verdict.VERIFIED, Verdict.PINNED) for r in results):
+                blocks = {tuple(sorted(fields.items())) for r in results if (fields := r.identity_fields()) is not None}
+                identities[name] = [dict(b) for b in sorted(blocks)]
+        return identities
+
+
+@dataclass
+class _Slot:
+    """One input file's progress through the run."""
+
+    file: LockedFile
+    pin: Pin | None
+    evidence: Evidence | None = None
+
+
+def _project_key(file: LockedFile) -> tuple[str, NormalizedName]:
+    assert file.index is not None
+    return (file.index, file.name)
+
+
+def run(
+    files: Sequence[LockedFile],
+    pins: PinSet,
+    settings: Settings,
+    *,
+    on_progress: Callable[[LockedFile], None] | None = None,
+) -> Outcome:
+    slots = [_Slot(f, pins.get(f.name)) for f in files]
+    cache = DiskCache(settings.cache_dir)
+    # The check pool first: its workers fork while this process has no other thread.
+    pool = CheckPool(settings.trust, processes=usable_processes(len(files)))
+    stats: Counter[str] = Counter(processes=pool.processes)
+    http = (
+        None
+        if settings.offline
+        else Http(timeout=settings.timeout, retries=settings.retries, connections=settings.jobs)
+    )
+    retriever = Retriever(cache, http)
+    try:
+        _gather(slots, retriever, pool, settings, on_progress, stats)
+    finally:
+        pool.close()
+        if http is not None:
+            http.close()
+    outcome = _decide(slots, settings)
+    stats["attestations"] = sum(
+        len(bundle.attestations)
+        for slot in slots
+        if isinstance(slot.evidence, ProvenanceCheck)
+        for bundle in slot.evidence.bundles
+    )
+    outcome.stats = stats
+    if cache.write_error:
+        outcome.warnings.append(cache.write_error)
+    return outcome
+
+
+def _gather(
+    slots: list[_Slot],
+    retriever: Retriever,
+    pool: CheckPool,
+    settings: Settings,
+    on_progress: Callable[[LockedFile], None] | None,
+    stats: Counter[str],
+) -> None:
+    def done(slot: _Slot, evidence: Evidence) -> None:
+        slot.evidence = evidence
+        if on_progress is not None:
+            on_progress(slot.file)
+
+    online = not settings.offline
+    # Which files need their project's page: online, every file from an index (it names the
+    # provenance URL); offline, only requirement hashes not yet matched to a filename.
+    needs_page: dict[tuple[str, NormalizedName], list[_Slot]] = defaultdict(list)
+    direct: list[_Slot] = []
+    for slot in slots:
+        if slot.file.not_on_index is None and (online or slot.file.filename is None):
+            needs_page[_project_key(slot.file)].append(slot)
+        else:
+            direct.append(slot)
+
+    # Every future reports to one queue when done, so the loop below handles each completion
+    # once (concurrent.futures.wait would rescan every pending future on each call).
+    events: queue.SimpleQueue[tuple[str, Any, Future[Any]]] = queue.SimpleQueue()
+    outstanding = 0
+
+    def track(future: Future[Any], kind: str, subject: Any) -> None:
+        nonlocal outstanding
+        outstanding += 1
+        future.add_done_callback(lambda f: events.put((kind, subject, f)))
+
+    with ThreadPoolExecutor(max(1, settings.jobs), thread_name_prefix="assay-verify-fetch") as io:
+
+        def lookup(slot: _Slot, page: ProjectPage | Unavailable | None) -> None:
+            track(io.submit(retriever.provenance, slot.file, page), "provenance", slot)
+
+        for slot in direct:
+            lookup(slot, None)
+        for key, waiting in needs_page.items():
+            track(io.submit(retriever.page, *key), "page", waiting)
+
+        while outstanding:
+            kind, subject, future = events.get()
+            outstanding -= 1
+            if kind == "page":
+                page: ProjectPage | Unavailable = future.result()
+                for slot in subject:
+                    lookup(slot, page)
+            elif kind == "provenance":
+                slot = subject
+                resolved, retrieval = future.result()
+                slot.file = resolved
+                if not isinstance(retrieval, Found):
+                    done(slot, retrieval)
+                    continue
+                stats[retrieval.how] += 1
+                assert resolved.filename is not None
+                assert resolved.sha256 is not None
+                expected = slot.pin.matchers if slot.pin is not None else ()
+                check = pool.submit(
+                    retrieval.body, filename=resolved.filename, sha256=resolved.sha256, expected=expected
+                )
+                track(check, "check", slot)
+            else:
+                done(subject, future.result())
+
+
+def _decide(slots: list[_Slot], settings: Settings) -> Outcome:
+    outcome = Outcome(results=[], strict=settings.strict)
+    by_package: dict[NormalizedName, list[int]] = defaultdict(list)
+    for position, slot in enumerate(slots):
+        by_package[slot.file.name].append(position)
+    results: dict[int, FileResult] = {}
+    for name, positions in by_package.items():
+        pin = slots[positions[0]].pin
+        proposed: Identity | None = None
+        if pin is None and settings.tofu:
+            # Trust on first use: the first file whose certificates confirm its publisher
+            # block proposes the pin; every file of the package is then judged against it.
+            for position in positions:
+                evidence = slots[position].evidence
+                if isinstance(evidence, ProvenanceCheck):
+                    proposed = attesting_identity(evidence)
+                    if proposed is not None:
+                        pin = Pin((proposed,), source="recorded now by --tofu")
+                        break
+        for position in positions:
+            slot = slots[position]
+            assert slot.evidence is not None, "every file gets evidence before judging"
+            expected = slot.pin.matchers if slot.pin is not None else ()
+            results[position] = judge(slot.file, slot.evidence, pin, expected=expected, fresh_pin=proposed is not None)
+        if proposed is not None and any(results[p].verdict is Verdict.PINNED for p in positions):
+            outcome.new_pins[name] = proposed
+    outcome.results = [results[p] for p in range(len(slots))]
+    return outcome
