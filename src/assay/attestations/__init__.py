@@ -3,9 +3,12 @@ through the Integrity API and the simple pages."""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from typing import TYPE_CHECKING
 
-from assay.web.services import Services
+if TYPE_CHECKING:  # imported lazily: the verify client uses assay.attestations without a server
+    from starlette.routing import BaseRoute
+
+    from assay.web.services import Services
 
 
 def install(svc: Services) -> list[BaseRoute]:

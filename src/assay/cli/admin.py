@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from assay.accounts.tokens import parse_duration
 from assay.admin import accounts, projects
 from assay.cli.common import admin_actor, friendly_errors, open_database, settings_from, storage_options
+from assay.cli.lazy import LazyGroup
 from assay.config import Settings
 from assay.storage.blobs import FilesystemBlobStore
 from assay.storage.db import Database
@@ -36,7 +37,15 @@ class Ctx:
 pass_ctx = click.make_pass_decorator(Ctx)
 
 
-@click.group()
+@click.group(
+    cls=LazyGroup,
+    lazy={
+        "issuer": "assay.cli.publishing_admin:issuer",
+        "publisher": "assay.cli.publishing_admin:publisher",
+        "provenance": "assay.cli.attestations_admin:provenance",
+        "fsck": "assay.cli.fsck:fsck",
+    },
+)
 @storage_options
 @click.pass_context
 def admin(ctx: click.Context, config_file: Path | None, data_dir: Path | None, database_url: str | None) -> None:

@@ -30,13 +30,12 @@ def storage_options(func: Callable[P, R]) -> Callable[P, R]:
         type=click.Path(path_type=Path, file_okay=False),
         help="Where files and the SQLite database live (default ./assay-data). Env: ASSAY_DATA_DIR.",
     )(func)
-    func = click.option(
+    return click.option(
         "--config",
         "config_file",
         type=click.Path(path_type=Path, dir_okay=False),
         help="A TOML settings file. Env: ASSAY_CONFIG.",
     )(func)
-    return func
 
 
 def settings_from(config_file: Path | None, **overrides: Any) -> Settings:

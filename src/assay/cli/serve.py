@@ -19,6 +19,8 @@ from uvicorn.supervisors import Multiprocess
 from assay.cli.common import open_database, settings_from, storage_options
 from assay.config import Settings, settings_to_env
 from assay.web.app import create_app
+from assay.web.protocol import GuardedHttpToolsProtocol, ProtocolLimits
+from assay.web.redact import RedactingFilter
 
 #: Settings given their own option below (with hand-written help); every other setting gets a
 #: generated ``--name`` flag, so each one is settable as flag, ASSAY_* env and file key alike.
@@ -53,14 +55,31 @@ def _generated_options(func: Callable[..., None]) -> Callable[..., None]:
     return func
 
 
-def _logging_config() -> dict[str, Any]:
+def _logging_config(settings: Settings) -> dict[str, Any]:
     """uvicorn's logging, with the worker's pid on each access-log line (with --workers N the
-    lines of different processes interleave)."""
+    lines of different processes interleave), assay's own loggers on the root handler (in every
+    worker process too: uvicorn applies this configuration in each), and credentials masked on
+    every handler (issue 6: no secrets in logs; see ``assay.web.redact``)."""
     config = copy.deepcopy(LOGGING_CONFIG)
     config["formatters"]["access"]["fmt"] = (
         '%(levelprefix)s [%(process)d] %(client_addr)s - "%(request_line)s" %(status_code)s'
     )
+    config["formatters"]["assay"] = {"format": _APP_FORMAT}
+    config["filters"] = {
+        "redact": {"()": "assay.web.redact.RedactingFilter", "token_prefix": settings.token_prefix}
+    }
+    config["handlers"]["app"] = {
+        "formatter": "assay",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+    }
+    for handler in config["handlers"].values():
+        handler["filters"] = ["redact"]
+    config["root"] = {"handlers": ["app"], "level": settings.log_level.upper()}
     return config
+
+
+_APP_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @click.command()
@@ -100,9 +119,9 @@ def serve(config_file: Path | None, **options: object) -> None:
     TOML file; flags win over the environment, which wins over the file.
     """
     settings = settings_from(config_file, **options)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level.upper(), format=_APP_FORMAT)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter(settings.token_prefix))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(settings)
     db.dispose()
@@ -116,14 +135,20 @@ def serve(config_file: Path | None, **options: object) -> None:
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         log_level=settings.log_level,
-        log_config=_logging_config(),
+        log_config=_logging_config(settings),
         access_log=settings.access_log,
+        # Issue 6: slow-loris and oversized requests (see assay.web.protocol / security).
+        http=GuardedHttpToolsProtocol,
+        timeout_keep_alive=settings.keep_alive_timeout,
         # SIGTERM: stop accepting, let in-flight requests (uploads) finish for this long; an
         # upload cut off after it rolls back (nothing of it is stored).
         timeout_graceful_shutdown=settings.graceful_timeout,
         lifespan="on",
         server_header=False,
         proxy_headers=False,
+    )
+    config.assay_limits = ProtocolLimits(  # type: ignore[attr-defined]
+        header_timeout=settings.header_timeout, max_header_size=settings.max_header_size
     )
     sock = config.bind_socket()
     host, port = sock.getsockname()[:2]

@@ -347,9 +347,3 @@ def pins_update(ctx: click.Context, /, names: tuple[str, ...], **opts: Any) -> N
         pin_set.file.save()
     for line in lines:
         click.echo(line)
-
-
-def register(main: click.Group) -> None:
-    main.add_command(verify, "verify")
-    main.add_command(install_command, "install")
-    main.add_command(pins, "pins")
