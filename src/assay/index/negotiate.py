@@ -7,6 +7,7 @@ parameter, when present, overrides the header (PEP 691 "alternative negotiation 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import Enum
 
@@ -93,7 +94,13 @@ def _quality(aliases: frozenset[str], accepted: list[tuple[str, float]]) -> tupl
     return (best[1], best[0]) if best else (0.0, -1)
 
 
+@functools.lru_cache(maxsize=1024)
 def negotiate(accept: str | None, format_param: str | None) -> Choice:
+    """Pick the representation (memoized: clients send the same few Accept headers)."""
+    return _negotiate(accept, format_param)
+
+
+def _negotiate(accept: str | None, format_param: str | None) -> Choice:
     if format_param:
         # A "+" typed into a URL reaches us as a space (form encoding): "v1+json" is meant.
         wanted = format_param.strip().lower().replace(" ", "+")

@@ -32,10 +32,13 @@ class Rendered:
 
 
 class RenderCache:
-    """A small thread-safe LRU of rendered pages (bounded, so memory stays flat)."""
+    """A thread-safe LRU of rendered pages, bounded by the bytes it holds, so a worker's
+    memory stays flat whatever the number and size of pages (the default holds both formats of
+    several thousand typical projects)."""
 
-    def __init__(self, max_entries: int = 4096) -> None:
-        self.max_entries = max_entries
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
         self._data: OrderedDict[tuple[object, ...], Rendered] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -48,10 +51,14 @@ class RenderCache:
 
     def put(self, key: tuple[object, ...], value: Rendered) -> None:
         with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self.size -= len(old.body)
             self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.max_entries:
-                self._data.popitem(last=False)
+            self.size += len(value.body)
+            while self.size > self.max_bytes and self._data:
+                _, evicted = self._data.popitem(last=False)
+                self.size -= len(evicted.body)
 
 
 def _rendered(text: str) -> Rendered:
@@ -77,43 +84,43 @@ class ProjectHead:
     serial: int
 
 
+#: Built once: building a select and its cache key per call costs more than running it on SQLite
+#: (SQLAlchemy memoizes the cache key on the statement object).
+_HEAD = sa.select(
+    Project.id, Project.name, Project.normalized_name, Project.status, Project.status_reason, Project.serial
+).where(Project.normalized_name == sa.bindparam("name"))
+_VERSIONS = sa.select(Release.version).where(Release.project_id == sa.bindparam("project_id"))
+_FILES = (
+    sa.select(
+        File.filename,
+        File.blob_key,
+        File.sha256,
+        File.size,
+        File.upload_time,
+        File.requires_python,
+        File.metadata_sha256,
+        File.provenance.is_not(None),
+        Release.version,
+        Release.yanked,
+        Release.yanked_reason,
+    )
+    .join(Release, File.release_id == Release.id)
+    .where(File.project_id == sa.bindparam("project_id"))
+)
+
+
 def project_head(session: Session, normalized_name: str) -> ProjectHead | None:
-    row = session.execute(
-        sa.select(
-            Project.id,
-            Project.name,
-            Project.normalized_name,
-            Project.status,
-            Project.status_reason,
-            Project.serial,
-        ).where(Project.normalized_name == normalized_name)
-    ).one_or_none()
+    row = session.execute(_HEAD, {"name": normalized_name}).one_or_none()
     return ProjectHead(*row) if row else None
 
 
 def load_project_page(session: Session, head: ProjectHead, base_url: str) -> ProjectPage:
-    versions = [v for (v,) in session.execute(sa.select(Release.version).where(Release.project_id == head.id))]
+    versions = [v for (v,) in session.execute(_VERSIONS, {"project_id": head.id})]
     versions.sort(key=_version_key)
     files: list[FileLink] = []
     # PEP 792: a quarantined project's files MUST NOT be offered for download.
     if head.status != "quarantined":
-        rows = session.execute(
-            sa.select(
-                File.filename,
-                File.blob_key,
-                File.sha256,
-                File.size,
-                File.upload_time,
-                File.requires_python,
-                File.metadata_sha256,
-                File.provenance.is_not(None),
-                Release.version,
-                Release.yanked,
-                Release.yanked_reason,
-            )
-            .join(Release, File.release_id == Release.id)
-            .where(File.project_id == head.id)
-        ).all()
+        rows = session.execute(_FILES, {"project_id": head.id}).all()
         rows = sorted(rows, key=lambda r: (_version_key(r.version), r.filename))
         for r in rows:
             yanked: bool | str = False
@@ -155,34 +162,36 @@ def load_project_list(session: Session, serial: int) -> ProjectList:
     return ProjectList(tuple(ProjectLink(name, norm) for name, norm in rows), serial)
 
 
+def project_key(project_id: int, serial: int, fmt: Format, base_url: str) -> tuple[object, ...]:
+    return ("project", project_id, serial, fmt, base_url)
+
+
+def index_key(serial: int, fmt: Format) -> tuple[object, ...]:
+    return ("index", serial, fmt)
+
+
 class SimplePages:
-    """The simple API read path: serial check, cache, render."""
+    """Rendered simple pages. The caller reads the serial (``assay.index.serials``) and asks the
+    cache; only on a miss is the page loaded and rendered, in one read transaction, and cached
+    under the serial that transaction saw (never older than the one the caller read)."""
 
     def __init__(self, cache: RenderCache | None = None) -> None:
         self.cache = cache or RenderCache()
 
-    def project(self, session: Session, normalized_name: str, fmt: Format, base_url: str) -> Rendered | None:
+    def render_project(self, session: Session, normalized_name: str, fmt: Format, base_url: str) -> Rendered | None:
         head = project_head(session, normalized_name)
         if head is None:
             return None
-        key = ("project", head.id, head.serial, fmt, base_url)
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
         page = load_project_page(session, head, base_url)
         text = json.render_project_page(page) if fmt is Format.JSON else html.render_project_page(page)
         rendered = _rendered(text)
-        self.cache.put(key, rendered)
+        self.cache.put(project_key(head.id, head.serial, fmt, base_url), rendered)
         return rendered
 
-    def index(self, session: Session, fmt: Format) -> Rendered:
+    def render_index(self, session: Session, fmt: Format) -> Rendered:
         serial = project_list_serial(session)
-        key = ("index", serial, fmt)
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
         listing = load_project_list(session, serial)
         text = json.render_project_list(listing) if fmt is Format.JSON else html.render_project_list(listing)
         rendered = _rendered(text)
-        self.cache.put(key, rendered)
+        self.cache.put(index_key(serial, fmt), rendered)
         return rendered

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from packaging.utils import InvalidName, NormalizedName, canonicalize_name
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -11,7 +12,7 @@ from starlette.routing import Route
 from assay.accounts.auth import AuthError, authenticate
 from assay.index import jsonapi
 from assay.index.negotiate import Choice, NotAcceptable, negotiate
-from assay.index.pages import project_head
+from assay.index.pages import Rendered, index_key, project_head, project_key
 from assay.index.paths import METADATA_SUFFIX
 from assay.storage.blobs import BlobKeyError, check_key
 from assay.storage.models import File, Project
@@ -50,7 +51,9 @@ def _not_modified(request: Request, etag: str) -> bool:
 
 def _negotiated(request: Request) -> Choice | Response:
     try:
-        return negotiate(request.headers.get("accept"), request.query_params.get("format"))
+        # Parse the query string only when there is one (most requests have none).
+        fmt = request.query_params.get("format") if request.scope.get("query_string") else None
+        return negotiate(request.headers.get("accept"), fmt)
     except NotAcceptable as exc:
         return TextError(406, str(exc))
 
@@ -69,15 +72,29 @@ def _no_project(raw: str) -> Response:
     return TextError(404, f"No project named {raw!r} on this index.")
 
 
-def simple_index(request: Request) -> Response:
+async def _read_access(request: Request, svc: Services) -> Response | None:
+    if not svc.settings.private:
+        return None
+    return await run_in_threadpool(check_read_access, request, svc)
+
+
+async def simple_index(request: Request) -> Response:
     svc = services(request)
-    if (denied := check_read_access(request, svc)) is not None:
+    if (denied := await _read_access(request, svc)) is not None:
         return denied
     choice = _negotiated(request)
     if isinstance(choice, Response):
         return choice
-    with svc.db.read() as session:
-        rendered = svc.pages.index(session, choice.format)
+    serials = svc.serials
+    serial = serials.index() if serials.inline else await run_in_threadpool(serials.index)
+    rendered = svc.pages.cache.get(index_key(serial, choice.format))
+    if rendered is None:
+
+        def render() -> Rendered:
+            with svc.db.read() as session:
+                return svc.pages.render_index(session, choice.format)
+
+        rendered = await run_in_threadpool(render)
     return _page_response(request, svc, rendered.body, rendered.etag, choice.content_type)
 
 
@@ -94,25 +111,38 @@ def _page_response(request: Request, svc: Services, body: bytes, etag: str, cont
     return Response(body, media_type=content_type, headers=headers)
 
 
-def simple_project(request: Request) -> Response:
+async def simple_project(request: Request) -> Response:
+    """The hot path: one indexed lookup of the project's serial (on the event loop for SQLite),
+    a cache hit, and the bytes. Only a miss loads and renders the page, in a thread."""
     svc = services(request)
-    if (denied := check_read_access(request, svc)) is not None:
+    if (denied := await _read_access(request, svc)) is not None:
         return denied
     raw = request.path_params["project"]
     normalized = _project_name(raw)
     if normalized is None:
         return _no_project(raw)
-    if raw != normalized or not request.url.path.endswith("/"):
+    if raw != normalized or not request.scope["path"].endswith("/"):
         # PEP 503: redirect non-normalized names (and a missing slash) to the canonical URL.
         url = request.url.replace(path=f"/simple/{normalized}/")
         return RedirectResponse(str(url), status_code=301)
     choice = _negotiated(request)
     if isinstance(choice, Response):
         return choice
-    with svc.db.read() as session:
-        rendered = svc.pages.project(session, normalized, choice.format, svc.base_url(request))
+    serials = svc.serials
+    head = serials.project(normalized) if serials.inline else await run_in_threadpool(serials.project, normalized)
+    if head is None:
+        return _no_project(normalized)
+    base = svc.base_url(request)
+    rendered = svc.pages.cache.get(project_key(head[0], head[1], choice.format, base))
     if rendered is None:
-        return TextError(404, f"No project named {normalized!r} on this index.")
+
+        def render() -> Rendered | None:
+            with svc.db.read() as session:
+                return svc.pages.render_project(session, normalized, choice.format, base)
+
+        rendered = await run_in_threadpool(render)
+        if rendered is None:  # removed between the two reads
+            return _no_project(normalized)
     return _page_response(request, svc, rendered.body, rendered.etag, choice.content_type)
 
 

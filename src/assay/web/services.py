@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from assay.config import Settings
 from assay.index.pages import SimplePages
+from assay.index.serials import Serials, serials_for
 from assay.storage.blobs import BlobStore, FilesystemBlobStore
 from assay.storage.db import Database
 from assay.upload.service import Uploader
@@ -20,6 +21,7 @@ class Services:
     db: Database
     blobs: BlobStore
     pages: SimplePages
+    serials: Serials
     uploader: Uploader
     #: Capability-specific services registered by their modules (publishing, attestations).
     extra: dict[str, Any] = field(default_factory=dict)
@@ -33,14 +35,23 @@ class Services:
             db=db,
             blobs=blobs,
             pages=SimplePages(),
+            serials=serials_for(db),
             uploader=Uploader(db, blobs),
         )
 
     def base_url(self, request: Request) -> str:
-        """scheme://host[:port] for absolute URLs: the configured one, else this request's."""
+        """scheme://host[:port] for absolute URLs: the configured one, else this request's.
+
+        Read from the ASGI scope: building ``request.url`` (a parsed URL object) costs more than
+        the rest of a cached simple-page request."""
         if self.settings.base_url:
             return self.settings.base_url.rstrip("/")
-        return f"{request.url.scheme}://{request.url.netloc}"
+        scope = request.scope
+        host = request.headers.get("host")
+        if not host:
+            server = scope.get("server")
+            host = f"{server[0]}:{server[1]}" if server else "localhost"
+        return f"{scope['scheme']}://{host}"
 
 
 def services(request: Request) -> Services:
