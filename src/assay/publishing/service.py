@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -109,6 +110,37 @@ def lookup_key(kind: str, issuer: str, config: dict[str, Any]) -> str:
     return json.dumps([kind, issuer, config], sort_keys=True, separators=(",", ":"))
 
 
+#: Statements built once (their cache keys are memoized), with bound parameters: building a
+#: select per call costs more CPU than SQLite takes to run it.
+_ISSUER_BY_URL = sa.select(Issuer).where(Issuer.url == sa.bindparam("url"))
+_PUBLISHER_CANDIDATES = (
+    sa.select(Publisher)
+    .where(
+        Publisher.issuer_url == sa.bindparam("issuer"),
+        Publisher.match_key.in_(sa.bindparam("keys", expanding=True)),
+    )
+    .order_by(Publisher.id)
+)
+_PENDING_CANDIDATES = (
+    sa.select(PendingPublisher)
+    .where(
+        PendingPublisher.issuer_url == sa.bindparam("issuer"),
+        PendingPublisher.match_key.in_(sa.bindparam("keys", expanding=True)),
+        PendingPublisher.expires > sa.bindparam("now"),
+    )
+    .order_by(PendingPublisher.id)
+)
+_PUBLISHER_PROJECTS = (
+    sa.select(Project.normalized_name)
+    .join(PublisherProject, PublisherProject.project_id == Project.id)
+    .where(PublisherProject.publisher_id == sa.bindparam("publisher_id"))
+    .order_by(Project.normalized_name)
+)
+_DELETE_EXPIRED_JTIS = sa.delete(UsedJti).where(UsedJti.expires < sa.bindparam("now"))
+#: Expired jti records are swept at most this often per process (not on every exchange).
+JTI_SWEEP_SECONDS = 60.0
+
+
 @dataclass
 class _Match:
     row: Publisher | PendingPublisher
@@ -120,6 +152,7 @@ class TrustedPublishing:
         self.db = db
         self.settings = settings
         self.keys = keys or KeyStore(refetch_interval=settings.jwks_refetch_seconds)
+        self._last_sweep = 0.0
 
     @property
     def audience(self) -> str:
@@ -151,8 +184,10 @@ class TrustedPublishing:
             raise MintError("invalid-payload", "a concurrent change conflicted with this exchange; retry") from None
 
     def _issuer(self, url: str) -> TrustedIssuer:
+        # Read on every exchange, not cached per process: removing an issuer from the
+        # allow-list must take effect in every worker at once.
         with self.db.read() as session:
-            row = session.execute(sa.select(Issuer).where(Issuer.url == url)).scalar_one_or_none()
+            row = session.execute(_ISSUER_BY_URL, {"url": url}).scalar_one_or_none()
         if row is None:
             raise MintError("invalid-payload", f"unknown trusted publishing issuer {url!r}")
         return TrustedIssuer(row.url, row.jwks_source, tuple(row.algorithms))
@@ -160,11 +195,12 @@ class TrustedPublishing:
     def _candidates(
         self, session: Session, model: type[Publisher] | type[PendingPublisher], issuer: str, claims: dict[str, Any]
     ) -> Sequence[Publisher | PendingPublisher]:
-        keys = {kind.claims_key(claims) for kind in KINDS.values()} | {""}
-        query = sa.select(model).where(model.issuer_url == issuer, model.match_key.in_(sorted(keys)))
+        keys = sorted({kind.claims_key(claims) for kind in KINDS.values()} | {""})
         if model is PendingPublisher:
-            query = query.where(PendingPublisher.expires > utcnow())
-        rows: list[Publisher | PendingPublisher] = list(session.execute(query.order_by(model.id)).scalars())  # type: ignore[arg-type]
+            result = session.execute(_PENDING_CANDIDATES, {"issuer": issuer, "keys": keys, "now": utcnow()})
+        else:
+            result = session.execute(_PUBLISHER_CANDIDATES, {"issuer": issuer, "keys": keys})
+        rows: list[Publisher | PendingPublisher] = list(result.scalars())
         return rows
 
     def _match(
@@ -205,14 +241,7 @@ class TrustedPublishing:
             assert isinstance(match.row, Publisher)
             publisher, kind = match.row, match.kind
 
-        projects = list(
-            session.execute(
-                sa.select(Project.normalized_name)
-                .join(PublisherProject, PublisherProject.project_id == Project.id)
-                .where(PublisherProject.publisher_id == publisher.id)
-                .order_by(Project.normalized_name)
-            ).scalars()
-        )
+        projects = list(session.execute(_PUBLISHER_PROJECTS, {"publisher_id": publisher.id}).scalars())
         if not projects:
             raise MintError("invalid-publisher", "valid token, but the publisher is not registered for any project")
 
@@ -257,9 +286,11 @@ class TrustedPublishing:
             return
         if not isinstance(jti, str) or not jti or len(jti) > 300:
             raise MintError("invalid-token", "malformed or invalid token: jti must be a short string")
-        now = utcnow()
-        # Forget jtis whose tokens can no longer verify anyway, keeping the table small.
-        session.execute(sa.delete(UsedJti).where(UsedJti.expires < now))
+        # Forget jtis whose tokens can no longer verify anyway, keeping the table small (at most
+        # once a minute per process: a statement less on almost every exchange).
+        if time.monotonic() - self._last_sweep > JTI_SWEEP_SECONDS:
+            self._last_sweep = time.monotonic()
+            session.execute(_DELETE_EXPIRED_JTIS, {"now": utcnow()})
         expires = dt.datetime.fromtimestamp(int(claims["exp"]) + oidc_token.LEEWAY + JTI_MARGIN, dt.UTC)
         # The primary key (issuer, jti) makes this atomic across workers and restarts: a second
         # exchange of the same token fails on this flush (on PostgreSQL it waits for the first

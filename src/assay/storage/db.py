@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,13 @@ class Database:
                 self.write_engine = self.engine
         except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
             raise DatabaseError(f"cannot use database URL {self.safe_url}: {exc}") from None
+        # SQLite: writers queue on a lock here instead of in SQLite's busy handler, which polls
+        # with sleeps of up to 100 ms (a long tail under concurrent writes). The thread lock
+        # orders this process's threads; the flock (one open file per process) orders processes
+        # (workers, the admin CLI) and wakes the next writer as soon as the lock is free.
+        self._write_lock = threading.RLock()
+        self._write_depth = threading.local()
+        self._lock_fd: int | None = None
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
 
@@ -104,11 +113,35 @@ class Database:
         with self._read() as session, session.begin():
             yield session
 
+    def _sqlite_lock_fd(self) -> int | None:
+        if self._lock_fd is None:
+            database = sa.engine.make_url(self.url).database
+            if not database or database == ":memory:":
+                return None
+            self._lock_fd = os.open(database + ".write-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        return self._lock_fd
+
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits when the block ends without an exception."""
-        with self._write() as session, session.begin():
-            yield session
+        if not self.is_sqlite:
+            with self._write() as session, session.begin():
+                yield session
+            return
+        with self._write_lock:
+            # Reentrant: only the outermost write of a thread takes and releases the flock.
+            depth = getattr(self._write_depth, "n", 0)
+            fd = self._sqlite_lock_fd() if depth == 0 else None
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            self._write_depth.n = depth + 1
+            try:
+                with self._write() as session, session.begin():
+                    yield session
+            finally:
+                self._write_depth.n = depth
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
 
     def check(self) -> None:
         """Connect once, so a wrong URL is reported at start-up rather than at the first request."""
@@ -176,6 +209,9 @@ class Database:
                     conn.commit()
 
     def dispose(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
         self.engine.dispose()
         if self.write_engine is not self.engine:
             self.write_engine.dispose()
