@@ -86,20 +86,25 @@ class GitHub:
 
 
 @dataclass(frozen=True)
-class GitHubEnterprise:
-    """GitHub Actions on a GitHub Enterprise Server instance."""
+class _ActionsOnInstance:
+    """GitHub-style Actions on a self-hosted instance: the instance is its own OIDC issuer (by
+    default ``<instance><issuer_path>``), and its certificates name repositories and workflow
+    files on that instance."""
 
-    kind: ClassVar[str] = "GitHubEnterprise"
-    instance: str  # https://ghe.example.com
+    kind: ClassVar[str]
+    label: ClassVar[str]
+    issuer_path: ClassVar[str]
+    workflow_dirs: ClassVar[tuple[str, ...]]
+    instance: str  # https://host
     repository: str
-    workflow: str
+    workflow: str  # a file name in one of workflow_dirs
     environment: str | None = None
-    issuer: str = ""  # default: <instance>/_services/token (GHES's OIDC issuer)
+    issuer: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "instance", _strip(self.instance))
         if not self.issuer:
-            object.__setattr__(self, "issuer", f"{self.instance}/_services/token")
+            object.__setattr__(self, "issuer", self.instance + self.issuer_path)
 
     def to_publisher(self) -> dict[str, Any]:
         return {
@@ -117,11 +122,32 @@ class GitHubEnterprise:
         return BuildConfigPolicy(
             issuer=self.issuer,
             repository_uri=f"{self.instance}/{self.repository}",
-            config_paths=[f"/.github/workflows/{self.workflow}"],
+            config_paths=[f"/{directory}/{self.workflow}" for directory in self.workflow_dirs],
         )
 
     def summary(self) -> str:
-        return f"GitHub Enterprise {self.instance}/{self.repository} {self.workflow}"
+        return f"{self.label} {self.instance}/{self.repository} {self.workflow}"
+
+
+@dataclass(frozen=True)
+class GitHubEnterprise(_ActionsOnInstance):
+    """GitHub Actions on a GitHub Enterprise Server instance (issuer ``https://HOST/_services/token``)."""
+
+    kind: ClassVar[str] = "GitHubEnterprise"
+    label: ClassVar[str] = "GitHub Enterprise"
+    issuer_path: ClassVar[str] = "/_services/token"
+    workflow_dirs: ClassVar[tuple[str, ...]] = (".github/workflows",)
+
+
+@dataclass(frozen=True)
+class Forgejo(_ActionsOnInstance):
+    """Forgejo (or Gitea) Actions (issuer ``https://HOST/api/actions``); workflows live in
+    .forgejo/workflows/, or .github/workflows/, which Forgejo also reads."""
+
+    kind: ClassVar[str] = "Forgejo"
+    label: ClassVar[str] = "Forgejo"
+    issuer_path: ClassVar[str] = "/api/actions"
+    workflow_dirs: ClassVar[tuple[str, ...]] = (".forgejo/workflows", ".github/workflows")
 
 
 @dataclass(frozen=True)
@@ -216,46 +242,6 @@ class CircleCI:
 
     def summary(self) -> str:
         return f"CircleCI project {self.project_id} pipeline {self.pipeline_definition_id}"
-
-
-@dataclass(frozen=True)
-class Forgejo:
-    """Forgejo (or Gitea) Actions on an instance; workflows live in .forgejo/workflows/ (or
-    .github/workflows/, which Forgejo also reads)."""
-
-    kind: ClassVar[str] = "Forgejo"
-    instance: str
-    repository: str
-    workflow: str
-    environment: str | None = None
-    issuer: str = ""  # default: <instance>/api/actions (Forgejo's OIDC issuer)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "instance", _strip(self.instance))
-        if not self.issuer:
-            object.__setattr__(self, "issuer", f"{self.instance}/api/actions")
-
-    def to_publisher(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "instance": self.instance,
-            "issuer": self.issuer,
-            "repository": self.repository,
-            "workflow": self.workflow,
-            "environment": self.environment,
-        }
-
-    def policy(self) -> VerificationPolicy:
-        from assay.identities.policies import BuildConfigPolicy
-
-        return BuildConfigPolicy(
-            issuer=self.issuer,
-            repository_uri=f"{self.instance}/{self.repository}",
-            config_paths=[f"/.forgejo/workflows/{self.workflow}", f"/.github/workflows/{self.workflow}"],
-        )
-
-    def summary(self) -> str:
-        return f"Forgejo {self.instance}/{self.repository} {self.workflow}"
 
 
 @dataclass(frozen=True)
