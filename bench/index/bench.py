@@ -415,6 +415,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--skip-verify", action="store_true")
     ap.add_argument(
+        "--populate-only",
+        action="store_true",
+        help="generate and load the data, then stop (population need not run on an idle machine)",
+    )
+    ap.add_argument(
         "--assay-rev",
         help="benchmark assay as of this git revision instead of the checkout's working tree",
     )
@@ -499,6 +504,8 @@ def main() -> None:
 
     if not args.skip_verify:
         sh(v_assay / "bin/python", HERE / "verify.py", assay_data, dists, work / "verify-data")
+    if args.populate_only:
+        return
 
     # The request sequence: the same for every server.
     rng = random.Random(args.seed)

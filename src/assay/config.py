@@ -45,6 +45,21 @@ class Settings:
     graceful_timeout: int = 30
     log_level: str = "info"
     access_log: bool = False
+    # --- request limits (issue 6: slow-loris and oversized requests; see assay.web.security) ---
+    #: Seconds an idle keep-alive connection stays open between requests (uvicorn's
+    #: timeout_keep_alive).
+    keep_alive_timeout: int = 5
+    #: Seconds a client has to send a request's line and headers, from the connection (or the
+    #: request's first byte) on; a client that trickles them is cut off with 408.
+    header_timeout: int = 10
+    #: Largest request line plus headers, in bytes (431 beyond it).
+    max_header_size: int = 64 * 1024
+    #: Seconds a request body may pause, and the grace period before ``body_min_rate`` applies.
+    body_timeout: int = 30
+    #: Bytes per second a request body must average once ``body_timeout`` has passed (408 below).
+    body_min_rate: int = 1024
+    #: Largest request body for every endpoint but uploads (which have ``max_upload_size``).
+    max_request_body: int = 1 * MIB
     # --- policy ---
     #: PyPI's default per-file limit is 100 MiB.
     max_upload_size: int = 100 * MIB
@@ -97,6 +112,13 @@ class Settings:
             raise ConfigError(f"workers must be at least 1, got {self.workers}")
         if self.max_upload_size < 1:
             raise ConfigError("max_upload_size must be positive")
+        for name in (
+            "keep_alive_timeout", "header_timeout", "max_header_size", "body_timeout", "max_request_body",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.body_min_rate < 0:
+            raise ConfigError(f"body_min_rate must not be negative, got {self.body_min_rate}")
         # PEP 807: temporary upload credentials expire no sooner than 15 min and no later
         # than 6 h after the request.
         if not 900 <= self.minted_token_lifetime <= 21600:

@@ -12,7 +12,7 @@ import hashlib
 import json
 
 import sqlalchemy as sa
-from packaging.utils import canonicalize_name, canonicalize_version
+from packaging.utils import InvalidName, canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 from starlette.requests import Request
 from starlette.responses import Response
@@ -48,12 +48,16 @@ def provenance(request: Request) -> Response:
         return denied
     if not _acceptable(request.headers.get("accept")):
         return JSONError(406, f"Not Acceptable: this endpoint serves {INTEGRITY_JSON}")
-    project = canonicalize_name(request.path_params["project"])
     filename = request.path_params["filename"]
     try:
+        project = canonicalize_name(request.path_params["project"], validate=True)
         version = canonicalize_version(Version(request.path_params["version"]))
-    except InvalidVersion:
+    except (InvalidName, InvalidVersion):
         return JSONError(404, f"No provenance available for {filename}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in filename):
+        # No stored filename has control characters (uploads refuse them), and PostgreSQL
+        # refuses a NUL in a query parameter outright: that was a 500 (tests/reliability).
+        return JSONError(404, f"No provenance available for {filename!r}")
     with svc.db.read() as session:
         row = session.execute(
             sa.select(File.provenance, Project.status)

@@ -34,6 +34,8 @@ class KeyLookupError(LookupError):
 class _Cached:
     keys: dict[str, jwt.PyJWK] = field(default_factory=dict)
     fetched: float = 0.0
+    #: Held while this issuer's keys are being fetched, so concurrent requests wait for that fetch.
+    fetching: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _is_local(url: str) -> bool:
@@ -101,19 +103,27 @@ class KeyStore:
             cached = self._cache.setdefault(issuer, _Cached())
             if kid in cached.keys:
                 return cached.keys[kid]
-            now = time.monotonic()
-            if cached.fetched and now - cached.fetched < self.refetch_interval:
-                raise KeyLookupError(f"no key with kid {kid!r} for issuer {issuer} (recently refreshed)")
-            cached.fetched = now
-        try:
-            fresh = self._fetch(issuer, source)
-        except (httpx.HTTPError, KeyLookupError) as exc:
-            if isinstance(exc, KeyLookupError):
-                raise
-            raise KeyLookupError(f"cannot fetch the keys of {issuer}: {exc}") from None
-        with self._lock:
-            if fresh:
-                cached.keys = fresh
-            if kid not in cached.keys:
-                raise KeyLookupError(f"no key with kid {kid!r} for issuer {issuer}")
-            return cached.keys[kid]
+        # One fetch per issuer at a time, and the cache is looked at again once it is ours: a
+        # request arriving while another fetches this issuer's keys waits for that fetch and uses
+        # its result. (Without this, concurrent first tokens of a new key were refused, all but
+        # one, as "recently refreshed": tests/reliability/test_races.py.)
+        with cached.fetching:
+            with self._lock:
+                if kid in cached.keys:
+                    return cached.keys[kid]
+                now = time.monotonic()
+                if cached.fetched and now - cached.fetched < self.refetch_interval:
+                    raise KeyLookupError(f"no key with kid {kid!r} for issuer {issuer} (recently refreshed)")
+                cached.fetched = now
+            try:
+                fresh = self._fetch(issuer, source)
+            except (httpx.HTTPError, KeyLookupError) as exc:
+                if isinstance(exc, KeyLookupError):
+                    raise
+                raise KeyLookupError(f"cannot fetch the keys of {issuer}: {exc}") from None
+            with self._lock:
+                if fresh:
+                    cached.keys = fresh
+                if kid not in cached.keys:
+                    raise KeyLookupError(f"no key with kid {kid!r} for issuer {issuer}")
+                return cached.keys[kid]

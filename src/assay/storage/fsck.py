@@ -149,7 +149,10 @@ def repair(db: Database, blobs: FilesystemBlobStore, report: Report, *, data_dir
         if source.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(source), target)
-            _prune(source.parent, blobs.root)
+            if problem.kind != "stale-staging":
+                # Never the staging directory itself, even when it is left empty: running servers
+                # stage every upload there and do not recreate it (an upload would fail with 500).
+                _prune(source.parent, blobs.root)
         if problem.kind in ("missing-blob", "corrupt-blob", "missing-metadata", "corrupt-metadata"):
             _drop_row(db, blobs, problem, actor=actor, quarantine=quarantine)
         report.repaired.append(problem)

@@ -189,6 +189,12 @@ def _existing(session: Session, filename: str) -> File | None:
 def _check_duplicate(session: Session, up: PreparedUpload) -> bool:
     """True when an identical file exists (answer 200, as PyPI does, so ``twine upload
     --skip-existing`` and ``uv publish`` treat it as done). Different bytes: refuse."""
+    # The used-filename record is read before the file row, not after: under READ COMMITTED
+    # (PostgreSQL) each statement sees the latest commits, so with the reads the other way round
+    # a concurrent upload of this name committing in between (file row and record in one
+    # transaction) showed us its record but not its file, and the loser of the race was told
+    # "already been used" instead of "File already exists" (tests/reliability/test_races.py).
+    used = session.get(UsedFilename, up.filename)
     existing = _existing(session, up.filename)
     if existing is not None:
         if existing.sha256 == up.sha256:
@@ -208,7 +214,6 @@ def _check_duplicate(session: Session, up: PreparedUpload) -> bool:
             f"File already exists: the same file was uploaded as {same_bytes[0]!r}; "
             f"the bytes of {up.filename!r} are identical to it."
         )
-    used = session.get(UsedFilename, up.filename)
     if used is not None:
         # PyPI: a deleted file's name can never be used again.
         raise UploadRejected(

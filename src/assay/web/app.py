@@ -10,9 +10,11 @@ from html import escape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from assay import __version__
 from assay.config import Settings, load_settings
@@ -21,6 +23,7 @@ from assay.storage import recovery
 from assay.upload.routes import routes as upload_routes
 from assay.web import reason
 from assay.web.responses import TextError
+from assay.web.security import BodyLimits, SecurityHeaders
 from assay.web.services import Services, services
 
 log = logging.getLogger("assay")
@@ -50,6 +53,12 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return TextError(500, "Internal server error; the details are in the server's log.")
 
 
+class _App(Starlette):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside Starlette's error middleware, so a 500 gets the security headers too.
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
     reason.install()
     svc = svc or Services.build(settings)
@@ -64,9 +73,18 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
     from assay.capabilities import install_capabilities
 
     extra_routes = install_capabilities(svc)
-    app = Starlette(
+    app = _App(
         routes=[Route("/", _home, methods=["GET", "HEAD"]), *index_routes, *upload_routes, *extra_routes],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        # Inside the exception middleware's reach: a refused body becomes an ordinary 408/413.
+        middleware=[
+            Middleware(
+                BodyLimits,
+                max_body=settings.max_request_body,
+                timeout=settings.body_timeout,
+                min_rate=settings.body_min_rate,
+            )
+        ],
         lifespan=lifespan,
     )
     app.state.services = svc
