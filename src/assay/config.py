@@ -7,6 +7,7 @@ is accepted too), ``ASSAY_DATA_DIR`` in the environment, ``--data-dir`` on the c
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -128,7 +129,27 @@ class Settings:
             )
         if self.base_url and not self.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+        _check_trust_root(self.sigstore_trust_root)
         return self
+
+
+def _check_trust_root(spec: str) -> None:
+    """What can be told of the trust root without sigstore, which a server imports only for its
+    first attested upload (assay.attestations.deferred): an embedded root's name, or a file
+    holding a JSON object."""
+    if spec in ("production", "staging"):
+        return
+    path = Path(spec)
+    try:
+        raw = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"sigstore_trust_root: {path} does not exist (give production, staging or a trusted_root.json)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"sigstore_trust_root: {path} is not readable JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"sigstore_trust_root: {path} does not hold a Sigstore trusted root (a JSON object)")
 
 
 def _field_types() -> dict[str, Any]:

@@ -20,13 +20,13 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value.strip() else default
 
 
-#: Kill/restart cycles per backend (item 1). CI: 5; the long run: 200.
+#: Kill/restart cycles per backend (item 1). CI: 5; the long run: 100.
 ITERATIONS = env_int("ASSAY_RELIABILITY_ITERATIONS", 5)
 #: Seconds of mixed load (item 3). CI: 15; the long run is ``bench/load/run``.
 LOAD_SECONDS = env_int("ASSAY_LOAD_SECONDS", 15)
-#: Examples per hypothesis fuzz target (item 4). CI: 200; the long run: 20000.
+#: Examples per hypothesis fuzz target (item 4). CI: 200; the long run: 5000.
 FUZZ_EXAMPLES = env_int("ASSAY_FUZZ_EXAMPLES", 200)
-#: Examples per operation for schemathesis (item 4). CI: 25; the long run: 1000.
+#: Examples per operation for schemathesis (item 4). CI: 25; the long run: 500.
 API_EXAMPLES = env_int("ASSAY_API_FUZZ_EXAMPLES", 25)
 
 

@@ -12,15 +12,15 @@ if TYPE_CHECKING:  # imported lazily: the verify client uses assay.attestations 
 
 
 def install(svc: Services) -> list[BaseRoute]:
+    from assay.attestations.deferred import DeferredAttestationCheck
     from assay.attestations.routes import routes
-    from assay.attestations.upload import AttestationCheck
-    from assay.attestations.verify import load_trust_root
 
-    # One trust root, and so one sigstore verifier, per worker (PyPI: the production root;
-    # "staging", or an organisation's own trusted_root.json, by setting).
-    trust = load_trust_root(svc.settings.sigstore_trust_root)
-    svc.extra["trust_root"] = trust
+    # One trust root, and so one sigstore verifier, per worker, loaded by the first upload with
+    # attestations (see assay.attestations.deferred). PyPI: the production root; "staging", or
+    # an organisation's own trusted_root.json, by setting.
     svc.extra.setdefault("upload_checks", []).append(
-        AttestationCheck(svc.db, trust, token_uploads=svc.settings.token_upload_attestations)
+        DeferredAttestationCheck(
+            svc.db, svc.settings.sigstore_trust_root, token_uploads=svc.settings.token_upload_attestations
+        )
     )
     return list(routes)
