@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.oidc_provider import OIDCProvider
 from tests.support.postgres import fresh_database
 from tests.support.server import AssayServer
 from tests.support.tls import TLS, make_tls
@@ -56,6 +57,13 @@ def sqlite_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AssayServ
 def tls(tmp_path_factory: pytest.TempPathFactory) -> TLS:
     """A test CA and a server certificate for 127.0.0.1 (see tests/support/tls.py)."""
     return make_tls(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def idp() -> Iterator[OIDCProvider]:
+    """A stand-in CI provider's OIDC issuer on loopback (see tests/support/oidc_provider.py)."""
+    with OIDCProvider() as provider:
+        yield provider
 
 
 @pytest.fixture(scope="module")

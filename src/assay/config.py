@@ -137,7 +137,7 @@ def _check_trust_root(spec: str) -> None:
     """What can be told of the trust root without sigstore, which a server imports only for its
     first attested upload (assay.attestations.deferred): an embedded root's name, or a file
     holding a JSON object."""
-    if spec in ("production", "staging"):
+    if spec in get_args(TrustRootName):
         return
     path = Path(spec)
     try:

@@ -45,12 +45,6 @@ def mint(server: AssayServer, token: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def idp() -> Iterator[OIDCProvider]:
-    with OIDCProvider() as provider:
-        yield provider
-
-
-@pytest.fixture(scope="module")
 def prod_index(tmp_path_factory: pytest.TempPathFactory, tls: TLS, idp: OIDCProvider) -> Iterator[AssayServer]:
     """An index on sigstore's production root. GitHub and GitLab's real issuer URLs are trusted
     with keys from the stand-in provider's JWKS file (the air-gapped configuration), so tokens

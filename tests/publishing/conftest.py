@@ -17,12 +17,6 @@ AUDIENCE = "assay"
 
 
 @pytest.fixture(scope="module")
-def idp() -> Iterator[OIDCProvider]:
-    with OIDCProvider() as provider:
-        yield provider
-
-
-@pytest.fixture(scope="module")
 def tp_index(tmp_path_factory: pytest.TempPathFactory, tls: TLS, idp: OIDCProvider) -> Iterator[AssayServer]:
     server = tls_server(tmp_path_factory.mktemp("tp-index"), tls).start()
     server.admin("issuer", "add", "--issuer", idp.issuer)

@@ -49,12 +49,6 @@ PATIENCE = 30
 
 
 @pytest.fixture(scope="module")
-def idp() -> Iterator[OIDCProvider]:
-    with OIDCProvider() as provider:
-        yield provider
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, idp: OIDCProvider) -> Iterator[AssayServer]:
     server = AssayServer(
         tmp_path_factory.mktemp("security"),

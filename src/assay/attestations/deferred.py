@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("assay.attestations")
 
+
 class DeferredAttestationCheck:
     """Stands in the upload checks for ``AttestationCheck`` until an upload needs it."""
 

@@ -33,7 +33,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from assay.verify.errors import InputError
+from assay.verify.errors import InputError, read_input
 from assay.verify.files import LockedFile, sha256_of
 from assay.verify.pins import write_atomically
 
@@ -50,13 +50,7 @@ def parse_pylock(text: str, *, source: str) -> Pylock:
 
 
 def load_pylock(path: Path) -> Pylock:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not readable as a text file: {exc}") from None
-    return parse_pylock(text, source=str(path))
+    return parse_pylock(read_input(path), source=str(path))
 
 
 def _distribution(

@@ -72,10 +72,16 @@ _HEADER = (
 
 
 @dataclass(frozen=True)
-class GitHubRepository:
-    """Any GitHub Actions workflow of a github.com repository (a ``.provenance.txt`` pin)."""
+class RepositoryPin:
+    """Any workflow of one repository on a public forge (a ``.provenance.txt`` pin, which names
+    no workflow). Checks the two Fulcio claims pypi-attestations' GitHub and GitLab policies
+    check, minus the Build Config URI (the workflow file): issuer (.8) and Source Repository URI
+    (.12)."""
 
-    kind: ClassVar[str] = "GitHub"
+    kind: ClassVar[str]
+    issuer: ClassVar[str]
+    #: The forge's URL, to which the Source Repository URI appends the repository path.
+    forge: ClassVar[str]
     repository: str
 
     def to_publisher(self) -> dict[str, Any]:
@@ -84,45 +90,33 @@ class GitHubRepository:
     def policy(self) -> VerificationPolicy:
         from sigstore.verify import policy as sigstore_policy
 
-        # The same two Fulcio claims pypi-attestations' GitHub policy checks, minus the Build
-        # Config URI (the workflow file): issuer (.8) and Source Repository URI (.12).
         return sigstore_policy.AllOf(
             [
-                sigstore_policy.OIDCIssuerV2(GITHUB_ISSUER),
-                sigstore_policy.OIDCSourceRepositoryURI(f"https://github.com/{self.repository}"),
+                sigstore_policy.OIDCIssuerV2(self.issuer),
+                sigstore_policy.OIDCSourceRepositoryURI(f"{self.forge}/{self.repository}"),
             ]
         )
 
     def summary(self) -> str:
-        return f"GitHub {self.repository} (any workflow)"
+        return f"{self.kind} {self.repository} (any workflow)"
 
 
 @dataclass(frozen=True)
-class GitLabRepository:
-    """Any CI/CD configuration of a gitlab.com project (a ``.provenance.txt`` pin)."""
+class GitHubRepository(RepositoryPin):
+    kind: ClassVar[str] = "GitHub"
+    issuer: ClassVar[str] = GITHUB_ISSUER
+    forge: ClassVar[str] = "https://github.com"
 
+
+@dataclass(frozen=True)
+class GitLabRepository(RepositoryPin):
     kind: ClassVar[str] = "GitLab"
-    repository: str
-
-    def to_publisher(self) -> dict[str, Any]:
-        return {"kind": self.kind, "repository": self.repository}
-
-    def policy(self) -> VerificationPolicy:
-        from sigstore.verify import policy as sigstore_policy
-
-        return sigstore_policy.AllOf(
-            [
-                sigstore_policy.OIDCIssuerV2(GITLAB_COM),
-                sigstore_policy.OIDCSourceRepositoryURI(f"{GITLAB_COM}/{self.repository}"),
-            ]
-        )
-
-    def summary(self) -> str:
-        return f"GitLab {self.repository} (any workflow)"
+    issuer: ClassVar[str] = GITLAB_COM
+    forge: ClassVar[str] = GITLAB_COM
 
 
 #: What a pin can name: a full publisher identity, or (from the old format) a repository.
-Matcher = Identity | GitHubRepository | GitLabRepository
+Matcher = Identity | RepositoryPin
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from assay.verify.errors import InputError
+from assay.verify.errors import InputError, read_input
 from assay.verify.files import LockedFile, checked_sha256
 
 #: pip's comment rule: ``#`` at the start of a line or after whitespace.
@@ -147,10 +147,4 @@ def parse_requirements(text: str, *, source: str) -> RequirementsFile:
 
 
 def load_requirements(path: Path) -> RequirementsFile:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not readable as a text file: {exc}") from None
-    return parse_requirements(text, source=str(path))
+    return parse_requirements(read_input(path), source=str(path))

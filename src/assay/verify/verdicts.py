@@ -38,10 +38,9 @@ from typing import Any
 from assay.identities import Identity
 from assay.verify.files import LockedFile
 from assay.verify.pins import (
-    GitHubRepository,
-    GitLabRepository,
     Matcher,
     Pin,
+    RepositoryPin,
     pin_fields,
     proposal,
 )
@@ -203,7 +202,7 @@ def judge(
     count = sum(len(b.attestations) for b in evidence.bundles)
     noun = "attestation" if count == 1 else "attestations"
     identity = pin_identity
-    if isinstance(identity, GitHubRepository | GitLabRepository) and attested_by is not None:
+    if isinstance(identity, RepositoryPin) and attested_by is not None:
         # A repository-only pin (.provenance.txt) names no workflow; report the full identity
         # the certificates confirmed, so that what gets recorded (--write-lock-identities) is
         # a complete pin.
