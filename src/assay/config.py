@@ -7,13 +7,12 @@ is accepted too), ``ASSAY_DATA_DIR`` in the environment, ``--data-dir`` on the c
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 ENV_PREFIX = "ASSAY_"
 
@@ -22,9 +21,6 @@ MIB = 1024 * 1024
 
 class ConfigError(ValueError):
     """A setting has a value that cannot be used; the message names the setting and its source."""
-
-
-TrustRootName = Literal["production", "staging"]
 
 
 @dataclass(frozen=True)
@@ -137,19 +133,12 @@ def _check_trust_root(spec: str) -> None:
     """What can be told of the trust root without sigstore, which a server imports only for its
     first attested upload (assay.attestations.deferred): an embedded root's name, or a file
     holding a JSON object."""
-    if spec in get_args(TrustRootName):
-        return
-    path = Path(spec)
+    from assay.attestations.trust import TrustRootError, read_trust_root
+
     try:
-        raw = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"sigstore_trust_root: {path} does not exist (give production, staging or a trusted_root.json)"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"sigstore_trust_root: {path} is not readable JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"sigstore_trust_root: {path} does not hold a Sigstore trusted root (a JSON object)")
+        read_trust_root(spec)
+    except TrustRootError as exc:
+        raise ConfigError(f"sigstore_trust_root: {exc} (give production, staging or a trusted_root.json)") from None
 
 
 def _field_types() -> dict[str, Any]:

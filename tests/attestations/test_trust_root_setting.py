@@ -20,7 +20,7 @@ JSON_V1 = "application/vnd.pypi.simple.v1+json"
     [
         (None, "does not exist"),
         ("not json", "is not readable JSON"),
-        ("[1, 2]", "does not hold a Sigstore trusted root"),
+        ("[1, 2]", "is not a Sigstore trusted root"),
     ],
 )
 def test_an_unusable_trust_root_file_stops_the_server_at_start(
@@ -31,7 +31,7 @@ def test_an_unusable_trust_root_file_stops_the_server_at_start(
         root.write_text(content)
     result = serve_cmd("--data-dir", str(tmp_path / "data"), "--port", "0", "--sigstore-trust-root", str(root))
     assert result.returncode == 2, result.stdout + result.stderr
-    assert f"sigstore_trust_root: {root} {message}" in result.stderr
+    assert f"sigstore_trust_root: trust root file {root} {message}" in result.stderr
     assert "Traceback" not in result.stderr
 
 

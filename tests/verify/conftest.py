@@ -168,7 +168,8 @@ class World:
     # -- running --------------------------------------------------------------------------
 
     def env(self) -> dict[str, str | None]:
-        """No pip configuration of this machine, and a cache dir inside the test's tmp."""
+        """No pip configuration of this machine; the cache and the memo's key inside the test's
+        tmp."""
         env: dict[str, str | None] = {k: None for k in os.environ if k.startswith(("PIP_", "UV_"))}
         env.update(
             {
@@ -176,6 +177,7 @@ class World:
                 "PIP_DISABLE_PIP_VERSION_CHECK": "1",
                 "PIP_NO_INPUT": "1",
                 "XDG_CACHE_HOME": str(self.tmp / "xdg-cache"),
+                "XDG_STATE_HOME": str(self.tmp / "xdg-state"),
                 "COLUMNS": "250",  # the table on one line per file, whatever runs the tests
             }
         )

@@ -50,7 +50,7 @@ def test_worker_processes_agree_with_the_serial_path(world: World) -> None:
         ],
         capture_output=True,
         text=True,
-        env=client_environ(),
+        env=client_environ({"XDG_STATE_HOME": str(world.tmp / "xdg-state")}),
         timeout=120,
         check=False,
     )

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from packaging.utils import canonicalize_name
 
 from assay.identities import CircleCI, Forgejo, GitHub, GitHubEnterprise, GitLab, Google
+from assay.verify.checks import AttestationCheck, BundleCheck, ProvenanceCheck
 from assay.verify.errors import InputError
 from assay.verify.files import LockedFile
 from assay.verify.indexes import integrity_url, pip_args_index, project_page_url, redact
@@ -22,7 +23,6 @@ from assay.verify.pins import (
     pin_fields,
     proposal,
 )
-from assay.verify.provenance import AttestationCheck, BundleCheck, ProvenanceCheck
 from assay.verify.requirements import parse_requirements
 from assay.verify.retrieve import NoProvenance, Unavailable, Unknown
 from assay.verify.verdicts import FAILURES, Verdict, judge

@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from assay import audit
 from assay.admin import AdminError
 from assay.attestations import provenance as prov
-from assay.attestations.verify import AttestationInvalid, TrustRoot, parse_attestation, verify_attestation
+from assay.attestations.trust import TrustRoot
+from assay.attestations.verify import AttestationInvalid, parse_attestation, verify_attestation
 from assay.identities import Identity, IdentityError, from_publisher
 from assay.publishing.kinds import get_kind
 from assay.storage.db import Database

@@ -47,8 +47,8 @@ class DeferredAttestationCheck:
     def _loaded(self) -> AttestationCheck:
         with self._lock:
             if self._check is None:
+                from assay.attestations.trust import TrustRootError, load_trust_root
                 from assay.attestations.upload import AttestationCheck
-                from assay.attestations.verify import TrustRootError, load_trust_root
 
                 try:
                     trust = load_trust_root(self.trust_root)

@@ -21,7 +21,8 @@ import sqlalchemy as sa
 
 from assay.accounts.auth import Principal
 from assay.attestations import provenance as prov
-from assay.attestations.verify import AttestationInvalid, TrustRoot, parse_attestation, verify_attestation
+from assay.attestations.trust import TrustRoot
+from assay.attestations.verify import AttestationInvalid, parse_attestation, verify_attestation
 from assay.identities import Identity
 from assay.publishing.kinds import get_kind
 from assay.storage.db import Database

@@ -15,13 +15,8 @@ custom trust root, so this module makes the same checks around sigstore's ``veri
 
 from __future__ import annotations
 
-import importlib.resources
 import json
-from dataclasses import dataclass
-from functools import cached_property
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pydantic
 from packaging.utils import (
@@ -32,17 +27,9 @@ from packaging.utils import (
 )
 from pypi_attestations import Attestation, AttestationType, ConversionError
 from sigstore.errors import Error as SigstoreError
-from sigstore.models import ClientTrustConfig, TrustedRoot
-from sigstore.verify import Verifier
 from sigstore.verify.policy import VerificationPolicy
 
-#: sigstore-python's embedded TUF roots, keyed by the names the settings use. Read from the
-#: files shipped inside the sigstore package, not from its user cache (which an earlier online
-#: run may have replaced), so "production" means the same bytes on every machine.
-_EMBEDDED = {
-    "production": "https://tuf-repo-cdn.sigstore.dev",
-    "staging": "https://tuf-repo-cdn.sigstage.dev",
-}
+from assay.attestations.trust import TrustRoot
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 KNOWN_PREDICATES = {t.value for t in AttestationType}
@@ -50,47 +37,6 @@ KNOWN_PREDICATES = {t.value for t in AttestationType}
 
 class AttestationInvalid(ValueError):
     """An attestation did not verify; the message says which check failed."""
-
-
-class TrustRootError(ValueError):
-    """A trust root that cannot be loaded."""
-
-
-@dataclass(frozen=True)
-class TrustRoot:
-    """A Sigstore trust root and the one verifier built from it (reused for every check)."""
-
-    name: str
-    trusted_root: TrustedRoot
-
-    @cached_property
-    def verifier(self) -> Verifier:
-        return Verifier(trusted_root=self.trusted_root)
-
-
-def load_trust_root(spec: str | Path) -> TrustRoot:
-    """``production`` or ``staging`` (sigstore's embedded roots), or a path to a
-    ``trusted_root.json`` (or a client trust config containing one)."""
-    text = str(spec)
-    if text in _EMBEDDED:
-        resource = importlib.resources.files("sigstore._store") / quote(_EMBEDDED[text], safe="") / "trusted_root.json"
-        with importlib.resources.as_file(resource) as path:
-            return TrustRoot(text, TrustedRoot.from_file(str(path)))
-    path = Path(text)
-    try:
-        raw_text = path.read_text()
-        raw = json.loads(raw_text)
-    except FileNotFoundError:
-        raise TrustRootError(f"trust root file {path} does not exist") from None
-    except (OSError, ValueError) as exc:
-        raise TrustRootError(f"trust root file {path} is not readable JSON: {exc}") from None
-    try:
-        if isinstance(raw, dict) and "trustedRoot" in raw:
-            # A client trust config (sigstore's --trust-config format) wraps the root.
-            return TrustRoot(str(path), ClientTrustConfig.from_json(raw_text).trusted_root)
-        return TrustRoot(str(path), TrustedRoot.from_file(str(path)))
-    except Exception as exc:  # sigstore raises several types for a malformed root
-        raise TrustRootError(f"trust root file {path} is not a Sigstore trusted root: {exc}") from None
 
 
 def parse_attestation(raw: Any) -> Attestation:

@@ -25,7 +25,7 @@ def import_command(ctx: Ctx, files: tuple[Path, ...], filename: str | None) -> N
     """Attach provenance objects (e.g. mirrored with their files from another index) after
     verifying every attestation under the index's trust root."""
     from assay.attestations.backfill import import_provenance
-    from assay.attestations.verify import TrustRootError, load_trust_root
+    from assay.attestations.trust import TrustRootError, load_trust_root
 
     if filename and len(files) > 1:
         raise click.UsageError("--file names one distribution; give one FILE with it")

@@ -129,6 +129,12 @@ _verification_options = _options(
         help="Retries after a timeout, connection error, 429 or 5xx.",
     ),
     click.option(
+        "--recheck",
+        is_flag=True,
+        help="Check every attestation again, not using results remembered from earlier runs "
+        "(remembered only for identical inputs, under a key in the user's state directory).",
+    ),
+    click.option(
         "-v",
         "--verbose",
         is_flag=True,
@@ -152,6 +158,7 @@ def _settings(opts: dict[str, Any], *, tofu: bool = False) -> Settings:
         retries=opts["retries"],
         tofu=tofu,
         strict=opts["strict"],
+        recheck=opts["recheck"],
     )
 
 

@@ -9,10 +9,14 @@ the body, a 404 means the provenance disappeared) and ``--offline`` reads it alo
 Entries also record "no provenance" (an index's 404, or ``provenance: null`` on its page), so
 ``--offline`` can tell an unattested file from one never looked up.
 
+The one exception is ``<root>/v1/checks``: results of earlier checks, which a run uses only
+when they carry a MAC under a key kept outside this directory (``assay.verify.memo`` says why
+that keeps the statement above true).
+
 Layout: ``<root>/v1/provenance/<sha256[:2]>/<sha256>`` and ``<root>/v1/pages/<h[:2]>/<h>``
 (``h`` = sha256 of the page URL); each file is one JSON header line, then the raw body.
-Writes go through a temporary file and ``os.replace``, so concurrent runs never see half an
-entry.
+``<root>/v1/checks/<n[:2]>/<n>`` (``n`` named by the memo). Writes go through a temporary file
+and ``os.replace``, so concurrent runs never see half an entry.
 """
 
 from __future__ import annotations
@@ -86,6 +90,17 @@ class DiskCache:
     def store_page(self, entry: Entry) -> None:
         self._write(self._page_path(entry.url), entry)
 
+    # -- remembered check results (assay.verify.memo) ----------------------------------------
+
+    def check_result(self, name: str) -> bytes | None:
+        try:
+            return (self.root / "checks" / name[:2] / name).read_bytes()
+        except OSError:
+            return None
+
+    def store_check_result(self, name: str, data: bytes) -> None:
+        self._replace(self.root / "checks" / name[:2] / name, data)
+
     # -- files ----------------------------------------------------------------------------
 
     def _read(self, path: Path) -> Entry | None:
@@ -120,12 +135,15 @@ class DiskCache:
             },
             separators=(",", ":"),
         ).encode()
+        self._replace(path, header + b"\n" + (entry.body or b""))
+
+    def _replace(self, path: Path, data: bytes) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             try:
                 with os.fdopen(fd, "wb") as handle:
-                    handle.write(header + b"\n" + (entry.body or b""))
+                    handle.write(data)
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)

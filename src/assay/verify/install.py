@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.pylock import (
     PackageArchive,
@@ -39,13 +40,15 @@ from packaging.pylock import (
 )
 
 from assay.verify.errors import FetchError, InputError
-from assay.verify.fetch import Http, MiB
 from assay.verify.files import LockedFile
 from assay.verify.indexes import redact
 from assay.verify.locks import package_files
 
+if TYPE_CHECKING:
+    from assay.verify.fetch import Http
+
 #: Cap for a download whose size the lock does not record.
-MAX_DOWNLOAD = 4096 * MiB
+MAX_DOWNLOAD = 4 << 30  # 4 GiB
 
 
 class InstallError(Exception):

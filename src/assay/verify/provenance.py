@@ -13,67 +13,25 @@ Keeping the two apart is what lets a verdict say ``invalid`` (the evidence is br
 than ``identity-changed`` (the evidence is sound, the signer is someone else), and name the
 signer. The publisher block's result is only ever used to propose or explain; the pin decides.
 
-The results are plain picklable data, so this runs in worker processes.
+The results (``assay.verify.checks``) are plain picklable data, so this runs in worker
+processes, and a run can remember them (``assay.verify.memo``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.x509 import Certificate
 from sigstore.errors import Error as SigstoreError
 from sigstore.verify.policy import VerificationPolicy
 
-from assay.attestations.verify import (
-    AttestationInvalid,
-    TrustRoot,
-    parse_attestation,
-    verify_attestation,
-)
+from assay.attestations.trust import TrustRoot
+from assay.attestations.verify import AttestationInvalid, parse_attestation, verify_attestation
 from assay.identities import Identity, IdentityError, from_publisher
 from assay.identities.policies import ISSUER_V1, ISSUER_V2, extension_text, san_values
+from assay.verify.checks import AttestationCheck, BundleCheck, ProvenanceCheck
 from assay.verify.pins import Matcher
-
-
-@dataclass(frozen=True)
-class AttestationCheck:
-    #: Why the attestation is not sound evidence for this file; None when it is.
-    error: str | None
-    predicate_type: str | None = None
-    #: Who the certificate says signed it (SAN and OIDC issuer), for messages.
-    signer: str = ""
-    #: Per identity the pin names: None when the certificate satisfies it, else why not.
-    pin_results: tuple[str | None, ...] = ()
-    #: Against the bundle's own publisher block: None when satisfied, else why not.
-    block_result: str | None = "not checked"
-
-
-@dataclass(frozen=True)
-class BundleCheck:
-    publisher: Mapping[str, Any]
-    #: The publisher block parsed, or None (unknown kind, missing field: see identity_error).
-    identity: Identity | None
-    identity_error: str | None
-    attestations: tuple[AttestationCheck, ...]
-
-
-@dataclass(frozen=True)
-class ProvenanceCheck:
-    #: Why the document is not a usable provenance object (not JSON, wrong shape), else None.
-    error: str | None
-    bundles: tuple[BundleCheck, ...] = field(default=())
-
-    @property
-    def attestation_errors(self) -> list[str]:
-        return [
-            f"bundle {b}, attestation {a}: {att.error}"
-            for b, bundle in enumerate(self.bundles)
-            for a, att in enumerate(bundle.attestations)
-            if att.error is not None
-        ]
 
 
 class _Capture:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
 
 from assay.verify.cache import DiskCache, Entry
 from assay.verify.errors import FetchError
-from assay.verify.fetch import Http, MiB
 from assay.verify.files import LockedFile
 from assay.verify.indexes import integrity_url, project_page_url, redact
 from assay.verify.simple import (
@@ -29,8 +29,11 @@ from assay.verify.simple import (
     parse_project_page,
 )
 
-MAX_PROVENANCE = 10 * MiB
-MAX_PAGE = 50 * MiB
+if TYPE_CHECKING:
+    from assay.verify.fetch import Http  # httpx, which an --offline run never imports
+
+MAX_PROVENANCE = 10 << 20  # 10 MiB
+MAX_PAGE = 50 << 20
 #: PyPI's Integrity API media type, with plain JSON accepted (a 406 otherwise).
 INTEGRITY_ACCEPT = "application/vnd.pypi.integrity.v1+json, application/json;q=0.9"
 

@@ -2,8 +2,10 @@
 
 Network work (index pages, provenance) runs on ``jobs`` threads sharing one HTTP client; each
 provenance body goes to the check pool as soon as it arrives, so fetching and verifying
-overlap. Verdicts are decided at the end, per package, in input order, so ``--tofu`` records a
-package's pin from its first attested file and judges the package's other files against it.
+overlap. A check whose inputs an earlier run already checked is not run again: its result
+comes from the memo (``assay.verify.memo`` says when that is safe). Verdicts are decided at the
+end, per package, in input order, so ``--tofu`` records a package's pin from its first
+attested file and judges the package's other files against it.
 """
 
 from __future__ import annotations
@@ -11,20 +13,21 @@ from __future__ import annotations
 import queue
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from packaging.utils import NormalizedName
 
-from assay.attestations.verify import TrustRoot
+from assay.attestations.trust import TrustRoot, TrustRootError
 from assay.identities import Identity
 from assay.verify.cache import DiskCache
-from assay.verify.fetch import Http
+from assay.verify.checks import ProvenanceCheck
+from assay.verify.errors import InputError
 from assay.verify.files import LockedFile
-from assay.verify.pins import Pin, PinSet
-from assay.verify.provenance import ProvenanceCheck
+from assay.verify.memo import CheckMemo, MemoUnavailable, default_key_path, load_key
+from assay.verify.pins import Matcher, Pin, PinSet
 from assay.verify.retrieve import Found, Retriever, Unavailable
 from assay.verify.simple import ProjectPage
 from assay.verify.verdicts import (
@@ -36,6 +39,8 @@ from assay.verify.verdicts import (
     judge,
 )
 from assay.verify.workers import CheckPool, usable_processes
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ class Settings:
     retries: int = 3
     tofu: bool = False
     strict: bool = False
+    #: Check everything again, ignoring (and refreshing) the memo of earlier checks.
+    recheck: bool = False
 
 
 @dataclass
@@ -62,14 +69,18 @@ class Outcome:
     #: How the run went: check processes, provenance fetched/revalidated/cached, attestations.
     stats: Counter[str] = field(default_factory=Counter)
 
+    #: Whether results of earlier checks were used, and if not why ("on", "off (...)").
+    memo: str = "off"
+
     def stats_line(self) -> str:
         s = self.stats
         return (
             f"{len(self.results)} files; provenance: {s['fetched']} fetched, "
             f"{s['revalidated']} revalidated (304), {s['cached']} from the cache (offline); "
-            f"{s['attestations']} attestations checked in "
+            f"{s['attestations']} attestations; {s['checked']} files checked in "
             f"{s['processes'] if s['processes'] > 1 else 'this'} "
-            f"{'processes' if s['processes'] > 1 else 'process'}"
+            f"{'processes' if s['processes'] > 1 else 'process'}, {s['remembered']} "
+            f"remembered from earlier runs (memo {self.memo})"
         )
 
     @property
@@ -110,6 +121,83 @@ def _project_key(file: LockedFile) -> tuple[str, NormalizedName]:
     return (file.index, file.name)
 
 
+class _Inline(Executor):
+    """Runs each task as it is submitted, on the calling thread."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
+def _expected(slot: _Slot) -> tuple[Matcher, ...]:
+    """The identities a check compares the certificates with: the pin's, if it had one."""
+    return slot.pin.matchers if slot.pin is not None else ()
+
+
+def _open_memo(cache: DiskCache, settings: Settings, warnings: list[str]) -> tuple[CheckMemo | None, str]:
+    if settings.recheck:
+        return None, "off: --recheck"
+    try:
+        key = load_key(default_key_path())
+    except MemoUnavailable as exc:
+        if exc.insecure:
+            warnings.append(f"results of earlier checks are not used: {exc}")
+        return None, f"off: {exc}"
+    return CheckMemo(cache, key, settings.trust), "on"
+
+
+def _plan(slots: list[_Slot], cache: DiskCache, memo: CheckMemo | None, *, online: bool) -> tuple[int, int]:
+    """From the cache alone, before any request: how many files will need a check, and how
+    many have one remembered (if the index serves the same provenance again)."""
+    to_check = remembered = 0
+    for slot in slots:
+        file = slot.file
+        if file.not_on_index or file.sha256 is None:
+            continue
+        entry = cache.provenance(file.sha256)
+        if entry is None:
+            to_check += online  # fetched, then checked (offline: a cache miss, nothing to check)
+        elif entry.body is None:
+            continue  # no provenance when last looked up
+        elif (
+            memo is not None
+            and file.filename is not None
+            and memo.get(entry.body, filename=file.filename, sha256=file.sha256, expected=_expected(slot)) is not None
+        ):
+            remembered += 1
+        else:
+            to_check += 1
+    return to_check, remembered
+
+
+class _Checks:
+    """Where checks run: the pool forked up front when checks are expected (before any thread
+    starts: ``assay.verify.workers``), else one created in-process by the first check."""
+
+    def __init__(self, trust: TrustRoot, expected_checks: int) -> None:
+        self.trust = trust
+        self.pool = CheckPool(trust, processes=usable_processes(expected_checks)) if expected_checks else None
+
+    def submit(
+        self, body: bytes, *, filename: str, sha256: str, expected: tuple[Matcher, ...]
+    ) -> Future[ProvenanceCheck]:
+        if self.pool is None:
+            self.pool = CheckPool(self.trust, processes=1)
+        return self.pool.submit(body, filename=filename, sha256=sha256, expected=expected)
+
+    @property
+    def processes(self) -> int:
+        return self.pool.processes if self.pool is not None else 1
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+
 def run(
     files: Sequence[LockedFile],
     pins: PinSet,
@@ -119,22 +207,33 @@ def run(
 ) -> Outcome:
     slots = [_Slot(f, pins.get(f.name)) for f in files]
     cache = DiskCache(settings.cache_dir)
+    warnings: list[str] = []
+    memo, memo_state = _open_memo(cache, settings, warnings)
+    expected_checks, remembered = _plan(slots, cache, memo, online=not settings.offline)
+    if expected_checks or not remembered:
+        # sigstore parses the root only here: remembered results were obtained under exactly
+        # these bytes (their digest is part of each result's name), which proves them usable.
+        try:
+            _ = settings.trust.trusted_root
+        except TrustRootError as exc:
+            raise InputError(str(exc)) from None
     # The check pool first: its workers fork while this process has no other thread.
-    pool = CheckPool(settings.trust, processes=usable_processes(len(files)))
-    stats: Counter[str] = Counter(processes=pool.processes)
-    http = (
-        None
-        if settings.offline
-        else Http(timeout=settings.timeout, retries=settings.retries, connections=settings.jobs)
-    )
+    checks = _Checks(settings.trust, expected_checks)
+    stats: Counter[str] = Counter()
+    http = None
+    if not settings.offline:
+        from assay.verify.fetch import Http  # httpx: not needed offline
+
+        http = Http(timeout=settings.timeout, retries=settings.retries, connections=settings.jobs)
     retriever = Retriever(cache, http)
     try:
-        _gather(slots, retriever, pool, settings, on_progress, stats)
+        _gather(slots, retriever, checks, memo, settings, on_progress, stats)
     finally:
-        pool.close()
+        checks.close()
         if http is not None:
             http.close()
     outcome = _decide(slots, settings)
+    stats["processes"] = checks.processes
     stats["attestations"] = sum(
         len(bundle.attestations)
         for slot in slots
@@ -142,6 +241,8 @@ def run(
         for bundle in slot.evidence.bundles
     )
     outcome.stats = stats
+    outcome.memo = memo_state
+    outcome.warnings.extend(warnings)
     if cache.write_error:
         outcome.warnings.append(cache.write_error)
     return outcome
@@ -150,7 +251,8 @@ def run(
 def _gather(
     slots: list[_Slot],
     retriever: Retriever,
-    pool: CheckPool,
+    checks: _Checks,
+    memo: CheckMemo | None,
     settings: Settings,
     on_progress: Callable[[LockedFile], None] | None,
     stats: Counter[str],
@@ -181,7 +283,11 @@ def _gather(
         outstanding += 1
         future.add_done_callback(lambda f: events.put((kind, subject, f)))
 
-    with ThreadPoolExecutor(max(1, settings.jobs), thread_name_prefix="assay-verify-fetch") as io:
+    # Offline, a lookup is a read of a small local file: threads would only contend for the GIL.
+    io: Executor = (
+        ThreadPoolExecutor(max(1, settings.jobs), thread_name_prefix="assay-verify-fetch") if online else _Inline()
+    )
+    with io:
 
         def lookup(slot: _Slot, page: ProjectPage | Unavailable | None) -> None:
             track(io.submit(retriever.provenance, slot.file, page), "provenance", slot)
@@ -208,13 +314,19 @@ def _gather(
                 stats[retrieval.how] += 1
                 assert resolved.filename is not None
                 assert resolved.sha256 is not None
-                expected = slot.pin.matchers if slot.pin is not None else ()
-                check = pool.submit(
-                    retrieval.body, filename=resolved.filename, sha256=resolved.sha256, expected=expected
-                )
-                track(check, "check", slot)
+                inputs = {"filename": resolved.filename, "sha256": resolved.sha256, "expected": _expected(slot)}
+                if memo is not None and (known := memo.get(retrieval.body, **inputs)) is not None:
+                    stats["remembered"] += 1
+                    done(slot, known)
+                    continue
+                track(checks.submit(retrieval.body, **inputs), "check", (slot, retrieval.body, inputs))
             else:
-                done(subject, future.result())
+                slot, body, inputs = subject
+                check: ProvenanceCheck = future.result()
+                stats["checked"] += 1
+                if memo is not None:
+                    memo.put(body, check=check, **inputs)
+                done(slot, check)
 
 
 def _decide(slots: list[_Slot], settings: Settings) -> Outcome:

@@ -16,11 +16,10 @@ from pathlib import Path
 from packaging.pylock import Pylock
 from rich.console import Console
 
-from assay.attestations.verify import TrustRoot, TrustRootError, load_trust_root
+from assay.attestations.trust import TrustRoot, TrustRootError, read_trust_root
 from assay.verify import install, locks, report
 from assay.verify.cache import default_cache_dir
 from assay.verify.errors import InputError
-from assay.verify.fetch import Http
 from assay.verify.files import LockedFile
 from assay.verify.indexes import DefaultIndex
 from assay.verify.pins import PinSet, lock_pins
@@ -92,8 +91,8 @@ def trust_root(*, staging: bool, path: Path | None) -> TrustRoot:
         raise InputError("--staging and --trust-root are exclusive")
     try:
         if path is not None:
-            return load_trust_root(path)
-        return load_trust_root("staging" if staging else "production")
+            return read_trust_root(path)
+        return read_trust_root("staging" if staging else "production")
     except TrustRootError as exc:
         raise InputError(str(exc)) from None
 
@@ -109,6 +108,7 @@ def settings(
     retries: int,
     tofu: bool,
     strict: bool,
+    recheck: bool = False,
 ) -> Settings:
     return Settings(
         trust=trust_root(staging=staging, path=trust_root_path),
@@ -119,6 +119,7 @@ def settings(
         retries=retries,
         tofu=tofu,
         strict=strict,
+        recheck=recheck,
     )
 
 
@@ -163,6 +164,8 @@ def install_inputs(lock_path: Path) -> tuple[install.Plan, Inputs]:
 def install_files(plan: install.Plan, lock_path: Path, settings: Settings, installer_args: Sequence[str]) -> int:
     """Fetch the chosen files (each checked against the lock) into a private directory and
     run pip on exactly them. Raises ``install.InstallError``; returns pip's exit status."""
+    from assay.verify.fetch import Http
+
     http = None
     if not settings.offline:
         # Distributions are bigger than provenance: at least a minute per attempt.

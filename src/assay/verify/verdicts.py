@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assay.identities import Identity
+from assay.verify.checks import AttestationCheck, BundleCheck, ProvenanceCheck
 from assay.verify.files import LockedFile
 from assay.verify.pins import (
     Matcher,
@@ -44,7 +45,6 @@ from assay.verify.pins import (
     pin_fields,
     proposal,
 )
-from assay.verify.provenance import AttestationCheck, BundleCheck, ProvenanceCheck
 from assay.verify.retrieve import NoProvenance, Unavailable, Unknown
 
 

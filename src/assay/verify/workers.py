@@ -17,9 +17,9 @@ import sys
 import threading
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 
-from assay.attestations.verify import TrustRoot
+from assay.attestations.trust import TrustRoot
+from assay.verify.checks import ProvenanceCheck
 from assay.verify.pins import Matcher
-from assay.verify.provenance import ProvenanceCheck, check_provenance
 
 #: Below this many files, forking workers costs more than it saves.
 MIN_FILES_FOR_PROCESSES = 32
@@ -33,6 +33,8 @@ def _set_trust(trust: TrustRoot) -> None:
 
 
 def _check_in_worker(body: bytes, filename: str, sha256: str, expected: tuple[Matcher, ...]) -> ProvenanceCheck:
+    from assay.verify.provenance import check_provenance  # imported before the fork
+
     assert _worker_trust is not None, "worker started without a trust root"
     return check_provenance(body, filename=filename, sha256=sha256, expected=expected, trust=_worker_trust)
 
@@ -59,8 +61,13 @@ class CheckPool:
     """Runs ``check_provenance`` for a run; ``processes`` is what ``usable_processes`` allows."""
 
     def __init__(self, trust: TrustRoot, *, processes: int) -> None:
+        # sigstore is imported here, not with this module: a run whose every result is
+        # remembered (assay.verify.memo) never creates a pool, and never pays for it.
+        from assay.verify import provenance
+
         self.trust = trust
         self.processes = processes
+        self._check = provenance.check_provenance
         _ = trust.verifier  # build it once, before forking, so every worker inherits it
         self._executor: Executor
         if processes > 1:
@@ -80,7 +87,7 @@ class CheckPool:
         if self.processes > 1:
             return self._executor.submit(_check_in_worker, body, filename, sha256, expected)
         return self._executor.submit(
-            check_provenance,
+            self._check,
             body,
             filename=filename,
             sha256=sha256,
