@@ -90,7 +90,8 @@ def _read_key(path: Path) -> bytes:
         info = os.fstat(fd)
         if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
             raise MemoUnavailable(f"{path} belongs to another user", insecure=True)
-        if info.st_mode & 0o077:
+        # (On Windows the mode bits say nothing; the profile directory's ACL protects the key.)
+        if os.name != "nt" and info.st_mode & 0o077:
             raise MemoUnavailable(
                 f"{path} is readable or writable by other users (mode {info.st_mode & 0o777:o})", insecure=True
             )
