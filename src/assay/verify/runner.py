@@ -69,7 +69,7 @@ class Outcome:
     #: How the run went: check processes, provenance fetched/revalidated/cached, attestations.
     stats: Counter[str] = field(default_factory=Counter)
 
-    #: Whether results of earlier checks were used, and if not why ("on", "off (...)").
+    #: Whether results of earlier checks were used, and if not why ("on", "off: ...").
     memo: str = "off"
 
     def stats_line(self) -> str:
