@@ -153,6 +153,31 @@ def test_algorithm_pinning(fresh: AssayServer) -> None:
         assert mint(fresh, es2.token(AUDIENCE, github_claims("acme/es2"))).status_code == 200
 
 
+def test_an_issuer_changed_by_an_admin_takes_effect_at_the_next_exchange(fresh: AssayServer, idp: OIDCProvider) -> None:
+    # The server keeps the issuers it has read, and confirms the one a token was verified under
+    # inside the exchange's transaction: a removal or a narrower algorithm list applies at once.
+    fresh.admin("issuer", "add", "--issuer", idp.issuer)  # RS256, the provider's algorithm
+    first = mint(fresh, idp.token(AUDIENCE, github_claims("acme/nobody")))
+    assert first.json()["errors"][0]["code"] == "invalid-publisher"  # verified: the issuer is known
+
+    fresh.admin("issuer", "remove", idp.issuer)
+    fresh.admin("issuer", "add", "--issuer", idp.issuer, "--algorithm", "ES256")
+    narrowed = mint(fresh, idp.token(AUDIENCE, github_claims("acme/nobody")))
+    assert narrowed.json()["errors"][0]["code"] == "invalid-token", narrowed.text
+    assert "ES256" in narrowed.json()["errors"][0]["description"]
+
+    # Widened again: a refusal under the remembered (narrower) configuration is not final.
+    fresh.admin("issuer", "remove", idp.issuer)
+    fresh.admin("issuer", "add", "--issuer", idp.issuer)
+    widened = mint(fresh, idp.token(AUDIENCE, github_claims("acme/nobody")))
+    assert widened.json()["errors"][0]["code"] == "invalid-publisher", widened.text
+
+    fresh.admin("issuer", "remove", idp.issuer)
+    gone = mint(fresh, idp.token(AUDIENCE, github_claims("acme/nobody")))
+    assert gone.json()["errors"][0]["code"] == "invalid-payload", gone.text
+    assert "unknown trusted publishing issuer" in gone.json()["errors"][0]["description"]
+
+
 def test_unknown_algorithm_names_and_plain_http_issuers_are_refused_at_configuration(fresh: AssayServer) -> None:
     bad = fresh.admin("issuer", "add", "--issuer", "https://ci.example", "--algorithm", "HS256", check=False)
     assert bad.returncode == 1

@@ -64,6 +64,10 @@ class MintError(Exception):
         self.description = description
 
 
+class _IssuerChanged(Exception):
+    """The issuer a token was verified under is no longer configured that way."""
+
+
 class PendingVoid(MintError):
     """A pending publisher matched, but its project exists already."""
 
@@ -153,6 +157,8 @@ class TrustedPublishing:
         self.settings = settings
         self.keys = keys or KeyStore(refetch_interval=settings.jwks_refetch_seconds)
         self._last_sweep = 0.0
+        #: Issuers as last read, by URL; confirmed in every exchange's transaction.
+        self._issuers: dict[str, TrustedIssuer] = {}
 
     @property
     def audience(self) -> str:
@@ -165,32 +171,57 @@ class TrustedPublishing:
             issuer_url = oidc_token.unverified_issuer(raw)
         except TokenRejected as exc:
             raise MintError(exc.code, exc.description) from None
-        issuer = self._issuer(issuer_url)
-        try:
-            verified = oidc_token.verify(raw, issuer=issuer, audience=self.audience, keys=self.keys)
-        except TokenRejected as exc:
-            raise MintError(exc.code, exc.description) from None
-        claims = verified.claims
-        try:
-            with self.db.write() as session:
-                return self._exchange(session, issuer_url, claims, features, remote_addr)
-        except PendingVoid as exc:
-            # Warehouse deletes a pending publisher whose project appeared meanwhile; the
-            # exchange's own transaction rolled back, so that happens in a new one.
-            self.void_pending(exc.pending_id)
-            raise MintError(exc.code, exc.description) from None
-        except IntegrityError:
-            # Another exchange created the same project or publisher at the same moment.
-            raise MintError("invalid-payload", "a concurrent change conflicted with this exchange; retry") from None
+        for _attempt in range(2):
+            cached = self._issuers.get(issuer_url)
+            issuer = cached or self._read_issuer(issuer_url)
+            try:
+                verified = oidc_token.verify(raw, issuer=issuer, audience=self.audience, keys=self.keys)
+            except TokenRejected as exc:
+                if cached is not None and self._read_issuer(issuer_url) != cached:
+                    continue  # refused under an outdated configuration: verify under today's
+                raise MintError(exc.code, exc.description) from None
+            try:
+                with self.db.write() as session:
+                    self._confirm_issuer(session, issuer)
+                    return self._exchange(session, issuer_url, verified.claims, features, remote_addr)
+            except _IssuerChanged:
+                # An admin changed or removed the issuer since this process read it: read it
+                # again and verify the token again under what is configured now.
+                self._issuers.pop(issuer_url, None)
+            except PendingVoid as exc:
+                # Warehouse deletes a pending publisher whose project appeared meanwhile; the
+                # exchange's own transaction rolled back, so that happens in a new one.
+                self.void_pending(exc.pending_id)
+                raise MintError(exc.code, exc.description) from None
+            except IntegrityError:
+                # Another exchange created the same project or publisher at the same moment.
+                raise MintError("invalid-payload", "a concurrent change conflicted with this exchange; retry") from None
+        raise MintError("invalid-payload", "the issuer's configuration changed during this exchange; retry")
 
-    def _issuer(self, url: str) -> TrustedIssuer:
-        # Read on every exchange, not cached per process: removing an issuer from the
-        # allow-list must take effect in every worker at once.
+    def _read_issuer(self, url: str) -> TrustedIssuer:
         with self.db.read() as session:
-            row = session.execute(_ISSUER_BY_URL, {"url": url}).scalar_one_or_none()
+            issuer = self._issuer_row(session, url)
+        self._issuers[url] = issuer
+        return issuer
+
+    @staticmethod
+    def _issuer_row(session: Session, url: str) -> TrustedIssuer:
+        row = session.execute(_ISSUER_BY_URL, {"url": url}).scalar_one_or_none()
         if row is None:
             raise MintError("invalid-payload", f"unknown trusted publishing issuer {url!r}")
         return TrustedIssuer(row.url, row.jwks_source, tuple(row.algorithms))
+
+    def _confirm_issuer(self, session: Session, issuer: TrustedIssuer) -> None:
+        """The allow-list is the database's, not this process's: removing an issuer or
+        narrowing its algorithms must take effect in every worker at once. The issuer a token
+        was verified under is read again inside the exchange's own transaction (one statement,
+        instead of a transaction of its own before the check), and a difference starts over."""
+        try:
+            current = self._issuer_row(session, issuer.url)
+        except MintError:
+            raise _IssuerChanged from None
+        if current != issuer:
+            raise _IssuerChanged
 
     def _candidates(
         self, session: Session, model: type[Publisher] | type[PendingPublisher], issuer: str, claims: dict[str, Any]
