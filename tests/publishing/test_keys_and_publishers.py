@@ -3,6 +3,8 @@ refetched, algorithm pinning, and the publisher kinds' matching rules."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,9 @@ from tests.support.oidc_provider import (
     github_claims,
     gitlab_claims,
 )
+from tests.support.postgres import fresh_database
 from tests.support.server import AssayServer
+from tests.support.tls import tls_server
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
@@ -37,6 +41,17 @@ def fresh(tmp_path: Path, tls: TLS) -> Iterator[AssayServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def either(request: pytest.FixtureRequest, tmp_path: Path, tls: TLS) -> Iterator[AssayServer]:
+    """A server of its own on each database (the exchange's statements differ per dialect)."""
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(fresh_database()) if request.param == "postgresql" else None
+        server = tls_server(tmp_path, tls, database_url=url).start()
+        stack.callback(server.stop)
+        server.ensure_user("owner")
+        yield server
 
 
 def mint(server: AssayServer, token: str, **extra: object) -> httpx.Response:
@@ -185,6 +200,28 @@ def test_unknown_algorithm_names_and_plain_http_issuers_are_refused_at_configura
     plain = fresh.admin("issuer", "add", "--issuer", "http://ci.example", check=False)
     assert plain.returncode == 1
     assert "https://" in plain.stderr
+
+
+def test_pending_then_registered_publisher_on_both_databases(either: AssayServer, idp: OIDCProvider) -> None:
+    # The first exchange finds the pending publisher and creates the project; later ones find
+    # the registered publisher with all of its projects (one statement looks up both kinds).
+    either.admin("issuer", "add", "--issuer", idp.issuer)
+    publisher = ["--issuer", idp.issuer, "--repository", "acme/both", "--workflow", "release.yml"]
+    either.admin("publisher", "add", "github", "--project", "both-new", *publisher)
+    first = mint(either, idp.token(AUDIENCE, github_claims("acme/both")))
+    assert first.status_code == 200, first.text
+    either.admin("project", "create", "both-old", "--owner", "owner")
+    either.admin("publisher", "add", "github", "--project", "both-old", *publisher)  # the same workload
+    again = mint(either, idp.token(AUDIENCE, github_claims("acme/both")))
+    assert again.status_code == 200, again.text
+    with either.client() as http:
+        assert http.get("/simple/both-new/").status_code == 200  # created by the first exchange
+    # One audit event per project a token was minted for: the second token covers both.
+    events = [json.loads(line) for line in either.admin("audit", "--json").stdout.splitlines()]
+    minted = sorted(e["project"] for e in events if e["action"] == "token:mint")
+    assert minted == ["both-new", "both-new", "both-old"], minted
+    other = mint(either, idp.token(AUDIENCE, github_claims("acme/stranger")))
+    assert other.json()["errors"][0]["code"] == "invalid-publisher"
 
 
 def test_pending_publisher_expires(fresh: AssayServer, idp: OIDCProvider) -> None:

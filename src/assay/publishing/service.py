@@ -117,22 +117,34 @@ def lookup_key(kind: str, issuer: str, config: dict[str, Any]) -> str:
 #: Statements built once (their cache keys are memoized), with bound parameters: building a
 #: select per call costs more CPU than SQLite takes to run it.
 _ISSUER_BY_URL = sa.select(Issuer).where(Issuer.url == sa.bindparam("url"))
-_PUBLISHER_CANDIDATES = (
-    sa.select(Publisher)
-    .where(
-        Publisher.issuer_url == sa.bindparam("issuer"),
-        Publisher.match_key.in_(sa.bindparam("keys", expanding=True)),
-    )
-    .order_by(Publisher.id)
-)
-_PENDING_CANDIDATES = (
-    sa.select(PendingPublisher)
-    .where(
+#: Both kinds of candidate in one statement (one round trip): pending publishers, then
+#: registered ones each with its projects' names (normalized names hold no commas).
+_CANDIDATES = sa.union_all(
+    sa.select(
+        sa.literal(True).label("pending"),
+        PendingPublisher.id,
+        PendingPublisher.kind,
+        PendingPublisher.config,
+        sa.null().label("projects"),
+    ).where(
         PendingPublisher.issuer_url == sa.bindparam("issuer"),
         PendingPublisher.match_key.in_(sa.bindparam("keys", expanding=True)),
         PendingPublisher.expires > sa.bindparam("now"),
-    )
-    .order_by(PendingPublisher.id)
+    ),
+    sa.select(
+        sa.literal(False).label("pending"),
+        Publisher.id,
+        Publisher.kind,
+        Publisher.config,
+        sa.select(sa.func.aggregate_strings(Project.normalized_name, ","))
+        .join(PublisherProject, PublisherProject.project_id == Project.id)
+        .where(PublisherProject.publisher_id == Publisher.id)
+        .scalar_subquery()
+        .label("projects"),
+    ).where(
+        Publisher.issuer_url == sa.bindparam("issuer"),
+        Publisher.match_key.in_(sa.bindparam("keys", expanding=True)),
+    ),
 )
 _PUBLISHER_PROJECTS = (
     sa.select(Project.normalized_name)
@@ -145,9 +157,19 @@ _DELETE_EXPIRED_JTIS = sa.delete(UsedJti).where(UsedJti.expires < sa.bindparam("
 JTI_SWEEP_SECONDS = 60.0
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    pending: bool
+    id: int
+    kind: str
+    config: dict[str, Any]
+    #: A registered publisher's projects (normalized names); empty for a pending one.
+    projects: tuple[str, ...]
+
+
 @dataclass
 class _Match:
-    row: Publisher | PendingPublisher
+    row: _Candidate
     kind: Kind
 
 
@@ -223,19 +245,18 @@ class TrustedPublishing:
         if current != issuer:
             raise _IssuerChanged
 
-    def _candidates(
-        self, session: Session, model: type[Publisher] | type[PendingPublisher], issuer: str, claims: dict[str, Any]
-    ) -> Sequence[Publisher | PendingPublisher]:
+    def _candidates(self, session: Session, issuer: str, claims: dict[str, Any]) -> list[_Candidate]:
         keys = sorted({kind.claims_key(claims) for kind in KINDS.values()} | {""})
-        if model is PendingPublisher:
-            result = session.execute(_PENDING_CANDIDATES, {"issuer": issuer, "keys": keys, "now": utcnow()})
-        else:
-            result = session.execute(_PUBLISHER_CANDIDATES, {"issuer": issuer, "keys": keys})
-        rows: list[Publisher | PendingPublisher] = list(result.scalars())
-        return rows
+        rows = session.execute(_CANDIDATES, {"issuer": issuer, "keys": keys, "now": utcnow()})
+        found = [
+            _Candidate(bool(r.pending), r.id, r.kind, r.config, tuple(sorted(r.projects.split(","))) if r.projects else ())
+            for r in rows
+        ]
+        # Pending publishers first (the first publish creates the project), each kind by id.
+        return sorted(found, key=lambda c: (not c.pending, c.id))
 
     def _match(
-        self, rows: Sequence[Publisher | PendingPublisher], issuer: str, claims: dict[str, Any], reasons: list[str]
+        self, rows: Sequence[_Candidate], issuer: str, claims: dict[str, Any], reasons: list[str]
     ) -> _Match | None:
         matches: list[_Match] = []
         for row in rows:
@@ -257,44 +278,45 @@ class TrustedPublishing:
         self, session: Session, issuer: str, claims: dict[str, Any], features: tuple[str, ...], remote_addr: str | None
     ) -> Minted:
         reasons: list[str] = []
-        publisher: Publisher | None = None
         created_project: str | None = None
-        pending = self._match(self._candidates(session, PendingPublisher, issuer, claims), issuer, claims, reasons)
+        candidates = self._candidates(session, issuer, claims)
+        pending = self._match([c for c in candidates if c.pending], issuer, claims, reasons)
         if pending is not None:
-            assert isinstance(pending.row, PendingPublisher)
-            publisher, created_project = self._reify(session, pending.row, remote_addr)
+            row = session.get(PendingPublisher, pending.row.id)
+            assert row is not None, "read in this transaction"
+            publisher, created_project = self._reify(session, row, remote_addr)
             kind = pending.kind
+            publisher_id, config = publisher.id, publisher.config
+            projects = list(session.execute(_PUBLISHER_PROJECTS, {"publisher_id": publisher.id}).scalars())
         else:
-            match = self._match(self._candidates(session, Publisher, issuer, claims), issuer, claims, reasons)
+            match = self._match([c for c in candidates if not c.pending], issuer, claims, reasons)
             if match is None:
                 detail = reasons[0] if reasons else "no publisher is registered for this workload"
                 raise MintError("invalid-publisher", f"valid token, but no corresponding publisher ({detail})")
-            assert isinstance(match.row, Publisher)
-            publisher, kind = match.row, match.kind
-
-        projects = list(session.execute(_PUBLISHER_PROJECTS, {"publisher_id": publisher.id}).scalars())
+            kind = match.kind
+            publisher_id, config, projects = match.row.id, match.row.config, list(match.row.projects)
         if not projects:
             raise MintError("invalid-publisher", "valid token, but the publisher is not registered for any project")
 
         self._claim_jti(session, issuer, claims, kind)
 
         lifetime = dt.timedelta(seconds=self.settings.minted_token_lifetime)
-        kept = stored_claims(kind, publisher.config, claims, issuer) | {"publisher_id": publisher.id}
+        kept = stored_claims(kind, config, claims, issuer) | {"publisher_id": publisher_id}
         issued = tokens.issue(
             session,
             prefix=self.settings.token_prefix,
             kind="publisher",
-            publisher_id=publisher.id,
+            publisher_id=publisher_id,
             projects=projects,
             expires=utcnow() + lifetime,
-            description=f"Trusted Publishing: {kind.name} {kind.describe(publisher.config)}",
+            description=f"Trusted Publishing: {kind.name} {kind.describe(config)}",
             oidc_claims=kept,
             single_use=SINGLE_USE in features,
         )
         for name in projects:
             audit.record(
                 session,
-                actor=f"publisher:{publisher.id}",
+                actor=f"publisher:{publisher_id}",
                 action="token:mint",
                 project=name,
                 target=issued.id,
