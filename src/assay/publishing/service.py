@@ -249,7 +249,9 @@ class TrustedPublishing:
         keys = sorted({kind.claims_key(claims) for kind in KINDS.values()} | {""})
         rows = session.execute(_CANDIDATES, {"issuer": issuer, "keys": keys, "now": utcnow()})
         found = [
-            _Candidate(bool(r.pending), r.id, r.kind, r.config, tuple(sorted(r.projects.split(","))) if r.projects else ())
+            _Candidate(
+                bool(r.pending), r.id, r.kind, r.config, tuple(sorted(r.projects.split(","))) if r.projects else ()
+            )
             for r in rows
         ]
         # Pending publishers first (the first publish creates the project), each kind by id.
@@ -283,7 +285,8 @@ class TrustedPublishing:
         pending = self._match([c for c in candidates if c.pending], issuer, claims, reasons)
         if pending is not None:
             row = session.get(PendingPublisher, pending.row.id)
-            assert row is not None, "read in this transaction"
+            if row is None:  # another exchange turned it into a publisher since the lookup
+                raise MintError("invalid-payload", "a concurrent change conflicted with this exchange; retry")
             publisher, created_project = self._reify(session, row, remote_addr)
             kind = pending.kind
             publisher_id, config = publisher.id, publisher.config
