@@ -118,10 +118,16 @@ def _zip_metadata(fh: BinaryIO, member: str, limits: ArchiveLimits, what: str) -
             raise DistError(
                 f"{member} is {info.file_size} bytes; the limit is {limits.max_metadata} bytes"
             )
+        if info.flag_bits & 0x1:
+            # zipfile refuses an encrypted member with a RuntimeError (a 500 before; found by
+            # tests/reliability/test_fuzz.py); nothing in a distribution is ever encrypted.
+            raise DistError(f"{member} in the {what} is encrypted")
         try:
             with zf.open(info) as src:
                 data = src.read(limits.max_metadata + 1)
-        except (zipfile.BadZipFile, zlib.error, NotImplementedError, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, zlib.error, NotImplementedError, OSError, EOFError, ValueError) as exc:
+            # ValueError: a local header whose name is not the UTF-8 it claims (found by the fuzz
+            # tests, a 500 before).
             raise DistError(f"cannot read {member} from the {what}: {exc}") from None
         if len(data) > limits.max_metadata:
             raise DistError(f"{member} is larger than the limit of {limits.max_metadata} bytes")

@@ -69,15 +69,20 @@ def _content_disposition(raw: str) -> tuple[str | None, str | None]:
     msg["content-disposition"] = raw
     if msg.get_content_disposition() != "form-data":
         raise FormError("each part of the form must have 'Content-Disposition: form-data'")
-    name = msg.get_param("name", header="content-disposition")
-    filename = msg.get_param("filename", header="content-disposition")
+    name = msg.get_param("name", header="content-disposition", unquote=False)
+    filename = msg.get_param("filename", header="content-disposition", unquote=False)
     if isinstance(name, tuple) or isinstance(filename, tuple):
         # RFC 7578 §4.2 forbids RFC 2231 extended parameters in form-data.
         raise FormError("extended (RFC 2231) parameters are not allowed in form-data")
-    return (
-        email.utils.collapse_rfc2231_value(name) if name is not None else None,
-        email.utils.collapse_rfc2231_value(filename) if filename is not None else None,
-    )
+    return (_unquote(name) if name is not None else None, _unquote(filename) if filename is not None else None)
+
+
+def _unquote(value: str) -> str:
+    """A quoted-string's value. Not ``email.utils.unquote``: that also strips an RFC 822
+    ``<...>`` pair, which is no quoting in form-data (a field named ``<0>`` is named ``<0>``)."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1].replace("\\\\", "\\").replace('\\"', '"')
+    return value
 
 
 class _Hasher:
