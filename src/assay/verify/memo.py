@@ -162,8 +162,9 @@ class CheckMemo:
         self._key = key
         self._context = _canonical([_FORMAT, code_fingerprint(), trust.digest])
         self._matchers: dict[Matcher, bytes] = {}
-        #: Entries already read in this run (the runner asks before and after fetching).
-        self._seen: dict[bytes, ProvenanceCheck | None] = {}
+        #: Answers already given in this run (the runner asks before and after fetching, with
+        #: the same body object when the provenance did not change: its hash is computed once).
+        self._seen: dict[tuple[bytes, str, str, tuple[Matcher, ...]], ProvenanceCheck | None] = {}
 
     def _matcher(self, matcher: Matcher) -> bytes:
         if (known := self._matchers.get(matcher)) is None:
@@ -179,9 +180,10 @@ class CheckMemo:
 
     def get(self, body: bytes, *, filename: str, sha256: str, expected: Sequence[Matcher]) -> ProvenanceCheck | None:
         """The remembered result of checking these inputs, or None."""
+        seen = (body, filename, sha256, tuple(expected))
+        if seen in self._seen:
+            return self._seen[seen]
         inputs = self._inputs(body, filename, sha256, expected)
-        if inputs in self._seen:
-            return self._seen[inputs]
         found = None
         stored = self.cache.check_result(self._mac(b"name", inputs))
         if stored is not None:
@@ -191,7 +193,7 @@ class CheckMemo:
                     found = ProvenanceCheck.from_json(json.loads(payload))
                 except ValueError:
                     found = None
-        self._seen[inputs] = found
+        self._seen[seen] = found
         return found
 
     def put(
@@ -210,4 +212,4 @@ class CheckMemo:
         payload = _canonical(check.to_json())
         mac = self._mac(b"entry", inputs + b"\0" + payload).encode()
         self.cache.store_check_result(self._mac(b"name", inputs), mac + b"\n" + payload)
-        self._seen[inputs] = check
+        self._seen[(body, filename, sha256, tuple(expected))] = check

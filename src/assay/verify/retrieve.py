@@ -86,9 +86,11 @@ def _version_of(file: LockedFile, filename: str) -> str:
 class Retriever:
     """Provenance lookups for one run. ``http`` is None in ``--offline`` mode."""
 
-    def __init__(self, cache: DiskCache, http: Http | None) -> None:
+    def __init__(self, cache: DiskCache, http: Http | None, *, preread: dict[str, Entry] | None = None) -> None:
         self.cache = cache
         self.http = http
+        #: Provenance entries the run already read from the cache (by sha256), each used once.
+        self.preread = preread if preread is not None else {}
 
     # -- project pages --------------------------------------------------------------------
 
@@ -172,7 +174,7 @@ class Retriever:
                     "the index now serves a different file under this name "
                     f"(sha256 {entry.sha256}, the input pins {sha256})"
                 )
-        cached = self.cache.provenance(sha256)
+        cached = self.preread.pop(sha256, None) or self.cache.provenance(sha256)
         if self.http is None:
             return file, self._offline(cached)
         assert entry is not None

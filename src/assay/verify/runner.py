@@ -22,7 +22,7 @@ from packaging.utils import NormalizedName
 
 from assay.attestations.trust import TrustRoot, TrustRootError
 from assay.identities import Identity
-from assay.verify.cache import DiskCache
+from assay.verify.cache import DiskCache, Entry
 from assay.verify.checks import ProvenanceCheck
 from assay.verify.errors import InputError
 from assay.verify.files import LockedFile
@@ -150,15 +150,20 @@ def _open_memo(cache: DiskCache, settings: Settings, warnings: list[str]) -> tup
     return CheckMemo(cache, key, settings.trust), "on"
 
 
-def _plan(slots: list[_Slot], cache: DiskCache, memo: CheckMemo | None, *, online: bool) -> tuple[int, int]:
+def _plan(
+    slots: list[_Slot], cache: DiskCache, memo: CheckMemo | None, preread: dict[str, Entry], *, online: bool
+) -> tuple[int, int]:
     """From the cache alone, before any request: how many files will need a check, and how
-    many have one remembered (if the index serves the same provenance again)."""
+    many have one remembered (if the index serves the same provenance again). The entries
+    read go to ``preread``, for the lookups not to read them again."""
     to_check = remembered = 0
     for slot in slots:
         file = slot.file
         if file.not_on_index or file.sha256 is None:
             continue
         entry = cache.provenance(file.sha256)
+        if entry is not None:
+            preread[file.sha256] = entry
         if entry is None:
             to_check += online  # fetched, then checked (offline: a cache miss, nothing to check)
         elif entry.body is None:
@@ -209,7 +214,8 @@ def run(
     cache = DiskCache(settings.cache_dir)
     warnings: list[str] = []
     memo, memo_state = _open_memo(cache, settings, warnings)
-    expected_checks, remembered = _plan(slots, cache, memo, online=not settings.offline)
+    preread: dict[str, Entry] = {}
+    expected_checks, remembered = _plan(slots, cache, memo, preread, online=not settings.offline)
     if expected_checks or not remembered:
         # sigstore parses the root only here: remembered results were obtained under exactly
         # these bytes (their digest is part of each result's name), which proves them usable.
@@ -225,7 +231,7 @@ def run(
         from assay.verify.fetch import Http  # httpx: not needed offline
 
         http = Http(timeout=settings.timeout, retries=settings.retries, connections=settings.jobs)
-    retriever = Retriever(cache, http)
+    retriever = Retriever(cache, http, preread=preread)
     try:
         _gather(slots, retriever, checks, memo, settings, on_progress, stats)
     finally:
