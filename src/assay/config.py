@@ -133,10 +133,10 @@ def _check_trust_root(spec: str) -> None:
     """What can be told of the trust root without sigstore, which a server imports only for its
     first attested upload (assay.attestations.deferred): an embedded root's name, or a file
     holding a JSON object."""
-    from assay.attestations.trust import TrustRootError, read_trust_root
+    from assay.attestations.trust import TrustRootError, check_trust_root
 
     try:
-        read_trust_root(spec)
+        check_trust_root(spec)
     except TrustRootError as exc:
         raise ConfigError(f"sigstore_trust_root: {exc} (give production, staging or a trusted_root.json)") from None
 

@@ -10,7 +10,6 @@ which parses at once so that a root sigstore refuses is reported where it is con
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -71,17 +70,14 @@ class TrustRoot:
         return Verifier(trusted_root=self.trusted_root)
 
 
-def read_trust_root(spec: str | Path) -> TrustRoot:
-    """``production`` or ``staging`` (sigstore's embedded roots), or a path to a
-    ``trusted_root.json`` (or a client trust config containing one), read and checked to be a
-    JSON object; sigstore parses it on first use (``TrustRoot.trusted_root``)."""
-    text = str(spec)
-    if text in _EMBEDDED:
-        resource = importlib.resources.files("sigstore._store") / quote(_EMBEDDED[text], safe="") / "trusted_root.json"
-        # The package ships it as a plain file (never zipped): as_file returns its own path.
-        with importlib.resources.as_file(resource) as embedded:
-            return TrustRoot(text, embedded, embedded.read_text())
-    path = Path(text)
+def check_trust_root(spec: str | Path) -> None:
+    """What can be told of a trust root at once and cheaply, without reading sigstore's files:
+    an embedded root's name, or a file holding a JSON object. Raises ``TrustRootError``."""
+    if str(spec) not in _EMBEDDED:
+        _read_file(Path(spec))
+
+
+def _read_file(path: Path) -> str:
     try:
         raw_text = path.read_text()
         raw = json.loads(raw_text)
@@ -91,7 +87,23 @@ def read_trust_root(spec: str | Path) -> TrustRoot:
         raise TrustRootError(f"trust root file {path} is not readable JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise TrustRootError(f"trust root file {path} is not a Sigstore trusted root: not a JSON object")
-    return TrustRoot(str(path), path, raw_text)
+    return raw_text
+
+
+def read_trust_root(spec: str | Path) -> TrustRoot:
+    """``production`` or ``staging`` (sigstore's embedded roots), or a path to a
+    ``trusted_root.json`` (or a client trust config containing one), read and checked to be a
+    JSON object; sigstore parses it on first use (``TrustRoot.trusted_root``)."""
+    text = str(spec)
+    if text in _EMBEDDED:
+        import importlib.resources  # 20 ms to import; only needed here
+
+        resource = importlib.resources.files("sigstore._store") / quote(_EMBEDDED[text], safe="") / "trusted_root.json"
+        # The package ships it as a plain file (never zipped): as_file returns its own path.
+        with importlib.resources.as_file(resource) as embedded:
+            return TrustRoot(text, embedded, embedded.read_text())
+    path = Path(text)
+    return TrustRoot(text, path, _read_file(path))
 
 
 def load_trust_root(spec: str | Path) -> TrustRoot:
