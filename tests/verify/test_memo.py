@@ -30,10 +30,16 @@ def key_path(world: World) -> Path:
     return world.tmp / "xdg-state" / "assay" / "verify-memo.key"
 
 
-def test_an_unchanged_lock_is_not_checked_twice(world: World) -> None:
+def pinned_lock(world: World, *, signer: str = "acme/widget", kinds: tuple[str, ...] = ("wheel",)) -> tuple[str, Path]:
+    """A new project attested by ``signer``, locked, and pinned to acme/widget: (name, lock)."""
     name = world.name()
-    lock = world.lock(world.publish(name, signer=github("acme/widget")))
+    lock = world.lock(world.publish(name, signer=github(signer), kinds=kinds))
     world.pin(**{name: GOOD})
+    return name, lock
+
+
+def test_an_unchanged_lock_is_not_checked_twice(world: World) -> None:
+    _, lock = pinned_lock(world, kinds=("wheel", "sdist"))
     first = world.verify(str(lock), "-v")
     assert first.code == 0
     assert set(first.verdicts.values()) == {"verified"}
@@ -54,9 +60,7 @@ def test_an_unchanged_lock_is_not_checked_twice(world: World) -> None:
 
 
 def test_a_changed_pin_is_checked_again(world: World) -> None:
-    name = world.name()
-    lock = world.lock(world.publish(name, signer=github("acme/widget"), kinds=("wheel",)))
-    world.pin(**{name: GOOD})
+    name, lock = pinned_lock(world)
     assert set(world.verify(str(lock)).verdicts.values()) == {"verified"}
     world.pin(**{name: {**GOOD, "repository": "acme/other"}})
     changed = world.verify(str(lock), "-v")
@@ -79,9 +83,7 @@ def test_a_changed_provenance_is_checked_again(world: World) -> None:
 
 
 def test_another_trust_root_is_checked_again(world: World) -> None:
-    name = world.name()
-    lock = world.lock(world.publish(name, signer=github("acme/widget"), kinds=("wheel",)))
-    world.pin(**{name: GOOD})
+    _, lock = pinned_lock(world)
     assert set(world.verify(str(lock)).verdicts.values()) == {"verified"}
     # Under Sigstore's staging root the local authority's certificates do not chain.
     staging = world.verify(str(lock), "-v", trust="staging")
@@ -93,9 +95,7 @@ def test_a_tampered_result_is_not_believed(world: World) -> None:
     # The entry for a sound attestation by the wrong repository records why the pin failed;
     # rewriting it to say the pin was satisfied (what an attacker with write access to the
     # cache, but not to the key, would do) must not turn identity-changed into verified.
-    name = world.name()
-    lock = world.lock(world.publish(name, signer=github("evil/widget"), kinds=("wheel",)))
-    world.pin(**{name: GOOD})
+    _, lock = pinned_lock(world, signer="evil/widget")
     assert set(world.verify(str(lock)).verdicts.values()) == {"identity-changed"}
     [entry] = entries(world)
     mac, _, payload = entry.read_bytes().partition(b"\n")
@@ -112,9 +112,7 @@ def test_a_tampered_result_is_not_believed(world: World) -> None:
 
 def test_a_cache_from_elsewhere_is_checked_in_full(world: World) -> None:
     # Another user's (or another CI run's) cache directory carries results under their key.
-    name = world.name()
-    lock = world.lock(world.publish(name, signer=github("acme/widget")))
-    world.pin(**{name: GOOD})
+    _, lock = pinned_lock(world, kinds=("wheel", "sdist"))
     first = world.verify(str(lock))
     key_path(world).unlink()  # this machine's key is a new one now
     run = world.verify(str(lock), "-v")
@@ -124,9 +122,7 @@ def test_a_cache_from_elsewhere_is_checked_in_full(world: World) -> None:
 
 
 def test_recheck_ignores_the_memo(world: World) -> None:
-    name = world.name()
-    lock = world.lock(world.publish(name, signer=github("acme/widget")))
-    world.pin(**{name: GOOD})
+    _, lock = pinned_lock(world, kinds=("wheel", "sdist"))
     world.verify(str(lock))
     run = world.verify(str(lock), "-v", "--recheck")
     assert set(run.verdicts.values()) == {"verified"}
@@ -135,9 +131,7 @@ def test_recheck_ignores_the_memo(world: World) -> None:
 
 
 def test_a_key_others_can_read_is_not_used(world: World) -> None:
-    name = world.name()
-    lock = world.lock(world.publish(name, signer=github("acme/widget"), kinds=("wheel",)))
-    world.pin(**{name: GOOD})
+    _, lock = pinned_lock(world)
     world.verify(str(lock))
     key = key_path(world)
     os.chmod(key, 0o644)
