@@ -86,7 +86,8 @@ _verification_options = _options(
         type=click.Path(path_type=Path, dir_okay=False),
         default=PINS_FILE,
         show_default=True,
-        help="The pins file (a .provenance.txt next to it is read too).",
+        help="The pins file: TOML, or the older .provenance.txt format, told apart by content "
+        "(the other file of the pair beside it is read too).",
     ),
     click.option("--strict", is_flag=True, help="Fail on unattested files too."),
     click.option(
