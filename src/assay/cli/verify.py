@@ -241,20 +241,42 @@ def verify(
 
 @click.command(cls=PassThroughCommand)
 @click.argument("pylock", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--index-url",
+    help="The simple API URL for packages the lock names no index for (pip lock records none); "
+    "default: PIP_INDEX_URL, then the target pip's `pip config get global.index-url`.",
+)
+@click.option(
+    "--python",
+    "python_path",
+    type=click.Path(path_type=Path),
+    help="Install into the environment of this interpreter (or environment directory); "
+    "default: $VIRTUAL_ENV, else python3 on PATH. Never assay's own.",
+)
 @_tofu_option
 @_verification_options
 @click.pass_context
 @_input_errors
-def install_command(ctx: click.Context, /, pylock: Path, tofu: bool, **opts: Any) -> None:
+def install_command(
+    ctx: click.Context,
+    /,
+    pylock: Path,
+    index_url: str | None,
+    python_path: Path | None,
+    tofu: bool,
+    **opts: Any,
+) -> None:
     """Verify a lock, then install exactly its verified files.
 
     \b
     Arguments after `--` go to `pip install`, e.g. `assay install pylock.toml -- --target DIR`.
     Nothing is installed if any file fails verification or does not match the lock.
     """
-    from assay.verify import install, report, session
+    from assay.verify import install, interpreters, report, session
 
-    plan, parsed = session.install_inputs(pylock)
+    # Before any verification: a run that cannot install anywhere should say so at once.
+    target = interpreters.target(python_path)
+    plan, parsed = session.install_inputs(pylock, index_url, target)
     settings = _settings(opts, tofu=tofu)
     pins = session.load_pins(opts["pins_path"], parsed)
     outcome = session.verify(parsed, pins, settings, verbose=opts["verbose"])
@@ -264,8 +286,13 @@ def install_command(ctx: click.Context, /, pylock: Path, tofu: bool, **opts: Any
     if outcome.failed:
         click.echo("assay install: verification failed; nothing was installed", err=True)
         ctx.exit(1)
+    installer_args = _passthrough(ctx) or []
+    where = target.describe()
+    if redirected := install.redirected_to(installer_args):
+        where = f"{redirected}, with {target.python} (from {target.origin})"
+    click.echo(f"assay install: installing {len(plan.to_install)} verified file(s) into {where}", err=True)
     try:
-        code = session.install_files(plan, pylock, settings, _passthrough(ctx) or [])
+        code = session.install_files(plan, pylock, settings, installer_args, target)
     except install.InstallError as exc:
         click.echo(f"assay install: {exc}", err=True)
         ctx.exit(1)
