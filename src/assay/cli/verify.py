@@ -219,7 +219,7 @@ def verify(
     settings = _settings(opts, tofu=tofu)
     pins = session.load_pins(opts["pins_path"], parsed)
     outcome = session.verify(parsed, pins, settings, verbose=opts["verbose"], progress=output != "json")
-    if message := session.record_new_pins(outcome, pins):
+    if message := session.record_new_pins(outcome, pins, tofu=tofu):
         click.echo(message, err=True)
     if write_lock_identities and parsed.lock_path is not None:
         changed = locks.write_lock_identities(parsed.lock_path, outcome.passing_identities())
@@ -280,7 +280,7 @@ def install_command(
     settings = _settings(opts, tofu=tofu)
     pins = session.load_pins(opts["pins_path"], parsed)
     outcome = session.verify(parsed, pins, settings, verbose=opts["verbose"])
-    if message := session.record_new_pins(outcome, pins):
+    if message := session.record_new_pins(outcome, pins, tofu=tofu):
         click.echo(message, err=True)
     report.print_table(outcome, report.stdout_console())
     if outcome.failed:

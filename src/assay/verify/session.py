@@ -142,10 +142,20 @@ def verify(inputs: Inputs, pins: PinSet, settings: Settings, *, verbose: bool, p
     return outcome
 
 
-def record_new_pins(outcome: Outcome, pins: PinSet) -> str | None:
-    """--tofu: write the pins recorded in this run (only packages that had none)."""
+def record_new_pins(outcome: Outcome, pins: PinSet, *, tofu: bool) -> str | None:
+    """--tofu: write the pins recorded in this run (only packages that had none), and say what
+    was pinned, or that nothing was (so a run that was expected to pin is not mistaken for one
+    that did)."""
     if not outcome.new_pins:
-        return None
+        if not tofu:
+            return None
+        unpinned = sorted({r.file.name for r in outcome.results if pins.get(r.file.name) is None})
+        if not unpinned:
+            return "--tofu pinned nothing: every package already has a pin"
+        return (
+            "--tofu pinned nothing: the packages without a pin have no sound attestation to "
+            f"pin ({', '.join(unpinned)})"
+        )
     for name, identity in sorted(outcome.new_pins.items()):
         pins.file.set(name, identity)
     pins.file.save()
