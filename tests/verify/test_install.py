@@ -229,3 +229,17 @@ def test_the_target_pips_own_configuration_gives_the_index(
     assert run.code == 0, run.text
     assert f"{name}==1.0" in _freeze(venv).splitlines()
     assert set(verified.verdicts.values()) == {"verified"}  # verify asks the active pip too
+
+
+def test_locating_the_interpreter(venv: Path, tmp_path: Path) -> None:
+    from assay.verify import interpreters
+    from assay.verify.errors import InputError
+
+    python = str(venv / "bin" / "python")
+    assert interpreters.locate(venv) == (python, "--python")  # an environment's directory
+    assert interpreters.locate(None, {"VIRTUAL_ENV": str(venv), "PATH": ""}) == (python, "VIRTUAL_ENV")
+    assert interpreters.locate(None, {"PATH": str(venv / "bin")}) == (str(venv / "bin" / "python3"), "PATH")
+    with pytest.raises(InputError, match="but there is no"):
+        interpreters.locate(None, {"VIRTUAL_ENV": str(tmp_path / "gone"), "PATH": ""})
+    with pytest.raises(InputError, match="no VIRTUAL_ENV, no python3 or python on PATH"):
+        interpreters.locate(None, {"PATH": str(tmp_path)})
