@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,7 +170,8 @@ class World:
 
     def env(self) -> dict[str, str | None]:
         """No pip configuration of this machine; the cache and the memo's key inside the test's
-        tmp."""
+        tmp; the tests' own environment active (what ``assay install`` installs into, unless a
+        test activates another)."""
         env: dict[str, str | None] = {k: None for k in os.environ if k.startswith(("PIP_", "UV_"))}
         env.update(
             {
@@ -179,6 +181,7 @@ class World:
                 "XDG_CACHE_HOME": str(self.tmp / "xdg-cache"),
                 "XDG_STATE_HOME": str(self.tmp / "xdg-state"),
                 "COLUMNS": "250",  # the table on one line per file, whatever runs the tests
+                "VIRTUAL_ENV": sys.prefix,
             }
         )
         return env

@@ -328,3 +328,47 @@ def test_legacy_pins_record_complete_identities_in_the_lock(world: World) -> Non
     assert package["attestation-identities"] == [gh_pin("acme/widget", "deploy.yml")]
     (world.tmp / ".provenance.txt").unlink()
     assert set(world.verify(str(lock)).verdicts.values()) == {"verified"}
+
+
+# ---------------------------------------------------------------------------------------------
+# --pins FILE in either format, whatever its name (issue 10, item 17)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_pins_option_reads_an_old_format_file_named_directly(world: World) -> None:
+    """Someone moving from pypi-verify-now passes its file: read as what it is, and --tofu
+    writes full pins to the .provenance.toml beside it (the old format cannot hold them)."""
+    old, new = world.name("old"), world.name("new")
+    lock = world.lock(
+        world.publish(old, signer=github("acme/old", "deploy.yml")), world.publish(new, signer=github("acme/new"))
+    )
+    legacy = world.tmp / "old-tool" / ".provenance.txt"
+    legacy.parent.mkdir()
+    legacy.write_text(f"# from pypi-verify-now\n{old} https://github.com/acme/old\n")
+
+    run = world.verify(str(lock), "--pins", str(legacy), "--tofu")
+
+    assert run.code == 0, run.result.stderr
+    by_project = {f["name"]: f["verdict"] for f in run.doc["files"]}
+    assert by_project == {old: "verified", new: "pinned"}
+    written = tomllib.loads((legacy.parent / ".provenance.toml").read_text())["packages"]
+    assert set(written) == {new}  # the old pin stays where it was
+    assert legacy.read_text().endswith(f"{old} https://github.com/acme/old\n")
+
+
+def test_pins_option_reads_toml_under_any_name(world: World) -> None:
+    name = world.name()
+    lock = world.lock(world.publish(name, signer=github("acme/widget")))
+    pins = world.tmp / "pins.txt"
+    pins.write_text(f'[packages.{name}]\nkind = "GitHub"\nrepository = "acme/widget"\nworkflow = "release.yml"\n')
+    run = world.verify(str(lock), "--pins", str(pins))
+    assert set(run.verdicts.values()) == {"verified"}, run.result.stderr
+
+
+def test_an_old_format_file_with_a_bad_line_names_the_line(world: World) -> None:
+    pins = world.tmp / ".provenance.txt"
+    pins.write_text("widget https://github.com/acme/widget\nwidget\n")
+    lock = world.lock(world.publish(world.name(), signer=None))
+    run = world.verify(str(lock), "--pins", str(pins))
+    assert run.code == 2
+    assert ".provenance.txt:2: expected 'name repository-URL'" in run.result.stderr

@@ -427,3 +427,54 @@ def test_toml_pins_take_precedence_over_legacy_pins(world: World) -> None:
     (world.tmp / ".provenance.txt").write_text(f"{name} https://github.com/acme/widget\n")
     world.pin(**{name: gh_pin("acme/widget", "other.yml")})
     assert set(world.verify(str(lock)).verdicts.values()) == {"identity-changed"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The table for people (issue 10, item 19): 100 columns, reasons once, --strict rows marked
+# ---------------------------------------------------------------------------------------------
+
+
+def test_table_fits_a_log_of_100_columns_and_gives_each_reason_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a log (no terminal, no COLUMNS) the table is laid out for 100 columns, and a reason
+    shared by several files is printed once under it, not on every row."""
+    long = world.name("a-project-with-a-name-long-enough-to-fold-in-a-narrow-table")
+    bare = world.name("bare")
+    lock = world.lock(world.publish(long, signer=github("acme/widget")), world.publish(bare, signer=None))
+    world.pin(**{long: gh_pin("acme/widget")})
+    env = world.env()
+    env["COLUMNS"] = None
+    monkeypatch.setattr(world, "env", lambda: env)
+
+    relaxed = world.verify(str(lock), json_output=False)
+    strict = world.verify(str(lock), "--strict", json_output=False)
+
+    for run in (relaxed, strict):
+        lines = run.result.stdout.splitlines()
+        assert max(len(line) for line in lines) <= 100, run.result.stdout
+        assert run.result.stdout.count("1 attestation by GitHub acme/widget release.yml") == 1
+    assert relaxed.code == 0
+    assert [line for line in relaxed.result.stdout.splitlines() if "unattested" in line and "warning" in line]
+    assert "FAILED" not in relaxed.result.stdout
+    # Under --strict the unattested rows say they failed, as the exit status does.
+    assert strict.code == 1
+    rows = [line for line in strict.result.stdout.splitlines() if "│ unattested" in line]
+    assert len(rows) == 2
+    assert all("FAILED" in row for row in rows)
+
+
+def test_tofu_says_when_it_pinned_nothing(world: World) -> None:
+    pinned, bare = world.name("pinned"), world.name("bare")
+    lock = world.lock(world.publish(pinned, signer=github("acme/widget")))
+    world.pin(**{pinned: gh_pin("acme/widget")})
+
+    run = world.verify(str(lock), "--tofu")
+    assert run.code == 0
+    assert "--tofu pinned nothing: every package already has a pin" in run.result.stderr
+
+    unattested = world.verify(str(world.lock(world.publish(bare, signer=None))), "--tofu")
+    assert f"--tofu pinned nothing: the packages without a pin have no sound attestation to pin ({bare})" in (
+        unattested.result.stderr
+    )
+    assert "pinned nothing" not in world.verify(str(lock)).result.stderr  # only with --tofu

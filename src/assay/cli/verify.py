@@ -86,7 +86,8 @@ _verification_options = _options(
         type=click.Path(path_type=Path, dir_okay=False),
         default=PINS_FILE,
         show_default=True,
-        help="The pins file (a .provenance.txt next to it is read too).",
+        help="The pins file: TOML, or the older .provenance.txt format, told apart by content "
+        "(the other file of the pair beside it is read too).",
     ),
     click.option("--strict", is_flag=True, help="Fail on unattested files too."),
     click.option(
@@ -218,7 +219,7 @@ def verify(
     settings = _settings(opts, tofu=tofu)
     pins = session.load_pins(opts["pins_path"], parsed)
     outcome = session.verify(parsed, pins, settings, verbose=opts["verbose"], progress=output != "json")
-    if message := session.record_new_pins(outcome, pins):
+    if message := session.record_new_pins(outcome, pins, tofu=tofu):
         click.echo(message, err=True)
     if write_lock_identities and parsed.lock_path is not None:
         changed = locks.write_lock_identities(parsed.lock_path, outcome.passing_identities())
@@ -240,31 +241,58 @@ def verify(
 
 @click.command(cls=PassThroughCommand)
 @click.argument("pylock", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--index-url",
+    help="The simple API URL for packages the lock names no index for (pip lock records none); "
+    "default: PIP_INDEX_URL, then the target pip's `pip config get global.index-url`.",
+)
+@click.option(
+    "--python",
+    "python_path",
+    type=click.Path(path_type=Path),
+    help="Install into the environment of this interpreter (or environment directory); "
+    "default: $VIRTUAL_ENV, else python3 on PATH. Never assay's own.",
+)
 @_tofu_option
 @_verification_options
 @click.pass_context
 @_input_errors
-def install_command(ctx: click.Context, /, pylock: Path, tofu: bool, **opts: Any) -> None:
+def install_command(
+    ctx: click.Context,
+    /,
+    pylock: Path,
+    index_url: str | None,
+    python_path: Path | None,
+    tofu: bool,
+    **opts: Any,
+) -> None:
     """Verify a lock, then install exactly its verified files.
 
     \b
     Arguments after `--` go to `pip install`, e.g. `assay install pylock.toml -- --target DIR`.
     Nothing is installed if any file fails verification or does not match the lock.
     """
-    from assay.verify import install, report, session
+    from assay.verify import install, interpreters, report, session
 
-    plan, parsed = session.install_inputs(pylock)
+    # Before any verification: a run that cannot install anywhere should say so at once.
+    target = interpreters.target(python_path)
+    plan, parsed = session.install_inputs(pylock, index_url, target)
     settings = _settings(opts, tofu=tofu)
     pins = session.load_pins(opts["pins_path"], parsed)
     outcome = session.verify(parsed, pins, settings, verbose=opts["verbose"])
-    if message := session.record_new_pins(outcome, pins):
+    if message := session.record_new_pins(outcome, pins, tofu=tofu):
         click.echo(message, err=True)
     report.print_table(outcome, report.stdout_console())
     if outcome.failed:
         click.echo("assay install: verification failed; nothing was installed", err=True)
         ctx.exit(1)
+    installer_args = _passthrough(ctx) or []
+    where = target.describe()
+    if redirected := install.redirected_to(installer_args):
+        where = f"{redirected}, with {target.python} (from {target.origin})"
+    click.echo(f"assay install: installing {len(plan.to_install)} verified file(s) into {where}", err=True)
     try:
-        code = session.install_files(plan, pylock, settings, _passthrough(ctx) or [])
+        code = session.install_files(plan, pylock, settings, installer_args, target)
     except install.InstallError as exc:
         click.echo(f"assay install: {exc}", err=True)
         ctx.exit(1)

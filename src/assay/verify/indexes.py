@@ -3,7 +3,10 @@
 No index is built in. A file's index is, in order: the lock's ``packages.index`` (PEP 751), a
 requirements file's ``--index-url``, ``assay verify --index-url``, an ``--index-url`` among
 the ``pip lock`` arguments, then pip's own configuration (``PIP_INDEX_URL``, then ``pip config
-get global.index-url``): the index pip itself would have installed from.
+get global.index-url``): the index pip itself would have installed from. ``pip lock`` writes
+no ``packages.index`` (PEP 751 makes it optional), so for its output this is how the index is
+found. ``pip config`` is asked of the pip that installs (``assay install``'s target
+environment), whose configuration includes that environment's own ``pip.conf``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from assay.verify.errors import InputError
@@ -27,13 +30,14 @@ def pip_args_index(pip_args: Sequence[str]) -> str | None:
     return None
 
 
-def pip_configured_index() -> str | None:
-    """The index-url pip is configured with (environment first, then its config files)."""
+def pip_configured_index(python: str) -> str | None:
+    """The index-url pip is configured with (environment first, then the config files of the
+    pip of ``python``). ``pip config get`` does not read ``PIP_*`` variables, hence both."""
     if value := os.environ.get("PIP_INDEX_URL", "").strip():
         return value
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "pip", "config", "get", "global.index-url"],
+            [python, "-m", "pip", "config", "get", "global.index-url"],
             capture_output=True,
             text=True,
             check=False,
@@ -48,19 +52,28 @@ def pip_configured_index() -> str | None:
 class DefaultIndex:
     """The index for files whose input names none; looked up once, only if needed."""
 
-    def __init__(self, explicit: str | None, *, pip_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        explicit: str | None,
+        *,
+        pip_args: Sequence[str] = (),
+        python: Callable[[], str] = lambda: sys.executable,
+    ) -> None:
         self._value = explicit or pip_args_index(pip_args)
         self._looked_up = self._value is not None
+        #: Whose ``pip config`` to ask; called only if it comes to that.
+        self._python = python
 
     def get(self, *, needed_by: str) -> str:
         if not self._looked_up:
-            self._value = pip_configured_index()
+            self._value = pip_configured_index(self._python())
             self._looked_up = True
         if not self._value:
             raise InputError(
-                f"no index to ask for the provenance of {needed_by}: the input names none, and "
-                "neither --index-url nor pip's index-url (PIP_INDEX_URL, pip config) is set; "
-                "pass --index-url with the index's simple API URL"
+                f"no index to ask for the provenance of {needed_by}: the input names none "
+                "(pip lock never records one); give the index's simple API URL with "
+                "--index-url URL, or set it for pip with PIP_INDEX_URL=URL or "
+                "`pip config set global.index-url URL`"
             )
         return self._value
 

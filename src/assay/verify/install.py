@@ -11,9 +11,18 @@ what is installed need not be what was checked. Here the order is:
    which file a machine picks);
 3. download each chosen file into a private directory (mode 0700), hashing while it streams,
    and stop at the first byte count or sha256 that differs from the lock;
-4. hand pip exactly those local files, as ``name @ file://... --hash=sha256:...`` lines, with
-   ``--no-index --no-deps --require-hashes``: pip cannot reach an index, cannot add a
-   dependency, and checks every hash again itself.
+4. run the target environment's pip (``assay.verify.interpreters``: ``--python``, else the
+   active virtual environment, else ``python3`` on PATH; never assay's own) on exactly those
+   files: ``--no-index --find-links DIR --no-deps --require-hashes`` with one
+   ``name==version --hash=sha256:...`` line per file. pip cannot reach an index, cannot add a
+   dependency, finds nothing in DIR but the checked files, and checks every hash again itself.
+
+Requirements name the package, not the file (``name @ file:///tmp/...``): for a direct
+reference pip records PEP 610's ``direct_url.json`` with that URL, and ``pip freeze`` then
+prints ``name @ file:///tmp/assay-install-.../...`` for a directory deleted a moment later.
+A package found through ``--find-links`` is recorded like one from an index, and ``pip freeze``
+prints ``name==version``. Only a direct archive whose file name gives no version (PEP 751
+``packages.archive``, e.g. ``main.zip``) is still passed by path: pip cannot match it by name.
 
 If anything fails before step 4, nothing is installed.
 """
@@ -22,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +45,12 @@ from packaging.pylock import (
     PackageWheel,
     Pylock,
     PylockSelectError,
+)
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    parse_sdist_filename,
+    parse_wheel_filename,
 )
 
 from assay.verify.errors import FetchError, InputError
@@ -167,26 +181,64 @@ def fetch_files(
         return [future.result() for future in futures]
 
 
+def _file_version(filename: str) -> str | None:
+    """The version in a wheel or sdist file name (their file name specifications), which is
+    what pip matches ``name==version`` against in a ``--find-links`` directory."""
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[1])
+        return str(parse_sdist_filename(filename)[1])
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+
+
 def requirements_for(files: Sequence[LockedFile], paths: Sequence[Path]) -> str:
-    """pip requirement lines pinning each local file by name, location and sha256."""
+    """pip requirement lines pinning each local file by name, version and sha256 (by path only
+    when its name gives no version)."""
     lines = []
     for file, path in zip(files, paths, strict=True):
-        lines.append(f"{file.name} @ {path.resolve().as_uri()} --hash=sha256:{file.sha256}")
+        version = _file_version(path.name)
+        if version is not None:
+            lines.append(f"{file.name}=={version} --hash=sha256:{file.sha256}")
+        else:
+            lines.append(f"{file.name} @ {path.resolve().as_uri()} --hash=sha256:{file.sha256}")
     return "\n".join(lines) + "\n"
 
 
-def pip_install(requirements: Path, installer_args: Sequence[str]) -> int:
-    """Run pip (of this interpreter) on exactly those files; returns its exit code."""
+def pip_install(python: str, directory: Path, requirements: Path, installer_args: Sequence[str]) -> int:
+    """Run the pip of ``python`` on exactly the files in ``directory``; returns its exit code."""
     cmd = [
-        sys.executable,
+        python,
         "-m",
         "pip",
         "install",
         "--no-index",
+        "--find-links",
+        str(directory),
         "--no-deps",
         "--require-hashes",
         "-r",
         str(requirements),
         *installer_args,
     ]
-    return subprocess.run(cmd, check=False).returncode
+    try:
+        return subprocess.run(cmd, check=False).returncode
+    except OSError as exc:
+        raise InstallError(f"cannot run {python}: {exc}") from None
+
+
+#: pip install options that put packages somewhere other than the environment's prefix.
+_REDIRECTS = ("-t", "--target", "--prefix", "--root")
+
+
+def redirected_to(installer_args: Sequence[str]) -> str | None:
+    """Where pip options after ``--`` send the packages instead (for the message), if they do."""
+    for i, arg in enumerate(installer_args):
+        if arg == "--user":
+            return "the user site (--user)"
+        option, equals, value = arg.partition("=")
+        if equals and option in _REDIRECTS:
+            return f"{value} ({option})"
+        if arg in _REDIRECTS and i + 1 < len(installer_args):
+            return f"{installer_args[i + 1]} ({arg})"
+    return None

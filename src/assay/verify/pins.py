@@ -19,7 +19,8 @@ Where pins come from, first match wins for a package:
    One table per normalized package name, with ``kind`` and that kind's identifying fields
    (see ``_FIELDS``). Unknown keys are errors: a typo must not silently widen a pin.
 
-2. ``.provenance.txt`` next to it, the format of the older ``pypi-verify-now`` tool: one
+2. ``.provenance.txt`` next to it (or ``--pins FILE`` itself, when FILE is in this format:
+   the reader is chosen by content, not name), the format of the older ``pypi-verify-now`` tool: one
    ``name repository-URL`` pair per line. Such a pin names a github.com or gitlab.com
    repository but no workflow, so it accepts **any workflow of that repository** (the old tool
    took the workflow from the index's publisher block, which amounts to the same). Run
@@ -232,12 +233,20 @@ class PinFile:
 
     @classmethod
     def load(cls, path: Path) -> PinFile:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return cls(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path} is not a readable TOML pins file: {exc}") from None
+        return cls.parse(path, text)
+
+    @classmethod
+    def parse(cls, path: Path, text: str) -> PinFile:
         pin_file = cls(path)
         try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return pin_file
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
             raise InputError(f"{path} is not a readable TOML pins file: {exc}") from None
         unknown = sorted(set(raw) - {"packages"})
         if unknown:
@@ -315,23 +324,48 @@ def load_legacy_pins(path: Path) -> dict[NormalizedName, Pin]:
     """Read the ``pypi-verify-now`` format: ``name URL`` per line (blank lines and ``#``
     comments tolerated)."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path} is not readable: {exc}") from None
+    return parse_legacy_pins(path, text)
+
+
+def parse_legacy_pins(path: Path, text: str) -> dict[NormalizedName, Pin]:
     pins: dict[NormalizedName, Pin] = {}
-    for number, line in enumerate(lines, start=1):
-        text = line.split("#", 1)[0].strip()
-        if not text:
+    for number, line in enumerate(text.splitlines(), start=1):
+        content = line.split("#", 1)[0].strip()
+        if not content:
             continue
         where = f"{path}:{number}"
-        words = text.split()
+        words = content.split()
         if len(words) != 2:
             raise InputError(f"{where}: expected 'name repository-URL', got {line.strip()!r}")
         name = canonicalize_name(words[0])
         pins[name] = Pin((_repository_from_url(words[1], where=where),), source=f"{path.name}:{number}")
     return pins
+
+
+def is_legacy_format(text: str) -> bool:
+    """Whether ``text`` is a ``.provenance.txt`` (``name URL`` lines) rather than TOML, whatever
+    the file is called: someone moving from ``pypi-verify-now`` passes that file to ``--pins``.
+
+    Decided by content: text TOML can read is TOML (an empty or comment-only file reads the
+    same either way); otherwise it is the old format when no line looks like TOML (a
+    ``[table]`` header or a ``key = value``), so that a broken TOML file gets TOML's error
+    rather than a complaint about 'name URL' lines."""
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        pass
+    else:
+        return False
+    for line in text.splitlines():
+        content = line.split("#", 1)[0].strip()
+        if content.startswith("[") or "=" in content.split("://", 1)[0]:
+            return False
+    return True
 
 
 def lock_pins(lock: Pylock, *, source: str) -> dict[NormalizedName, Pin]:
@@ -365,11 +399,29 @@ class PinSet:
 
     @classmethod
     def load(cls, path: Path, *, lock_pins: Mapping[NormalizedName, Pin] | None = None) -> PinSet:
-        return cls(
-            file=PinFile.load(path),
-            legacy=load_legacy_pins(path.with_name(LEGACY_PINS_FILE)),
-            from_lock=dict(lock_pins or {}),
-        )
+        """``path`` in whichever format it is (see ``is_legacy_format``), plus the other
+        file of the pair beside it: the ``.provenance.txt`` next to a TOML pins file, or the
+        ``.provenance.toml`` next to an old-format file, which is also where ``--tofu`` and
+        ``assay pins update`` write (the old format cannot hold a full pin)."""
+        from_lock = dict(lock_pins or {})
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            text = None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path} is not a readable pins file: {exc}") from None
+        if text is not None and is_legacy_format(text):
+            toml_path = path.with_name(PINS_FILE)
+            if toml_path == path:  # an old-format file named .provenance.toml: nowhere to write
+                raise InputError(
+                    f"{path} is in the old 'name repository-URL' format; rename it to "
+                    f"{LEGACY_PINS_FILE} (or pass it with --pins under that name)"
+                )
+            return cls(file=PinFile.load(toml_path), legacy=parse_legacy_pins(path, text), from_lock=from_lock)
+        pin_file = PinFile.parse(path, text) if text is not None else PinFile(path)
+        legacy_path = path.with_name(LEGACY_PINS_FILE)
+        legacy = load_legacy_pins(legacy_path) if legacy_path != path else {}
+        return cls(file=pin_file, legacy=legacy, from_lock=from_lock)
 
     def get(self, name: NormalizedName) -> Pin | None:
         return self.file.pins.get(name) or self.legacy.get(name) or self.from_lock.get(name)

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from assay.verify.files import LockedFile
 from assay.verify.runner import Outcome
-from assay.verify.verdicts import Verdict, is_failure
+from assay.verify.verdicts import FileResult, Verdict, is_failure
 
 _STYLE = {
     Verdict.VERIFIED: "green",
@@ -66,33 +66,60 @@ def summary_line(outcome: Outcome) -> Text:
     return text
 
 
+#: The width the table is laid out for where no terminal says otherwise (a CI log, a pipe):
+#: what a review tool or a log viewer shows without scrolling.
+LOG_WIDTH = 100
+
+
 def stdout_console() -> Console:
-    """Rich's console on stdout; in a log (not a terminal, no COLUMNS) wide enough for the
-    reasons to stay on one line."""
+    """Rich's console on stdout; in a log (not a terminal, no COLUMNS) ``LOG_WIDTH`` wide."""
     console = Console()
     if not console.is_terminal and "COLUMNS" not in os.environ:
-        console.width = 160
+        console.width = LOG_WIDTH
     return console
 
 
+def _result(result: FileResult, *, strict: bool) -> Text:
+    """What the verdict means for this run: ``--strict`` turns ``unattested`` from a warning
+    into a failure, and the row says so, not only the exit status."""
+    if is_failure(result.verdict, strict=strict):
+        return Text("FAILED", style="bold red")
+    if result.verdict is Verdict.UNATTESTED:
+        return Text("warning", style="yellow")
+    return Text("ok", style="green")
+
+
 def print_table(outcome: Outcome, console: Console) -> None:
+    """One row per file, its reason as a numbered note under the table: the reasons are long
+    and mostly shared (every file of a package attested by the same identity), so printing
+    each once keeps the table narrow enough to read at ``LOG_WIDTH`` columns."""
+    notes: dict[str, int] = {}
     table = Table(show_lines=False, header_style="bold", expand=False)
-    table.add_column("package", overflow="fold")
-    table.add_column("version", overflow="fold")
-    table.add_column("file", overflow="fold")
+    table.add_column("package", overflow="fold", ratio=2)
+    table.add_column("version", overflow="fold", ratio=1)
+    table.add_column("file", overflow="fold", ratio=4)
     table.add_column("verdict", no_wrap=True)
-    table.add_column("details", overflow="fold", ratio=1)
+    table.add_column("result", no_wrap=True)
+    table.add_column("note", no_wrap=True, justify="right")
     for result in outcome.results:
         failing = is_failure(result.verdict, strict=outcome.strict)
         style = "bold red" if failing else _STYLE.get(result.verdict, "")
+        number = notes.setdefault(result.reason, len(notes) + 1)
         table.add_row(
             result.file.name,
             result.file.version or "",
             result.file.filename or "?",
             Text(result.verdict.value, style=style),
-            result.reason,
+            _result(result, strict=outcome.strict),
+            Text(f"[{number}]"),
         )
     console.print(table)
+    legend = Table.grid(padding=(0, 1))
+    legend.add_column(no_wrap=True, justify="right")
+    legend.add_column(overflow="fold")
+    for reason, number in notes.items():
+        legend.add_row(Text(f"[{number}]"), Text(reason))
+    console.print(legend)
     console.print(summary_line(outcome))
 
 

@@ -17,7 +17,7 @@ from packaging.pylock import Pylock
 from rich.console import Console
 
 from assay.attestations.trust import TrustRoot, TrustRootError, read_trust_root
-from assay.verify import install, locks, report
+from assay.verify import install, interpreters, locks, report
 from assay.verify.cache import default_cache_dir
 from assay.verify.errors import InputError
 from assay.verify.files import LockedFile
@@ -60,7 +60,7 @@ def read_inputs(
     kinds = sum([pip_args is not None, requirements is not None, bool(inputs)])
     if kinds > 1:
         raise InputError("give one kind of input: a lock, distribution files, -r FILE, or -- <pip lock args>")
-    default = DefaultIndex(index_url, pip_args=pip_args or ())
+    default = DefaultIndex(index_url, pip_args=pip_args or (), python=interpreters.for_pip_config)
     if pip_args is not None:
         lock = locks.run_pip_lock(pip_args)
         return Inputs(_with_indexes(locks.lock_files(lock, source="pip lock"), default), lock=lock)
@@ -142,10 +142,20 @@ def verify(inputs: Inputs, pins: PinSet, settings: Settings, *, verbose: bool, p
     return outcome
 
 
-def record_new_pins(outcome: Outcome, pins: PinSet) -> str | None:
-    """--tofu: write the pins recorded in this run (only packages that had none)."""
+def record_new_pins(outcome: Outcome, pins: PinSet, *, tofu: bool) -> str | None:
+    """--tofu: write the pins recorded in this run (only packages that had none), and say what
+    was pinned, or that nothing was (so a run that was expected to pin is not mistaken for one
+    that did)."""
     if not outcome.new_pins:
-        return None
+        if not tofu:
+            return None
+        unpinned = sorted({r.file.name for r in outcome.results if pins.get(r.file.name) is None})
+        if not unpinned:
+            return "--tofu pinned nothing: every package already has a pin"
+        return (
+            "--tofu pinned nothing: the packages without a pin have no sound attestation to "
+            f"pin ({', '.join(unpinned)})"
+        )
     for name, identity in sorted(outcome.new_pins.items()):
         pins.file.set(name, identity)
     pins.file.save()
@@ -153,15 +163,25 @@ def record_new_pins(outcome: Outcome, pins: PinSet) -> str | None:
     return f"recorded new pins in {pins.file.path} for: {names} (review and commit them)"
 
 
-def install_inputs(lock_path: Path) -> tuple[install.Plan, Inputs]:
-    """What ``assay install`` verifies (every file of the selected packages) and installs."""
+def install_inputs(
+    lock_path: Path, index_url: str | None, target: interpreters.Interpreter
+) -> tuple[install.Plan, Inputs]:
+    """What ``assay install`` verifies (every file of the selected packages) and installs.
+    Files the lock names no index for are looked up on ``index_url``, else the index the
+    target's pip is configured with."""
     lock = locks.load_pylock(lock_path)
     plan = install.plan(lock, source=str(lock_path))
-    files = _with_indexes(plan.to_verify, DefaultIndex(None))
+    files = _with_indexes(plan.to_verify, DefaultIndex(index_url, python=lambda: target.python))
     return plan, Inputs(files, lock_path=lock_path, lock=lock)
 
 
-def install_files(plan: install.Plan, lock_path: Path, settings: Settings, installer_args: Sequence[str]) -> int:
+def install_files(
+    plan: install.Plan,
+    lock_path: Path,
+    settings: Settings,
+    installer_args: Sequence[str],
+    target: interpreters.Interpreter,
+) -> int:
     """Fetch the chosen files (each checked against the lock) into a private directory and
     run pip on exactly them. Raises ``install.InstallError``; returns pip's exit status."""
     from assay.verify.fetch import Http
@@ -172,7 +192,10 @@ def install_files(plan: install.Plan, lock_path: Path, settings: Settings, insta
         http = Http(timeout=max(settings.timeout, 60.0), retries=settings.retries, connections=settings.jobs)
     try:
         with tempfile.TemporaryDirectory(prefix="assay-install-") as tmp:
-            directory = Path(tmp)  # mkdtemp: mode 0700, no one else can swap a file in
+            # mkdtemp: mode 0700, no one else can swap a file in. The files get a directory
+            # of their own: it is pip's --find-links, where nothing else may be found.
+            directory = Path(tmp) / "verified"
+            directory.mkdir(mode=0o700)
             paths = install.fetch_files(
                 plan.to_install,
                 directory,
@@ -180,9 +203,9 @@ def install_files(plan: install.Plan, lock_path: Path, settings: Settings, insta
                 lock_dir=lock_path.resolve().parent,
                 jobs=settings.jobs,
             )
-            requirements = directory / "verified-requirements.txt"
+            requirements = Path(tmp) / "verified-requirements.txt"
             requirements.write_text(install.requirements_for(plan.to_install, paths))
-            return install.pip_install(requirements, installer_args)
+            return install.pip_install(target.python, directory, requirements, installer_args)
     finally:
         if http is not None:
             http.close()
