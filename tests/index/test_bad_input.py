@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import tarfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -24,7 +25,9 @@ from tests.support.dists import (
     make_wheel,
     metadata_text,
     sdist_gzip_bomb,
+    sdist_with_headers,
     wheel_with_declared_metadata_size,
+    wheel_with_many_entries,
     wheel_with_metadata_bomb,
     wheel_with_overlapping_members,
 )
@@ -238,6 +241,36 @@ def test_hostile_filenames(
         (lambda d, n: _sdist_with_pkg_info_as(d, n, tarfile.SYMTYPE), "not a regular file"),
         (lambda d, n: _sdist_with_pkg_info_as(d, n, tarfile.DIRTYPE), "not a regular file"),
         (lambda d, n: _sdist_with_huge_pkg_info(d, n), "the limit is 4194304 bytes"),
+        # Issue 10, item 1: the central directory is judged from the end records before zipfile
+        # parses it. Only the end record lies here (a handful of real entries): refused from it.
+        (
+            lambda d, n: wheel_with_many_entries(d, n, "1.0", 0, declared=1_000_000),
+            "more than 200000 members: its end of central directory record declares 1000000",
+        ),
+        # The end record declares the limit, the directory holds more: the header count says so.
+        (
+            lambda d, n: wheel_with_many_entries(d, n, "1.0", 200_001, declared=200_000),
+            "its central directory holds more entries than its end record declares (200000)",
+        ),
+        (
+            lambda d, n: wheel_with_many_entries(d, n, "1.0", 5_000, declared=1),
+            "a central directory of 1 entries cannot take 265",
+        ),
+        (lambda d, n: _wheel_with_directory_size(d, n, 2**31), "would begin before the file does"),
+        # ... and a tar's headers are bounded before tarfile reads their payload.
+        (
+            lambda d, n: sdist_with_headers(d, n, "1.0", [(tarfile.XHDTYPE, 1 << 30)]),
+            "an extended tar header of 1073741824 bytes; the limit is 1048576 bytes",
+        ),
+        (
+            lambda d, n: sdist_with_headers(d, n, "1.0", [(tarfile.GNUTYPE_LONGNAME, 1 << 30)]),
+            "an extended tar header of 1073741824 bytes",
+        ),
+        (
+            lambda d, n: sdist_with_headers(d, n, "1.0", [(tarfile.XHDTYPE, 4)] * 400),
+            "a chain of more than 8 extended tar headers",
+        ),
+        (lambda d, n: sdist_with_headers(d, n, "1.0", [(tarfile.GNUTYPE_SPARSE, 0)]), "a GNU sparse member"),
     ],
 )
 def test_bad_archives(
@@ -257,6 +290,28 @@ def test_bad_archives(
     assert message in r.reason_phrase  # what twine shows
     assert_not_listed(index, unique)
     still_serving(client)
+
+
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT], ids=["pax", "gnu"])
+def test_sdist_with_extended_headers_is_accepted(
+    client: httpx.Client, token: str, tmp_path: Path, unique: str, fmt: int
+) -> None:
+    # Long names (over 100 bytes) and non-ASCII ones make pax headers or GNU long-name headers:
+    # the bounds on extended headers let real ones through.
+    base = f"{unique.replace('-', '_')}-1.0"
+    path = tmp_path / f"{base}.tar.gz"
+    info = metadata_text(unique, "1.0").encode()
+    with tarfile.open(path, "w:gz", format=fmt) as tf:
+        for member, data in {
+            f"{base}/src/{'deep/' * 30}module_é.py": b"x = 1\n",
+            f"{base}/PKG-INFO": info,
+        }.items():
+            ti = tarfile.TarInfo(member)
+            ti.size = len(data)
+            ti.mtime = 1_700_000_000.5  # fractional: a pax "mtime" record in PAX format
+            tf.addfile(ti, io.BytesIO(data))
+    r = upload(client, path, token)
+    assert r.status_code == 200, r.text
 
 
 def test_sdist_gzip_bomb(index: AssayServer, token: str, client: httpx.Client, tmp_path: Path, unique: str) -> None:
@@ -402,6 +457,17 @@ def zipfile_bytes() -> bytes:
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("x/PKG-INFO", "Metadata-Version: 2.1\n")
     return buf.getvalue()
+
+
+def _wheel_with_directory_size(directory: Path, name: str, size: int) -> Path:
+    """A valid wheel whose end of central directory record (APPNOTE.TXT 4.3.16) claims a
+    directory of ``size`` bytes."""
+    path = make_wheel(directory, name, "1.0")
+    data = bytearray(path.read_bytes())
+    eocd = data.rindex(b"PK\x05\x06")
+    data[eocd + 12 : eocd + 16] = struct.pack("<I", size)
+    path.write_bytes(bytes(data))
+    return path
 
 
 def _wheel_without_metadata(directory: Path, name: str) -> Path:

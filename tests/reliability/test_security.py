@@ -33,8 +33,9 @@ import httpx
 import pytest
 
 from assay.accounts import tokens
+from tests.index.helpers import assert_not_listed
 from tests.reliability.conftest import fsck_clean
-from tests.support.dists import make_wheel
+from tests.support.dists import make_wheel, sdist_with_many_members, wheel_with_many_entries
 from tests.support.oidc_provider import OIDCProvider, github_claims
 from tests.support.server import AssayServer
 from tests.support.upload import basic, form_fields, multipart, raw_get, upload
@@ -321,6 +322,40 @@ def test_request_body_limits(server: AssayServer, token: str, tmp_path: Path) ->
         wheel = make_wheel(tmp_path, "big-enough", "1.0", extra_files={"big_enough/blob": os.urandom(2 * MAX_BODY)})
         assert wheel.stat().st_size > MAX_BODY
         assert upload(http, wheel, token).status_code == 200
+
+
+# ---- archive bombs (issue 10, item 1) ----
+
+
+def _refused_without_trace(server: AssayServer, token: str, path: Path, project: str, message: str) -> None:
+    before = server.stored_files()
+    with server.client() as http:
+        r = upload(http, path, token)
+    assert r.status_code == 400, r.text
+    assert message in r.text, r.text
+    assert message in r.reason_phrase  # what twine shows
+    assert server.stored_files() == before, "a refused upload left files (blob or staging) behind"
+    assert_not_listed(server, project)
+
+
+def test_zip_central_directory_bomb(server: AssayServer, token: str, tmp_path: Path) -> None:
+    # The wheel of the issue: 53 MB, a million empty central-directory entries, declared in a
+    # zip64 end record. Before the fix zipfile parsed all of them (20 s, +450 MB) before the
+    # member limit refused it; now the end record is read first and nothing else. (Time and
+    # memory are measured by bench/upload/zipbomb.py; the message proves which check refused.)
+    bomb = wheel_with_many_entries(tmp_path, "cd-bomb", "1.0", 1_000_000)
+    assert bomb.stat().st_size > 50_000_000
+    _refused_without_trace(
+        server, token, bomb, "cd-bomb", "more than 200000 members: its end of central directory record declares 1000004"
+    )
+
+
+def test_tar_member_limit(server: AssayServer, token: str, tmp_path: Path) -> None:
+    # 200,001 members (the padding file, 199,999 empty files and PKG-INFO) is one too many.
+    # The count started at 0, so this one was accepted before. The padding (3 MiB of random
+    # bytes) keeps the decompression budget, which refuses smaller files first, out of the way.
+    sdist = sdist_with_many_members(tmp_path, "tar-members", "1.0", 199_999, padding=3 << 20)
+    _refused_without_trace(server, token, sdist, "tar-members", "the sdist has more than 200000 members")
 
 
 # ---- secrets ----

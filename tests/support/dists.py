@@ -246,3 +246,93 @@ def sdist_gzip_bomb(directory: Path, name: str, version: str, zeros_gib: float =
         + gzip.compress(pkg.tobuf(format=tarfile.PAX_FORMAT) + info + pad + b"\0" * 1024)
     )
     return path
+
+
+def wheel_with_many_entries(
+    directory: Path, name: str, version: str, entries: int, *, declared: int | None = None
+) -> Path:
+    """A valid wheel followed, in its central directory, by ``entries`` empty entries (53 bytes
+    each, all naming the first local header), with a zip64 end record (APPNOTE.TXT 4.3.14-4.3.16)
+    that declares ``declared`` entries (default: the truth). A million entries make a 53 MB
+    file whose central directory costs ``zipfile`` seconds and hundreds of MB to parse: the
+    "central-directory bomb" of issue 10. Written with ``struct``, about a second per million."""
+    import struct
+
+    path = make_wheel(directory, name, version)
+    data = path.read_bytes()
+    _eocd, cd_offset, cd_size, records = _central_records(data)
+    # A central file header (APPNOTE 4.3.12): stored, sizes 0, a 7-byte name, no extra field.
+    head = struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, 0, 0, 0, 0x21, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0)
+    dummies = b"".join([head + b"%07x" % i for i in range(entries)])
+    cd = data[cd_offset : cd_offset + cd_size] + dummies
+    total = len(records) + entries
+    count = total if declared is None else declared
+    zip64_offset = cd_offset + len(cd)
+    tail = (
+        # zip64 end of central directory record (4.3.14): 44 bytes follow the size field.
+        struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, count, count, len(cd), cd_offset)
+        # zip64 end of central directory locator (4.3.15).
+        + struct.pack("<IIQI", 0x07064B50, 0, zip64_offset, 1)
+        # end of central directory record (4.3.16), every field saying "see the zip64 record".
+        + struct.pack("<IHHHHIIH", 0x06054B50, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    )
+    path.write_bytes(data[:cd_offset] + cd + tail)
+    return path
+
+
+def sdist_with_many_members(
+    directory: Path, name: str, version: str, members: int, *, padding: int = 0
+) -> Path:
+    """A .tar.gz with ``members`` empty files (after ``padding`` random bytes in a file of their
+    own) before its PKG-INFO: flit and hatchling write PKG-INFO last, so the whole archive is
+    walked. Empty headers differ in a few bytes, so gzip packs them into about 7 bytes each; the
+    padding makes the file big enough that the decompression budget (32 times the upload) lets
+    all of them through. Headers are stamped from one template (ustar, POSIX.1-1988): name and
+    checksum patched in, a million a second."""
+    import gzip
+    import os
+
+    base = f"{_module(name)}-{version}"
+    blocks = bytearray()
+    if padding:
+        pad = tarfile.TarInfo(f"{base}/padding.bin")
+        pad.size = padding
+        blocks += pad.tobuf(format=tarfile.USTAR_FORMAT) + os.urandom(padding) + b"\0" * (-padding % 512)
+    template = tarfile.TarInfo(f"{base}/f0000000").tobuf(format=tarfile.USTAR_FORMAT)
+    middle, rest = template[100:148], template[156:512]
+    fixed = sum(middle) + sum(rest) + 8 * 32  # the checksum field counts as 8 spaces
+    for i in range(members):
+        member = f"{base}/f{i:07d}".encode()
+        blocks += member.ljust(100, b"\0") + middle + b"%06o\0 " % (fixed + sum(member)) + rest
+    info = metadata_text(name, version).encode()
+    pkg = tarfile.TarInfo(f"{base}/PKG-INFO")
+    pkg.size = len(info)
+    blocks += pkg.tobuf(format=tarfile.USTAR_FORMAT) + info + b"\0" * (-len(info) % 512) + b"\0" * 1024
+    path = directory / f"{base}.tar.gz"
+    path.write_bytes(gzip.compress(bytes(blocks), compresslevel=6))
+    return path
+
+
+def sdist_with_headers(directory: Path, name: str, version: str, headers: list[tuple[bytes, int]]) -> Path:
+    """A .tar.gz whose PKG-INFO comes after the raw headers ``headers``: (type flag, declared
+    size) each, with that many zero bytes of payload only when the size is small (a header
+    claiming a gigabyte is refused before its payload is read, or should be)."""
+    import gzip
+
+    base = f"{_module(name)}-{version}"
+    blocks = bytearray()
+    for i, (kind, size) in enumerate(headers):
+        ti = tarfile.TarInfo(f"{base}/h{i}")
+        ti.type = kind
+        ti.size = size
+        blocks += ti.tobuf(format=tarfile.GNU_FORMAT)
+        if size <= 1 << 20:
+            payload = b"1 x\n" if kind in (tarfile.XHDTYPE, tarfile.XGLTYPE) and size == 4 else b"\0" * size
+            blocks += payload + b"\0" * (-size % 512)
+    info = metadata_text(name, version).encode()
+    pkg = tarfile.TarInfo(f"{base}/PKG-INFO")
+    pkg.size = len(info)
+    blocks += pkg.tobuf(format=tarfile.USTAR_FORMAT) + info + b"\0" * (-len(info) % 512) + b"\0" * 1024
+    path = directory / f"{base}.tar.gz"
+    path.write_bytes(gzip.compress(bytes(blocks)))
+    return path

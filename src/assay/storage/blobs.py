@@ -11,6 +11,7 @@ fsck`` finds and removes such orphans.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import socket
@@ -22,6 +23,8 @@ from typing import BinaryIO, Protocol
 
 #: This machine's name, recorded with work in progress so recovery can tell its own leftovers.
 HOST = socket.gethostname()
+
+log = logging.getLogger(__name__)
 
 
 class BlobKeyError(ValueError):
@@ -58,19 +61,35 @@ class StagedBlob:
         self.size += len(data)
 
     def close(self) -> None:
-        """Flush and fsync, so the bytes are on disk before the rename that publishes them."""
-        if self._fh is not None:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
-            self._fh = None
+        """Flush and fsync, so the bytes are on disk before the rename that publishes them.
+        A failure (ENOSPC when the last buffered bytes meet a full disk, EIO) propagates as the
+        OSError it is; the file handle is closed either way, and ``discard`` still removes it."""
+        fh, self._fh = self._fh, None
+        if fh is None:
+            return
+        try:
+            fh.flush()
+            os.fsync(fh.fileno())
+        finally:
+            with contextlib.suppress(OSError):
+                # After a failed flush this flushes again and fails the same way; the
+                # descriptor is closed regardless (io.BufferedWriter.close).
+                fh.close()
 
     def discard(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-        with contextlib.suppress(FileNotFoundError):
+        """Remove the staging file, whatever state it is in; never raises (it runs in cleanup
+        paths, where an error would hide the one that got us there). Before issue 10 a full
+        disk made the close here raise again and skip the unlink, leaving the file behind."""
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            with contextlib.suppress(OSError):
+                fh.close()
+        try:
             self.path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:  # pragma: no cover - the staging directory itself became unusable
+            log.exception("could not remove staging file %s", self.path)
 
 
 class BlobStore(Protocol):

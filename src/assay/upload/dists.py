@@ -2,8 +2,10 @@
 
 Filenames are parsed with ``packaging.utils`` (wheel and sdist rules, PEP 427 / 491 / 625);
 metadata with ``packaging.metadata`` (core metadata 1.0 - 2.5). Reading an archive is bounded
-everywhere: the metadata file's size, the bytes decompressed while looking for it, and the
-shape of a zip's central directory, so a crafted file costs little and gets a clear error.
+everywhere: the metadata file's size, the bytes decompressed while looking for it, the number of
+members (read from a zip's end record and counted before ``zipfile`` parses anything; counted as
+a tar is walked) and the shape of a zip's central directory, so a crafted file costs little and
+gets a clear error.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
+import struct
 import tarfile
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Self
 
 from packaging.metadata import ExceptionGroup, InvalidMetadata, Metadata, parse_email
 from packaging.utils import (
@@ -97,7 +100,132 @@ class ArchiveLimits:
     max_members: int = 200_000
 
 
+# Record layouts from PKWARE's APPNOTE.TXT (the .ZIP File Format Specification), read with
+# ``struct`` only as far as deciding whether the central directory is worth handing to zipfile.
+#: 4.3.16 end of central directory record: signature, this disk, the directory's disk, entries
+#: on this disk, entries in all, directory size, directory offset, comment length.
+_EOCD = struct.Struct("<4sHHHHIIH")
+_EOCD_SIG = b"PK\x05\x06"
+#: 4.3.15 zip64 end of central directory locator: signature, disk, record offset, disks.
+_ZIP64_LOCATOR = struct.Struct("<4sIQI")
+_ZIP64_LOCATOR_SIG = b"PK\x06\x07"
+#: 4.3.14 zip64 end of central directory record (without its extensible data sector):
+#: signature, record size, versions, disks, entries on this disk, entries in all, directory
+#: size, directory offset.
+_ZIP64_EOCD = struct.Struct("<4sQHHIIQQQQ")
+_ZIP64_EOCD_SIG = b"PK\x06\x06"
+#: 4.3.12 central file header: the signature, then (after 24 bytes of versions, flags, method,
+#: times, CRC and sizes) the name, extra field and comment lengths, then 12 more fixed bytes.
+_CENTRAL = struct.Struct("<4s24xHHH12x")
+_CENTRAL_SIG = b"PK\x01\x02"
+#: The largest a central file header can be: three 16-bit lengths after the fixed part.
+_CENTRAL_MAX = _CENTRAL.size + 3 * 0xFFFF
+#: 4.3.16: the comment after the end record is at most 65,535 bytes.
+_TAIL = _EOCD.size + 0xFFFF
+_WALK_CHUNK = 1024 * 1024
+
+
+def _zip_directory(fh: BinaryIO) -> tuple[int, int, int] | None:
+    """(declared entries, central directory start, its size) from the end records, found the
+    way ``zipfile`` finds them (so both read the same directory); None when there is no end
+    record (``zipfile`` then says what is wrong). Reads at most 64 KiB plus a few dozen bytes."""
+    size = fh.seek(0, io.SEEK_END)
+    if size < _EOCD.size:
+        return None
+    fh.seek(max(0, size - _TAIL))
+    tail = fh.read()
+    # zipfile first takes a comment-less end record at the very end, else the last signature.
+    at = len(tail) - _EOCD.size
+    if not (tail[at : at + 4] == _EOCD_SIG and tail[-2:] == b"\0\0"):
+        at = tail.rfind(_EOCD_SIG)
+        if at < 0 or at + _EOCD.size > len(tail):
+            return None
+    eocd_at = size - len(tail) + at
+    _sig, _disk, _cd_disk, _here, entries, cd_size, _cd_offset, _comment = _EOCD.unpack_from(tail, at)
+    directory_end = eocd_at
+    # 4.3.15 / 4.3.14: a zip64 locator right before the end record points at the zip64 record,
+    # which zipfile reads from right before the locator (4.3.6: the records are contiguous).
+    locator_at = eocd_at - _ZIP64_LOCATOR.size
+    record_at = locator_at - _ZIP64_EOCD.size
+    if record_at >= 0:
+        fh.seek(record_at)
+        raw = fh.read(_ZIP64_EOCD.size + _ZIP64_LOCATOR.size)
+        if raw[_ZIP64_EOCD.size : _ZIP64_EOCD.size + 4] == _ZIP64_LOCATOR_SIG and raw[:4] == _ZIP64_EOCD_SIG:
+            fields = _ZIP64_EOCD.unpack_from(raw)
+            entries, cd_size = fields[7], fields[8]
+            directory_end = record_at
+    # zipfile reads the directory from just before the end records, whatever offset they claim
+    # (so a zip with data prepended still opens).
+    return entries, directory_end - cd_size, cd_size
+
+
+def _count_central_headers(fh: BinaryIO, start: int, size: int, limit: int) -> int:
+    """How many central file headers the directory really holds, up to ``limit + 1``: zipfile
+    parses the directory until its declared size is used up, whatever count the end record
+    claims, so a lying count must not decide alone. Hops from header to header through 1 MiB
+    reads (bounded memory); stops at the first bytes that are no header (zipfile reports those)."""
+    fh.seek(start)
+    remaining = size
+    buf = b""
+    pos = 0
+    count = 0
+    while count <= limit:
+        if pos > len(buf):  # a header's name/extra/comment ran past the buffer: skip the rest
+            skip = min(pos - len(buf), remaining)
+            fh.seek(skip, io.SEEK_CUR)
+            remaining -= skip
+            buf, pos = b"", 0
+        if len(buf) - pos < _CENTRAL.size:
+            if remaining <= 0:
+                break
+            chunk = fh.read(min(remaining, _WALK_CHUNK))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            buf, pos = buf[pos:] + chunk, 0
+            continue
+        sig, name, extra, comment = _CENTRAL.unpack_from(buf, pos)
+        if sig != _CENTRAL_SIG:
+            break
+        count += 1
+        pos += _CENTRAL.size + name + extra + comment
+    return count
+
+
+def _check_zip_directory(fh: BinaryIO, limits: ArchiveLimits, what: str) -> None:
+    """Refuse a zip whose central directory is too big to be worth parsing, before ``zipfile``
+    reads all of it into memory and builds a ZipInfo per entry (a million empty entries, 53 MB,
+    cost it 20 s and 450 MB: issue 10)."""
+    found = _zip_directory(fh)
+    if found is None:
+        return
+    entries, start, size = found
+    if entries > limits.max_members:
+        raise DistError(
+            f"the {what} has more than {limits.max_members} members: its end of central "
+            f"directory record declares {entries}"
+        )
+    if start < 0:
+        raise DistError(
+            f"the {what} is not a valid zip archive: its central directory ({size} bytes) "
+            "would begin before the file does"
+        )
+    if size > entries * _CENTRAL_MAX:
+        raise DistError(
+            f"the {what} is not a valid zip archive: a central directory of {entries} "
+            f"entries cannot take {size} bytes"
+        )
+    real = _count_central_headers(fh, start, size, limits.max_members)
+    if real > limits.max_members:
+        raise DistError(
+            f"the {what} has more than {limits.max_members} members: its central directory "
+            f"holds more entries than its end record declares ({entries})"
+        )
+    fh.seek(0)
+
+
 def _zip_metadata(fh: BinaryIO, member: str, limits: ArchiveLimits, what: str) -> bytes:
+    _check_zip_directory(fh, limits, what)
     try:
         zf = zipfile.ZipFile(fh)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
@@ -179,12 +307,61 @@ def scan_budget(path: Path, limits: ArchiveLimits) -> int:
     return min(limits.max_scan, SCAN_RATIO * path.stat().st_size + SCAN_FLOOR)
 
 
+#: Tar header types whose payload tarfile reads into memory in one piece and then follows to the
+#: next header by recursion: pax extended and global headers (POSIX.1-2001), Solaris's pax
+#: variant, GNU long names and long link names.
+_EXTENDED = (
+    tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK
+)
+#: Real extended headers hold a few path names and times: well under a KiB.
+MAX_EXTENDED_HEADER = 1024 * 1024
+#: A member has a pax global header, a pax header and a GNU long name/link at most in practice;
+#: a chain of hundreds made tarfile recurse past Python's limit.
+MAX_EXTENDED_CHAIN = 8
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """tarfile's header reader with limits, checked before a header's payload is read: an
+    extended header may not claim more than ``MAX_EXTENDED_HEADER`` bytes (tarfile would read a
+    gigabyte of "pax header" into memory), nor chain more than ``MAX_EXTENDED_CHAIN`` deep, and
+    GNU sparse members (never in an sdist) are refused rather than their extension blocks read
+    into lists."""
+
+    @classmethod
+    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> Self:
+        # tarfile.TarInfo.fromtarfile (CPython 3.11-3.13), with the checks between its lines.
+        assert tarfile_.fileobj is not None
+        buf = tarfile_.fileobj.read(tarfile.BLOCKSIZE)
+        obj = cls.frombuf(buf, tarfile_.encoding, tarfile_.errors)
+        obj.offset = tarfile_.fileobj.tell() - tarfile.BLOCKSIZE
+        if obj.type in _EXTENDED:
+            chain = getattr(tarfile_, "_assay_chain", 0) + 1
+            if chain > MAX_EXTENDED_CHAIN:
+                raise DistError(f"the sdist has a chain of more than {MAX_EXTENDED_CHAIN} extended tar headers")
+            if obj.size > MAX_EXTENDED_HEADER:
+                raise DistError(
+                    f"the sdist has an extended tar header of {obj.size} bytes; the limit is "
+                    f"{MAX_EXTENDED_HEADER} bytes"
+                )
+        else:
+            chain = 0
+        tarfile_._assay_chain = chain  # type: ignore[attr-defined]
+        if obj.type == tarfile.GNUTYPE_SPARSE:
+            raise DistError(f"the sdist has a GNU sparse member ({obj.name!r}): sdists hold plain files")
+        return obj._proc_member(tarfile_)  # type: ignore[attr-defined,no-any-return]
+
+
 def _tar_metadata(path: Path, member: str, limits: ArchiveLimits) -> bytes:
     try:
         with path.open("rb") as raw, gzip.GzipFile(fileobj=raw) as gz:
             stream = io.BufferedReader(_Budget(gz, scan_budget(path, limits)))  # type: ignore[arg-type]
-            with tarfile.open(fileobj=stream, mode="r|") as tf:
-                for count, info in enumerate(tf):
+            with tarfile.open(fileobj=stream, mode="r|", tarinfo=_BoundedTarInfo) as tf:
+                count = 0
+                while (info := tf.next()) is not None:
+                    # tarfile keeps every header it has read in ``members``; walking 200,000
+                    # of them would keep 200,000 TarInfo objects alive for nothing.
+                    tf.members.clear()  # type: ignore[attr-defined]
+                    count += 1
                     if count > limits.max_members:
                         raise DistError(f"the sdist has more than {limits.max_members} members")
                     if info.name.removeprefix("./") != member:

@@ -159,8 +159,14 @@ def prepare(form: UploadForm, blobs: BlobStore, limits: ArchiveLimits) -> Prepar
     if dist.is_wheel:
         # PEP 658: serve the wheel's METADATA, byte for byte, next to the wheel.
         metadata_blob = blobs.stage()
-        metadata_blob.write(meta.raw)
-        metadata_blob.close()
+        try:
+            metadata_blob.write(meta.raw)
+            metadata_blob.close()
+        except BaseException:
+            # Nobody else holds this blob yet: the caller only discards what ``prepare``
+            # returns. A full disk (ENOSPC at write or at close) used to leave it in staging.
+            metadata_blob.discard()
+            raise
         metadata_sha256 = hashlib.sha256(meta.raw).hexdigest()
 
     return PreparedUpload(
