@@ -1,8 +1,8 @@
 """The transparency log's format core (issue 13) on a log of N entries (default 1,000,000).
 
-Timed as the process's CPU time (time.process_time: the figures hold on a shared machine, the
-work is single-threaded and in memory), single process, in memory (assay.log.merkle.MemoryHashStore: the stored-hash array a
-database table or file would hold), each phase on its own:
+Timed as the process's CPU time (time.process_time, so that the figures hold on a shared
+machine: the work is single-threaded), in memory (assay.log.merkle.MemoryHashStore: the
+stored-hash array a database table or file would hold), each phase on its own:
 
 * append and hash: every entry's leaf hash and the subtree hashes it completes;
 * tree head: MTH of the whole log, then a signed checkpoint (C2SP tlog-checkpoint, Ed25519);

@@ -131,3 +131,28 @@ def test_a_bundle_is_checked_against_its_level0_tile() -> None:
         tiles.check_bundle(tiles.encode_bundle([*entries[:4], b"forged", *entries[5:]]), tile, data)
     with pytest.raises(TileError):
         tiles.split_tile(Tile(0, 0, 11), data)
+
+
+@pytest.mark.parametrize("size", [66_000, 65_536, 256])
+def test_a_reader_given_the_root_checks_every_tile_it_uses(size: int) -> None:
+    store = merkle.MemoryHashStore()
+    for i in range(size):
+        store.append(b"%d" % i)
+    root = merkle.tree_hash(size, store)
+    served = {t: tiles.tile_data(t, store) for t in tiles.tiles_for_size(size)}
+    reader = tiles.tile_hash_reader(size, served.__getitem__, root)
+    for index in (0, size // 3, size - 1):
+        assert reader([merkle.stored_hash_index(0, index)]) == [merkle.leaf_hash(b"%d" % index)]
+        assert merkle.inclusion_proof(index, size, reader) == merkle.inclusion_proof(index, size, store)
+
+    # Every tile above level 0, every partial tile, and a few full level-0 ones.
+    for tile in [t for t in served if t.level or not t.full or t.n in (0, 100, 255)]:
+        data = bytearray(served[tile])
+        data[-1] ^= 1  # the tile's last hash, the one a growing tile changes
+        bad = {**served, tile: bytes(data)}
+        # Reading the first leaf under the altered tile, or the tree head, must fail.
+        first = tile.n * tiles.TILE_WIDTH * tiles.TILE_WIDTH**tile.level
+        with pytest.raises(TileError, match=r"do not hash to its root|does not hash to its entry"):
+            tiles.tile_hash_reader(size, bad.__getitem__, root)([merkle.stored_hash_index(0, first)])
+    with pytest.raises(TileError):
+        tiles.tile_hash_reader(size, served.__getitem__, merkle.leaf_hash(b"another root"))([0])

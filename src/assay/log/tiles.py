@@ -24,7 +24,15 @@ import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from assay.log.merkle import HASH_SIZE, HashReader, leaf_hash, node_hash, split_stored_hash_index, stored_hash_index
+from assay.log.merkle import (
+    HASH_SIZE,
+    HashReader,
+    leaf_hash,
+    node_hash,
+    split_stored_hash_index,
+    stored_hash_index,
+)
+from assay.log.merkle import tree_hash as merkle_tree_hash
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT  # 256 hashes
@@ -185,22 +193,50 @@ def split_tile(tile: Tile, data: bytes) -> list[bytes]:
     return [data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
 
 
-def tile_hash_reader(size: int, fetch: Callable[[Tile], bytes]) -> HashReader:
+def tile_hash_reader(size: int, fetch: Callable[[Tile], bytes], root: bytes | None = None) -> HashReader:
     """A `HashReader` that answers from the tiles of a size-`size` tree, fetched by `fetch`.
 
-    What it reads is not authenticated here: a client checks what it builds from them (a
-    tree head, a proof) against a signed checkpoint, which fails for any altered hash.
+    With `root` (the root hash of a verified checkpoint of that size), every tile is checked
+    before its hashes are used: the partial tiles of `size`, which hold the tree head's
+    subtrees, against `root`; each full tile against its hash in the tile above (C2SP
+    tlog-tiles "Merkle Tree": a level-l hash is the MTH of a full level-(l-1) tile). A client
+    reading entries or leaf hashes from tiles needs that. Without `root` nothing is checked
+    here, which suffices where what is built from the hashes (a tree head, a proof) is then
+    checked against a signed checkpoint.
     """
+    tiles: dict[Tile, list[bytes]] = {}
 
-    def read(indexes: Sequence[int]) -> list[bytes]:
-        cache: dict[Tile, list[bytes]] = {}
+    def load(tile: Tile) -> list[bytes]:
+        if tile in tiles:
+            return tiles[tile]
+        hashes = split_tile(tile, fetch(tile))
+        if root is not None and tile.full:
+            above = tile.level + 1
+            number = tile.n // TILE_WIDTH
+            width = min(TILE_WIDTH, (size >> (TILE_HEIGHT * above)) - number * TILE_WIDTH)
+            if _tile_subtree_hash(hashes) != load(Tile(above, number, width))[tile.n % TILE_WIDTH]:
+                raise TileError(f"tile {tile.path()} does not hash to its entry in the tile above")
+        tiles[tile] = hashes
+        return hashes
+
+    def read_unchecked(indexes: Sequence[int]) -> list[bytes]:
         out = []
         for index in indexes:
             tile, first, past = tile_for_stored_index(index, size)
-            if tile not in cache:
-                cache[tile] = split_tile(tile, fetch(tile))
-            out.append(_tile_subtree_hash(cache[tile][first:past]))
+            out.append(_tile_subtree_hash(load(tile)[first:past]))
         return out
+
+    checked_head = root is None
+
+    def read(indexes: Sequence[int]) -> list[bytes]:
+        nonlocal checked_head
+        if not checked_head:
+            # The tree head's subtrees lie in the partial tiles of `size` and cover all of
+            # their hashes, so a matching root vouches for every partial tile.
+            if merkle_tree_hash(size, read_unchecked) != root:
+                raise TileError(f"the tiles of the tree of size {size} do not hash to its root")
+            checked_head = True
+        return read_unchecked(indexes)
 
     return read
 
