@@ -137,6 +137,8 @@ def test_signing_checks_the_text() -> None:
         note.sign("no newline", [signer])
     with pytest.raises(NoteError, match="control"):
         note.sign("tab\there\n", [signer])
+    with pytest.raises(NoteError, match="UTF-8"):
+        note.sign("\ud800\n", [signer])
     with pytest.raises(NoteError):
         Ed25519Signer.generate("bad name")
 

@@ -234,7 +234,11 @@ class Note:
 
 
 def _check_text(text: str, what: str) -> None:
-    """"Format": UTF-8 (guaranteed for str) with no ASCII control characters but newline."""
+    """"Format": valid UTF-8 with no ASCII control characters but newline."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: the one str that is not UTF-8
+        raise NoteError(f"the {what} is not valid UTF-8") from exc
     for ch in text:
         if ch < " " and ch != "\n":
             raise NoteError(f"the {what} contains the control character {ch!r}")
