@@ -169,9 +169,9 @@ def test_every_inclusion_proof_verifies_and_any_tampering_fails(data: st.DataObj
         at = data.draw(st.integers(min_value=0, max_value=len(proof) - 1))
         with pytest.raises(merkle.ProofError):
             merkle.verify_inclusion(leaf, index, size, _flip(proof, at), root)
-        with pytest.raises(merkle.ProofError):
+        with pytest.raises(merkle.ProofError, match="shorter"):
             merkle.verify_inclusion(leaf, index, size, proof[:-1], root)
-    with pytest.raises(merkle.ProofError):
+    with pytest.raises(merkle.ProofError, match="longer"):
         merkle.verify_inclusion(leaf, index, size, [*proof, leaf], root)
     with pytest.raises(merkle.ProofError):
         merkle.verify_inclusion(merkle.leaf_hash(b"another entry"), index, size, proof, root)
@@ -195,9 +195,9 @@ def test_every_consistency_proof_verifies_and_any_tampering_fails(data: st.DataO
         at = data.draw(st.integers(min_value=0, max_value=len(proof) - 1))
         with pytest.raises(merkle.ProofError):
             merkle.verify_consistency(old, new, old_root, new_root, _flip(proof, at))
-        with pytest.raises(merkle.ProofError):
+        with pytest.raises(merkle.ProofError, match=r"shorter|empty"):
             merkle.verify_consistency(old, new, old_root, new_root, proof[:-1])
-    with pytest.raises(merkle.ProofError):
+    with pytest.raises(merkle.ProofError, match=r"longer|must be empty"):
         merkle.verify_consistency(old, new, old_root, new_root, [*proof, new_root])
     if old > 0:
         with pytest.raises(merkle.ProofError):
