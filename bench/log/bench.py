@@ -99,7 +99,7 @@ def main() -> None:
 
     receipts = 1000
     t0 = time.process_time()
-    texts = [proof.make(i, n, store, signed).format() for i in indexes[:receipts]]
+    texts = [proof.make(i, store, signed).format() for i in indexes[:receipts]]
     make_s = time.process_time() - t0
     verifier = signer.verifier()
     t0 = time.process_time()

@@ -218,7 +218,7 @@ def test_go_checks_a_tlog_proof_receipt(oracle: Oracle) -> None:
     # The receipt's pieces, taken apart by assay's parser, pass Go's note and proof checks.
     log = note.Ed25519Signer.generate(ORIGIN)
     signed = checkpoint.sign(Checkpoint(ORIGIN, 1000, merkle.tree_hash(1000, SMALL_STORE)), [log])
-    receipt = proof.TlogProof.parse(proof.make(421, 1000, SMALL_STORE, signed).format())
+    receipt = proof.TlogProof.parse(proof.make(421, SMALL_STORE, signed).format())
     opened, inclusion = oracle([
         {"op": "open_note", "note": receipt.checkpoint.decode(), "vkeys": [log.verifier_key()]},
         {

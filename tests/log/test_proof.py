@@ -18,7 +18,7 @@ SIGNED = checkpoint.sign(Checkpoint(ORIGIN, 1000, merkle.tree_hash(1000, STORE))
 
 
 def test_a_proof_round_trips_and_verifies() -> None:
-    p = proof.make(737, 1000, STORE, SIGNED)
+    p = proof.make(737, STORE, SIGNED)
     text = p.format()
     lines = text.decode().split("\n")
     assert lines[0] == "c2sp.org/tlog-proof@v1"
@@ -32,7 +32,7 @@ def test_a_proof_round_trips_and_verifies() -> None:
 
 
 def test_extra_data_is_carried_but_not_trusted() -> None:
-    p = proof.make(0, 1000, STORE, SIGNED, extra=b"sha256:abc")
+    p = proof.make(0, STORE, SIGNED, extra=b"sha256:abc")
     text = p.format()
     assert text.split(b"\n")[1] == b"extra c2hhMjU2OmFiYw=="
     assert TlogProof.parse(text).extra == b"sha256:abc"
@@ -43,7 +43,7 @@ def test_a_single_entry_log_has_an_empty_proof() -> None:
     store = merkle.MemoryHashStore()
     store.append(b"only")
     signed = checkpoint.sign(Checkpoint(ORIGIN, 1, merkle.tree_hash(1, store)), [LOG])
-    text = proof.make(0, 1, store, signed).format()
+    text = proof.make(0, store, signed).format()
     assert text.startswith(b"c2sp.org/tlog-proof@v1\nindex 0\n\n")
     TlogProof.parse(text).verify(b"only", [LOG.verifier()], ORIGIN)
 
@@ -52,13 +52,13 @@ def test_a_cosigned_proof_verifies_with_the_witness() -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     witness = cosignature.CosignatureSigner("witness.example", Ed25519PrivateKey.generate())
-    p = proof.make(5, 1000, STORE, cosignature.cosign(SIGNED, witness))
+    p = proof.make(5, STORE, cosignature.cosign(SIGNED, witness))
     _, opened = TlogProof.parse(p.format()).verify(ENTRIES[5], [LOG.verifier(), witness.verifier()], ORIGIN)
     assert len(opened.verified) == 2
 
 
 def test_wrong_entries_keys_and_logs_fail() -> None:
-    p = TlogProof.parse(proof.make(737, 1000, STORE, SIGNED).format())
+    p = TlogProof.parse(proof.make(737, STORE, SIGNED).format())
     with pytest.raises(TlogProofError, match="does not lead"):
         p.verify(ENTRIES[736], [LOG.verifier()], ORIGIN)
     with pytest.raises(TlogProofError, match="checkpoint does not verify"):
@@ -73,7 +73,7 @@ def test_wrong_entries_keys_and_logs_fail() -> None:
         beyond.verify(ENTRIES[737], [LOG.verifier()], ORIGIN)
 
 
-GOOD = proof.make(737, 1000, STORE, SIGNED).format()
+GOOD = proof.make(737, STORE, SIGNED).format()
 
 
 @pytest.mark.parametrize(

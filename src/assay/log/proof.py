@@ -99,8 +99,7 @@ class TlogProof:
         return checkpoint, opened
 
 
-def make(
-    index: int, size: int, read: merkle.HashReader, signed_checkpoint: bytes, extra: bytes | None = None
-) -> TlogProof:
-    """A proof for entry `index` against a signed checkpoint of a tree of `size` leaves."""
+def make(index: int, read: merkle.HashReader, signed_checkpoint: bytes, extra: bytes | None = None) -> TlogProof:
+    """A proof for entry `index` against a signed checkpoint (the tree size is the checkpoint's)."""
+    size = Checkpoint.parse(note.parse(signed_checkpoint)[0]).size
     return TlogProof(index, tuple(merkle.inclusion_proof(index, size, read)), signed_checkpoint, extra)

@@ -14,7 +14,8 @@ Rules from the C2SP tlog-tiles spec, section "Merkle Tree" unless noted:
 
 In stored-hash terms (see `merkle`), tile (L, N) holds the stored hashes at height 8*L for
 subtree numbers N*256 .. N*256 + W - 1, which is Go's golang.org/x/mod/sumdb/tlog tiling at
-height 8 (Go's paths add the height: `tile/8/L/N`, and call entry bundles `tile/8/data/N`).
+height 8 (Go's paths add the height, `tile/8/L/N`; Go's `tile/8/data/N` record tiles are not
+C2SP entry bundles).
 """
 
 from __future__ import annotations
