@@ -22,7 +22,8 @@ from assay.config import Settings, load_settings
 from assay.index.routes import routes as index_routes
 from assay.storage import recovery
 from assay.upload.routes import routes as upload_routes
-from assay.web import reason
+from assay.web import errors, reason
+from assay.web.errors import KeepConnection
 from assay.web.responses import TextError
 from assay.web.security import BodyLimits, SecurityHeaders
 from assay.web.services import Services, services
@@ -30,7 +31,9 @@ from assay.web.services import Services, services
 log = logging.getLogger("assay")
 
 
-def _home(request: Request) -> Response:
+async def _home(request: Request) -> Response:
+    # async: it needs no database, so it runs on the event loop and keeps answering when every
+    # thread of the pool is stuck on a hung database (issue 10, item 11).
     svc = services(request)
     base = escape(svc.base_url(request))
     return HTMLResponse(
@@ -49,15 +52,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return TextError(exc.status_code, messages.get(exc.status_code, str(exc.detail)), headers=headers)
 
 
-async def _server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return TextError(500, "Internal server error; the details are in the server's log.")
-
-
 class _App(Starlette):
     def build_middleware_stack(self) -> ASGIApp:
-        # Outside Starlette's error middleware, so a 500 gets the security headers too.
-        return SecurityHeaders(super().build_middleware_stack())
+        # Outside Starlette's error middleware, so a 500 gets the security headers too, and the
+        # connection survives it (assay.web.errors.KeepConnection).
+        return SecurityHeaders(KeepConnection(super().build_middleware_stack()))
 
 
 def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
@@ -81,7 +80,12 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
     extra_routes = install_capabilities(svc)
     app = _App(
         routes=[Route("/", _home, methods=["GET", "HEAD"]), *index_routes, *upload_routes, *extra_routes],
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        # Outages (database, storage) answer 503/507 and everything else 500: assay.web.errors.
+        exception_handlers={
+            HTTPException: _http_error,
+            **dict.fromkeys(errors.HANDLED, errors.outage_error),
+            Exception: errors.server_error,
+        },
         # Inside the exception middleware's reach: a refused body becomes an ordinary 408/413.
         middleware=[
             Middleware(
