@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -52,6 +53,23 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return TextError(exc.status_code, messages.get(exc.status_code, str(exc.detail)), headers=headers)
 
 
+#: Seconds between two attempts to finish the clean-ups a database outage interrupted.
+SWEEP_INTERVAL = 2.0
+
+
+async def _sweep_forever(svc: Services) -> None:
+    """Issue 10, item 10: once the database is back, the journal entries and blobs of uploads
+    that failed during the outage are removed by this live process (``Uploader.sweep``), not
+    left until a restart. Costs nothing while there is nothing to sweep."""
+    while True:
+        await asyncio.sleep(SWEEP_INTERVAL)
+        if svc.uploader.claims.unfinished:
+            try:
+                await run_in_threadpool(svc.uploader.sweep)
+            except Exception:  # pragma: no cover - sweep() catches what the database raises
+                log.exception("sweeping after failed uploads")
+
+
 class _App(Starlette):
     def build_middleware_stack(self) -> ASGIApp:
         # Outside Starlette's error middleware, so a 500 gets the security headers too, and the
@@ -72,7 +90,9 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
         # shows up as the slowest requests under load (the gc.freeze documentation's own advice).
         gc.collect()
         gc.freeze()
+        sweeper = asyncio.create_task(_sweep_forever(svc))
         yield
+        sweeper.cancel()
         svc.db.dispose()
 
     from assay.capabilities import install_capabilities
