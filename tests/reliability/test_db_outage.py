@@ -32,6 +32,7 @@ import pytest
 
 from tests.support.dists import make_wheel
 from tests.support.private_postgres import PrivatePostgres, private_postgres
+from tests.support.raw_http import exchange, raw_request
 from tests.support.server import AssayServer
 from tests.support.upload import basic as upload_basic
 from tests.support.upload import upload
@@ -188,34 +189,6 @@ def test_hung_database_answers_503_and_pages_without_database_keep_answering(
         time.sleep(0.2)
 
 
-def _exchange(sock: socket.socket, request: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Send one HTTP/1.1 request on ``sock`` and read its response (Content-Length framed)."""
-    sock.sendall(request)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError(f"the server closed the connection; got {data!r}")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("the server closed the connection mid-body")
-        body += chunk
-    return int(lines[0].split()[1]), headers, body
-
-
-def _request(method: str, path: str, body: bytes = b"", headers: str = "") -> bytes:
-    return (
-        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Content-Length: {len(body)}\r\n\r\n".encode()
-        + body
-    )
-
-
 def test_database_down_answers_503_and_the_connection_stays_usable(
     server: AssayServer, pg: PrivatePostgres, tmp_path: Path
 ) -> None:
@@ -231,21 +204,21 @@ def test_database_down_answers_503_and_the_connection_stays_usable(
     pg.stop()
     try:
         with socket.create_connection((host, int(port)), timeout=30) as sock:
-            status, headers, body = _exchange(sock, _request("GET", "/pypi/keepalive/json"))
+            status, headers, body = exchange(sock, raw_request("GET", "/pypi/keepalive/json"))
             assert status == 503
             assert headers["retry-after"].isdigit()
             assert b"database is unavailable" in body
             # An upload, body and all, refused the same way ...
-            status, headers, body = _exchange(
+            status, headers, body = exchange(
                 sock,
-                _request(
+                raw_request(
                     "POST", "/legacy/", upload_body,
                     auth + f"Content-Type: {form.headers['content-type']}\r\n",
                 ),
             )
             assert status == 503, body
             # ... and the connection still answers the next request.
-            status, _, body = _exchange(sock, _request("GET", "/"))
+            status, _, body = exchange(sock, raw_request("GET", "/"))
             assert status == 200
     finally:
         pg.start()
@@ -261,9 +234,9 @@ def test_unexpected_error_answers_500_and_the_connection_stays_usable(
         conn.execute("ALTER TABLE counters RENAME TO counters_away")
     try:
         with socket.create_connection((host, int(port)), timeout=30) as sock:
-            status, _, body = _exchange(sock, _request("GET", "/simple/"))
+            status, _, body = exchange(sock, raw_request("GET", "/simple/"))
             assert status == 500, body
-            status, _, _ = _exchange(sock, _request("GET", "/"))
+            status, _, _ = exchange(sock, raw_request("GET", "/"))
             assert status == 200
     finally:
         with psycopg.connect(pg._dsn("assay"), autocommit=True) as conn:
