@@ -169,6 +169,7 @@ def test_hung_database_answers_503_and_pages_without_database_keep_answering(
     try:
         # 60 requests that need the database: more than the thread pool (40) and the
         # connection pool (30) together hold.
+        frozen_at = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(60) as pool:
             stuck = [pool.submit(_get, needs_db) for _ in range(60)]
             time.sleep(1)
@@ -176,6 +177,8 @@ def test_hung_database_answers_503_and_pages_without_database_keep_answering(
             for _ in range(3):
                 assert _get(server.url + "/", timeout=5).status_code == 200
             answers = [f.result() for f in stuck]
+        print(f"\nhang: 60 requests answered {sorted({r.status_code for r in answers})} "
+              f"within {time.monotonic() - frozen_at:.1f} s")
     finally:
         pg.thaw()
     # Each got 503 once the statement / pool timeout had passed, saying what is unavailable.
