@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import inspect
 import logging
 import os
 import threading
@@ -93,8 +94,17 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
 @functools.cache
 def _reply_deadline_connection() -> Any:
     """``ReplyDeadlineConnection``, made on first use: psycopg is an optional dependency (the
-    ``postgresql`` extra), so a SQLite-only installation never imports it."""
+    ``postgresql`` extra), so a SQLite-only installation never imports it. None when the
+    installed psycopg's ``Connection.wait`` takes no ``timeout`` (older releases): the statement
+    and pool timeouts still apply, only a server that answers nothing is then waited for."""
     import psycopg
+
+    if "timeout" not in inspect.signature(psycopg.Connection.wait).parameters:
+        log.warning(
+            "psycopg %s cannot bound the wait for a reply; a hung database server will hang requests",
+            psycopg.__version__,
+        )
+        return None
 
     class ReplyDeadlineConnection(psycopg.Connection[Any]):
         """A psycopg connection that waits at most ``reply_timeout`` seconds for any reply.
@@ -143,7 +153,10 @@ def _postgresql_engine(url: str, *, statement_timeout: float, pool_timeout: floa
     @event.listens_for(engine, "do_connect")
     def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
         # SQLAlchemy's documented hook for making the DBAPI connection ourselves.
-        conn = _reply_deadline_connection().connect(*cargs, **cparams)
+        factory = _reply_deadline_connection()
+        if factory is None:
+            return None  # SQLAlchemy connects as usual
+        conn = factory.connect(*cargs, **cparams)
         conn.reply_timeout = reply_timeout
         return conn
 
