@@ -29,6 +29,13 @@ class Settings:
     data_dir: Path = Path("assay-data")
     #: SQLAlchemy URL; empty means SQLite at <data_dir>/assay.db.
     database_url: str = ""
+    #: Seconds a database statement (or a wait for a lock) may take before PostgreSQL cancels it;
+    #: a server that sends no reply at all is given up on 2 s later (issue 10: a hung database
+    #: must not hang the index). The request then gets 503.
+    db_statement_timeout: int = 30
+    #: Seconds a request waits for a database connection (a free pooled one, or a new one to be
+    #: established) before it gets 503.
+    db_pool_timeout: int = 10
     # --- how the server listens ---
     host: str = "127.0.0.1"
     port: int = 8000
@@ -111,6 +118,7 @@ class Settings:
             raise ConfigError("max_upload_size must be positive")
         for name in (
             "keep_alive_timeout", "header_timeout", "max_header_size", "body_timeout", "max_request_body",
+            "db_statement_timeout", "db_pool_timeout",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")

@@ -26,7 +26,7 @@ from assay.web.redact import RedactingFilter
 #: generated ``--name`` flag, so each one is settable as flag, ASSAY_* env and file key alike.
 _EXPLICIT = {
     "config_file", "data_dir", "database_url", "host", "port", "workers", "tls_cert", "tls_key",
-    "base_url", "max_upload_size", "private", "log_level",
+    "base_url", "max_upload_size", "private", "log_level", "db_statement_timeout", "db_pool_timeout",
 }
 
 
@@ -106,6 +106,16 @@ _APP_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 )
 @click.option(
     "--private/--public", default=None, help="Require a token for reads too. Env: ASSAY_PRIVATE."
+)
+@click.option(
+    "--db-statement-timeout", type=int,
+    help="Seconds a database statement or lock wait may take before it is cancelled and the "
+    "request answered 503 (default 30; PostgreSQL). Env: ASSAY_DB_STATEMENT_TIMEOUT.",
+)
+@click.option(
+    "--db-pool-timeout", type=int,
+    help="Seconds a request waits for a database connection before it is answered 503 "
+    "(default 10; PostgreSQL). Env: ASSAY_DB_POOL_TIMEOUT.",
 )
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]),

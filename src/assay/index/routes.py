@@ -146,7 +146,7 @@ async def simple_project(request: Request) -> Response:
     return _page_response(request, svc, rendered.body, rendered.etag, choice.content_type)
 
 
-def simple_redirect(request: Request) -> Response:
+async def simple_redirect(request: Request) -> Response:
     return RedirectResponse(str(request.url.replace(path="/simple/")), status_code=301)
 
 

@@ -4,12 +4,24 @@
 with ``BEGIN IMMEDIATE`` so that concurrent writers (several workers) queue on the busy timeout
 instead of failing when a read lock cannot be upgraded; on PostgreSQL both are ordinary
 transactions and uniqueness races surface as ``IntegrityError``, which callers retry.
+
+Issue 10, item 11 ("a hung database hangs everything"): on PostgreSQL no wait is unbounded.
+``statement_timeout`` and ``lock_timeout`` (sent as connection options) make the server give up
+on a slow statement; a server that answers nothing at all (frozen, or a dead network path, where
+the kernel still acknowledges every packet) is covered on the client side: a connection attempt
+gives up after ``pool_timeout`` (libpq's ``connect_timeout``), and every wait for a reply after
+``statement_timeout`` plus a little (``ReplyDeadlineConnection``), which closes the connection.
+Waiting for a free pooled connection is bounded by ``pool_timeout`` too. Each ends in an
+``OperationalError`` or the pool's ``TimeoutError``, which the web layer answers with 503
+(``assay.web.errors``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
+import inspect
 import logging
 import os
 import threading
@@ -29,6 +41,14 @@ _MIGRATION_LOCK_ID = 0x61_73_73_61  # "assa": the advisory lock key used while m
 #: The newest migration. With the schema already there, start-up reads one row and never
 #: imports Alembic (most of a quarter second); tests check this equals Alembic's head.
 HEAD_REVISION = "0001"
+
+
+#: Defaults of the ``db_statement_timeout`` and ``db_pool_timeout`` settings, in seconds.
+STATEMENT_TIMEOUT = 30.0
+POOL_TIMEOUT = 10.0
+#: How much longer than ``statement_timeout`` the client waits for a reply before it decides the
+#: server is gone (the server's own timeout, and the error it sends, come first when it is alive).
+REPLY_GRACE = 2.0
 
 
 class DatabaseError(RuntimeError):
@@ -71,8 +91,86 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     return engine
 
 
+@functools.cache
+def _reply_deadline_connection() -> Any:
+    """``ReplyDeadlineConnection``, made on first use: psycopg is an optional dependency (the
+    ``postgresql`` extra), so a SQLite-only installation never imports it. None when the
+    installed psycopg's ``Connection.wait`` takes no ``timeout`` (older releases): the statement
+    and pool timeouts still apply, only a server that answers nothing is then waited for."""
+    import psycopg
+
+    if "timeout" not in inspect.signature(psycopg.Connection.wait).parameters:
+        log.warning(
+            "psycopg %s cannot bound the wait for a reply; a hung database server will hang requests",
+            psycopg.__version__,
+        )
+        return None
+
+    class ReplyDeadlineConnection(psycopg.Connection[Any]):
+        """A psycopg connection that waits at most ``reply_timeout`` seconds for any reply.
+
+        psycopg funnels every wait on an established connection (a query, a commit, SQLAlchemy's
+        pre-ping) through ``Connection.wait``, whose ``timeout`` raises once it expires. The query
+        is then in an unknown state, so the connection is closed (psycopg does the same when a
+        cancellation is not answered) and SQLAlchemy discards it from the pool."""
+
+        reply_timeout: float | None = None
+
+        def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+            if timeout is None:
+                timeout = self.reply_timeout
+            try:
+                return super().wait(gen, interval, timeout)
+            except psycopg.OperationalError as exc:
+                # psycopg.errors._WaitTimeout is private: recognised by the deadline having passed.
+                if self.reply_timeout is None or type(exc).__name__ != "_WaitTimeout":
+                    raise
+                self.pgconn.finish()
+                raise psycopg.OperationalError(
+                    f"the database did not answer within {self.reply_timeout:g} s; the connection was closed"
+                ) from None
+
+    return ReplyDeadlineConnection
+
+
+def _postgresql_engine(url: str, *, statement_timeout: float, pool_timeout: float) -> Engine:
+    millis = max(1, round(statement_timeout * 1000))
+    engine = sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=pool_timeout,
+        connect_args={
+            # libpq: whole seconds, at least 2 (smaller values are raised to 2).
+            "connect_timeout": max(2, round(pool_timeout)),
+            # The server's own limits: a statement or a lock wait longer than this is cancelled.
+            "options": f"-c statement_timeout={millis} -c lock_timeout={millis}",
+        },
+    )
+    reply_timeout = statement_timeout + REPLY_GRACE
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        # SQLAlchemy's documented hook for making the DBAPI connection ourselves.
+        factory = _reply_deadline_connection()
+        if factory is None:
+            return None  # SQLAlchemy connects as usual
+        conn = factory.connect(*cargs, **cparams)
+        conn.reply_timeout = reply_timeout
+        return conn
+
+    return engine
+
+
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        statement_timeout: float = STATEMENT_TIMEOUT,
+        pool_timeout: float = POOL_TIMEOUT,
+    ) -> None:
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         try:
@@ -81,7 +179,9 @@ class Database:
                 self.engine = _sqlite_engine(self.url, immediate=False)
                 self.write_engine = _sqlite_engine(self.url, immediate=True)
             else:
-                self.engine = sa.create_engine(self.url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+                self.engine = _postgresql_engine(
+                    self.url, statement_timeout=statement_timeout, pool_timeout=pool_timeout
+                )
                 self.write_engine = self.engine
         except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
             raise DatabaseError(f"cannot use database URL {self.safe_url}: {exc}") from None
@@ -168,8 +268,17 @@ class Database:
         from alembic import command
 
         with self._migration_lock(), self.engine.connect() as conn:
+            if not self.is_sqlite:
+                # A migration may rewrite big tables: the per-request limits do not apply.
+                conn.exec_driver_sql("SET statement_timeout = 0")
+                conn.exec_driver_sql("SET lock_timeout = 0")
+                dbapi: Any = conn.connection.dbapi_connection
+                if hasattr(dbapi, "reply_timeout"):
+                    dbapi.reply_timeout = None
             command.upgrade(self._alembic_config(conn), "head")
             conn.commit()
+            if not self.is_sqlite:
+                conn.invalidate()  # not back into the pool with the limits lifted
 
     def _recorded_revision(self) -> str | None:
         try:

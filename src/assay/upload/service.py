@@ -11,6 +11,14 @@ upload leaves no trace):
 If step 4 fails, the blobs published in step 3 are removed unless a committed row (a concurrent
 identical upload that won the race) uses them. A process killed between 3 and 4 leaves an
 unreferenced blob, which no reader can reach and ``assay admin fsck`` removes.
+
+If the database goes away in the middle (issue 10, item 10), that clean-up cannot run either:
+the journal entry and the blob stay, owned by a process that is still alive, so start-up
+recovery does not take them and an identical retry waited 60 s for an upload that was long
+over. The process therefore keeps, in memory, the keys it holds (``_Claims``) and the keys it
+could not clean up; a sweep (``Uploader.sweep``, run periodically by the application and before
+each upload) finishes the clean-up once the database answers again, and a retry that finds an
+entry of this very process that no request of it holds takes that entry over at once.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -259,10 +268,97 @@ class UploadContext:
 JOURNAL_WAIT = 60.0
 
 
+class _Claims:
+    """The blob keys a request of this process is working on right now, and those whose
+    journal entries a failed clean-up left behind (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._held: set[str] = set()
+        self.unfinished: set[str] = set()
+
+    def claim(self, keys: list[str], timeout: float) -> bool:
+        """Wait until no other request of this process holds any of ``keys``, then hold them."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._held.intersection(keys):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            self._held.update(keys)
+            return True
+
+    def try_claim(self, key: str) -> bool:
+        with self._cond:
+            if key in self._held:
+                return False
+            self._held.add(key)
+            return True
+
+    def release(self, keys: list[str]) -> None:
+        with self._cond:
+            self._held.difference_update(keys)
+            self._cond.notify_all()
+
+    def leave_unfinished(self, key: str) -> None:
+        with self._cond:
+            self.unfinished.add(key)
+
+    def finished(self, key: str) -> None:
+        with self._cond:
+            self.unfinished.discard(key)
+
+    def pending(self) -> list[str]:
+        with self._cond:
+            return sorted(self.unfinished)
+
+
 class Uploader:
     def __init__(self, db: Database, blobs: BlobStore) -> None:
         self.db = db
         self.blobs = blobs
+        self.claims = _Claims()
+
+    def sweep(self) -> int:
+        """Finish the clean-ups that failed while the database was unavailable; returns how many
+        keys are done. Keys held by a request right now are left for the next sweep."""
+        done = 0
+        for key in self.claims.pending():
+            if not self.claims.try_claim(key):
+                continue
+            try:
+                self._clear_own_entry(key)
+            except Exception as exc:  # still unavailable: the next sweep tries again
+                log.info("could not yet clean up after a failed upload (%s): %s", key, exc)
+                return done
+            else:
+                self.claims.finished(key)
+                done += 1
+            finally:
+                self.claims.release([key])
+        if done:
+            log.info("cleaned up %d blob key(s) left by uploads that failed while the database was down", done)
+        return done
+
+    def _clear_own_entry(self, key: str) -> None:
+        """Remove this process's journal entry for ``key`` and, if no file row refers to the blob,
+        the blob, in one transaction. The caller holds the claim on ``key``, so no request of this
+        process is using the entry; and while the entry exists no other process can journal (so
+        publish) this key. Without an entry of ours there is nothing of ours to remove."""
+        with self.db.write() as session:
+            mine = session.execute(
+                sa.delete(PendingBlob).where(
+                    PendingBlob.key == key, PendingBlob.host == HOST, PendingBlob.pid == os.getpid()
+                )
+            ).rowcount  # type: ignore[attr-defined]
+            if not mine:
+                return
+            referenced = session.execute(
+                sa.select(File.id).where(sa.or_(File.blob_key == key, File.metadata_blob_key == key))
+            ).first()
+            if referenced is None and self.blobs.exists(key):
+                self.blobs.delete(key)
 
     def commit(self, up: PreparedUpload, ctx: UploadContext) -> UploadResult:
         """Authorize and store ``up``. Always cleans up after itself, whatever happens."""
@@ -270,6 +366,9 @@ class Uploader:
         mkey = metadata_key(key)
         keys = [key, mkey] if up.metadata is not None else [key]
         journaled = False
+        claimed = False
+        if self.claims.unfinished:
+            self.sweep()
         try:
             while True:
                 # Cheap checks before touching the blob store.
@@ -282,12 +381,19 @@ class Uploader:
                         return UploadResult(up.filename, up.normalized, up.version, False, up.sha256)
                     if project is not None:
                         _check_one_sdist(session, up, project.id)
+                # Another request of this process uploading the very same file: wait for it.
+                if not self.claims.claim(keys, JOURNAL_WAIT):
+                    raise UploadRejected("Another upload of this very file is still in progress; retry later.", 409)
+                claimed = True
                 if self._journal(keys):
                     journaled = True
                     break
-                # The very same file is being uploaded right now: wait for that upload to finish,
-                # then answer as for any identical re-upload (or take over if it failed).
+                # The very same file is being uploaded by another process right now, or an earlier
+                # attempt left its entry: wait for that upload to finish (or take the stale entry
+                # over), then answer as for any identical re-upload.
                 self._wait_for(keys)
+                self.claims.release(keys)
+                claimed = False
 
             self.blobs.publish(up.content, key)
             if up.metadata is not None:
@@ -318,9 +424,18 @@ class Uploader:
                 journaled = False  # the rows own the blobs, and the journal entries are gone
                 return result
             raise UploadRejected("The upload kept conflicting with concurrent uploads; retry.", 409)
+        except BaseException:
+            if claimed and not journaled:
+                # The journal insert itself failed (the database went away): it may have been
+                # committed without our hearing of it, so the sweep looks for an entry of ours.
+                for k in keys:
+                    self.claims.leave_unfinished(k)
+            raise
         finally:
             if journaled:
                 self._abandon(keys)
+            if claimed:
+                self.claims.release(keys)
             up.content.discard()
             if up.metadata is not None:
                 up.metadata.discard()
@@ -337,12 +452,21 @@ class Uploader:
         return True
 
     def _wait_for(self, keys: list[str]) -> None:
+        """Wait until no journal entry holds ``keys``. The caller holds the claim on them, so an
+        entry of this very process belongs to no request any more: an attempt whose clean-up
+        failed (the database was down). It is taken over at once instead of waited for."""
         deadline = time.monotonic() + JOURNAL_WAIT
         while time.monotonic() < deadline:
             with self.db.read() as session:
                 holders = list(session.execute(sa.select(PendingBlob).where(PendingBlob.key.in_(keys))).scalars())
             if not holders:
                 return
+            own = [h for h in holders if h.host == HOST and h.pid == os.getpid()]
+            if own:
+                for h in own:
+                    self._clear_own_entry(h.key)
+                    self.claims.finished(h.key)
+                continue
             if all(h.host == HOST and not process_alive(h.pid) for h in holders):
                 recovery.recover(self.db, self.blobs)  # the holder was killed: clean up after it
                 continue
@@ -361,8 +485,10 @@ class Uploader:
                     if referenced is None:
                         self.blobs.delete(k)
                     session.execute(sa.delete(PendingBlob).where(PendingBlob.key == k))
-            except Exception:  # pragma: no cover - start-up recovery and fsck are the backstop
-                log.exception("could not clean up blob %s after a failed upload", k)
+            except Exception as exc:
+                # Typically the database is down: the sweep finishes this once it is back.
+                log.warning("could not clean up blob %s after a failed upload (retried later): %s", k, exc)
+                self.claims.leave_unfinished(k)
 
     def _authorize(self, session: Session, who: Principal, up: PreparedUpload, project: Project | None) -> None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -22,7 +23,8 @@ from assay.config import Settings, load_settings
 from assay.index.routes import routes as index_routes
 from assay.storage import recovery
 from assay.upload.routes import routes as upload_routes
-from assay.web import reason
+from assay.web import errors, reason
+from assay.web.errors import KeepConnection
 from assay.web.responses import TextError
 from assay.web.security import BodyLimits, SecurityHeaders
 from assay.web.services import Services, services
@@ -30,7 +32,9 @@ from assay.web.services import Services, services
 log = logging.getLogger("assay")
 
 
-def _home(request: Request) -> Response:
+async def _home(request: Request) -> Response:
+    # async: it needs no database, so it runs on the event loop and keeps answering when every
+    # thread of the pool is stuck on a hung database (issue 10, item 11).
     svc = services(request)
     base = escape(svc.base_url(request))
     return HTMLResponse(
@@ -49,15 +53,28 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return TextError(exc.status_code, messages.get(exc.status_code, str(exc.detail)), headers=headers)
 
 
-async def _server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return TextError(500, "Internal server error; the details are in the server's log.")
+#: Seconds between two attempts to finish the clean-ups a database outage interrupted.
+SWEEP_INTERVAL = 2.0
+
+
+async def _sweep_forever(svc: Services) -> None:
+    """Issue 10, item 10: once the database is back, the journal entries and blobs of uploads
+    that failed during the outage are removed by this live process (``Uploader.sweep``), not
+    left until a restart. Costs nothing while there is nothing to sweep."""
+    while True:
+        await asyncio.sleep(SWEEP_INTERVAL)
+        if svc.uploader.claims.unfinished:
+            try:
+                await run_in_threadpool(svc.uploader.sweep)
+            except Exception:  # pragma: no cover - sweep() catches what the database raises
+                log.exception("sweeping after failed uploads")
 
 
 class _App(Starlette):
     def build_middleware_stack(self) -> ASGIApp:
-        # Outside Starlette's error middleware, so a 500 gets the security headers too.
-        return SecurityHeaders(super().build_middleware_stack())
+        # Outside Starlette's error middleware, so a 500 gets the security headers too, and the
+        # connection survives it (assay.web.errors.KeepConnection).
+        return SecurityHeaders(KeepConnection(super().build_middleware_stack()))
 
 
 def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
@@ -73,7 +90,9 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
         # shows up as the slowest requests under load (the gc.freeze documentation's own advice).
         gc.collect()
         gc.freeze()
+        sweeper = asyncio.create_task(_sweep_forever(svc))
         yield
+        sweeper.cancel()
         svc.db.dispose()
 
     from assay.capabilities import install_capabilities
@@ -81,7 +100,12 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
     extra_routes = install_capabilities(svc)
     app = _App(
         routes=[Route("/", _home, methods=["GET", "HEAD"]), *index_routes, *upload_routes, *extra_routes],
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        # Outages (database, storage) answer 503/507 and everything else 500: assay.web.errors.
+        exception_handlers={
+            HTTPException: _http_error,
+            **dict.fromkeys(errors.HANDLED, errors.outage_error),
+            Exception: errors.server_error,
+        },
         # Inside the exception middleware's reach: a refused body becomes an ordinary 408/413.
         middleware=[
             Middleware(

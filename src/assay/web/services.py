@@ -28,7 +28,11 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
-        db = Database(settings.resolved_database_url)
+        db = Database(
+            settings.resolved_database_url,
+            statement_timeout=settings.db_statement_timeout,
+            pool_timeout=settings.db_pool_timeout,
+        )
         blobs = FilesystemBlobStore(settings.blob_dir)
         return cls(
             settings=settings,
