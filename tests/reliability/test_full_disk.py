@@ -74,7 +74,8 @@ def _wheel(directory: Path, name: str, version: str, noise: int, metadata_paddin
 
 
 def _assert_no_trace(server: AssayServer, name: str, response: httpx.Response) -> None:
-    assert response.status_code != 200, response.text
+    # 507 Insufficient Storage (RFC 4918), as web/errors.py answers ENOSPC.
+    assert response.status_code == 507, response.text
     assert server.staging_files() == [], "a failed upload left staging files"
     assert_not_listed(server, name)
 
@@ -118,6 +119,7 @@ def test_uploading_until_the_disk_is_full(
         else:
             pytest.fail("100 uploads of 200 KiB fitted on a 2 MiB disk")
         assert accepted, r.text
+        assert r.status_code == 507, r.text
         assert server.staging_files() == [], "the failed upload left staging files"
         page = client.get(f"/simple/{unique}/", headers={"Accept": JSON_V1}, follow_redirects=True)
         # Everything accepted before the disk filled up is listed (and fsck finds it whole);
