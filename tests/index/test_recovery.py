@@ -37,7 +37,7 @@ def test_restart_removes_what_a_killed_upload_left(tmp_path: Path, backend: str)
 def _scenario(tmp_path: Path, database_url: str | None) -> None:
     data = tmp_path / "data"
     server = AssayServer(data, database_url=database_url)
-    server.admin("migrate")  # create the schema, as a first start would
+    server.admin("init")  # create the data directory and schema, as a first start would
     db = Database(database_url or f"sqlite:///{(data / 'assay.db').resolve()}")
     files = data / "files"
     dead = _dead_pid()

@@ -7,7 +7,7 @@ import json
 import click
 
 from assay.cli.admin import Ctx, pass_ctx
-from assay.cli.common import admin_actor, friendly_errors
+from assay.cli.common import friendly_errors
 
 
 @click.command()
@@ -32,7 +32,7 @@ def fsck(ctx: Ctx, repair: bool, grace: int, as_json: bool) -> None:
     report = checker.check(ctx.db, blobs, grace=grace, data_dir=ctx.settings.data_dir)
     quarantine = None
     if repair and report.problems:
-        quarantine = checker.repair(ctx.db, blobs, report, data_dir=ctx.settings.data_dir, actor=admin_actor())
+        quarantine = checker.repair(ctx.db, blobs, report, data_dir=ctx.settings.data_dir, actor=ctx.actor)
     if as_json:
         click.echo(
             json.dumps(

@@ -179,6 +179,10 @@ class Database:
             command.upgrade(self._alembic_config(conn), "head")
             conn.commit()
 
+    def recorded_revision(self) -> str | None:
+        """The schema revision recorded in the database; None when it has no assay schema."""
+        return self._recorded_revision()
+
     def _recorded_revision(self) -> str | None:
         try:
             with self.engine.connect() as conn:
