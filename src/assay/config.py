@@ -91,6 +91,12 @@ class Settings:
     token_prefix: str = "assay-"  # noqa: S105 - a prefix, not a secret
     #: Where a config file was read from (informational).
     config_file: Path | None = field(default=None, compare=False)
+    #: Where each setting not left at its default came from: "--data-dir", "ASSAY_DATA_DIR",
+    #: "config file <path>" (informational: ``assay admin`` says which data directory it uses).
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def source_of(self, name: str) -> str:
+        return self.sources.get(name, "default")
 
     # ---- derived values ----
     @property
@@ -190,8 +196,11 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
     raise ConfigError(f"{name} ({source}): unsupported type")  # pragma: no cover
 
 
+_INFORMATIONAL = {"config_file", "sources"}
+
+
 def _known() -> set[str]:
-    return {f.name for f in fields(Settings) if f.name != "config_file"}
+    return {f.name for f in fields(Settings) if f.name not in _INFORMATIONAL}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -222,21 +231,27 @@ def load_settings(
     """Build settings from the four layers. ``overrides`` are command-line values (None = unset)."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     from_env = env.get(f"{ENV_PREFIX}CONFIG")
     cfg_path = config_file or (Path(from_env) if from_env else None)
     if cfg_path is not None:
-        values.update(read_config_file(cfg_path))
+        from_file = read_config_file(cfg_path)
+        values.update(from_file)
+        sources.update(dict.fromkeys(from_file, f"config file {cfg_path}"))
     for name in _known():
         key = ENV_PREFIX + name.upper()
         if key in env:
             values[name] = _coerce(name, env[key], f"environment variable {key}")
+            sources[name] = key
     for name, value in (overrides or {}).items():
         if value is None:
             continue
         if name not in _known():
             raise ConfigError(f"unknown setting {name!r}")
-        values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
-    settings = Settings(**values, config_file=cfg_path)
+        flag = f"--{name.replace('_', '-')}"
+        values[name] = _coerce(name, value, flag)
+        sources[name] = flag
+    settings = Settings(**values, config_file=cfg_path, sources=sources)
     return settings.validate()
 
 
@@ -244,7 +259,7 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
     """The environment that reproduces ``settings`` in a worker process."""
     out: dict[str, str] = {}
     for f in fields(Settings):
-        if f.name == "config_file":
+        if f.name in _INFORMATIONAL:
             continue
         value = getattr(settings, f.name)
         if value is None:

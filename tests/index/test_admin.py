@@ -234,3 +234,130 @@ def test_admin_errors_are_one_line_messages(index: AssayServer, scenario: Scenar
         assert result.returncode == code, (args, result.stderr)
         assert message in result.stderr
         assert "Traceback" not in result.stderr
+
+
+# ---- issue 10, item 18: which data directory, and never a new one by accident ----
+def _run_admin(*args: str, env: dict[str, str] | None = None) -> Any:
+    """``assay admin ARGS`` in this process (click's runner), with ``env`` as the only ASSAY_*
+    variables, in the current directory."""
+    import os
+
+    from click.testing import CliRunner
+
+    from assay.cli import main
+
+    clean = {k: None for k in os.environ if k.startswith("ASSAY_")}
+    return CliRunner().invoke(main, ["admin", *args], env={**clean, **(env or {})}, catch_exceptions=False)
+
+
+def test_admin_refuses_a_data_directory_that_does_not_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    default = _run_admin("token", "list")
+    assert default.exit_code == 1
+    assert default.stderr.splitlines() == [
+        f"assay: error: no data directory at {tmp_path / 'assay-data'} (from default): create one with "
+        '"assay admin init" (or "assay serve"), or name an existing one'
+    ]
+    from_env = _run_admin("user", "create", "eve", env={"ASSAY_DATA_DIR": "elsewhere"})
+    assert from_env.exit_code == 1
+    assert f"no data directory at {tmp_path / 'elsewhere'} (from ASSAY_DATA_DIR)" in from_env.stderr
+    config = tmp_path / "assay.toml"
+    config.write_text('data-dir = "from-config"\n')
+    from_config = _run_admin("--config", str(config), "audit")
+    assert f"{tmp_path / 'from-config'} (from config file {config})" in from_config.stderr
+    # An existing directory without a database is no index either.
+    (tmp_path / "empty").mkdir()
+    empty = _run_admin("--data-dir", "empty", "fsck")
+    assert empty.exit_code == 1
+    assert f"no database in data directory {tmp_path / 'empty'} (from --data-dir)" in empty.stderr
+    # Nothing was created anywhere: not ./assay-data, not the others, not a database file.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["assay.toml", "empty"]
+    assert list((tmp_path / "empty").iterdir()) == []
+
+
+def test_admin_init_creates_and_changes_say_where(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    init = _run_admin("init", env={"ASSAY_DATA_DIR": "idx"})
+    assert init.exit_code == 0, init.output
+    assert init.stderr == f"assay: using data directory {tmp_path / 'idx'} (from ASSAY_DATA_DIR)\n"
+    created = _run_admin("--data-dir", "idx", "user", "create", "dora")
+    assert created.exit_code == 0, created.output
+    assert created.stdout == "created user dora\n"
+    assert created.stderr == f"assay: using data directory {tmp_path / 'idx'} (from --data-dir)\n"
+    # The same directory `assay serve` would use, resolved the same way: the config file's.
+    config = tmp_path / "assay.toml"
+    config.write_text(f'data_dir = "{tmp_path / "idx"}"\n')
+    listed = _run_admin("user", "list", env={"ASSAY_CONFIG": str(config)})
+    assert listed.exit_code == 0, listed.output
+    assert listed.stdout.startswith("dora\t")
+    assert listed.stderr == ""  # reading changes nothing: no announcement
+
+
+def test_admin_refuses_a_database_without_the_schema(tmp_path: Path) -> None:
+    from tests.support.postgres import fresh_database
+
+    with fresh_database() as url:
+        result = _run_admin("--data-dir", str(tmp_path), "--database-url", url, "token", "list")
+        assert result.exit_code == 1
+        assert "has no assay schema" in result.stderr
+        assert len(result.stderr.splitlines()) == 1
+        assert _run_admin("--data-dir", str(tmp_path), "--database-url", url, "init").exit_code == 0
+        assert _run_admin("--data-dir", str(tmp_path), "--database-url", url, "token", "list").exit_code == 0
+
+
+# ---- issue 10, item 13: an I/O or database failure is one line and exit status 1 ----
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Any:
+    """A 2 MiB tmpfs holding a fresh index with one user, then filled to the last byte.
+
+    A reader keeps a transaction open meanwhile, as a running server does: the database and its
+    WAL stay open, so a command connects fine and its write is what finds no room (the WAL
+    cannot start over while a reader needs it, it must grow)."""
+    import os
+    import sqlite3
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    try:
+        data = mount / "data"
+        assert _run_admin("--data-dir", str(data), "init").exit_code == 0
+        assert _run_admin("--data-dir", str(data), "user", "create", "fran").exit_code == 0
+        reader = sqlite3.connect(data / "assay.db", isolation_level=None)
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM users").fetchone() == (1,)
+        fd = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:  # ENOSPC: full
+            pass
+        finally:
+            os.close(fd)
+        yield data
+        reader.close()
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_admin_on_a_full_disk_says_so_in_one_line(full_disk: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.support.server import client_environ
+
+    result = subprocess.run(
+        [sys.executable, "-m", "assay", "admin", "--data-dir", str(full_disk), "token", "create", "--user", "fran"],
+        capture_output=True, text=True, env=client_environ(), timeout=60,
+    )
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"assay: using data directory {full_disk} (from --data-dir)"
+    assert len(lines) == 2, lines
+    assert lines[1].startswith("assay: error: "), lines
+    assert "full" in lines[1] or "No space left" in lines[1], lines
+    assert result.stdout == ""  # no token was printed: none was stored

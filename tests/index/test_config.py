@@ -186,6 +186,6 @@ def test_settings_round_trip_through_the_worker_environment(tmp_path: Path) -> N
     )
     rebuilt = load_settings({}, environ=settings_to_env(original))
     assert rebuilt == original
-    assert {f.name for f in fields(Settings)} - {"config_file"} == {
+    assert {f.name for f in fields(Settings)} - {"config_file", "sources"} == {
         k.removeprefix("ASSAY_").lower() for k in settings_to_env(original)
     }

@@ -456,3 +456,58 @@ def test_unknown_token_id_and_wrong_secret_take_the_same_path(server: AssayServe
     assert all(len(h) == 64 and int(h, 16) >= 0 for h in unknown_calls + wrong_calls)
     assert unknown_line == wrong_line
     assert unknown_message == wrong_message == "Invalid or non-existent authentication information."
+
+
+# ---- issue 10, item 7: private file modes whatever the umask ----
+def _modes(root: Path) -> dict[str, str]:
+    """relative path -> octal mode, for the data directory and everything in it."""
+    import stat
+
+    return {
+        p.relative_to(root).as_posix() or ".": f"{stat.S_IMODE(p.lstat().st_mode):04o}"
+        for p in [root, *root.rglob("*")]
+    }
+
+
+def test_data_directory_is_private_under_umask_022(tmp_path: Path) -> None:
+    data = tmp_path / "srv" / "data"  # created by `assay serve`, as on a first start
+    old = os.umask(0o022)  # inherited by the server and admin processes started below
+    try:
+        server = AssayServer(data).start()
+        try:
+            server.ensure_user("modes-owner")  # through the admin command, under the same umask
+            token = server.token("modes-owner")
+            with server.client() as http:
+                assert upload(http, make_wheel(tmp_path, "modes-demo", "1.0"), token).status_code == 200
+            # While the server runs, so SQLite's -wal and -shm files are there too.
+            modes = _modes(data)
+            assert {"assay.db", "assay.db-wal", "assay.db-shm", "files/.staging"} <= set(modes)
+            assert any(name.endswith(".whl.metadata") for name in modes)
+            expected = {name: "0700" if (data / name).is_dir() else "0600" for name in modes}
+            assert modes == expected
+            fsck_clean(server, files=1)
+
+            # fsck reports anything looser, and --repair tightens it in place.
+            blob = next(p for p in (data / "files").rglob("*.whl"))
+            blob.chmod(0o644)
+            data.chmod(0o755)
+            result = server.cli("fsck", "--json", "--grace", "0", check=False)
+            assert result.returncode == 1
+            report = json.loads(result.stdout)
+            assert sorted((p["kind"], p["key"], p["detail"]) for p in report["problems"]) == [
+                ("loose-mode", ".", "mode 0755, expected 0700 (group or others can reach it)"),
+                ("loose-mode", blob.relative_to(data).as_posix(),
+                 "mode 0644, expected 0600 (group or others can reach it)"),
+            ]
+            repaired = server.cli("fsck", "--repair", "--grace", "0", check=False)
+            assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+            assert _modes(data) == expected
+            with server.client() as http:  # the file is still served, unchanged
+                page = http.get("/simple/modes-demo/", headers={"Accept": JSON_V1}).json()
+                [entry] = page["files"]
+                assert http.get(urljoin(f"{server.url}/simple/modes-demo/", entry["url"])).status_code == 200
+            fsck_clean(server, files=1)
+        finally:
+            server.stop()
+    finally:
+        os.umask(old)

@@ -10,35 +10,106 @@ import sqlalchemy as sa
 
 from assay.accounts.tokens import parse_duration
 from assay.admin import accounts, projects
-from assay.cli.common import admin_actor, friendly_errors, open_database, settings_from, storage_options
-from assay.cli.lazy import LazyGroup
+from assay.cli.common import (
+    CommandError,
+    FriendlyGroup,
+    admin_actor,
+    friendly_errors,
+    open_database,
+    settings_from,
+    storage_options,
+)
 from assay.config import Settings
 from assay.storage.blobs import FilesystemBlobStore
 from assay.storage.db import Database
 from assay.storage.models import AuditEvent
+from assay.storage.modes import make_private_dirs
 
 
 class Ctx:
+    """The index an admin command works on.
+
+    Issue 10, item 18: the data directory is resolved as ``assay serve`` resolves it (flag,
+    ``ASSAY_DATA_DIR``, config file, default ``./assay-data``), and only ``assay admin init``
+    may create one: any other command refuses a data directory (or SQLite database) that does
+    not exist, instead of silently creating an empty index wherever it was run. Every command
+    that changes something says on stderr which data directory it used, and why that one.
+    """
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._db: Database | None = None
+        self._checked = False
+        self._created = False
+        self._announced = False
+
+    @property
+    def where(self) -> str:
+        """``/abs/path (from --data-dir)``."""
+        return f"{self.settings.data_dir.resolve()} (from {self.settings.source_of('data_dir')})"
+
+    def _check_exists(self) -> None:
+        if self._checked:
+            return
+        data_dir = self.settings.data_dir
+        hint = 'create one with "assay admin init" (or "assay serve"), or name an existing one'
+        if not data_dir.is_dir():
+            raise CommandError(f"no data directory at {self.where}: {hint}")
+        if not self.settings.database_url and not (data_dir / "assay.db").is_file():
+            raise CommandError(f"no database in data directory {self.where}: {hint}")
+        self._checked = True
+
+    def create(self) -> None:
+        """``admin init``: make the data directory (0700) if it is missing."""
+        make_private_dirs(self.settings.data_dir)
+        self._checked = self._created = True
+
+    def announce(self) -> None:
+        self._check_exists()
+        if not self._announced:
+            click.echo(f"assay: using data directory {self.where}", err=True)
+            self._announced = True
 
     @property
     def db(self) -> Database:
         if self._db is None:
+            self._check_exists()
+            if not self._created and self.settings.database_url:
+                self._check_schema()
             self._db = open_database(self.settings)
         return self._db
 
+    def _check_schema(self) -> None:
+        """A server database (PostgreSQL) without assay's tables is not an index either."""
+        db = Database(self.settings.resolved_database_url)
+        try:
+            db.check()
+            if db.recorded_revision() is None:
+                raise CommandError(
+                    f"database {db.safe_url} has no assay schema: create it with \"assay admin init\" "
+                    "(or \"assay serve\"), or name the index's database"
+                )
+        finally:
+            db.dispose()
+
     @property
     def blobs(self) -> FilesystemBlobStore:
+        self._check_exists()
         return FilesystemBlobStore(self.settings.blob_dir)
+
+    @property
+    def actor(self) -> str:
+        """Who is changing the index; asking for it is what makes a command a changing one, so
+        this is where it says which data directory it changes."""
+        self.announce()
+        return admin_actor()
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
 
 
 @click.group(
-    cls=LazyGroup,
+    cls=FriendlyGroup,
     lazy={
         "issuer": "assay.cli.publishing_admin:issuer",
         "publisher": "assay.cli.publishing_admin:publisher",
@@ -56,8 +127,22 @@ def admin(ctx: click.Context, config_file: Path | None, data_dir: Path | None, d
 @admin.command()
 @pass_ctx
 @friendly_errors
+def init(ctx: Ctx) -> None:
+    """Create a data directory and its database (or bring an existing one's schema up to date).
+
+    The only admin command that creates an index; the others refuse a missing one."""
+    ctx.create()
+    ctx.announce()
+    revision = ctx.db.current_revision()
+    click.echo(f"database {ctx.db.safe_url} is at revision {revision}")
+
+
+@admin.command()
+@pass_ctx
+@friendly_errors
 def migrate(ctx: Ctx) -> None:
-    """Create or upgrade the database schema."""
+    """Upgrade an existing index's database schema (assay admin init creates a new index)."""
+    ctx.announce()
     revision = ctx.db.current_revision()
     click.echo(f"database {ctx.db.safe_url} is at revision {revision}")
 
@@ -74,7 +159,7 @@ def user() -> None:
 @friendly_errors
 def user_create(ctx: Ctx, username: str) -> None:
     """Create a user."""
-    accounts.create_user(ctx.db, username, actor=admin_actor())
+    accounts.create_user(ctx.db, username, actor=ctx.actor)
     click.echo(f"created user {username}")
 
 
@@ -112,7 +197,7 @@ def token_create(ctx: Ctx, username: str, projects_: tuple[str, ...], expires: s
         expires_in=lifetime,
         description=description,
         prefix=ctx.settings.token_prefix,
-        actor=admin_actor(),
+        actor=ctx.actor,
     )
     click.echo(issued.token)
     scope = ", ".join(sorted(projects_)) if projects_ else "all projects of " + username
@@ -126,7 +211,7 @@ def token_create(ctx: Ctx, username: str, projects_: tuple[str, ...], expires: s
 @friendly_errors
 def token_revoke(ctx: Ctx, token_or_id: str) -> None:
     """Revoke a token, given its id or the token itself."""
-    token_id = accounts.revoke_token(ctx.db, token_or_id, prefix=ctx.settings.token_prefix, actor=admin_actor())
+    token_id = accounts.revoke_token(ctx.db, token_or_id, prefix=ctx.settings.token_prefix, actor=ctx.actor)
     click.echo(f"revoked token {token_id}")
 
 
@@ -154,7 +239,7 @@ def project() -> None:
 @friendly_errors
 def project_create(ctx: Ctx, name: str, owner: str) -> None:
     """Create an empty project (to scope tokens or publishers to it before its first upload)."""
-    normalized = accounts.create_project(ctx.db, name, owner=owner, actor=admin_actor())
+    normalized = accounts.create_project(ctx.db, name, owner=owner, actor=ctx.actor)
     click.echo(f"created project {normalized} owned by {owner}")
 
 
@@ -167,10 +252,10 @@ def project_create(ctx: Ctx, name: str, owner: str) -> None:
 def project_role(ctx: Ctx, name: str, username: str, role: str) -> None:
     """Make USERNAME an owner or maintainer of project NAME ("none" removes the role)."""
     if role == "none":
-        accounts.remove_role(ctx.db, name, username, actor=admin_actor())
+        accounts.remove_role(ctx.db, name, username, actor=ctx.actor)
         click.echo(f"removed {username}'s role on {name}")
     else:
-        accounts.set_role(ctx.db, name, username, role, actor=admin_actor())
+        accounts.set_role(ctx.db, name, username, role, actor=ctx.actor)
         click.echo(f"{username} is now {role} of {name}")
 
 
@@ -182,7 +267,7 @@ def project_role(ctx: Ctx, name: str, username: str, role: str) -> None:
 @friendly_errors
 def project_status(ctx: Ctx, name: str, status: str, reason: str | None) -> None:
     """Set a project's PEP 792 status (archived and quarantined refuse uploads)."""
-    projects.set_status(ctx.db, name, status, reason, actor=admin_actor())
+    projects.set_status(ctx.db, name, status, reason, actor=ctx.actor)
     click.echo(f"{name} is now {status}")
 
 
@@ -195,7 +280,7 @@ def project_remove(ctx: Ctx, name: str, yes: bool) -> None:
     """Remove a project with all its releases and files (filenames stay used)."""
     if not yes:
         click.confirm(f"Remove project {name} and all its files?", abort=True)
-    removed = projects.remove_project(ctx.db, ctx.blobs, name, actor=admin_actor())
+    removed = projects.remove_project(ctx.db, ctx.blobs, name, actor=ctx.actor)
     click.echo(f"removed project {name} ({len(removed)} files)")
 
 
@@ -208,7 +293,7 @@ def project_remove(ctx: Ctx, name: str, yes: bool) -> None:
 @friendly_errors
 def yank(ctx: Ctx, name: str, version: str, reason: str | None) -> None:
     """Yank a release (PEP 592): installers skip it unless pinned to it exactly."""
-    projects.yank(ctx.db, name, version, reason, actor=admin_actor())
+    projects.yank(ctx.db, name, version, reason, actor=ctx.actor)
     click.echo(f"yanked {name} {version}")
 
 
@@ -219,7 +304,7 @@ def yank(ctx: Ctx, name: str, version: str, reason: str | None) -> None:
 @friendly_errors
 def unyank(ctx: Ctx, name: str, version: str) -> None:
     """Undo a yank."""
-    projects.unyank(ctx.db, name, version, actor=admin_actor())
+    projects.unyank(ctx.db, name, version, actor=ctx.actor)
     click.echo(f"unyanked {name} {version}")
 
 
@@ -229,7 +314,7 @@ def unyank(ctx: Ctx, name: str, version: str) -> None:
 @friendly_errors
 def remove_file(ctx: Ctx, filename: str) -> None:
     """Remove one file (its filename can never be uploaded again, as on PyPI)."""
-    projects.remove_file(ctx.db, ctx.blobs, filename, actor=admin_actor())
+    projects.remove_file(ctx.db, ctx.blobs, filename, actor=ctx.actor)
     click.echo(f"removed {filename}")
 
 
@@ -240,7 +325,7 @@ def remove_file(ctx: Ctx, filename: str) -> None:
 @friendly_errors
 def remove_release(ctx: Ctx, name: str, version: str) -> None:
     """Remove a release and all its files."""
-    removed = projects.remove_release(ctx.db, ctx.blobs, name, version, actor=admin_actor())
+    removed = projects.remove_release(ctx.db, ctx.blobs, name, version, actor=ctx.actor)
     click.echo(f"removed {name} {version} ({len(removed)} files)")
 
 

@@ -8,7 +8,7 @@ import click
 
 from assay.admin import AdminError
 from assay.cli.admin import Ctx, pass_ctx
-from assay.cli.common import admin_actor, friendly_errors
+from assay.cli.common import friendly_errors
 
 
 @click.group()
@@ -34,7 +34,7 @@ def import_command(ctx: Ctx, files: tuple[Path, ...], filename: str | None) -> N
     except TrustRootError as exc:
         raise AdminError(str(exc)) from None
     for path in files:
-        result = import_provenance(ctx.db, trust, path, filename=filename, actor=admin_actor())
+        result = import_provenance(ctx.db, trust, path, filename=filename, actor=ctx.actor)
         note = (
             " (project has no registered publisher: the bundle's own identity, as proven by its certificates)"
             if result.trusted_block

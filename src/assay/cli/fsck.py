@@ -7,7 +7,7 @@ import json
 import click
 
 from assay.cli.admin import Ctx, pass_ctx
-from assay.cli.common import admin_actor, friendly_errors
+from assay.cli.common import friendly_errors
 
 
 @click.command()
@@ -29,10 +29,10 @@ def fsck(ctx: Ctx, repair: bool, grace: int, as_json: bool) -> None:
     from assay.storage import fsck as checker
 
     blobs = ctx.blobs
-    report = checker.check(ctx.db, blobs, grace=grace)
+    report = checker.check(ctx.db, blobs, grace=grace, data_dir=ctx.settings.data_dir)
     quarantine = None
     if repair and report.problems:
-        quarantine = checker.repair(ctx.db, blobs, report, data_dir=ctx.settings.data_dir, actor=admin_actor())
+        quarantine = checker.repair(ctx.db, blobs, report, data_dir=ctx.settings.data_dir, actor=ctx.actor)
     if as_json:
         click.echo(
             json.dumps(
@@ -50,6 +50,7 @@ def fsck(ctx: Ctx, repair: bool, grace: int, as_json: bool) -> None:
         for p in report.problems:
             click.echo(f"{p.kind}\t{p.filename or '-'}\t{p.key}\t{p.detail}")
         if quarantine:
-            click.echo(f"repaired {len(report.repaired)} problem(s); quarantined into {quarantine}")
+            moved = f"; quarantined into {quarantine}" if quarantine.exists() else ""
+            click.echo(f"repaired {len(report.repaired)} problem(s){moved}")
     if report.problems and not repair:
         raise click.exceptions.Exit(1)

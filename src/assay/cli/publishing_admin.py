@@ -9,7 +9,7 @@ import click
 
 from assay.admin import AdminError
 from assay.cli.admin import Ctx, pass_ctx
-from assay.cli.common import admin_actor, friendly_errors
+from assay.cli.common import friendly_errors
 from assay.publishing import admin as tp_admin
 
 
@@ -37,7 +37,7 @@ def issuer() -> None:
 @friendly_errors
 def issuer_add(ctx: Ctx, url: str, jwks: str | None, algorithms: tuple[str, ...]) -> None:
     """Trust an OIDC issuer."""
-    added = tp_admin.add_issuer(ctx.db, url, jwks=jwks, algorithms=list(algorithms), actor=admin_actor())
+    added = tp_admin.add_issuer(ctx.db, url, jwks=jwks, algorithms=list(algorithms), actor=ctx.actor)
     source = f"keys from {jwks}" if jwks else "keys from its OIDC discovery document"
     click.echo(f"trusted issuer {added} ({', '.join(algorithms)}; {source})")
 
@@ -56,7 +56,7 @@ def issuer_list(ctx: Ctx) -> None:
 @friendly_errors
 def issuer_remove(ctx: Ctx, url: str) -> None:
     """Stop trusting an issuer (it must have no publishers left)."""
-    tp_admin.remove_issuer(ctx.db, url, actor=admin_actor())
+    tp_admin.remove_issuer(ctx.db, url, actor=ctx.actor)
     click.echo(f"no longer trusting {url}")
 
 
@@ -94,7 +94,7 @@ def _add(ctx: Ctx, kind: str, project: str, issuer_url: str | None, owner: str |
         issuer=issuer_url,
         owner=owner,
         pending_days=ctx.settings.pending_publisher_days,
-        actor=admin_actor(),
+        actor=ctx.actor,
     )
     if added.auto_trusted_issuer:
         click.echo(f"note: now trusting the {kind} issuer (keys from its OIDC discovery document)", err=True)
@@ -217,4 +217,4 @@ def publisher_list(ctx: Ctx, project: str | None) -> None:
 @friendly_errors
 def publisher_remove(ctx: Ctx, publisher_id: str, project: str | None) -> None:
     """Remove a publisher (or a pending one: pending-<id>)."""
-    click.echo(tp_admin.remove_publisher(ctx.db, publisher_id, project=project, actor=admin_actor()))
+    click.echo(tp_admin.remove_publisher(ctx.db, publisher_id, project=project, actor=ctx.actor))

@@ -18,6 +18,7 @@ from uvicorn.supervisors import Multiprocess
 
 from assay.cli.common import open_database, settings_from, storage_options
 from assay.config import Settings, settings_to_env
+from assay.storage.modes import make_private_dirs
 from assay.web.app import create_app
 from assay.web.protocol import GuardedHttpToolsProtocol, ProtocolLimits
 from assay.web.redact import RedactingFilter
@@ -25,7 +26,7 @@ from assay.web.redact import RedactingFilter
 #: Settings given their own option below (with hand-written help); every other setting gets a
 #: generated ``--name`` flag, so each one is settable as flag, ASSAY_* env and file key alike.
 _EXPLICIT = {
-    "config_file", "data_dir", "database_url", "host", "port", "workers", "tls_cert", "tls_key",
+    "config_file", "sources", "data_dir", "database_url", "host", "port", "workers", "tls_cert", "tls_key",
     "base_url", "max_upload_size", "private", "log_level", "db_statement_timeout", "db_pool_timeout",
 }
 
@@ -132,7 +133,7 @@ def serve(config_file: Path | None, **options: object) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format=_APP_FORMAT)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter(settings.token_prefix))
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(settings.data_dir)  # 0700 (issue 10): the index's files are not for other users
     db = open_database(settings)
     db.dispose()
 

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from assay.publishing.service import DEFAULT_FEATURES, FEATURES, MintError, TrustedPublishing
+from assay.web import refusals
 from assay.web.responses import JSONError
 from assay.web.services import services
 
@@ -84,11 +85,15 @@ async def mint_token(request: Request) -> Response:
     # form-encoding, older uv sent no Content-Type).
     body = await _bounded_body(request)
     if body is None:
-        return problem("invalid-payload", "the request body is too large (a token is at most 16 KiB)", status=413)
+        too_large = "the request body is too large (a token is at most 16 KiB)"
+        await refusals.exchange_refused(services(request).db, b"", _remote(request), "invalid-payload", too_large)
+        return problem("invalid-payload", too_large, status=413)
     tp = _tp(request)
     try:
         minted = await run_in_threadpool(tp.mint, body, _remote(request))
     except MintError as exc:
+        # Issue 10, item 14: logged and audited (reason code, issuer, subject; never the JWT).
+        await refusals.exchange_refused(services(request).db, body, _remote(request), exc.code, exc.description)
         return problem(exc.code, exc.description)
     return JSONResponse({"success": True, "token": minted.token, "expires": int(minted.expires.timestamp())})
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from assay.storage.modes import make_private_dirs, open_private
+
 #: This machine's name, recorded with work in progress so recovery can tell its own leftovers.
 HOST = socket.gethostname()
 
@@ -53,7 +55,9 @@ class StagedBlob:
 
     def open(self) -> BinaryIO:
         if self._fh is None:
-            self._fh = self.path.open("xb")
+            # 0600 whatever the umask (issue 10, item 7); the rename that publishes keeps it.
+            fd = open_private(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            self._fh = os.fdopen(fd, "wb")
         return self._fh
 
     def write(self, data: bytes) -> None:
@@ -113,7 +117,7 @@ class FilesystemBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.staging_dir = root / self.STAGING
-        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.staging_dir)
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
@@ -128,7 +132,7 @@ class FilesystemBlobStore:
     def publish(self, staged: StagedBlob, key: str) -> None:
         staged.close()
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(target.parent)
         os.replace(staged.path, target)
         # The rename is durable only once the directory entry is on disk.
         dir_fd = os.open(target.parent, os.O_RDONLY)

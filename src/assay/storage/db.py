@@ -34,6 +34,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from assay.storage.modes import create_private_file, make_private_dirs, open_private
+
 log = logging.getLogger(__name__)
 
 _MIGRATION_LOCK_ID = 0x61_73_73_61  # "assa": the advisory lock key used while migrating PostgreSQL
@@ -206,7 +208,13 @@ class Database:
     def _ensure_sqlite_dir(self) -> None:
         database = sa.engine.make_url(self.url).database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                make_private_dirs(Path(database).parent)
+                # Created 0600 before SQLite opens it: SQLite gives the -wal and -shm files the
+                # database file's mode, so all three stay private whatever the umask (issue 10).
+                create_private_file(Path(database))
+            except OSError as exc:
+                raise DatabaseError(f"cannot create the database {database}: {exc.strerror}") from None
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
@@ -218,7 +226,7 @@ class Database:
             database = sa.engine.make_url(self.url).database
             if not database or database == ":memory:":
                 return None
-            self._lock_fd = os.open(database + ".write-lock", os.O_RDWR | os.O_CREAT, 0o600)
+            self._lock_fd = open_private(Path(database + ".write-lock"), os.O_RDWR | os.O_CREAT)
         return self._lock_fd
 
     @contextlib.contextmanager
@@ -280,6 +288,10 @@ class Database:
             if not self.is_sqlite:
                 conn.invalidate()  # not back into the pool with the limits lifted
 
+    def recorded_revision(self) -> str | None:
+        """The schema revision recorded in the database; None when it has no assay schema."""
+        return self._recorded_revision()
+
     def _recorded_revision(self) -> str | None:
         try:
             with self.engine.connect() as conn:
@@ -302,7 +314,7 @@ class Database:
                 yield
                 return
             lock_path = Path(database + ".migrate-lock")
-            with lock_path.open("a") as fh:
+            with os.fdopen(open_private(lock_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a") as fh:
                 fcntl.flock(fh, fcntl.LOCK_EX)
                 try:
                     yield

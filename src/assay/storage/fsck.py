@@ -6,7 +6,10 @@ Finds, and with ``repair`` quarantines:
   size); the same for its PEP 658 metadata file;
 * a blob no row refers to (left by a process killed between publishing the blob and committing
   its row: invisible to readers, but space and confusion);
-* staging files left by killed uploads.
+* staging files left by killed uploads;
+* anything under the data directory that group or others may read (``loose-mode``: the files of
+  a private index, and the token hashes, must not be readable by the machine's other users;
+  issue 10). Repair clears the group and other bits, in place.
 
 Quarantine never deletes bytes: they move to ``<data dir>/quarantine/<timestamp>/``. A row whose
 blob is missing or corrupt is removed (its filename stays used, as on PyPI) with an audit event,
@@ -32,13 +35,16 @@ from assay import audit
 from assay.storage.blobs import FilesystemBlobStore
 from assay.storage.db import Database
 from assay.storage.models import File, Project
+from assay.storage.modes import loose_modes, make_private_dirs, tighten
 
 CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing-blob, corrupt-blob, missing-metadata, corrupt-metadata, orphan-blob, stale-staging
+    #: missing-blob, corrupt-blob, missing-metadata, corrupt-metadata, orphan-blob, stale-staging,
+    #: loose-mode (key: the path relative to the data directory)
+    kind: str
     key: str
     detail: str
     filename: str | None = None
@@ -73,8 +79,17 @@ def _old_enough(path: Path, grace: float) -> bool:
         return False
 
 
-def check(db: Database, blobs: FilesystemBlobStore, *, grace: float = 600.0) -> Report:
+def check(db: Database, blobs: FilesystemBlobStore, *, grace: float = 600.0, data_dir: Path | None = None) -> Report:
     report = Report()
+    if data_dir is not None:
+        for loose, mode, expected in loose_modes(data_dir):
+            report.problems.append(
+                Problem(
+                    "loose-mode",
+                    loose.relative_to(data_dir).as_posix(),
+                    f"mode {mode:04o}, expected {expected:04o} (group or others can reach it)",
+                )
+            )
     with db.read() as session:
         rows = session.execute(
             sa.select(
@@ -139,6 +154,10 @@ def repair(db: Database, blobs: FilesystemBlobStore, report: Report, *, data_dir
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     quarantine = data_dir / "quarantine" / stamp
     for problem in report.problems:
+        if problem.kind == "loose-mode":
+            tighten(data_dir / problem.key)
+            report.repaired.append(problem)
+            continue
         if problem.kind == "stale-staging":
             source = blobs.staging_dir / problem.key
             target = quarantine / ".staging" / problem.key
@@ -147,7 +166,7 @@ def repair(db: Database, blobs: FilesystemBlobStore, report: Report, *, data_dir
             source = path if path is not None else Path()
             target = quarantine / problem.key
         if source.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(target.parent)
             shutil.move(str(source), target)
             if problem.kind != "stale-staging":
                 # Never the staging directory itself, even when it is left empty: running servers
@@ -179,7 +198,7 @@ def _drop_row(db: Database, blobs: FilesystemBlobStore, problem: Problem, *, act
             path = blobs.local_path(key) if key else None
             if key and path is not None and path.is_file():
                 target = quarantine / key
-                target.parent.mkdir(parents=True, exist_ok=True)
+                make_private_dirs(target.parent)
                 shutil.move(str(path), target)
                 _prune(path.parent, blobs.root)
         session.delete(row)

@@ -14,6 +14,7 @@ from assay.accounts.auth import AuthError, Principal, authenticate
 from assay.upload.dists import ArchiveLimits
 from assay.upload.form import FormError, FormLimits, UploadForm, read_upload_form
 from assay.upload.service import PreparedUpload, UploadContext, UploadRejected, prepare
+from assay.web import refusals
 from assay.web.responses import TextError
 from assay.web.services import services
 
@@ -31,16 +32,31 @@ async def legacy_upload(request: Request) -> Response:
     svc = services(request)
     settings = svc.settings
     remote = request.client.host if request.client else None
+    authorization = request.headers.get("authorization")
+    who: Principal | None = None
+    prepared: PreparedUpload | None = None
+
+    async def refuse(
+        status: int, message: str, reason: str | None = None, headers: dict[str, str] | None = None
+    ) -> Response:
+        """Issue 10, item 14: a refusal is logged (and audited when it matters) before it is
+        answered; nothing of the upload itself is stored."""
+        attempt = refusals.upload_attempt(who, authorization, settings.token_prefix, remote)
+        project = prepared.normalized if prepared is not None else None
+        await refusals.upload_refused(
+            svc.db, attempt, status, reason or refusals.upload_reason(status, message), message, project
+        )
+        return TextError(status, message, headers=headers)
 
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
             too_big = int(declared) > settings.max_upload_size + FIELDS_ALLOWANCE
         except ValueError:
-            return TextError(400, "Invalid Content-Length header.")
+            return await refuse(400, "Invalid Content-Length header.")
         if too_big:
             # Refuse before reading a byte of it.
-            return TextError(
+            return await refuse(
                 413,
                 f"File too large. The limit is {settings.max_upload_size} bytes "
                 f"({settings.max_upload_size / 1024 / 1024:.0f} MiB).",
@@ -49,16 +65,15 @@ async def legacy_upload(request: Request) -> Response:
     # Authenticate before reading the body: a bad token should not cost a 100 MiB transfer.
     def _auth() -> Principal:
         with svc.db.read() as session:
-            return authenticate(session, request.headers.get("authorization"), settings.token_prefix)
+            return authenticate(session, authorization, settings.token_prefix)
 
     try:
         who = await run_in_threadpool(_auth)
     except AuthError as exc:
         headers = {"www-authenticate": 'Basic realm="assay"'} if exc.status == 401 else None
-        return TextError(exc.status, str(exc), headers=headers)
+        return await refuse(exc.status, str(exc), refusals.auth_reason(exc), headers=headers)
 
     staged = svc.blobs.stage()
-    prepared: PreparedUpload | None = None
     try:
         form = await read_upload_form(
             request.headers.get("content-type"),
@@ -73,9 +88,9 @@ async def legacy_upload(request: Request) -> Response:
             await run_in_threadpool(check, prepared, form, who)
         result = await run_in_threadpool(svc.uploader.commit, prepared, UploadContext(who, remote))
     except FormError as exc:
-        return TextError(exc.status, str(exc))
+        return await refuse(exc.status, str(exc))
     except UploadRejected as exc:
-        return TextError(exc.status, str(exc))
+        return await refuse(exc.status, str(exc))
     except ClientDisconnect:
         log.info("client disconnected during an upload; nothing was stored")
         return TextError(400, "The client disconnected before the upload finished.")
