@@ -321,7 +321,7 @@ def full_disk(tmp_path: Path) -> Any:
 
     mount = tmp_path / "small"
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mount)], check=True)
     try:
         data = mount / "data"
         assert _run_admin("--data-dir", str(data), "init").exit_code == 0

@@ -36,7 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AssayServer]:
     data = tmp_path_factory.mktemp("full-disk")
     files = data / "files"
     files.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK}", "tmpfs", str(files)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK},mode=0700", "tmpfs", str(files)], check=True)
     try:
         server = AssayServer(data).start()
         try:

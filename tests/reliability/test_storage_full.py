@@ -26,7 +26,7 @@ def full_disk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assay
     root = tmp_path_factory.mktemp("storage-full")
     data = root / "data"
     data.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs", str(data)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0700", "tmpfs", str(data)], check=True)
     try:
         # The database lives elsewhere: only the files run out of room.
         srv = AssayServer(data, database_url=f"sqlite:///{root / 'assay.db'}").start()
