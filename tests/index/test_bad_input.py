@@ -286,6 +286,23 @@ def test_invalid_utf8_in_form_fields(
     still_serving(client)
 
 
+@pytest.mark.parametrize("attestations", ["[" * 30000, "[" * 65 + "]" * 65], ids=["unbalanced", "balanced"])
+def test_deeply_nested_attestations_field(
+    index: AssayServer, token: str, client: httpx.Client, tmp_path: Path, unique: str, attestations: str
+) -> None:
+    # Issue 10, item 3: json.loads recursing past the interpreter's limit was a 500 with a
+    # RecursionError traceback in the log.
+    wheel = make_wheel(tmp_path, unique, "1.0")
+    with leaves_no_trace(index):
+        r = upload(client, wheel, token, attestations=attestations)
+    assert_refused(r, 400, "Invalid attestations supplied during upload", "nested more than 64 levels deep")
+    assert_not_listed(index, unique)
+    log = "\n".join(index.log)
+    assert "Traceback" not in log
+    assert "RecursionError" not in log
+    still_serving(client)
+
+
 def test_control_characters_in_metadata_text_are_stored_verbatim(
     index: AssayServer, token: str, client: httpx.Client, tmp_path: Path, unique: str
 ) -> None:

@@ -3,7 +3,9 @@ nothing minted (no token row appears)."""
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -127,6 +129,46 @@ def test_malformed_request_bodies(tp_index: AssayServer, body: bytes) -> None:
     response = _mint(tp_index, body)
     assert response.status_code == 422
     assert response.json()["errors"][0]["code"] == "invalid-payload"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+DEEP = b"[" * 30000
+#: JWTs whose header or claims nest past any recursion limit (PyJWT parses both with json.loads).
+DEEP_JWTS = {
+    "header": _b64(b"[" * 3000) + "." + _b64(b"{}") + "." + _b64(b"sig"),
+    "claims": _b64(b'{"alg": "RS256"}') + "." + _b64(b'{"iss": ' + b"[" * 3000) + "." + _b64(b"sig"),
+}
+
+
+def _no_traceback(server: AssayServer) -> None:
+    log = "\n".join(server.log)
+    assert "Traceback" not in log
+    assert "RecursionError" not in log
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/_/oidc/mint-token", DEEP),
+        ("/_/oidc/revoke-token", DEEP),
+        ("/_/oidc/burn-token", b'{"token": ' + DEEP),
+        ("/_/oidc/mint-token", b'{"token": "x", "features": ' + b"[" * 100 + b"]" * 100 + b"}"),
+        *(("/_/oidc/mint-token", json.dumps({"token": jwt}).encode()) for jwt in DEEP_JWTS.values()),
+    ],
+    ids=["mint", "revoke", "burn", "mint-balanced", "jwt-header", "jwt-claims"],
+)
+def test_deeply_nested_json_is_invalid_payload_not_a_crash(tp_index: AssayServer, path: str, body: bytes) -> None:
+    # Issue 10, item 3: answered before (and without) any credential, so no traceback either.
+    with tp_index.client() as http:
+        response = http.post(path, content=body)
+    assert response.status_code == 422, response.text
+    error = response.json()["errors"][0]
+    assert error["code"] == "invalid-payload"
+    assert "nested more than 64 levels deep" in error["description"]
+    _no_traceback(tp_index)
 
 
 def test_replayed_token_is_refused(tp_index: AssayServer, idp: OIDCProvider, victim: str) -> None:
