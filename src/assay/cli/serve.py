@@ -19,6 +19,7 @@ from uvicorn.supervisors import Multiprocess
 from assay.cli.common import open_database, settings_from, storage_options
 from assay.config import Settings, settings_to_env
 from assay.web.app import create_app
+from assay.web.hosts import startup_warning
 from assay.web.protocol import GuardedHttpToolsProtocol, ProtocolLimits
 from assay.web.redact import RedactingFilter
 
@@ -26,7 +27,7 @@ from assay.web.redact import RedactingFilter
 #: generated ``--name`` flag, so each one is settable as flag, ASSAY_* env and file key alike.
 _EXPLICIT = {
     "config_file", "data_dir", "database_url", "host", "port", "workers", "tls_cert", "tls_key",
-    "base_url", "max_upload_size", "private", "log_level",
+    "base_url", "allowed_hosts", "max_upload_size", "private", "log_level",
 }
 
 
@@ -101,6 +102,15 @@ _APP_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     "Env: ASSAY_BASE_URL.",
 )
 @click.option(
+    "--allowed-host", "--allowed-hosts", "allowed_hosts", multiple=True,
+    # Not given: None, so the environment or the file still apply (an empty tuple would win).
+    callback=lambda _ctx, _param, value: value or None,
+    help="A host name clients may use (the Host header, port ignored); repeat for more. "
+    "'.example.org' allows it and its subdomains, '*' any host. Others get 400. Default: any "
+    "on loopback; beyond it without --base-url, only this machine's own names. "
+    "Env: ASSAY_ALLOWED_HOSTS (comma-separated).",
+)
+@click.option(
     "--max-upload-size", type=int,
     help="Largest accepted file in bytes (default 100 MiB). Env: ASSAY_MAX_UPLOAD_SIZE.",
 )
@@ -156,6 +166,8 @@ def serve(config_file: Path | None, **options: object) -> None:
     url = f"{settings.scheme}://{shown}:{port}/"
     click.echo(f"assay: serving {url} (simple index {url}simple/, uploads {url}legacy/)")
     click.echo(f"assay: database {db.safe_url}, files in {settings.blob_dir.resolve()}")
+    if (warning := startup_warning(settings)) is not None:
+        click.echo(f"assay: warning: {warning}", err=True)
     sys.stdout.flush()
 
     if settings.workers > 1:

@@ -23,6 +23,7 @@ from assay.index.routes import routes as index_routes
 from assay.storage import recovery
 from assay.upload.routes import routes as upload_routes
 from assay.web import reason
+from assay.web.hosts import allowed_hosts
 from assay.web.responses import TextError
 from assay.web.security import BodyLimits, SecurityHeaders
 from assay.web.services import Services, services
@@ -84,6 +85,8 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         # Inside the exception middleware's reach: a refused body becomes an ordinary 408/413.
         middleware=[
+            # Before anything reads the request: a forged Host never reaches a handler.
+            Middleware(allowed_hosts, settings=settings),
             Middleware(
                 BodyLimits,
                 max_body=settings.max_request_body,
