@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -156,9 +155,8 @@ def _no_traceback(server: AssayServer) -> None:
         ("/_/oidc/revoke-token", DEEP),
         ("/_/oidc/burn-token", b'{"token": ' + DEEP),
         ("/_/oidc/mint-token", b'{"token": "x", "features": ' + b"[" * 100 + b"]" * 100 + b"}"),
-        *(("/_/oidc/mint-token", json.dumps({"token": jwt}).encode()) for jwt in DEEP_JWTS.values()),
     ],
-    ids=["mint", "revoke", "burn", "mint-balanced", "jwt-header", "jwt-claims"],
+    ids=["mint", "revoke", "burn", "mint-balanced"],
 )
 def test_deeply_nested_json_is_invalid_payload_not_a_crash(tp_index: AssayServer, path: str, body: bytes) -> None:
     # Issue 10, item 3: answered before (and without) any credential, so no traceback either.
@@ -168,6 +166,16 @@ def test_deeply_nested_json_is_invalid_payload_not_a_crash(tp_index: AssayServer
     error = response.json()["errors"][0]
     assert error["code"] == "invalid-payload"
     assert "nested more than 64 levels deep" in error["description"]
+    _no_traceback(tp_index)
+
+
+@pytest.mark.parametrize("part", sorted(DEEP_JWTS))
+def test_a_jwt_nested_too_deeply_is_a_malformed_jwt(tp_index: AssayServer, part: str) -> None:
+    # PyJWT turns the RecursionError of its json.loads into DecodeError itself (2.15): a guard
+    # that this stays a 422, not a fix.
+    response = _mint(tp_index, {"token": DEEP_JWTS[part]})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0] == {"code": "invalid-payload", "description": "malformed JWT"}
     _no_traceback(tp_index)
 
 
