@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import http.server
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -176,6 +178,39 @@ def test_a_jwt_nested_too_deeply_is_a_malformed_jwt(tp_index: AssayServer, part:
     response = _mint(tp_index, {"token": DEEP_JWTS[part]})
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0] == {"code": "invalid-payload", "description": "malformed JWT"}
+    _no_traceback(tp_index)
+
+
+class _DeepJSON(http.server.BaseHTTPRequestHandler):
+    """An issuer whose discovery document nests past any recursion limit."""
+
+    def do_GET(self) -> None:
+        body = DEEP
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_an_issuer_answering_deeply_nested_json_is_refused_cleanly(tp_index: AssayServer, idp: OIDCProvider) -> None:
+    # The issuer's answers are outside input too (issue 10, item 3).
+    hostile = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _DeepJSON)
+    threading.Thread(target=hostile.serve_forever, daemon=True).start()
+    try:
+        issuer = f"http://127.0.0.1:{hostile.server_address[1]}"
+        tp_index.admin("issuer", "add", "--issuer", issuer)
+        response = _mint(tp_index, {"token": idp.token(AUDIENCE, github_claims(REPO), iss=issuer)})
+    finally:
+        hostile.shutdown()
+        hostile.server_close()
+    assert response.status_code == 422, response.text
+    error = response.json()["errors"][0]
+    assert error["code"] == "invalid-token"
+    assert "nested more than 64 levels deep" in error["description"]
     _no_traceback(tp_index)
 
 
