@@ -87,6 +87,8 @@ def verify_attestation(
         statement = untrusted_json.loads(payload)
         subjects = statement["subject"]
         predicate_type = statement["predicateType"]
+    except untrusted_json.JSONTooDeep as exc:
+        raise AttestationInvalid(f"the signed statement is not an in-toto statement: {exc}") from None
     except (ValueError, KeyError, TypeError):
         raise AttestationInvalid("the signed statement is not an in-toto statement") from None
     if not isinstance(subjects, list) or len(subjects) != 1:
