@@ -7,7 +7,9 @@ is accepted too), ``ASSAY_DATA_DIR`` in the environment, ``--data-dir`` on the c
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -45,6 +47,11 @@ class Settings:
     #: Public base URL (scheme://host[:port]) used for absolute URLs (PEP 740 provenance,
     #: PEP 807 discovery). Empty: derived from each request's Host header.
     base_url: str = ""
+    #: Host names (the Host header without its port) requests may name; any other gets 400, as
+    #: Django's ALLOWED_HOSTS does. "*" allows every host, ".example.org" it and its subdomains.
+    #: Empty: any host on loopback; beyond it, without base_url, only this machine's own
+    #: addresses and names (see assay.web.hosts). TOML: a list; env: comma-separated.
+    allowed_hosts: tuple[str, ...] = ()
     #: Seconds an in-flight request (an upload) may take to finish after SIGTERM.
     graceful_timeout: int = 30
     log_level: str = "info"
@@ -139,8 +146,30 @@ class Settings:
             )
         if self.base_url and not self.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+        for entry in self.allowed_hosts:
+            if not (_HOST_PATTERN.fullmatch(entry) or _is_ip(entry.removeprefix("[").removesuffix("]"))):
+                raise ConfigError(
+                    f"allowed_hosts: {entry!r} is not a host name (give names without scheme or port, "
+                    "e.g. packages.example.org, .example.org for it and its subdomains, or *)"
+                )
         _check_trust_root(self.sigstore_trust_root)
         return self
+
+
+#: An allowed_hosts entry: "*", or a DNS name (a leading dot: it and its subdomains); else it
+#: must be an IP address (IPv6 bracketed or not). No port: Hosts are compared without theirs.
+_HOST_PATTERN = re.compile(
+    r"\*|\.?(?:[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?\.?",
+    re.IGNORECASE,
+)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_trust_root(spec: str) -> None:
@@ -187,6 +216,12 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             if not isinstance(raw, str | os.PathLike):
                 raise ValueError(f"expected a path, got {raw!r}")
             return Path(raw).expanduser()
+        if get_origin(typ) is tuple:
+            # A TOML list, a repeated flag (a tuple), or a comma-separated environment value.
+            items = raw.split(",") if isinstance(raw, str) else raw
+            if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+                raise ValueError(f"expected a list of strings, got {raw!r}")
+            return tuple(i.strip().lower() for i in items if i.strip())
         if typ is str:
             if not isinstance(raw, str | int | float):
                 raise ValueError(f"expected a string, got {raw!r}")
@@ -266,6 +301,8 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
             out[ENV_PREFIX + f.name.upper()] = ""
         elif isinstance(value, bool):
             out[ENV_PREFIX + f.name.upper()] = "true" if value else "false"
+        elif isinstance(value, tuple):
+            out[ENV_PREFIX + f.name.upper()] = ",".join(value)
         else:
             out[ENV_PREFIX + f.name.upper()] = str(value)
     return out

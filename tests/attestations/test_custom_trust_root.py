@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,35 @@ def test_every_publisher_kind_attests_under_a_custom_root(
     assert status == 200, text
     _, provenance = served_provenance(local_index, project, built.sdist.name)
     assert from_publisher(provenance["attestation_bundles"][0]["publisher"]).policy() is not None
+
+
+def test_a_signed_statement_nested_too_deeply_is_refused_cleanly(
+    local_index: AssayServer, local_sigstore: LocalSigstore, idp: OIDCProvider, tmp_path: Path
+) -> None:
+    # Issue 10, item 3: the statement is signed, but by anyone with a Sigstore identity; its
+    # json.loads recursed past the interpreter's limit (a 500 with a RecursionError).
+    project = "deep-statement"
+    built = build_project(tmp_path, project, "1.0")
+    args = ["--claim", "sub=deploy:acme/*", "--subject", "https://ci.acme.example/pipelines/*"]
+    local_index.admin(
+        "publisher", "add", "oidc", "--project", project, "--issuer", idp.issuer, "--owner", "owner", *args
+    )
+    identity = CertIdentity(san="https://ci.acme.example/pipelines/release", issuer=idp.issuer, extensions={})
+    deep: list[object] = []
+    for _ in range(3000):
+        deep = [deep]
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20000)  # for json.dumps of the statement, in this process only
+    try:
+        attestation = local_sigstore.attest_file(built.sdist, identity, predicate={"deep": deep}).model_dump_json()
+    finally:
+        sys.setrecursionlimit(limit)
+    status, text = _publish_attested(local_index, idp, built.sdist, {"sub": "deploy:acme/app"}, attestation)
+    assert status == 400, text
+    assert "the signed statement is not an in-toto statement: JSON nested more than 64 levels deep" in text
+    log = "\n".join(local_index.log)
+    assert "Traceback" not in log
+    assert "RecursionError" not in log
 
 
 def test_production_root_refuses_a_custom_roots_attestation(

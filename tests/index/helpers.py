@@ -91,7 +91,9 @@ def flat(output: str) -> str:
     return " ".join(output.split())
 
 
-def twine_upload(server: AssayServer, token: str, *files: Path) -> subprocess.CompletedProcess[str]:
+def twine_upload(
+    server: AssayServer, token: str, *files: Path, url: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             sys.executable,
@@ -101,7 +103,7 @@ def twine_upload(server: AssayServer, token: str, *files: Path) -> subprocess.Co
             "--non-interactive",
             "--disable-progress-bar",
             "--repository-url",
-            server.upload_url,
+            url or server.upload_url,
             "-u",
             "__token__",
             "-p",
@@ -115,13 +117,15 @@ def twine_upload(server: AssayServer, token: str, *files: Path) -> subprocess.Co
     )
 
 
-def uv_publish(server: AssayServer, token: str, *files: Path) -> subprocess.CompletedProcess[str]:
+def uv_publish(
+    server: AssayServer, token: str, *files: Path, url: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             UV,
             "publish",
             "--publish-url",
-            server.upload_url,
+            url or server.upload_url,
             "--username",
             "__token__",
             "--password",

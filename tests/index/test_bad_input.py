@@ -341,6 +341,40 @@ def test_invalid_utf8_in_form_fields(
     still_serving(client)
 
 
+@pytest.mark.parametrize("attestations", ["[" * 30000, "[" * 65 + "]" * 65], ids=["unbalanced", "balanced"])
+def test_deeply_nested_attestations_field(
+    index: AssayServer, token: str, client: httpx.Client, tmp_path: Path, unique: str, attestations: str
+) -> None:
+    # Issue 10, item 3: json.loads recursing past the interpreter's limit was a 500 with a
+    # RecursionError traceback in the log.
+    wheel = make_wheel(tmp_path, unique, "1.0")
+    with leaves_no_trace(index):
+        r = upload(client, wheel, token, attestations=attestations)
+    assert_refused(r, 400, "Invalid attestations supplied during upload", "nested more than 64 levels deep")
+    assert_not_listed(index, unique)
+    log = "\n".join(index.log)
+    assert "Traceback" not in log
+    assert "RecursionError" not in log
+    still_serving(client)
+
+
+@pytest.mark.parametrize("path", ["/", "/simple", "/simple/"])
+def test_upload_to_a_read_only_url_is_405_naming_the_upload_url(
+    index: AssayServer, token: str, client: httpx.Client, tmp_path: Path, unique: str, path: str
+) -> None:
+    # Issue 10, item 19. Larger than the 1 MiB body limit of non-upload URLs: the answer is
+    # still the 405 (not a 413 about the wrong thing), and the connection keeps serving.
+    wheel = make_wheel(tmp_path, unique, "1.0", extra_files={f"{unique}/big.bin": os.urandom(2 * 1024 * 1024)})
+    body, content_type = multipart(form_fields(wheel), ("content", wheel.name, wheel.read_bytes()))
+    assert len(body) > 1024 * 1024
+    with leaves_no_trace(index):
+        r = client.post(path, content=body, headers={**basic(token), "Content-Type": content_type})
+    assert_refused(r, 405, f"uploads go to {index.url}/legacy/")
+    assert r.headers["allow"] == "GET, HEAD"
+    assert_not_listed(index, unique)
+    still_serving(client)
+
+
 def test_control_characters_in_metadata_text_are_stored_verbatim(
     index: AssayServer, token: str, client: httpx.Client, tmp_path: Path, unique: str
 ) -> None:

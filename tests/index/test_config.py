@@ -6,6 +6,7 @@ str, Path, optional Path); the layering through the real ``assay serve`` is in t
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 from pathlib import Path
 
@@ -121,6 +122,25 @@ def test_str_settings(tmp_path: Path) -> None:
         load_settings({}, config_file=bad, environ={})
 
 
+def test_host_list_from_every_source(tmp_path: Path) -> None:
+    # allowed_hosts: a TOML list, a comma-separated ASSAY_ALLOWED_HOSTS, a repeated flag.
+    cfg = write(tmp_path, "allowed_hosts = ['Packages.example', '.corp.example']\n")
+    assert load_settings({}, config_file=cfg, environ={}).allowed_hosts == ("packages.example", ".corp.example")
+    env = {"ASSAY_ALLOWED_HOSTS": "a.example, 10.0.0.1,,[::1]"}
+    assert load_settings({}, config_file=cfg, environ=env).allowed_hosts == ("a.example", "10.0.0.1", "[::1]")
+    flags = {"allowed_hosts": ("b.example", "*")}
+    assert load_settings(flags, config_file=cfg, environ=env).allowed_hosts == ("b.example", "*")
+    assert load_settings({"allowed_hosts": None}, environ={}).allowed_hosts == ()
+    with pytest.raises(ConfigError, match=r"allowed_hosts .*expected a list of strings"):
+        load_settings({}, config_file=write(tmp_path, "allowed_hosts = [1]\n", "bad.toml"), environ={})
+
+
+@pytest.mark.parametrize("entry", ["packages.example:443", "https://packages.example", "a b", "[::1]:80", "x/y"])
+def test_a_host_list_entry_must_be_a_bare_host_name(entry: str) -> None:
+    with pytest.raises(ConfigError, match=rf"allowed_hosts: {re.escape(repr(entry))} is not a host name"):
+        load_settings({"allowed_hosts": (entry,)}, environ={})
+
+
 def test_path_and_optional_path(tmp_path: Path) -> None:
     cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
     s = load_settings({}, environ={"ASSAY_TLS_CERT": str(cert), "ASSAY_TLS_KEY": str(key)})
@@ -180,6 +200,7 @@ def test_settings_round_trip_through_the_worker_environment(tmp_path: Path) -> N
             "tls_key": str(tmp_path / "k"),
             "max_upload_size": 12345,
             "base_url": "https://x.example",
+            "allowed_hosts": ("x.example", ".y.example"),
             "data_dir": str(tmp_path),
         },
         environ={},

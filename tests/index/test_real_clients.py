@@ -129,6 +129,22 @@ def test_same_filename_different_content_is_refused_and_twine_shows_why(
     assert "File already exists" in flat(uv.stdout + uv.stderr)
 
 
+@pytest.mark.parametrize("path", ["/simple/", "/"])
+def test_uploading_to_the_simple_url_says_where_uploads_go(
+    index: AssayServer, token: str, unique: str, tmp_path: Path, path: str
+) -> None:
+    # Issue 10, item 19: the simple URL given as the upload URL got a bare 405.
+    built = build_project(tmp_path, unique, "1.0")
+    expected = f"uploads go to {index.url}/legacy/"
+    twine = twine_upload(index, token, built.wheel, url=index.url + path)
+    assert twine.returncode != 0
+    assert "405" in twine.stdout + twine.stderr
+    assert expected in flat(twine.stdout + twine.stderr)
+    uv = uv_publish(index, token, built.wheel, url=index.url + path)
+    assert uv.returncode != 0
+    assert expected in flat(uv.stdout + uv.stderr)
+
+
 def test_pip_resolves_from_the_metadata_file_without_downloading_the_wheel(
     index: AssayServer, token: str, unique: str, tmp_path: Path
 ) -> None:

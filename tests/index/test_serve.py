@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
 
+import click
 import httpx
 import pytest
 import trustme
@@ -82,6 +83,29 @@ def test_every_setting_is_a_flag_an_environment_variable_and_a_file_key() -> Non
             continue  # informational: where the other settings came from
         flag = "--config" if f.name == "config_file" else "--" + f.name.replace("_", "-")
         assert re.search(rf"(^|\s){re.escape(flag)}[\s/=]", result.stdout), f"no {flag} flag"
+
+
+#: Words that name the unit of a number in an option's help.
+UNIT = re.compile(r"\b(seconds|bytes|bytes/s|MiB|days|processes|port number)\b")
+
+
+def test_the_help_says_the_unit_of_every_number() -> None:
+    # Issue 10, item 19: "--body-min-rate INTEGER  Default: 1024." left the reader guessing.
+    from assay.cli.serve import serve
+
+    numeric = [p for p in serve.params if isinstance(p, click.Option) and p.type == click.INT]
+    assert len(numeric) >= 12
+    for option in numeric:
+        assert option.help is not None, option.opts
+        assert UNIT.search(option.help), (option.opts, option.help)
+    result = subprocess.run(
+        [sys.executable, "-m", "assay", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        env=client_environ(),
+        timeout=60,
+    )
+    assert "Default: 1024 bytes/s." in " ".join(result.stdout.split())
 
 
 @pytest.fixture

@@ -3,7 +3,10 @@ nothing minted (no token row appears)."""
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
+import http.server
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -127,6 +130,88 @@ def test_malformed_request_bodies(tp_index: AssayServer, body: bytes) -> None:
     response = _mint(tp_index, body)
     assert response.status_code == 422
     assert response.json()["errors"][0]["code"] == "invalid-payload"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+DEEP = b"[" * 30000
+#: JWTs whose header or claims nest past any recursion limit (PyJWT parses both with json.loads).
+DEEP_JWTS = {
+    "header": _b64(b"[" * 3000) + "." + _b64(b"{}") + "." + _b64(b"sig"),
+    "claims": _b64(b'{"alg": "RS256"}') + "." + _b64(b'{"iss": ' + b"[" * 3000) + "." + _b64(b"sig"),
+}
+
+
+def _no_traceback(server: AssayServer) -> None:
+    log = "\n".join(server.log)
+    assert "Traceback" not in log
+    assert "RecursionError" not in log
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/_/oidc/mint-token", DEEP),
+        ("/_/oidc/revoke-token", DEEP),
+        ("/_/oidc/burn-token", b'{"token": ' + DEEP),
+        ("/_/oidc/mint-token", b'{"token": "x", "features": ' + b"[" * 100 + b"]" * 100 + b"}"),
+    ],
+    ids=["mint", "revoke", "burn", "mint-balanced"],
+)
+def test_deeply_nested_json_is_invalid_payload_not_a_crash(tp_index: AssayServer, path: str, body: bytes) -> None:
+    # Issue 10, item 3: answered before (and without) any credential, so no traceback either.
+    with tp_index.client() as http:
+        response = http.post(path, content=body)
+    assert response.status_code == 422, response.text
+    error = response.json()["errors"][0]
+    assert error["code"] == "invalid-payload"
+    assert "nested more than 64 levels deep" in error["description"]
+    _no_traceback(tp_index)
+
+
+@pytest.mark.parametrize("part", sorted(DEEP_JWTS))
+def test_a_jwt_nested_too_deeply_is_a_malformed_jwt(tp_index: AssayServer, part: str) -> None:
+    # PyJWT turns the RecursionError of its json.loads into DecodeError itself (2.15): a guard
+    # that this stays a 422, not a fix.
+    response = _mint(tp_index, {"token": DEEP_JWTS[part]})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0] == {"code": "invalid-payload", "description": "malformed JWT"}
+    _no_traceback(tp_index)
+
+
+class _DeepJSON(http.server.BaseHTTPRequestHandler):
+    """An issuer whose discovery document nests past any recursion limit."""
+
+    def do_GET(self) -> None:
+        body = DEEP
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_an_issuer_answering_deeply_nested_json_is_refused_cleanly(tp_index: AssayServer, idp: OIDCProvider) -> None:
+    # The issuer's answers are outside input too (issue 10, item 3).
+    hostile = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _DeepJSON)
+    threading.Thread(target=hostile.serve_forever, daemon=True).start()
+    try:
+        issuer = f"http://127.0.0.1:{hostile.server_address[1]}"
+        tp_index.admin("issuer", "add", "--issuer", issuer)
+        response = _mint(tp_index, {"token": idp.token(AUDIENCE, github_claims(REPO), iss=issuer)})
+    finally:
+        hostile.shutdown()
+        hostile.server_close()
+    assert response.status_code == 422, response.text
+    error = response.json()["errors"][0]
+    assert error["code"] == "invalid-token"
+    assert "nested more than 64 levels deep" in error["description"]
+    _no_traceback(tp_index)
 
 
 def test_replayed_token_is_refused(tp_index: AssayServer, idp: OIDCProvider, victim: str) -> None:

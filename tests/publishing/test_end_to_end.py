@@ -259,6 +259,7 @@ def test_discovery_document_and_fallback_paths(tp_index: AssayServer) -> None:
             assert doc["token-revocation-endpoint"] == tp_index.url + "/_/oidc/revoke-token"
             assert doc["default-features"] == ["multi-use-token"]
             assert set(doc["features"]) == {"single-use-token", "multi-use-token"}
+            assert r.headers["cache-control"] == "no-store"  # issue 10, item 8
         missing = http.get("/.well-known/pytp?discover=%2Fupload%2F")
         assert missing.status_code == 404  # PEP 807: not supported for that upload URL
         assert missing.json()["status"] == 404

@@ -13,7 +13,6 @@ PyPI's rules (warehouse ``forklift/legacy.py`` and ``attestations/services.py``)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +28,8 @@ from assay.storage.db import Database
 from assay.storage.models import Project, Publisher, PublisherProject
 from assay.upload.form import UploadForm
 from assay.upload.service import PreparedUpload, UploadRejected
+from assay.web import untrusted_json
+from assay.web.untrusted_json import JSONTooDeep
 
 PREFIX = "Invalid attestations supplied during upload: "
 MAX_ATTESTATIONS = 2
@@ -40,7 +41,9 @@ def _reject(reason: str) -> UploadRejected:
 
 def parse_field(raw: str) -> list[dict[str, Any]]:
     try:
-        docs = json.loads(raw)
+        docs = untrusted_json.loads(raw)
+    except JSONTooDeep as exc:
+        raise _reject(f"the attestations field is not an array of attestations ({exc})") from None
     except ValueError as exc:
         raise _reject(f"the attestations field is not JSON ({exc})") from None
     if not isinstance(docs, list):

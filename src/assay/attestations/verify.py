@@ -15,7 +15,6 @@ custom trust root, so this module makes the same checks around sigstore's ``veri
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pydantic
@@ -30,6 +29,7 @@ from sigstore.errors import Error as SigstoreError
 from sigstore.verify.policy import VerificationPolicy
 
 from assay.attestations.trust import TrustRoot
+from assay.web import untrusted_json
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 KNOWN_PREDICATES = {t.value for t in AttestationType}
@@ -83,9 +83,12 @@ def verify_attestation(
     if payload_type != IN_TOTO_PAYLOAD_TYPE:
         raise AttestationInvalid(f"the envelope's payload type is {payload_type!r}, not an in-toto statement")
     try:
-        statement = json.loads(payload)
+        # Signed, but by whoever holds a Sigstore identity: bounded like any outside JSON.
+        statement = untrusted_json.loads(payload)
         subjects = statement["subject"]
         predicate_type = statement["predicateType"]
+    except untrusted_json.JSONTooDeep as exc:
+        raise AttestationInvalid(f"the signed statement is not an in-toto statement: {exc}") from None
     except (ValueError, KeyError, TypeError):
         raise AttestationInvalid("the signed statement is not an in-toto statement") from None
     if not isinstance(subjects, list) or len(subjects) != 1:

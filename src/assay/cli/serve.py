@@ -17,9 +17,10 @@ from uvicorn.config import LOGGING_CONFIG
 from uvicorn.supervisors import Multiprocess
 
 from assay.cli.common import open_database, settings_from, storage_options
-from assay.config import Settings, settings_to_env
+from assay.config import MIB, Settings, settings_to_env
 from assay.storage.modes import make_private_dirs
 from assay.web.app import create_app
+from assay.web.hosts import startup_warning
 from assay.web.protocol import GuardedHttpToolsProtocol, ProtocolLimits
 from assay.web.redact import RedactingFilter
 
@@ -27,8 +28,46 @@ from assay.web.redact import RedactingFilter
 #: generated ``--name`` flag, so each one is settable as flag, ASSAY_* env and file key alike.
 _EXPLICIT = {
     "config_file", "sources", "data_dir", "database_url", "host", "port", "workers", "tls_cert", "tls_key",
-    "base_url", "max_upload_size", "private", "log_level", "db_statement_timeout", "db_pool_timeout",
+    "base_url", "allowed_hosts", "max_upload_size", "private", "log_level", "db_statement_timeout",
+    "db_pool_timeout",
 }
+
+
+#: What each generated option means and the unit of its number (issue 10, item 19: the help
+#: says the unit of every number). Same words as the comments on ``Settings``.
+_HELP: dict[str, tuple[str, str | None]] = {
+    "graceful_timeout": ("How long in-flight requests (uploads) may take to finish after SIGTERM", "seconds"),
+    "access_log": ("Log every request", None),
+    "keep_alive_timeout": ("How long an idle keep-alive connection stays open", "seconds"),
+    "header_timeout": ("How long a client has to send a request's line and headers (408 after)", "seconds"),
+    "max_header_size": ("Largest request line plus headers (431 beyond it)", "bytes"),
+    "body_timeout": (
+        "How long a request body may pause, and the grace period before --body-min-rate applies",
+        "seconds",
+    ),
+    "body_min_rate": ("Rate a request body must average once --body-timeout has passed (408 below)", "bytes/s"),
+    "max_request_body": ("Largest request body of every endpoint but uploads (413 beyond it)", "bytes"),
+    "max_metadata_size": ("Largest core metadata file (METADATA, PKG-INFO) inside a distribution", "bytes"),
+    "oidc_audience": ("The audience OIDC tokens must be issued for (PyPI uses 'pypi')", None),
+    "minted_token_lifetime": ("Lifetime of minted upload tokens, 900 to 21600 (PEP 807)", "seconds"),
+    "jwks_refetch_seconds": (
+        "Least time between two fetches of one issuer's keys for an unknown key id",
+        "seconds",
+    ),
+    "pending_publisher_days": ("How long an unused pending publisher stays registered", "days"),
+    "token_upload_attestations": ("Accept attestations on API-token uploads matching a publisher", None),
+    "sigstore_trust_root": ("'production', 'staging' or the path of a trusted_root.json", None),
+    "token_prefix": ("Prefix of every API token (secret scanners key on it)", None),
+}
+
+
+def _default(value: object, unit: str | None) -> str:
+    if unit == "bytes" and isinstance(value, int) and value >= 1024 and value % 1024 == 0:
+        human = f"{value // MIB} MiB" if value % MIB == 0 else f"{value // 1024} KiB"
+        return f"{value} bytes ({human})"
+    if unit and isinstance(value, int) and not isinstance(value, bool):
+        return f"{value} {unit}"
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _generated_options(func: Callable[..., None]) -> Callable[..., None]:
@@ -37,21 +76,22 @@ def _generated_options(func: Callable[..., None]) -> Callable[..., None]:
         if f.name in _EXPLICIT:
             continue
         flag = "--" + f.name.replace("_", "-")
-        env = f"Env: ASSAY_{f.name.upper()}."
+        # A setting missing from _HELP still gets a flag (tests/index/test_serve.py asks for its unit).
+        text, unit = _HELP.get(f.name, ("", None))
+        what = (f"{text}, in {unit}. " if unit else f"{text}. ") if text else ""
+        env = f"{what}Default: {_default(f.default, unit)}. Env: ASSAY_{f.name.upper()}."
         typ = hints[f.name]
         if type(None) in get_args(typ):
             typ = next(a for a in get_args(typ) if a is not type(None))
         option: Callable[[Callable[..., None]], Callable[..., None]]
         if typ is bool:
-            option = click.option(
-                f"{flag}/--no-{flag[2:]}", f.name, default=None, help=f"Default: {f.default}. {env}"
-            )
+            option = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=env)
         elif typ is int:
-            option = click.option(flag, f.name, type=int, help=f"Default: {f.default}. {env}")
+            option = click.option(flag, f.name, type=int, help=env)
         elif typ is Path:
             option = click.option(flag, f.name, type=click.Path(path_type=Path), help=env)
         else:
-            option = click.option(flag, f.name, help=f"Default: {f.default!r}. {env}")
+            option = click.option(flag, f.name, help=env)
         func = option(func)
     return func
 
@@ -86,8 +126,8 @@ _APP_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 @click.command()
 @storage_options
 @click.option("--host", help="Address to listen on (default 127.0.0.1). Env: ASSAY_HOST.")
-@click.option("--port", type=int, help="Port (default 8000; 0 picks a free one). Env: ASSAY_PORT.")
-@click.option("--workers", type=int, help="Worker processes (default 1). Env: ASSAY_WORKERS.")
+@click.option("--port", type=int, help="TCP port number (default 8000; 0 picks a free one). Env: ASSAY_PORT.")
+@click.option("--workers", type=int, help="Number of worker processes (default 1). Env: ASSAY_WORKERS.")
 @click.option(
     "--tls-cert", type=click.Path(path_type=Path, dir_okay=False),
     help="PEM certificate (chain) for HTTPS. Env: ASSAY_TLS_CERT.",
@@ -100,6 +140,15 @@ _APP_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     "--base-url",
     help="Public URL of the index, for absolute links (default: from each request). "
     "Env: ASSAY_BASE_URL.",
+)
+@click.option(
+    "--allowed-host", "--allowed-hosts", "allowed_hosts", multiple=True,
+    # Not given: None, so the environment or the file still apply (an empty tuple would win).
+    callback=lambda _ctx, _param, value: value or None,
+    help="A host name clients may use (the Host header, port ignored); repeat for more. "
+    "'.example.org' allows it and its subdomains, '*' any host. Others get 400. Default: any "
+    "on loopback; beyond it without --base-url, only this machine's own names. "
+    "Env: ASSAY_ALLOWED_HOSTS (comma-separated).",
 )
 @click.option(
     "--max-upload-size", type=int,
@@ -167,6 +216,8 @@ def serve(config_file: Path | None, **options: object) -> None:
     url = f"{settings.scheme}://{shown}:{port}/"
     click.echo(f"assay: serving {url} (simple index {url}simple/, uploads {url}legacy/)")
     click.echo(f"assay: database {db.safe_url}, files in {settings.blob_dir.resolve()}")
+    if (warning := startup_warning(settings)) is not None:
+        click.echo(f"assay: warning: {warning}", err=True)
     sys.stdout.flush()
 
     if settings.workers > 1:

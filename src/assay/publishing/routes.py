@@ -120,7 +120,18 @@ def _accepts_pytp(accept: str | None) -> bool:
     return any(part.split(";")[0].strip().lower() in ok for part in accept.split(","))
 
 
+#: PEP 807 discovery answers name endpoints (from the Host header when no base URL is set): no
+#: cache may keep one and hand it to a client that asked under another name (issue 10, item 8).
+NO_STORE = {"cache-control": "no-store"}
+
+
 async def discover(request: Request) -> Response:
+    response = _discover(request)
+    response.headers.update(NO_STORE)
+    return response
+
+
+def _discover(request: Request) -> Response:
     if not _accepts_pytp(request.headers.get("accept")):
         return problem("not-acceptable", f"this endpoint serves {PYTP_JSON}", status=406, message="Not acceptable")
     # Starlette decodes the query with form rules, so "+" and "%20" both mean a space, as

@@ -41,6 +41,8 @@ from assay.storage.models import (
     UsedJti,
     utcnow,
 )
+from assay.web import untrusted_json
+from assay.web.untrusted_json import JSONTooDeep
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +89,10 @@ def parse_request(body: bytes) -> tuple[str, tuple[str, ...]]:
     """PyPI parses the raw body as JSON whatever its Content-Type (curl sends form encoding,
     older uv sent none). PEP 807 adds an optional ``features`` array."""
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        payload = untrusted_json.loads(body)
+    except JSONTooDeep as exc:
+        raise MintError("invalid-payload", f"the request body is not a token request: {exc}") from None
+    except ValueError:  # not JSON, or not UTF-8/16/32
         raise MintError(
             "invalid-payload", 'the request body must be a JSON object like {"token": "<OIDC JWT>"}'
         ) from None
@@ -401,8 +405,10 @@ class TrustedPublishing:
         """Revoke an upload token its holder no longer needs (crates.io-style; uv calls this
         as ``burn-token`` after publishing). Possession of the token is the authority."""
         try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+            payload = untrusted_json.loads(body)
+        except JSONTooDeep as exc:
+            raise MintError("invalid-payload", f"the request body is not a revocation request: {exc}") from None
+        except ValueError:  # not JSON, or not UTF-8/16/32
             raise MintError(
                 "invalid-payload", 'the request body must be a JSON object like {"token": "<upload token>"}'
             ) from None

@@ -11,6 +11,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from assay.accounts.auth import AuthError, Principal, authenticate
+from assay.upload import misdirected
 from assay.upload.dists import ArchiveLimits
 from assay.upload.form import FormError, FormLimits, UploadForm, read_upload_form
 from assay.upload.service import PreparedUpload, UploadContext, UploadRejected, prepare
@@ -111,4 +112,5 @@ async def legacy_upload(request: Request) -> Response:
 routes = [
     Route("/legacy/", legacy_upload, methods=["POST"]),
     Route("/legacy", legacy_upload, methods=["POST"]),
+    *misdirected.routes,
 ]

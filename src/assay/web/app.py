@@ -25,6 +25,7 @@ from assay.storage import recovery
 from assay.upload.routes import routes as upload_routes
 from assay.web import errors, reason
 from assay.web.errors import KeepConnection
+from assay.web.hosts import allowed_hosts
 from assay.web.responses import TextError
 from assay.web.security import BodyLimits, SecurityHeaders
 from assay.web.services import Services, services
@@ -108,6 +109,8 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
         },
         # Inside the exception middleware's reach: a refused body becomes an ordinary 408/413.
         middleware=[
+            # Before anything reads the request: a forged Host never reaches a handler.
+            Middleware(allowed_hosts, settings=settings),
             Middleware(
                 BodyLimits,
                 max_body=settings.max_request_body,

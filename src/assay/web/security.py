@@ -42,6 +42,11 @@ _ADDED: tuple[tuple[bytes, bytes], ...] = (
 #: Paths whose bodies are bounded by the upload limit (``max_upload_size``) instead.
 UPLOAD_PATHS = frozenset({"/legacy", "/legacy/"})
 
+#: Where clients upload by mistake (the index's root and simple URL): a POST there is answered
+#: 405 naming the upload URL (``assay.upload.misdirected``) without its body being read, so the
+#: general body limit must not pre-empt that answer with a 413 about the wrong thing.
+MISDIRECTED_UPLOAD_PATHS = frozenset({"/", "/simple", "/simple/"})
+
 #: Closing after a refused body: the unread rest of it must not be parsed as the next request.
 _CLOSE = {"connection": "close"}
 
@@ -99,7 +104,9 @@ class BodyLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limited = scope["path"] not in UPLOAD_PATHS
+        limited = scope["path"] not in UPLOAD_PATHS and not (
+            scope["method"] == "POST" and scope["path"] in MISDIRECTED_UPLOAD_PATHS
+        )
         if limited:
             declared = _content_length(scope)
             if declared is not None and declared > self.rules.max_body:
