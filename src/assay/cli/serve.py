@@ -159,13 +159,13 @@ _APP_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 )
 @click.option(
     "--db-statement-timeout", type=int,
-    help="Seconds a database statement or lock wait may take before it is cancelled and the "
-    "request answered 503 (default 30; PostgreSQL). Env: ASSAY_DB_STATEMENT_TIMEOUT.",
+    help="How long a database statement or lock wait may take before it is cancelled and the "
+    "request answered 503, in seconds (default 30; PostgreSQL). Env: ASSAY_DB_STATEMENT_TIMEOUT.",
 )
 @click.option(
     "--db-pool-timeout", type=int,
-    help="Seconds a request waits for a database connection before it is answered 503 "
-    "(default 10; PostgreSQL). Env: ASSAY_DB_POOL_TIMEOUT.",
+    help="How long a request waits for a database connection before it is answered 503, in "
+    "seconds (default 10; PostgreSQL). Env: ASSAY_DB_POOL_TIMEOUT.",
 )
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
