@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from assay import audit
 from assay.admin import AdminError
+from assay.publishing.keys import UnsafeURL, check_url, is_url
 from assay.publishing.kinds import ConfigError, get_kind
 from assay.publishing.oidc_token import ALLOWED_ALGORITHMS
 from assay.publishing.service import lookup_key
@@ -24,14 +25,34 @@ _PROJECT_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 
 def _check_issuer_url(url: str) -> str:
     url = url.rstrip("/")
-    # OIDC issuers are https URLs; http is accepted only on loopback (test stand-ins).
-    if not (url.startswith("https://") or re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)", url)):
-        raise AdminError(f"issuer must be an https:// URL, got {url!r}")
+    # OIDC issuers are https URLs without query or fragment (OpenID Connect Discovery 1.0 §2);
+    # http is accepted only to a loopback address (test stand-ins): the same parsed-URL rule as
+    # for fetching keys (keys.check_url), since the discovery document is fetched from here.
+    try:
+        parsed = check_url(url, "issuer")
+    except UnsafeURL as exc:
+        raise AdminError(str(exc)) from None
+    if parsed.query or parsed.fragment:
+        raise AdminError(f"issuer {url!r} must not have a query or fragment")
     return url
+
+
+def _check_jwks_source(source: str | None) -> str | None:
+    """A ``--jwks`` URL must pass the rule it is fetched under, so a bad one is refused here
+    rather than at the first exchange; anything without a scheme is a file path."""
+    if not source:
+        return None
+    if is_url(source):
+        try:
+            check_url(source, "--jwks")
+        except UnsafeURL as exc:
+            raise AdminError(str(exc)) from None
+    return source
 
 
 def add_issuer(db: Database, url: str, *, jwks: str | None, algorithms: list[str], actor: str) -> str:
     url = _check_issuer_url(url)
+    jwks = _check_jwks_source(jwks)
     bad = [a for a in algorithms if a not in ALLOWED_ALGORITHMS]
     if bad or not algorithms:
         raise AdminError(
