@@ -162,6 +162,31 @@ def test_every_publisher_kind_attests_under_a_custom_root(
     assert from_publisher(provenance["attestation_bundles"][0]["publisher"]).policy() is not None
 
 
+def test_oidc_subject_pattern_star_stays_within_one_segment(
+    local_index: AssayServer, local_sigstore: LocalSigstore, idp: OIDCProvider, tmp_path: Path
+) -> None:
+    # Issue 10, item 5: the subject pattern's * no longer crosses / (fnmatch's did), so a
+    # certificate for a deeper path under the pinned one is refused; ** is how to allow that.
+    project = "subject-segments"
+    built = build_project(tmp_path, project, "1.0")
+    args = ["--claim", "sub=deploy:acme/segments", "--subject", "https://ci.acme.example/pipelines/*"]
+    local_index.admin(
+        "publisher", "add", "oidc", "--project", project, "--issuer", idp.issuer, "--owner", "owner", *args
+    )
+    claims = {"sub": "deploy:acme/segments"}
+    deeper = CertIdentity(san="https://ci.acme.example/pipelines/evil/release", issuer=idp.issuer, extensions={})
+    status, text = _publish_attested(
+        local_index, idp, built.sdist, claims, local_sigstore.attest_file(built.sdist, deeper).model_dump_json()
+    )
+    assert status == 400, text
+    assert "does not match" in text, text
+    one = CertIdentity(san="https://ci.acme.example/pipelines/release", issuer=idp.issuer, extensions={})
+    status, text = _publish_attested(
+        local_index, idp, built.sdist, claims, local_sigstore.attest_file(built.sdist, one).model_dump_json()
+    )
+    assert status == 200, text
+
+
 def test_production_root_refuses_a_custom_roots_attestation(
     prod_index: AssayServer, local_sigstore: LocalSigstore, idp: OIDCProvider, unique: str, tmp_path: Path
 ) -> None:

@@ -177,11 +177,13 @@ def add_circleci(ctx: Ctx, /, project: str, issuer_url: str | None, owner: str |
     multiple=True,
     required=True,
     metavar="NAME=VALUE",
-    help="A claim the token must carry: an exact value, or a glob with * ? [ ] (repeatable).",
+    help="A claim the token must carry: an exact value, or a pattern with * (within a / or : segment) "
+    "and ** (across), after at least two literal segments (README: Claim and subject patterns; repeatable).",
 )
 @click.option(
     "--subject",
-    help="The SAN its PEP 740 signing certificates carry (exact or glob); without it the publisher cannot attest.",
+    help="The SAN its PEP 740 signing certificates carry (exact or a pattern, as --claim); "
+    "without it the publisher cannot attest.",
 )
 @pass_ctx
 @friendly_errors
