@@ -154,3 +154,89 @@ def test_lookalike_jwks_uri_from_discovery_is_refused_before_any_connection(
         assert "/.well-known/openid-configuration" in provider.requests_log  # discovery did happen
         time.sleep(0.3)  # a connection attempt would have been accepted by now
         assert trap.connections == before
+
+
+def _error(response: httpx.Response) -> dict[str, str]:
+    assert response.status_code == 422, response.text
+    error: dict[str, str] = response.json()["errors"][0]
+    return error
+
+
+def test_tokens_living_longer_than_the_issuers_maximum_are_refused(guarded: AssayServer) -> None:
+    with OIDCProvider() as provider:
+        _register(guarded, provider, "aged", "--max-token-age", "10m")
+        assert f"{provider.issuer}\t" in guarded.admin("issuer", "list").stdout
+        assert "max token age 600 s" in guarded.admin("issuer", "list").stdout
+        claims = github_claims("acme/aged")
+        assert mint(guarded, provider.token(AUDIENCE, claims, lifetime=600)).status_code == 200
+        error = _error(mint(guarded, provider.token(AUDIENCE, claims, lifetime=900)))
+        assert error["code"] == "invalid-token"
+        assert "valid for 900 s (exp - iat)" in error["description"], error
+        assert "600 s" in error["description"]
+        # Changed in place (the issuer has a publisher, so it cannot be removed and re-added);
+        # the running server applies it at the next exchange.
+        guarded.admin("issuer", "set", provider.issuer, "--max-token-age", "20m")
+        assert mint(guarded, provider.token(AUDIENCE, claims, lifetime=900)).status_code == 200
+
+
+def test_the_default_maximum_token_age_is_two_hours(guarded: AssayServer) -> None:
+    with OIDCProvider() as provider:
+        _register(guarded, provider, "default-age")
+        claims = github_claims("acme/default-age")
+        assert mint(guarded, provider.token(AUDIENCE, claims, lifetime=7200)).status_code == 200
+        # A token minted long ago for a long life still passes exp; its exp - iat does not.
+        now = int(time.time())
+        old = provider.token(AUDIENCE, claims, iat=now - 3600, nbf=now - 3600, exp=now + 3 * 3600)
+        error = _error(mint(guarded, old))
+        assert error["code"] == "invalid-token"
+        assert "14400 s" in error["description"], error
+        assert "7200 s" in error["description"], error
+
+
+@pytest.mark.parametrize("value", ["0s", "banana", "5 hours"])
+def test_a_bad_maximum_token_age_is_refused(guarded: AssayServer, value: str) -> None:
+    args = ["issuer", "add", "--issuer", "https://ci.badage.example", "--max-token-age", value]
+    result = guarded.admin(*args, check=False)
+    assert result.returncode != 0
+    assert "Invalid value for --max-token-age: invalid duration" in result.stderr, result.stderr
+
+
+def test_a_long_unknown_kid_is_not_echoed(guarded: AssayServer) -> None:
+    with OIDCProvider() as provider:
+        _register(guarded, provider, "kids")
+        claims = github_claims("acme/kids")
+        long_kid = "k" * 65
+        error = _error(mint(guarded, provider.token(AUDIENCE, claims, headers={"kid": long_kid})))
+        assert error["code"] == "invalid-token"
+        assert long_kid not in error["description"], error
+        assert "65 characters, not shown" in error["description"]
+        short_kid = "s" * 64  # up to 64 characters the kid helps whoever debugs the issuer
+        error = _error(mint(guarded, provider.token(AUDIENCE, claims, headers={"kid": short_kid})))
+        assert repr(short_kid) in error["description"], error
+
+
+def test_an_iss_with_a_trailing_slash_is_the_same_issuer(guarded: AssayServer) -> None:
+    with OIDCProvider() as provider:
+        _register(guarded, provider, "slash")  # registered as http://127.0.0.1:PORT
+        claims = github_claims("acme/slash")
+        ok = mint(guarded, provider.token(AUDIENCE, claims, iss=provider.issuer + "/"))
+        assert ok.status_code == 200, ok.text
+        for other in (provider.issuer + "//", provider.issuer + ".evil", provider.issuer + "/x"):
+            error = _error(mint(guarded, provider.token(AUDIENCE, claims, iss=other)))
+            assert error["code"] == "invalid-payload"
+            assert "unknown trusted publishing issuer" in error["description"], (other, error)
+
+
+def test_an_issuer_whose_real_iss_ends_in_a_slash(guarded: AssayServer) -> None:
+    # The provider's own iss (tokens and discovery document) is http://127.0.0.1:PORT/; the
+    # admin types it as the provider documents it, with the slash.
+    with OIDCProvider() as provider:
+        real = provider.issuer + "/"
+        provider.discovery_overrides = {"issuer": real}
+        guarded.admin("issuer", "add", "--issuer", real)
+        guarded.admin(
+            "publisher", "add", "github", "--project", "real-slash", "--issuer", real, "--owner", "owner",
+            "--repository", "acme/real-slash", "--workflow", "release.yml",
+        )  # fmt: skip
+        ok = mint(guarded, provider.token(AUDIENCE, github_claims("acme/real-slash"), iss=real))
+        assert ok.status_code == 200, ok.text

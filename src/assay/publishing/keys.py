@@ -83,8 +83,10 @@ def is_url(source: str) -> bool:
     return "://" in source
 
 
-def shown_kid(kid: str) -> str:
-    return repr(kid) if len(kid) <= MAX_SHOWN_KID else f"({len(kid)} characters, not shown)"
+def shown(value: object) -> str:
+    """A token header value (kid, alg) for a refusal: quoted, unless it is long attacker input."""
+    text = str(value)
+    return repr(value) if len(text) <= MAX_SHOWN_KID else f"({len(text)} characters, not shown)"
 
 
 class KeyStore:
@@ -126,7 +128,9 @@ class KeyStore:
             jwks_uri = source
             if not jwks_uri:
                 discovery = self._get_json(issuer.rstrip("/") + "/.well-known/openid-configuration")
-                if not isinstance(discovery, dict) or discovery.get("issuer") != issuer:
+                # Compared as tokens are: one trailing "/" is not a different issuer.
+                named = discovery.get("issuer") if isinstance(discovery, dict) else None
+                if not isinstance(named, str) or named.removesuffix("/") != issuer.removesuffix("/"):
                     raise KeyLookupError(f"the discovery document of {issuer} names another issuer")
                 jwks_uri = discovery.get("jwks_uri")
                 if not isinstance(jwks_uri, str):
@@ -160,7 +164,7 @@ class KeyStore:
                     return cached.keys[kid]
                 now = time.monotonic()
                 if cached.fetched and now - cached.fetched < self.refetch_interval:
-                    raise KeyLookupError(f"no key with kid {shown_kid(kid)} for issuer {issuer} (recently refreshed)")
+                    raise KeyLookupError(f"no key with kid {shown(kid)} for issuer {issuer} (recently refreshed)")
                 cached.fetched = now
             try:
                 fresh = self._fetch(issuer, source)
@@ -172,5 +176,5 @@ class KeyStore:
                 if fresh:
                     cached.keys = fresh
                 if kid not in cached.keys:
-                    raise KeyLookupError(f"no key with kid {shown_kid(kid)} for issuer {issuer}")
+                    raise KeyLookupError(f"no key with kid {shown(kid)} for issuer {issuer}")
                 return cached.keys[kid]
