@@ -169,11 +169,11 @@ def test_oidc_subject_pattern_star_stays_within_one_segment(
     # certificate for a deeper path under the pinned one is refused; ** is how to allow that.
     project = "subject-segments"
     built = build_project(tmp_path, project, "1.0")
-    args = ["--claim", "sub=deploy:acme/segments", "--subject", "https://ci.acme.example/pipelines/*"]
+    args = ["--claim", "sub=deploy:segments/app", "--subject", "https://ci.acme.example/pipelines/*"]
     local_index.admin(
         "publisher", "add", "oidc", "--project", project, "--issuer", idp.issuer, "--owner", "owner", *args
     )
-    claims = {"sub": "deploy:acme/segments"}
+    claims = {"sub": "deploy:segments/app"}
     deeper = CertIdentity(san="https://ci.acme.example/pipelines/evil/release", issuer=idp.issuer, extensions={})
     status, text = _publish_attested(
         local_index, idp, built.sdist, claims, local_sigstore.attest_file(built.sdist, deeper).model_dump_json()
@@ -194,11 +194,11 @@ def test_oidc_certificate_issuer_with_a_trailing_slash_is_the_publishers_issuer(
     # real iss ends in "/" is stored without it, and its attestations must still match.
     project = "issuer-slash"
     built = build_project(tmp_path, project, "1.0")
-    args = ["--claim", "sub=deploy:acme/slash", "--subject", "https://ci.acme.example/slash/*"]
+    args = ["--claim", "sub=deploy:slash/app", "--subject", "https://ci.acme.example/slash/*"]
     local_index.admin(
         "publisher", "add", "oidc", "--project", project, "--issuer", idp.issuer, "--owner", "owner", *args
     )
-    claims = {"sub": "deploy:acme/slash"}
+    claims = {"sub": "deploy:slash/app"}
     other = CertIdentity(san="https://ci.acme.example/slash/r", issuer=idp.issuer + ".evil/", extensions={})
     status, text = _publish_attested(
         local_index, idp, built.sdist, claims, local_sigstore.attest_file(built.sdist, other).model_dump_json()
