@@ -13,10 +13,10 @@ The rules (PyPI's, tightened where the issue asks):
 * ``aud`` must be exactly our audience string: a list is refused, even one containing it
   (PyJWT's ``strict_aud``; PyPI's rule since pypi/warehouse#13887);
 * the token's lifetime, ``exp - iat``, is at most the issuer's ``max_token_age`` (default two
-  hours): a CI job's token lives minutes, so a long-lived one is a leaked or minted-for-replay
-  credential (PyPI has no such bound; its replay window is the jti store);
+  hours, an assay rule from issue 10): a CI job's token lives minutes (GitHub's 5, GitLab's
+  the job's timeout), so a token made to live for days is one to keep and replay;
 * an issuer is named without a trailing ``/`` (``issuer add`` strips it), and a token's ``iss``
-  with one trailing ``/`` is the same issuer: OIDC discovery (§4) appends the well-known path
+  with one trailing ``/`` is the same issuer: OpenID Connect Discovery 1.0 §4 appends the well-known path
   after removing it, and some providers' ``iss`` keep it. Only that one ``/`` is ignored, so
   ``https://ci.example.com/`` is ``https://ci.example.com`` but ``https://ci.example.com.evil``
   and ``https://ci.example.com//`` are other issuers.
