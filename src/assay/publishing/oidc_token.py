@@ -16,8 +16,8 @@ The rules (PyPI's, tightened where the issue asks):
   hours, an assay rule from issue 10): a CI job's token lives minutes (GitHub's 5, GitLab's
   the job's timeout), so a token made to live for days is one to keep and replay;
 * an issuer is named without a trailing ``/`` (``issuer add`` strips it), and a token's ``iss``
-  with one trailing ``/`` is the same issuer: OpenID Connect Discovery 1.0 §4 appends the well-known path
-  after removing it, and some providers' ``iss`` keep it. Only that one ``/`` is ignored, so
+  with one trailing ``/`` is the same issuer: OpenID Connect Discovery 1.0 §4 appends the
+  well-known path after removing it, and some providers' ``iss`` keep it. Only that ``/`` goes, so
   ``https://ci.example.com/`` is ``https://ci.example.com`` but ``https://ci.example.com.evil``
   and ``https://ci.example.com//`` are other issuers.
 """
