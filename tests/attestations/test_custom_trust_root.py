@@ -191,6 +191,54 @@ def test_a_signed_statement_nested_too_deeply_is_refused_cleanly(
     assert "Traceback" not in log
     assert "RecursionError" not in log
 
+def test_oidc_subject_pattern_star_stays_within_one_segment(
+    local_index: AssayServer, local_sigstore: LocalSigstore, idp: OIDCProvider, tmp_path: Path
+) -> None:
+    # Issue 10, item 5: the subject pattern's * no longer crosses / (fnmatch's did), so a
+    # certificate for a deeper path under the pinned one is refused; ** is how to allow that.
+    project = "subject-segments"
+    built = build_project(tmp_path, project, "1.0")
+    args = ["--claim", "sub=deploy:segments/app", "--subject", "https://ci.acme.example/pipelines/*"]
+    local_index.admin(
+        "publisher", "add", "oidc", "--project", project, "--issuer", idp.issuer, "--owner", "owner", *args
+    )
+    claims = {"sub": "deploy:segments/app"}
+    deeper = CertIdentity(san="https://ci.acme.example/pipelines/evil/release", issuer=idp.issuer, extensions={})
+    status, text = _publish_attested(
+        local_index, idp, built.sdist, claims, local_sigstore.attest_file(built.sdist, deeper).model_dump_json()
+    )
+    assert status == 400, text
+    assert "does not match" in text, text
+    one = CertIdentity(san="https://ci.acme.example/pipelines/release", issuer=idp.issuer, extensions={})
+    status, text = _publish_attested(
+        local_index, idp, built.sdist, claims, local_sigstore.attest_file(built.sdist, one).model_dump_json()
+    )
+    assert status == 200, text
+
+
+def test_oidc_certificate_issuer_with_a_trailing_slash_is_the_publishers_issuer(
+    local_index: AssayServer, local_sigstore: LocalSigstore, idp: OIDCProvider, tmp_path: Path
+) -> None:
+    # Issue 10, item 9: Fulcio copies the token's iss into the certificate; an issuer whose
+    # real iss ends in "/" is stored without it, and its attestations must still match.
+    project = "issuer-slash"
+    built = build_project(tmp_path, project, "1.0")
+    args = ["--claim", "sub=deploy:slash/app", "--subject", "https://ci.acme.example/slash/*"]
+    local_index.admin(
+        "publisher", "add", "oidc", "--project", project, "--issuer", idp.issuer, "--owner", "owner", *args
+    )
+    claims = {"sub": "deploy:slash/app"}
+    other = CertIdentity(san="https://ci.acme.example/slash/r", issuer=idp.issuer + ".evil/", extensions={})
+    status, text = _publish_attested(
+        local_index, idp, built.sdist, claims, local_sigstore.attest_file(built.sdist, other).model_dump_json()
+    )
+    assert status == 400, text
+    slash = CertIdentity(san="https://ci.acme.example/slash/r", issuer=idp.issuer + "/", extensions={})
+    status, text = _publish_attested(
+        local_index, idp, built.sdist, claims, local_sigstore.attest_file(built.sdist, slash).model_dump_json()
+    )
+    assert status == 200, text
+
 
 def test_production_root_refuses_a_custom_roots_attestation(
     prod_index: AssayServer, local_sigstore: LocalSigstore, idp: OIDCProvider, unique: str, tmp_path: Path

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
+from assay.accounts.tokens import parse_duration
 from assay.admin import AdminError
 from assay.cli.admin import Ctx, pass_ctx
 from assay.cli.common import friendly_errors
@@ -33,13 +34,45 @@ def issuer() -> None:
     show_default=True,
     help="Signature algorithm accepted from this issuer (repeatable), e.g. RS256, ES256.",
 )
+@click.option(
+    "--max-token-age",
+    default="2h",
+    show_default=True,
+    help="Refuse tokens valid for longer than this (exp - iat): a number and a unit, s, m, h or d (e.g. 90m).",
+)
 @pass_ctx
 @friendly_errors
-def issuer_add(ctx: Ctx, url: str, jwks: str | None, algorithms: tuple[str, ...]) -> None:
+def issuer_add(ctx: Ctx, url: str, jwks: str | None, algorithms: tuple[str, ...], max_token_age: str) -> None:
     """Trust an OIDC issuer."""
-    added = tp_admin.add_issuer(ctx.db, url, jwks=jwks, algorithms=list(algorithms), actor=ctx.actor)
+    seconds = _seconds(max_token_age)
+    added = tp_admin.add_issuer(
+        ctx.db, url, jwks=jwks, algorithms=list(algorithms), max_token_age=seconds, actor=ctx.actor
+    )
     source = f"keys from {jwks}" if jwks else "keys from its OIDC discovery document"
-    click.echo(f"trusted issuer {added} ({', '.join(algorithms)}; {source})")
+    click.echo(f"trusted issuer {added} ({', '.join(algorithms)}; {source}; tokens up to {seconds} s)")
+
+
+def _seconds(text: str) -> int:
+    try:
+        return int(parse_duration(text).total_seconds())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--max-token-age") from None
+
+
+@issuer.command("set")
+@click.argument("url")
+@click.option(
+    "--max-token-age",
+    required=True,
+    help="Refuse tokens valid for longer than this (exp - iat): a number and a unit, s, m, h or d (e.g. 90m).",
+)
+@pass_ctx
+@friendly_errors
+def issuer_set(ctx: Ctx, url: str, max_token_age: str) -> None:
+    """Change a trusted issuer's settings."""
+    seconds = _seconds(max_token_age)
+    tp_admin.set_issuer(ctx.db, url, max_token_age=seconds, actor=ctx.actor)
+    click.echo(f"issuer {url.rstrip('/')}: tokens up to {seconds} s")
 
 
 @issuer.command("list")
@@ -47,7 +80,10 @@ def issuer_add(ctx: Ctx, url: str, jwks: str | None, algorithms: tuple[str, ...]
 @friendly_errors
 def issuer_list(ctx: Ctx) -> None:
     for i in tp_admin.list_issuers(ctx.db):
-        click.echo(f"{i.url}\t{','.join(i.algorithms)}\t{i.jwks_source or 'discovery'}\t{i.publishers} publisher(s)")
+        click.echo(
+            f"{i.url}\t{','.join(i.algorithms)}\t{i.jwks_source or 'discovery'}\t{i.publishers} publisher(s)"
+            f"\tmax token age {i.max_token_age} s"
+        )
 
 
 @issuer.command("remove")
@@ -177,11 +213,13 @@ def add_circleci(ctx: Ctx, /, project: str, issuer_url: str | None, owner: str |
     multiple=True,
     required=True,
     metavar="NAME=VALUE",
-    help="A claim the token must carry: an exact value, or a glob with * ? [ ] (repeatable).",
+    help="A claim the token must carry: an exact value, or a pattern with * (within a / or : segment) "
+    "and ** (across), after at least two literal segments (README: Claim and subject patterns; repeatable).",
 )
 @click.option(
     "--subject",
-    help="The SAN its PEP 740 signing certificates carry (exact or glob); without it the publisher cannot attest.",
+    help="The SAN its PEP 740 signing certificates carry (exact or a pattern, as --claim); "
+    "without it the publisher cannot attest.",
 )
 @pass_ctx
 @friendly_errors

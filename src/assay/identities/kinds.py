@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
+from assay.identities.patterns import PatternError, compile_pattern
+
 if TYPE_CHECKING:
     from sigstore.verify.policy import VerificationPolicy
 
@@ -247,8 +249,8 @@ class CircleCI:
 @dataclass(frozen=True)
 class OIDC:
     """Any OIDC issuer an admin trusts. ``subject`` is what the signing certificate's SAN must
-    be (exact, or a glob); ``claims`` are the token constraints used when minting (informative
-    here: a certificate carries the subject, not the claims)."""
+    match (a pattern: ``assay.identities.patterns``); ``claims`` are the token constraints used
+    when minting (informative here: a certificate carries the subject, not the claims)."""
 
     kind: ClassVar[str] = "OIDC"
     issuer: str
@@ -306,5 +308,12 @@ def from_publisher(block: Any) -> Identity:
             values[f.name] = _require(block, f.name, kind)
         elif (value := _optional(block, f.name)) is not None:
             values[f.name] = value
+    if kind == "OIDC":
+        # A subject outside the pattern language (a shell glob, or no literal namespace) would
+        # accept certificates nobody reviewed: refused here, as an unusable block.
+        try:
+            compile_pattern(values["subject"])
+        except PatternError as exc:
+            raise IdentityError(f"OIDC publisher subject: {exc}") from None
     identity: Identity = cls(**values)
     return identity

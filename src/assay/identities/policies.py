@@ -14,14 +14,14 @@ host and issuer; these policies make the same checks with those values:
 
 from __future__ import annotations
 
-import fnmatch
-
 from cryptography import x509
 from cryptography.x509 import Certificate
 from pyasn1.codec.der.decoder import decode as der_decode
 from pyasn1.type.char import UTF8String
 from sigstore.errors import VerificationError
 from sigstore.verify import policy
+
+from assay.identities.patterns import PatternError, compile_pattern
 
 #: Fulcio's OID arc for CI claims.
 _FULCIO = "1.3.6.1.4.1.57264.1."
@@ -88,8 +88,9 @@ class BuildConfigPolicy:
 
 
 class IssuerAndSubjectPolicy:
-    """A generic OIDC publisher: the certificate's issuer, and its SAN matching a pattern
-    (exact, or a shell-style glob when it contains ``*``, ``?`` or ``[``)."""
+    """A generic OIDC publisher: the certificate's issuer, and its SAN matching a subject
+    pattern (``assay.identities.patterns``: exact, or ``*`` within a segment and ``**`` across,
+    after a literal namespace). A pattern outside the language matches no certificate."""
 
     def __init__(self, *, issuer: str, subject: str) -> None:
         self.issuer = issuer
@@ -97,11 +98,16 @@ class IssuerAndSubjectPolicy:
 
     def verify(self, cert: Certificate) -> None:
         issuer = extension_text(cert, ISSUER_V2) or extension_text(cert, ISSUER_V1)
-        if issuer != self.issuer:
+        # One trailing "/" does not make another issuer (as for tokens: publishing/oidc_token.py):
+        # Fulcio copies the token's iss, which may keep it, while assay stores issuers without.
+        if issuer is None or issuer.removesuffix("/") != self.issuer.removesuffix("/"):
             raise VerificationError(f"certificate's OIDC issuer is {issuer!r}, expected {self.issuer!r}")
+        try:
+            pattern = compile_pattern(self.subject)
+        except PatternError as exc:
+            raise VerificationError(f"the publisher's subject pattern is not accepted: {exc}") from None
         sans = san_values(cert)
-        glob = any(c in self.subject for c in "*?[")
         for san in sans:
-            if fnmatch.fnmatchcase(san, self.subject) if glob else san == self.subject:
+            if pattern.matches(san):
                 return
         raise VerificationError(f"certificate's subject ({', '.join(sans) or 'none'}) does not match {self.subject!r}")

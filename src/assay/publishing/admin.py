@@ -13,25 +13,70 @@ from sqlalchemy.exc import IntegrityError
 
 from assay import audit
 from assay.admin import AdminError
+from assay.publishing.keys import UnsafeURL, check_url, is_url
 from assay.publishing.kinds import ConfigError, get_kind
 from assay.publishing.oidc_token import ALLOWED_ALGORITHMS
 from assay.publishing.service import lookup_key
 from assay.storage.db import Database
-from assay.storage.models import Issuer, PendingPublisher, Project, Publisher, PublisherProject, User, utcnow
+from assay.storage.models import (
+    DEFAULT_MAX_TOKEN_AGE,
+    Issuer,
+    PendingPublisher,
+    Project,
+    Publisher,
+    PublisherProject,
+    User,
+    utcnow,
+)
 
 _PROJECT_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 
 
 def _check_issuer_url(url: str) -> str:
     url = url.rstrip("/")
-    # OIDC issuers are https URLs; http is accepted only on loopback (test stand-ins).
-    if not (url.startswith("https://") or re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)", url)):
-        raise AdminError(f"issuer must be an https:// URL, got {url!r}")
+    # OIDC issuers are https URLs without query or fragment (OpenID Connect Discovery 1.0 §2);
+    # http is accepted only to a loopback address (test stand-ins): the same parsed-URL rule as
+    # for fetching keys (keys.check_url), since the discovery document is fetched from here.
+    try:
+        parsed = check_url(url, "issuer")
+    except UnsafeURL as exc:
+        raise AdminError(str(exc)) from None
+    if parsed.query or parsed.fragment:
+        raise AdminError(f"issuer {url!r} must not have a query or fragment")
     return url
 
 
-def add_issuer(db: Database, url: str, *, jwks: str | None, algorithms: list[str], actor: str) -> str:
+def _check_jwks_source(source: str | None) -> str | None:
+    """A ``--jwks`` URL must pass the rule it is fetched under, so a bad one is refused here
+    rather than at the first exchange; anything without a scheme is a file path."""
+    if not source:
+        return None
+    if is_url(source):
+        try:
+            check_url(source, "--jwks")
+        except UnsafeURL as exc:
+            raise AdminError(str(exc)) from None
+    return source
+
+
+def _check_max_token_age(seconds: int) -> int:
+    if seconds <= 0:
+        raise AdminError(f"the maximum token age must be positive, got {seconds} s")
+    return seconds
+
+
+def add_issuer(
+    db: Database,
+    url: str,
+    *,
+    jwks: str | None,
+    algorithms: list[str],
+    actor: str,
+    max_token_age: int = DEFAULT_MAX_TOKEN_AGE,
+) -> str:
     url = _check_issuer_url(url)
+    jwks = _check_jwks_source(jwks)
+    max_token_age = _check_max_token_age(max_token_age)
     bad = [a for a in algorithms if a not in ALLOWED_ALGORITHMS]
     if bad or not algorithms:
         raise AdminError(
@@ -39,13 +84,39 @@ def add_issuer(db: Database, url: str, *, jwks: str | None, algorithms: list[str
         )
     try:
         with db.write() as session:
-            session.add(Issuer(url=url, jwks_source=jwks or None, algorithms=list(algorithms)))
+            session.add(
+                Issuer(url=url, jwks_source=jwks or None, algorithms=list(algorithms), max_token_age=max_token_age)
+            )
             audit.record(
-                session, actor=actor, action="issuer:add", target=url, details={"jwks": jwks, "algorithms": algorithms}
+                session,
+                actor=actor,
+                action="issuer:add",
+                target=url,
+                details={"jwks": jwks, "algorithms": algorithms, "max_token_age": max_token_age},
             )
     except IntegrityError:
         raise AdminError(f"issuer {url} is already trusted") from None
     return url
+
+
+def set_issuer(db: Database, url: str, *, max_token_age: int, actor: str) -> None:
+    """Change a trusted issuer's settings in place (it may have publishers, so it cannot be
+    removed and added again); running servers apply it at their next exchange."""
+    url = url.rstrip("/")
+    max_token_age = _check_max_token_age(max_token_age)
+    with db.write() as session:
+        row = session.execute(sa.select(Issuer).where(Issuer.url == url)).scalar_one_or_none()
+        if row is None:
+            raise AdminError(f"issuer {url} is not trusted")
+        before = row.max_token_age
+        row.max_token_age = max_token_age
+        audit.record(
+            session,
+            actor=actor,
+            action="issuer:set",
+            target=url,
+            details={"max_token_age": max_token_age, "was": before},
+        )
 
 
 @dataclass(frozen=True)
@@ -54,6 +125,7 @@ class IssuerInfo:
     jwks_source: str | None
     algorithms: list[str]
     publishers: int
+    max_token_age: int
 
 
 def list_issuers(db: Database) -> list[IssuerInfo]:
@@ -62,7 +134,7 @@ def list_issuers(db: Database) -> list[IssuerInfo]:
             session.execute(sa.select(Publisher.issuer_url, sa.func.count()).group_by(Publisher.issuer_url)).all()
         )
         return [
-            IssuerInfo(i.url, i.jwks_source, list(i.algorithms), counts.get(i.url, 0))
+            IssuerInfo(i.url, i.jwks_source, list(i.algorithms), counts.get(i.url, 0), i.max_token_age)
             for i in session.execute(sa.select(Issuer).order_by(Issuer.url)).scalars()
         ]
 

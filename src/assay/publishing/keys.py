@@ -5,10 +5,17 @@ only costs a refetch. Following Warehouse: a token whose ``kid`` is not in the c
 triggers a refetch, at most once per ``REFETCH_INTERVAL`` per issuer (so forged kids cannot make
 us hammer an issuer), an empty key set is never cached, and when the issuer is unreachable the
 cached keys keep working.
+
+Keys come over TLS. Plain http is allowed only to a loopback address (a stand-in issuer in
+tests), decided on the parsed URL, never on its spelling: the host must be exactly
+``localhost`` or a loopback IP (127.0.0.0/8, ::1), and no URL may carry userinfo, so
+``http://127.0.0.1.evil.example/`` and ``http://127.0.0.1@evil.example/`` are refused before
+any connection or DNS lookup. The URL that was checked is the one requested (one parser).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import threading
@@ -40,8 +47,48 @@ class _Cached:
     fetching: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _is_local(url: str) -> bool:
-    return url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
+#: An unknown kid longer than this is not echoed back in refusals (it is attacker input).
+MAX_SHOWN_KID = 64
+
+
+class UnsafeURL(ValueError):
+    """A URL keys (or an issuer) may not be fetched from; the message says why."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name, or a number form like 2130706433 that only resolvers accept
+
+
+def check_url(url: str, what: str = "URL") -> httpx.URL:
+    """``url`` parsed, if keys may be fetched from it: https, or plain http to loopback; no
+    userinfo (``user@`` would let the text before ``@`` pose as the host)."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise UnsafeURL(f"{what} {url!r} is not a valid URL: {exc}") from None
+    if parsed.userinfo:
+        raise UnsafeURL(f"{what} {url!r} must not contain a user name or password (user@host)")
+    if parsed.scheme == "https" and parsed.host:
+        return parsed
+    if parsed.scheme == "http" and _is_loopback(parsed.host):
+        return parsed
+    raise UnsafeURL(f"{what} must be an https:// URL (plain http only to 127.0.0.1, ::1 or localhost), got {url!r}")
+
+
+def is_url(source: str) -> bool:
+    """A JWKS source with a scheme is a URL; anything else is a file path."""
+    return "://" in source
+
+
+def shown(value: object) -> str:
+    """A token header value (kid, alg) for a refusal: quoted, unless it is long attacker input."""
+    text = str(value)
+    return repr(value) if len(text) <= MAX_SHOWN_KID else f"({len(text)} characters, not shown)"
 
 
 class KeyStore:
@@ -56,9 +103,11 @@ class KeyStore:
 
     def _get_json(self, url: str) -> Any:
         # Keys must come over TLS; plain http only for a stand-in issuer on loopback (tests).
-        if not url.startswith("https://") and not _is_local(url):
-            raise KeyLookupError(f"refusing to fetch keys over plain http from {url}")
-        with self._client.stream("GET", url, headers={"Accept": "application/json"}) as response:
+        try:
+            checked = check_url(url, "the key URL")
+        except UnsafeURL as exc:
+            raise KeyLookupError(f"refusing to fetch keys: {exc}") from None
+        with self._client.stream("GET", checked, headers={"Accept": "application/json"}) as response:
             if response.status_code != 200:
                 raise KeyLookupError(f"{url} answered HTTP {response.status_code}")
             body = b""
@@ -73,7 +122,7 @@ class KeyStore:
             raise KeyLookupError(f"{url} did not return usable JSON ({exc})") from None
 
     def _fetch(self, issuer: str, source: str | None) -> dict[str, jwt.PyJWK]:
-        if source and not source.startswith(("https://", "http://")):
+        if source and not is_url(source):
             try:
                 document = json.loads(Path(source).read_text())
             except (OSError, ValueError) as exc:
@@ -82,7 +131,9 @@ class KeyStore:
             jwks_uri = source
             if not jwks_uri:
                 discovery = self._get_json(issuer.rstrip("/") + "/.well-known/openid-configuration")
-                if not isinstance(discovery, dict) or discovery.get("issuer") != issuer:
+                # Compared as tokens are: one trailing "/" is not a different issuer.
+                named = discovery.get("issuer") if isinstance(discovery, dict) else None
+                if not isinstance(named, str) or named.removesuffix("/") != issuer.removesuffix("/"):
                     raise KeyLookupError(f"the discovery document of {issuer} names another issuer")
                 jwks_uri = discovery.get("jwks_uri")
                 if not isinstance(jwks_uri, str):
@@ -116,7 +167,7 @@ class KeyStore:
                     return cached.keys[kid]
                 now = time.monotonic()
                 if cached.fetched and now - cached.fetched < self.refetch_interval:
-                    raise KeyLookupError(f"no key with kid {kid!r} for issuer {issuer} (recently refreshed)")
+                    raise KeyLookupError(f"no key with kid {shown(kid)} for issuer {issuer} (recently refreshed)")
                 cached.fetched = now
             try:
                 fresh = self._fetch(issuer, source)
@@ -128,5 +179,5 @@ class KeyStore:
                 if fresh:
                     cached.keys = fresh
                 if kid not in cached.keys:
-                    raise KeyLookupError(f"no key with kid {kid!r} for issuer {issuer}")
+                    raise KeyLookupError(f"no key with kid {shown(kid)} for issuer {issuer}")
                 return cached.keys[kid]

@@ -8,10 +8,8 @@ attestation identity (``assay.identities``) its certificates must carry (PEP 740
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -26,6 +24,7 @@ from assay.identities import (
     Identity,
 )
 from assay.identities.kinds import CIRCLECI_ISSUER, GITHUB_ISSUER, GITLAB_COM, GOOGLE_ISSUER
+from assay.identities.patterns import PatternError, compile_pattern
 
 Claims = Mapping[str, Any]
 
@@ -439,25 +438,24 @@ class CircleCIKind(Kind):
 # ---------------------------------------------------------------------------- generic OIDC
 
 
-@dataclass(frozen=True)
-class _Constraint:
-    claim: str
-    pattern: str
-
-    def matches(self, value: Any) -> bool:
-        if value is None:
-            return False
-        text = value if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
-        if any(c in self.pattern for c in "*?["):
-            return fnmatch.fnmatchcase(text, self.pattern)
-        return text == self.pattern
+def _claim_text(value: Any) -> str:
+    """A claim as the text a pattern is matched against (JSON true/false as written)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value if isinstance(value, str) else str(value)
 
 
 class OIDCKind(Kind):
     """Any OIDC issuer the admin trusts, with claim constraints the admin writes: each names a
-    claim and an exact value or a shell-style glob. ``subject`` (optional) is the SAN a PEP 740
-    signing certificate from this publisher must carry (exact or glob); without it the
-    publisher cannot attest."""
+    claim and a pattern (an exact value, or ``*`` / ``**`` wildcards after a literal namespace:
+    ``assay.identities.patterns``). ``subject`` (optional) is the SAN pattern a PEP 740 signing
+    certificate from this publisher must carry; without it the publisher cannot attest.
+
+    Publishers stored before the pattern language (shell globs) are not migrated: a stored
+    pattern is compiled at each exchange, and one outside the language (``?``, ``[``, no
+    literal namespace) never matches; the refusal names it, and ``publisher list`` flags it,
+    so the admin re-registers the publisher. Patterns inside the language now match less than
+    a glob did (``*`` stops at ``/`` and ``:``), never more."""
 
     name = "oidc"
     stored = ("sub",)
@@ -471,15 +469,46 @@ class OIDCKind(Kind):
                 raise ConfigError("claim constraints are NAME=VALUE pairs with non-empty names and values")
             if name in ("iss", "aud", "exp", "iat", "nbf", "jti"):
                 raise ConfigError(f"{name!r} is checked by every exchange; constrain workload claims instead")
-        if set(claims) == {"sub"} and claims["sub"].strip("*") == "":
-            raise ConfigError("sub='*' matches every workload of the issuer; constrain it")
+            try:
+                compile_pattern(pattern)
+            except PatternError as exc:
+                raise ConfigError(f"--claim {name}: {exc}") from None
         subject = config.get("subject") or None
+        if subject is not None:
+            try:
+                compile_pattern(str(subject))
+            except PatternError as exc:
+                raise ConfigError(f"--subject: {exc}") from None
         return {"claims": dict(sorted(claims.items())), "subject": subject}
 
-    def check(self, config: Mapping[str, Any], claims: Claims, issuer: str) -> None:
+    @staticmethod
+    def invalid_patterns(config: Mapping[str, Any]) -> list[str]:
+        """Stored patterns outside today's language (publishers registered before it)."""
+        bad = []
         for name, pattern in config["claims"].items():
-            if not _Constraint(name, pattern).matches(claims.get(name)):
-                raise Mismatch(f"claim {name!r} is {claims.get(name)!r}, which does not match {pattern!r}")
+            try:
+                compile_pattern(pattern)
+            except PatternError:
+                bad.append(f"{name}={pattern}")
+        if config.get("subject"):
+            try:
+                compile_pattern(config["subject"])
+            except PatternError:
+                bad.append(f"subject={config['subject']}")
+        return bad
+
+    def check(self, config: Mapping[str, Any], claims: Claims, issuer: str) -> None:
+        for name, text in config["claims"].items():
+            try:
+                pattern = compile_pattern(text)
+            except PatternError as exc:
+                raise Mismatch(
+                    f"the publisher's claim pattern {name}={text!r} is no longer accepted ({exc}); "
+                    "re-register the publisher"
+                ) from None
+            value = claims.get(name)
+            if value is None or not pattern.matches(_claim_text(value)):
+                raise Mismatch(f"claim {name!r} is {value!r}, which does not match {text!r}")
 
     def identity(self, config: Mapping[str, Any], issuer: str) -> Identity | None:
         if not config.get("subject"):
@@ -489,7 +518,9 @@ class OIDCKind(Kind):
     def describe(self, config: Mapping[str, Any]) -> str:
         constraints = " ".join(f"{k}={v}" for k, v in config["claims"].items())
         subject = f" subject={config['subject']}" if config.get("subject") else ""
-        return constraints + subject
+        bad = self.invalid_patterns(config)
+        warning = f" [INVALID PATTERN, never matches: {', '.join(bad)}]" if bad else ""
+        return constraints + subject + warning
 
     def stored_claims(self, config: Mapping[str, Any]) -> tuple[str, ...]:
         return ("sub", *config["claims"])

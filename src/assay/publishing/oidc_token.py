@@ -11,7 +11,15 @@ The rules (PyPI's, tightened where the issue asks):
 * ``iss``, ``aud``, ``iat`` and ``exp`` are required, ``nbf`` is honoured, with a leeway of
   ``LEEWAY`` seconds (PyPI uses 30; at most 60);
 * ``aud`` must be exactly our audience string: a list is refused, even one containing it
-  (PyJWT's ``strict_aud``; PyPI's rule since pypi/warehouse#13887).
+  (PyJWT's ``strict_aud``; PyPI's rule since pypi/warehouse#13887);
+* the token's lifetime, ``exp - iat``, is at most the issuer's ``max_token_age`` (default two
+  hours, an assay rule from issue 10): a CI job's token lives minutes (GitHub's 5, GitLab's
+  the job's timeout), so a token made to live for days is one to keep and replay;
+* an issuer is named without a trailing ``/`` (``issuer add`` strips it), and a token's ``iss``
+  with one trailing ``/`` is the same issuer: OpenID Connect Discovery 1.0 §4 appends the
+  well-known path after removing it, and some providers' ``iss`` keep it. Only that ``/`` goes, so
+  ``https://ci.example.com/`` is ``https://ci.example.com`` but ``https://ci.example.com.evil``
+  and ``https://ci.example.com//`` are other issuers.
 """
 
 from __future__ import annotations
@@ -21,7 +29,8 @@ from typing import Any
 
 import jwt
 
-from assay.publishing.keys import KeyLookupError, KeyStore
+from assay.publishing.keys import KeyLookupError, KeyStore, shown
+from assay.storage.models import DEFAULT_MAX_TOKEN_AGE
 
 MAX_TOKEN_BYTES = 16 * 1024
 LEEWAY = 30
@@ -43,6 +52,12 @@ class TrustedIssuer:
     url: str
     jwks_source: str | None
     algorithms: tuple[str, ...]
+    max_token_age: int = DEFAULT_MAX_TOKEN_AGE
+
+
+def normalize_issuer(iss: str) -> str:
+    """The issuer URL a token's ``iss`` names: one trailing ``/`` dropped (module docstring)."""
+    return iss.removesuffix("/")
 
 
 @dataclass(frozen=True)
@@ -52,7 +67,7 @@ class VerifiedToken:
 
 
 def unverified_issuer(token: str) -> str:
-    """The ``iss`` claim, read before any verification (only to pick the issuer)."""
+    """The ``iss`` claim, read before any verification (only to pick the issuer), normalized."""
     if len(token) > MAX_TOKEN_BYTES:
         raise TokenRejected("invalid-payload", f"token is larger than {MAX_TOKEN_BYTES} bytes")
     try:
@@ -62,7 +77,7 @@ def unverified_issuer(token: str) -> str:
     issuer = claims.get("iss")
     if not isinstance(issuer, str) or not issuer:
         raise TokenRejected("invalid-payload", "malformed JWT: no issuer (iss) claim")
-    return issuer
+    return normalize_issuer(issuer)
 
 
 def verify(token: str, *, issuer: TrustedIssuer, audience: str, keys: KeyStore) -> VerifiedToken:
@@ -74,7 +89,7 @@ def verify(token: str, *, issuer: TrustedIssuer, audience: str, keys: KeyStore) 
     if alg not in issuer.algorithms or alg not in ALLOWED_ALGORITHMS:
         raise TokenRejected(
             "invalid-token",
-            f"malformed or invalid token: algorithm {alg!r} is not accepted from this issuer "
+            f"malformed or invalid token: algorithm {shown(alg)} is not accepted from this issuer "
             f"(pinned to {', '.join(issuer.algorithms)})",
         )
     kid = header.get("kid")
@@ -90,7 +105,7 @@ def verify(token: str, *, issuer: TrustedIssuer, audience: str, keys: KeyStore) 
             key=key,
             algorithms=[alg],
             audience=audience,
-            issuer=issuer.url,
+            issuer=[issuer.url, issuer.url + "/"],
             leeway=LEEWAY,
             options={"require": ["iss", "aud", "iat", "exp"], "strict_aud": True, "verify_iat": True},
         )
@@ -113,4 +128,11 @@ def verify(token: str, *, issuer: TrustedIssuer, audience: str, keys: KeyStore) 
         raise TokenRejected("invalid-token", "malformed or invalid token: bad signature") from None
     except jwt.PyJWTError as exc:
         raise TokenRejected("invalid-token", f"malformed or invalid token: {exc}") from None
+    lifetime = int(claims["exp"]) - int(claims["iat"])  # PyJWT checked both are integers
+    if lifetime > issuer.max_token_age:
+        raise TokenRejected(
+            "invalid-token",
+            f"malformed or invalid token: it is valid for {lifetime} s (exp - iat), longer than the "
+            f"{issuer.max_token_age} s this issuer's tokens may live",
+        )
     return VerifiedToken(issuer.url, claims)

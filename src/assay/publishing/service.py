@@ -235,7 +235,7 @@ class TrustedPublishing:
         row = session.execute(_ISSUER_BY_URL, {"url": url}).scalar_one_or_none()
         if row is None:
             raise MintError("invalid-payload", f"unknown trusted publishing issuer {url!r}")
-        return TrustedIssuer(row.url, row.jwks_source, tuple(row.algorithms))
+        return TrustedIssuer(row.url, row.jwks_source, tuple(row.algorithms), row.max_token_age)
 
     def _confirm_issuer(self, session: Session, issuer: TrustedIssuer) -> None:
         """The allow-list is the database's, not this process's: removing an issuer or

@@ -26,6 +26,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+#: Default longest OIDC token lifetime (exp - iat) accepted from a trusted issuer, in seconds:
+#: two hours (CI providers issue tokens of minutes: GitHub 5 min, GitLab the job's timeout).
+DEFAULT_MAX_TOKEN_AGE = 2 * 60 * 60
+
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite stores naive values)."""
@@ -220,6 +224,11 @@ class Issuer(Base):
     jwks_source: Mapped[str | None] = mapped_column(Text, default=None)
     #: Signature algorithms accepted from this issuer (pinned, e.g. ["RS256"]).
     algorithms: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["RS256"])
+    #: Longest token lifetime (exp - iat, seconds) accepted from this issuer; issuers added
+    #: before the column existed get the default too (server default).
+    max_token_age: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_MAX_TOKEN_AGE, server_default=str(DEFAULT_MAX_TOKEN_AGE)
+    )
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
