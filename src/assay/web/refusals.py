@@ -26,6 +26,7 @@ from assay.accounts import tokens
 from assay.accounts.auth import AuthError, Principal, token_from_header
 from assay.accounts.tokens import TokenError
 from assay.storage.db import Database
+from assay.web import untrusted_json
 from assay.web.redact import redact
 
 log = logging.getLogger("assay.refusals")
@@ -124,11 +125,10 @@ async def upload_refused(
 
 def unverified_claims(body: bytes) -> dict[str, Any]:
     """The OIDC token's issuer, subject and repository, read without verifying it (to say which
-    job was refused; the refusal may well be that it does not verify)."""
-    import json
-
+    job was refused; the refusal may well be that it does not verify). The body is the one that
+    was refused, possibly for its nesting: read with the same depth guard as every JSON edge."""
     try:
-        payload = json.loads(body)
+        payload = untrusted_json.loads(body)
         raw = payload.get("token") if isinstance(payload, dict) else None
         claims = jwt.decode(raw, options={"verify_signature": False}) if isinstance(raw, str) else {}
     except (ValueError, UnicodeDecodeError, jwt.PyJWTError):
