@@ -73,6 +73,9 @@ class Kind:
     requires_jti: ClassVar[bool] = True
     #: Claims recorded with each file uploaded under a token of this kind.
     stored: ClassVar[tuple[str, ...]] = ()
+    #: The claim that says which workload a token is from (what ``claims_key`` reads): echoed
+    #: back when no publisher is close enough to the token to report its reason for refusing.
+    identifying_claim: ClassVar[str | None] = None
 
     def normalize(self, config: dict[str, Any], issuer: str) -> dict[str, Any]:
         """Validate a configuration from the admin; returns the stored form."""
@@ -88,6 +91,14 @@ class Kind:
     def check(self, config: Mapping[str, Any], claims: Claims, issuer: str) -> None:
         """Raise ``Mismatch`` unless ``claims`` satisfy ``config``."""
         raise NotImplementedError
+
+    def identifies(self, config: Mapping[str, Any], claims: Claims, issuer: str) -> bool:
+        """Whether the token is from this publisher's workload (its identifying claim matches,
+        e.g. the same repository), so that why it was refused may be told to the token's
+        holder. A publisher that does not identify the token is another project's business:
+        its expected values are never echoed to a stranger (issue 10, item 4)."""
+        key = self.match_key(config)
+        return bool(key) and key == self.claims_key(claims)
 
     def identity(self, config: Mapping[str, Any], issuer: str) -> Identity | None:
         """The PEP 740 signing identity this publisher's attestations must carry."""
@@ -107,6 +118,7 @@ class _GitHubLike(Kind):
     """GitHub Actions and the forges that copy its token format (GHES, Forgejo/Gitea)."""
 
     required: ClassVar[tuple[str, ...]] = ("repository", "repository_owner", "repository_owner_id")
+    identifying_claim = "repository"
     stored = (
         "repository",
         "repository_owner_id",
@@ -269,6 +281,7 @@ class GitLabKind(Kind):
 
     name = "gitlab"
     default_issuer = GITLAB_COM
+    identifying_claim = "project_path"
     required = ("project_path", "ci_config_ref_uri", "ref_path", "sha")
     stored = (
         "project_path",
@@ -345,6 +358,7 @@ class GoogleKind(Kind):
     default_issuer = GOOGLE_ISSUER
     required = ("email",)
     requires_jti = False  # Google ID tokens carry no jti (Warehouse does not track them either)
+    identifying_claim = "email"
     stored = ("email", "sub")
 
     def normalize(self, config: dict[str, Any], issuer: str) -> dict[str, Any]:
@@ -387,6 +401,7 @@ class CircleCIKind(Kind):
     name = "circleci"
     default_issuer = CIRCLECI_ISSUER
     required = (_CIRCLE + "project-id", _CIRCLE + "pipeline-definition-id")
+    identifying_claim = _CIRCLE + "project-id"
     stored = (
         _CIRCLE + "project-id",
         _CIRCLE + "pipeline-definition-id",
@@ -480,6 +495,18 @@ class OIDCKind(Kind):
         for name, pattern in config["claims"].items():
             if not _Constraint(name, pattern).matches(claims.get(name)):
                 raise Mismatch(f"claim {name!r} is {claims.get(name)!r}, which does not match {pattern!r}")
+
+    def identifies(self, config: Mapping[str, Any], claims: Claims, issuer: str) -> bool:
+        # Without an indexed selector, ``sub`` (the OIDC subject: which workload) identifies
+        # the token; a publisher that does not constrain it identifies no one in particular.
+        # Matched through ``check`` itself, so this follows whatever its pattern rules are.
+        if "sub" not in config["claims"]:
+            return False
+        try:
+            self.check({**config, "claims": {"sub": config["claims"]["sub"]}}, claims, issuer)
+        except Mismatch:
+            return False
+        return True
 
     def identity(self, config: Mapping[str, Any], issuer: str) -> Identity | None:
         if not config.get("subject"):

@@ -152,6 +152,8 @@ _PUBLISHER_PROJECTS = (
     .where(PublisherProject.publisher_id == sa.bindparam("publisher_id"))
     .order_by(Project.normalized_name)
 )
+#: Echoed claim values are cut to this many characters (a refusal is not a claim dump).
+_ECHO_CHARS = 200
 _DELETE_EXPIRED_JTIS = sa.delete(UsedJti).where(UsedJti.expires < sa.bindparam("now"))
 #: Expired jti records are swept at most this often per process (not on every exchange).
 JTI_SWEEP_SECONDS = 60.0
@@ -171,6 +173,38 @@ class _Candidate:
 class _Match:
     row: _Candidate
     kind: Kind
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """Why one candidate refused the token. ``near``: the candidate is the token's own workload's
+    publisher (its identifying claim matched), so the reason may be told to the token's holder."""
+
+    near: bool
+    reason: str
+
+
+def _token_claim(claims: dict[str, Any], name: str) -> str:
+    value = claims.get(name)
+    text = value if isinstance(value, str) else "" if value is None else json.dumps(value)
+    return text if len(text) <= _ECHO_CHARS else text[:_ECHO_CHARS] + "..."
+
+
+def _refusal(issuer: str, claims: dict[str, Any], refusals: Sequence[_Refusal]) -> MintError:
+    """The description of a refused exchange. Only the closest publisher's reason is told
+    (another project's publisher on the same issuer must not leak its expected values to a
+    stranger's token, issue 10 item 4); without one, only the token's own claims are echoed."""
+    for refusal in refusals:
+        if refusal.near:
+            return MintError("invalid-publisher", f"valid token, but no corresponding publisher ({refusal.reason})")
+    names = dict.fromkeys(k.identifying_claim for k in KINDS.values() if k.identifying_claim)
+    shown = [f"{name} {_token_claim(claims, name)!r}" for name in (*names, "sub") if _token_claim(claims, name)]
+    return MintError(
+        "invalid-publisher",
+        f"valid token, but no trusted publisher matches this token (issuer {issuer!r}"
+        + (f"; {', '.join(shown)} from the token" if shown else "")
+        + ")",
+    )
 
 
 class TrustedPublishing:
@@ -258,7 +292,7 @@ class TrustedPublishing:
         return sorted(found, key=lambda c: (not c.pending, c.id))
 
     def _match(
-        self, rows: Sequence[_Candidate], issuer: str, claims: dict[str, Any], reasons: list[str]
+        self, rows: Sequence[_Candidate], issuer: str, claims: dict[str, Any], refusals: list[_Refusal]
     ) -> _Match | None:
         matches: list[_Match] = []
         for row in rows:
@@ -266,7 +300,7 @@ class TrustedPublishing:
             try:
                 kind.check(row.config, claims, issuer)
             except Mismatch as exc:
-                reasons.append(str(exc))
+                refusals.append(_Refusal(kind.identifies(row.config, claims, issuer), str(exc)))
                 continue
             matches.append(_Match(row, kind))
         if not matches:
@@ -279,10 +313,10 @@ class TrustedPublishing:
     def _exchange(
         self, session: Session, issuer: str, claims: dict[str, Any], features: tuple[str, ...], remote_addr: str | None
     ) -> Minted:
-        reasons: list[str] = []
+        refusals: list[_Refusal] = []
         created_project: str | None = None
         candidates = self._candidates(session, issuer, claims)
-        pending = self._match([c for c in candidates if c.pending], issuer, claims, reasons)
+        pending = self._match([c for c in candidates if c.pending], issuer, claims, refusals)
         if pending is not None:
             row = session.get(PendingPublisher, pending.row.id)
             if row is None:  # another exchange turned it into a publisher since the lookup
@@ -292,10 +326,12 @@ class TrustedPublishing:
             publisher_id, config = publisher.id, publisher.config
             projects = list(session.execute(_PUBLISHER_PROJECTS, {"publisher_id": publisher.id}).scalars())
         else:
-            match = self._match([c for c in candidates if not c.pending], issuer, claims, reasons)
+            match = self._match([c for c in candidates if not c.pending], issuer, claims, refusals)
             if match is None:
-                detail = reasons[0] if reasons else "no publisher is registered for this workload"
-                raise MintError("invalid-publisher", f"valid token, but no corresponding publisher ({detail})")
+                if refusals:
+                    # Every candidate's reason, for the admin; the job is told only its own.
+                    log.info("exchange refused (issuer %s): %s", issuer, "; ".join(r.reason for r in refusals))
+                raise _refusal(issuer, claims, refusals)
             kind = match.kind
             publisher_id, config, projects = match.row.id, match.row.config, list(match.row.projects)
         if not projects:
