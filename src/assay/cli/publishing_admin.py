@@ -205,9 +205,14 @@ def add_oidc(
 @pass_ctx
 @friendly_errors
 def publisher_list(ctx: Ctx, project: str | None) -> None:
+    """One publisher a line: id, kind, issuer, what it matches (with the repository owner id it is
+    pinned to, for GitHub-family kinds), projects, and for a pending one its expiry."""
     for p in tp_admin.list_publishers(ctx.db, project):
+        description = p.description
+        if p.pins_owner_id:
+            description += f" owner-id={p.owner_id or '(recorded at the first publish)'}"
         extra = f"\tpending until {p.expires:%Y-%m-%d}" if p.expires else ""
-        click.echo(f"{p.id}\t{p.kind}\t{p.issuer}\t{p.description}\t{','.join(p.projects) or '-'}{extra}")
+        click.echo(f"{p.id}\t{p.kind}\t{p.issuer}\t{description}\t{','.join(p.projects) or '-'}{extra}")
 
 
 @publisher.command("remove")

@@ -166,6 +166,8 @@ def add_publisher(
                 config=normalized_config,
                 lookup_key=key,
                 match_key=kind.match_key(normalized_config),
+                # The admin's --owner-id is the pin from the start (else the first exchange's).
+                repository_owner_id=normalized_config.get("owner_id") if kind.pins_owner_id else None,
             )
             session.add(publisher)
             session.flush()
@@ -192,6 +194,9 @@ class PublisherInfo:
     description: str
     projects: list[str]
     expires: dt.datetime | None  # pending publishers only
+    #: Kinds that pin repository_owner_id: the pinned id, None while not yet recorded.
+    owner_id: str | None = None
+    pins_owner_id: bool = False
 
 
 def list_publishers(db: Database, project: str | None = None) -> list[PublisherInfo]:
@@ -209,18 +214,33 @@ def list_publishers(db: Database, project: str | None = None) -> list[PublisherI
             names = sorted(links.get(p.id, []))
             if wanted and wanted not in names:
                 continue
-            out.append(PublisherInfo(str(p.id), p.kind, p.issuer_url, get_kind(p.kind).describe(p.config), names, None))
+            kind = get_kind(p.kind)
+            out.append(
+                PublisherInfo(
+                    str(p.id),
+                    p.kind,
+                    p.issuer_url,
+                    kind.describe(p.config),
+                    names,
+                    None,
+                    owner_id=p.repository_owner_id,
+                    pins_owner_id=kind.pins_owner_id,
+                )
+            )
         for q in session.execute(sa.select(PendingPublisher).order_by(PendingPublisher.id)).scalars():
             if wanted and q.normalized_name != wanted:
                 continue
+            kind = get_kind(q.kind)
             out.append(
                 PublisherInfo(
                     f"pending-{q.id}",
                     q.kind,
                     q.issuer_url,
-                    get_kind(q.kind).describe(q.config),
+                    kind.describe(q.config),
                     [q.normalized_name],
                     q.expires,
+                    owner_id=q.config.get("owner_id"),
+                    pins_owner_id=kind.pins_owner_id,
                 )
             )
     return out

@@ -76,6 +76,9 @@ class Kind:
     #: The claim that says which workload a token is from (what ``claims_key`` reads): echoed
     #: back when no publisher is close enough to the token to report its reason for refusing.
     identifying_claim: ClassVar[str | None] = None
+    #: Whether publishers of this kind pin the token's ``repository_owner_id`` (PyPI does for
+    #: GitHub): recorded at the first exchange unless the admin gave it, required afterwards.
+    pins_owner_id: ClassVar[bool] = False
 
     def normalize(self, config: dict[str, Any], issuer: str) -> dict[str, Any]:
         """Validate a configuration from the admin; returns the stored form."""
@@ -119,6 +122,7 @@ class _GitHubLike(Kind):
 
     required: ClassVar[tuple[str, ...]] = ("repository", "repository_owner", "repository_owner_id")
     identifying_claim = "repository"
+    pins_owner_id = True
     stored = (
         "repository",
         "repository_owner_id",
@@ -162,9 +166,15 @@ class _GitHubLike(Kind):
         if repository.lower() != str(config["repository"]).lower():
             raise Mismatch(f"repository is {repository!r}, the publisher is for {config['repository']!r}")
         # PyPI pins the owner's numeric id, which survives renames and defeats account
-        # resurrection; set when the admin gave --owner-id.
+        # resurrection: the admin's --owner-id, or the id recorded at the publisher's first
+        # exchange (the service passes it in as owner_id). Only the token's value is echoed.
         if config.get("owner_id") and _text(claims, "repository_owner_id") != config["owner_id"]:
-            raise Mismatch("repository_owner_id does not match the publisher's owner id")
+            got = _text(claims, "repository_owner_id") or "none"
+            raise Mismatch(
+                f"repository_owner_id is {got!r}, not the owner id this publisher is pinned to (the "
+                "repository's owner account changed: deleted and re-created, or transferred); an "
+                "admin must register the publisher again"
+            )
         # pypi/warehouse#19601: workflows triggered by pull_request_target run with the base
         # repository's credentials on attacker-controlled code; they may never publish.
         if _text(claims, "event_name") == "pull_request_target":

@@ -238,6 +238,11 @@ class Publisher(Base):
     #: The kind's indexed selector (e.g. the lower-cased repository) a token's claims must
     #: reproduce for this publisher to be a candidate; "" for kinds without one.
     match_key: Mapped[str] = mapped_column(String(500), index=True, default="")
+    #: GitHub-family kinds: the repository owner's numeric id this publisher is pinned to. The
+    #: admin's --owner-id, else recorded at the first successful exchange; required from then on
+    #: (PyPI pins it: an owner account deleted and re-created under the same name gets a new id,
+    #: "account resurrection"). None: not yet recorded.
+    repository_owner_id: Mapped[str | None] = mapped_column(String(64), default=None)
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
