@@ -75,8 +75,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _common(func: F) -> F:
-    """--project, --issuer and --owner, shared by every kind."""
+    """--project, --issuer, --owner and --reserve, shared by every kind."""
     for option in (
+        click.option(
+            "--reserve",
+            is_flag=True,
+            help="For a project that does not exist yet: reserve its name for this pending publisher, "
+            "refusing uploads with a user's credential that would create it (except --owner's) until "
+            "the pending publisher is used, removed or expires.",
+        ),
         click.option("--owner", help="For a project that does not exist yet: the user who will own it."),
         click.option("--issuer", "issuer_url", help="The OIDC issuer (default: the provider's public one)."),
         click.option("--project", required=True, help="The project this publisher may publish."),
@@ -85,7 +92,15 @@ def _common(func: F) -> F:
     return func
 
 
-def _add(ctx: Ctx, kind: str, project: str, issuer_url: str | None, owner: str | None, config: dict[str, Any]) -> None:
+def _add(
+    ctx: Ctx,
+    kind: str,
+    project: str,
+    issuer_url: str | None,
+    owner: str | None,
+    config: dict[str, Any],
+    reserve: bool = False,
+) -> None:
     added = tp_admin.add_publisher(
         ctx.db,
         kind_name=kind,
@@ -95,6 +110,7 @@ def _add(ctx: Ctx, kind: str, project: str, issuer_url: str | None, owner: str |
         owner=owner,
         pending_days=ctx.settings.pending_publisher_days,
         actor=admin_actor(),
+        reserve=reserve,
     )
     if added.auto_trusted_issuer:
         click.echo(f"note: now trusting the {kind} issuer (keys from its OIDC discovery document)", err=True)
@@ -102,6 +118,7 @@ def _add(ctx: Ctx, kind: str, project: str, issuer_url: str | None, owner: str |
         click.echo(
             f"added pending publisher {added.id} for {project}: the first trusted publish creates the "
             f"project (expires in {ctx.settings.pending_publisher_days} days)"
+            + ("; the name is reserved for it until then" if reserve else "")
         )
     else:
         click.echo(f"added publisher {added.id} for {project}")
@@ -116,8 +133,10 @@ def _github_like(name: str, help_text: str, *, instance: bool) -> click.Command:
     @click.option("--owner-id", help="The repository owner's numeric id (guards against account resurrection).")
     @pass_ctx
     @friendly_errors
-    def command(ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, **config: Any) -> None:
-        _add(ctx, name, project, issuer_url, owner, config)
+    def command(
+        ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, reserve: bool, **config: Any
+    ) -> None:
+        _add(ctx, name, project, issuer_url, owner, config, reserve)
 
     if instance:
         command.params.append(click.Option(["--instance"], help="The instance's https URL (default: from the issuer)."))
@@ -140,9 +159,11 @@ _github_like("forgejo", "Forgejo or Gitea Actions (needs --issuer https://HOST/a
 @click.option("--environment", help="Require this environment (case-sensitive, as GitLab's).")
 @pass_ctx
 @friendly_errors
-def add_gitlab(ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, **config: Any) -> None:
+def add_gitlab(
+    ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, reserve: bool, **config: Any
+) -> None:
     """GitLab CI/CD on gitlab.com, or a self-managed instance (--issuer https://gitlab.example.com)."""
-    _add(ctx, "gitlab", project, issuer_url, owner, config)
+    _add(ctx, "gitlab", project, issuer_url, owner, config, reserve)
 
 
 @publisher_add.command("google")
@@ -151,9 +172,11 @@ def add_gitlab(ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | N
 @click.option("--sub", help="The service account's numeric id (optional).")
 @pass_ctx
 @friendly_errors
-def add_google(ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, **config: Any) -> None:
+def add_google(
+    ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, reserve: bool, **config: Any
+) -> None:
     """A Google Cloud service account."""
-    _add(ctx, "google", project, issuer_url, owner, config)
+    _add(ctx, "google", project, issuer_url, owner, config, reserve)
 
 
 @publisher_add.command("circleci")
@@ -164,9 +187,11 @@ def add_google(ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | N
 @click.option("--vcs-ref", help="Require this ref, e.g. refs/heads/main.")
 @pass_ctx
 @friendly_errors
-def add_circleci(ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, **config: Any) -> None:
+def add_circleci(
+    ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, reserve: bool, **config: Any
+) -> None:
     """CircleCI (its issuer is https://oidc.circleci.com/org/<org-id>; pass it with --issuer)."""
-    _add(ctx, "circleci", project, issuer_url, owner, config)
+    _add(ctx, "circleci", project, issuer_url, owner, config, reserve)
 
 
 @publisher_add.command("oidc")
@@ -186,7 +211,13 @@ def add_circleci(ctx: Ctx, /, project: str, issuer_url: str | None, owner: str |
 @pass_ctx
 @friendly_errors
 def add_oidc(
-    ctx: Ctx, project: str, issuer_url: str | None, owner: str | None, claims: tuple[str, ...], subject: str | None
+    ctx: Ctx,
+    project: str,
+    issuer_url: str | None,
+    owner: str | None,
+    reserve: bool,
+    claims: tuple[str, ...],
+    subject: str | None,
 ) -> None:
     """Any OIDC issuer the admin trusts, matched on claim constraints."""
     parsed: dict[str, str] = {}
@@ -197,7 +228,7 @@ def add_oidc(
         parsed[name.strip()] = value
     if not issuer_url:
         raise AdminError("a generic OIDC publisher needs --issuer")
-    _add(ctx, "oidc", project, issuer_url, owner, {"claims": parsed, "subject": subject})
+    _add(ctx, "oidc", project, issuer_url, owner, {"claims": parsed, "subject": subject}, reserve)
 
 
 @publisher.command("list")
@@ -212,6 +243,8 @@ def publisher_list(ctx: Ctx, project: str | None) -> None:
         if p.pins_owner_id:
             description += f" owner-id={p.owner_id or '(recorded at the first publish)'}"
         extra = f"\tpending until {p.expires:%Y-%m-%d}" if p.expires else ""
+        if p.reserved:
+            extra += ", name reserved"
         click.echo(f"{p.id}\t{p.kind}\t{p.issuer}\t{description}\t{','.join(p.projects) or '-'}{extra}")
 
 

@@ -99,6 +99,7 @@ def add_publisher(
     owner: str | None,
     pending_days: int,
     actor: str,
+    reserve: bool = False,
 ) -> Added:
     try:
         kind = get_kind(kind_name)
@@ -145,6 +146,7 @@ def add_publisher(
                 project_name=project,
                 normalized_name=normalized,
                 owner_id=owner_id,
+                reserve=reserve,
                 expires=utcnow() + dt.timedelta(days=pending_days),
             )
             session.add(pending)
@@ -155,9 +157,20 @@ def add_publisher(
                 action="publisher:add-pending",
                 project=normalized,
                 target=f"pending-{pending.id}",
-                details={"kind": kind.name, "issuer": issuer_url, "config": normalized_config, "owner": owner},
+                details={
+                    "kind": kind.name,
+                    "issuer": issuer_url,
+                    "config": normalized_config,
+                    "owner": owner,
+                    "reserve": reserve,
+                },
             )
             return Added(f"pending-{pending.id}", True, auto)
+        if reserve:
+            raise AdminError(
+                f"project {normalized} exists already: --reserve only applies to a pending publisher "
+                "(a name not yet taken)"
+            )
         publisher = session.execute(sa.select(Publisher).where(Publisher.lookup_key == key)).scalar_one_or_none()
         if publisher is None:
             publisher = Publisher(
@@ -197,6 +210,8 @@ class PublisherInfo:
     #: Kinds that pin repository_owner_id: the pinned id, None while not yet recorded.
     owner_id: str | None = None
     pins_owner_id: bool = False
+    #: Pending publishers only: whether the project name is reserved for it.
+    reserved: bool = False
 
 
 def list_publishers(db: Database, project: str | None = None) -> list[PublisherInfo]:
@@ -241,6 +256,7 @@ def list_publishers(db: Database, project: str | None = None) -> list[PublisherI
                     q.expires,
                     owner_id=q.config.get("owner_id"),
                     pins_owner_id=kind.pins_owner_id,
+                    reserved=q.reserve,
                 )
             )
     return out

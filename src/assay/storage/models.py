@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -268,6 +269,9 @@ class PendingPublisher(Base):
     normalized_name: Mapped[str] = mapped_column(String(200), index=True)
     #: The user who becomes owner of the project it creates (may be None: admin-registered).
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), default=None)
+    #: ``--reserve``: while this pending publisher is valid, no upload with a user's credential
+    #: may create the project (only its own first trusted publish, or its designated owner).
+    reserve: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires: Mapped[dt.datetime] = mapped_column()
 
