@@ -12,7 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from assay.storage.models import Publisher
 from tests.publishing.conftest import AUDIENCE, TLS
 from tests.support.oidc_provider import (
     OIDCProvider,
@@ -454,3 +456,14 @@ def test_a_pending_publisher_keeps_the_owner_id_once_reified(either: AssayServer
     assert "owner-id=777" in listed, listed
     assert "pending" not in listed, listed
     _refused_for_owner(mint(either, idp.token(AUDIENCE, github_claims("acme/given"))), "1234")
+
+    # A publisher registered with --owner-id before migration 0002 has the id only in its config:
+    # it is shown and required all the same, and recorded by its next exchange.
+    with either.db().write() as session:
+        session.execute(sa.update(Publisher).values(repository_owner_id=None))
+    assert "owner-id=777" in _listed(either, "given-pin")
+    _refused_for_owner(mint(either, idp.token(AUDIENCE, github_claims("acme/given"))), "1234")
+    assert mint(either, idp.token(AUDIENCE, github_claims("acme/given", repository_owner_id="777"))).status_code == 200
+    with either.db().read() as session:
+        pins = set(session.execute(sa.select(Publisher.repository_owner_id)).scalars())
+    assert pins == {"777", None}, pins  # acme/fresh's pin was cleared above and awaits its next exchange

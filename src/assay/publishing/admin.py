@@ -238,7 +238,9 @@ def list_publishers(db: Database, project: str | None = None) -> list[PublisherI
                     kind.describe(p.config),
                     names,
                     None,
-                    owner_id=p.repository_owner_id,
+                    # A publisher registered with --owner-id before the column existed has it
+                    # only in its config until its next exchange records it.
+                    owner_id=p.repository_owner_id or p.config.get("owner_id"),
                     pins_owner_id=kind.pins_owner_id,
                 )
             )
