@@ -321,3 +321,41 @@ def test_replay_across_two_server_processes(two_servers: tuple[AssayServer, Assa
         codes = sorted(r.status_code for r in results)
         assert codes == [200, 422, 422, 422], [r.text for r in results]
         assert {r.json()["errors"][0]["code"] for r in results if r.status_code == 422} == {"invalid-reuse-token"}
+
+
+def test_a_refusal_never_shows_another_projects_publisher(tp_index: AssayServer, idp: OIDCProvider) -> None:
+    # Issue 10 item 4: a GitHub publisher for `demo` and, registered first on the same issuer, a
+    # generic OIDC publisher for `globproj`. A refused `demo` token was told globproj's pattern.
+    tp_index.cli("project", "create", "globproj", "--owner", "owner")
+    tp_index.cli("project", "create", "demo", "--owner", "owner")
+    tp_index.cli(
+        "publisher", "add", "oidc", "--project", "globproj", "--issuer", idp.issuer,
+        "--claim", "sub=repo:acme/glob:*", "--claim", "ref=refs/tags/*",
+    )  # fmt: skip
+    tp_index.cli(
+        "publisher", "add", "github", "--project", "demo", "--issuer", idp.issuer,
+        "--repository", "acme/demo", "--workflow", "release.yml",
+    )  # fmt: skip
+
+    def refused(claims: dict[str, object]) -> str:
+        response = _mint(tp_index, {"token": idp.token(AUDIENCE, claims)})
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["code"] == "invalid-publisher"
+        assert "acme/glob" not in response.text, response.text
+        assert "refs/tags/*" not in response.text, response.text
+        return str(response.json()["errors"][0]["description"])
+
+    # demo's own workload, wrong workflow: told by demo's publisher, which its repository names.
+    wrong_workflow = refused(github_claims("acme/demo", "evil.yml"))
+    assert "evil.yml" in wrong_workflow, wrong_workflow
+    assert "'release.yml'" in wrong_workflow, wrong_workflow
+    # A workload no publisher is for: only what the token itself says is echoed back.
+    stranger = refused(github_claims("acme/stranger", "release.yml"))
+    assert "no trusted publisher matches this token" in stranger, stranger
+    assert f"issuer {idp.issuer!r}" in stranger, stranger
+    assert "repository 'acme/stranger'" in stranger, stranger
+    assert "release.yml" not in stranger.replace("acme/stranger", ""), stranger
+    # The generic publisher's own workload (its sub matched) is told which constraint failed.
+    response = _mint(tp_index, {"token": idp.token(AUDIENCE, github_claims("acme/glob", ref="refs/heads/main"))})
+    assert "'ref'" in response.json()["errors"][0]["description"], response.text
+    assert "refs/tags/*" in response.json()["errors"][0]["description"], response.text

@@ -350,3 +350,71 @@ def test_mint_accepts_form_encoded_content_type(tp_index: AssayServer, idp: OIDC
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
     assert r.status_code == 200, r.text
+
+
+def _twine(server: AssayServer, token: str, *files: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable, "-m", "twine", "upload", "--non-interactive", "--disable-progress-bar",
+            "--repository-url", server.upload_url, "--cert", str(server.ca_file),
+            "-u", "__token__", "-p", token, *map(str, files),
+        ],
+        capture_output=True,
+        text=True,
+        env=client_environ(),
+        timeout=120,
+    )  # fmt: skip
+
+
+def test_a_reserved_name_waits_for_its_pending_publisher(
+    tp_index: AssayServer, idp: OIDCProvider, unique: str, tmp_path: Path
+) -> None:
+    # Issue 10 item 9: `--reserve` keeps the name for the pending publisher's first trusted
+    # publish; until then another user's token cannot create the project by uploading first.
+    from tests.support.dists import make_wheel
+    from tests.support.upload import upload
+
+    workload = ["--issuer", idp.issuer, "--owner", "owner", "--workflow", "release.yml", "--reserve"]
+    added = tp_index.admin("publisher", "add", "github", "--project", unique, "--repository", "acme/rsv", *workload)
+    assert "the name is reserved for it" in added.stdout
+    assert "name reserved" in tp_index.admin("publisher", "list", "--project", unique).stdout
+    tp_index.ensure_user("mallory")
+    mallory = tp_index.token("mallory")
+    built = build_project(tmp_path, unique, "1.0")
+    squat = _twine(tp_index, mallory, built.wheel)
+    assert squat.returncode != 0
+    assert "403" in squat.stdout + squat.stderr
+    assert "reserved for a pending trusted publisher" in squat.stdout + squat.stderr, squat.stdout + squat.stderr
+    with tp_index.client() as http:
+        assert http.get(f"/simple/{unique}/").status_code == 404  # the refusal left nothing
+
+    # The trusted publish itself creates the project; then the reservation is gone with it.
+    with tp_index.client() as http:
+        minted = http.post("/_/oidc/mint-token", json={"token": idp.token(AUDIENCE, github_claims("acme/rsv"))})
+    assert minted.status_code == 200, minted.text
+    published = _twine(tp_index, minted.json()["token"], *built.files)
+    assert published.returncode == 0, published.stdout + published.stderr
+    assert _json(tp_index, unique)["ownership"]["roles"] == [{"role": "Owner", "user": "owner"}]
+    late = _twine(tp_index, mallory, make_wheel(tmp_path, unique, "9.0"))
+    assert "not an owner or maintainer" in late.stdout + late.stderr, late.stdout + late.stderr
+    assert "reserved" not in late.stdout + late.stderr
+
+    # The owner it names may still create the project; removing the pending publisher frees the name.
+    tp_index.admin("publisher", "add", "github", "--project", f"{unique}-own", "--repository", "acme/own", *workload)
+    rm = tp_index.admin("publisher", "add", "github", "--project", f"{unique}-rm", "--repository", "acme/rm", *workload)
+    pending_id = rm.stdout.split()[3]  # "added pending publisher pending-N for ..."
+    assert pending_id.startswith("pending-"), rm.stdout
+    with tp_index.client() as http:
+        own = upload(http, make_wheel(tmp_path, f"{unique}-own", "1.0"), tp_index.token("owner"))
+        assert own.status_code == 200, own.text
+        held = upload(http, make_wheel(tmp_path, f"{unique}-rm", "1.0"), mallory)
+        assert held.status_code == 403, held.text
+        tp_index.admin("publisher", "remove", pending_id)
+        freed = upload(http, make_wheel(tmp_path, f"{unique}-rm", "1.0"), mallory)
+        assert freed.status_code == 200, freed.text
+    # Reserving a name already taken is a mistake, said so.
+    taken = tp_index.admin(
+        "publisher", "add", "github", "--project", unique, "--repository", "acme/late", *workload, check=False
+    )
+    assert taken.returncode == 1
+    assert "--reserve only applies to a pending publisher" in taken.stderr

@@ -3,6 +3,7 @@ refetched, algorithm pinning, and the publisher kinds' matching rules."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import time
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from assay.storage.models import Publisher
 from tests.publishing.conftest import AUDIENCE, TLS
 from tests.support.oidc_provider import (
     OIDCProvider,
@@ -380,3 +383,87 @@ def test_reusable_workflow_called_from_the_release_workflow(fresh: AssayServer, 
         "acme/evil", "anything.yml", job_workflow_ref="acme/lib/.github/workflows/publish.yml@refs/heads/main"
     )
     assert mint(fresh, idp.token(AUDIENCE, claims)).json()["errors"][0]["code"] == "invalid-publisher"
+
+
+def _listed(server: AssayServer, project: str) -> str:
+    return server.cli("publisher", "list", "--project", project).stdout
+
+
+def _refused_for_owner(response: httpx.Response, owner_id: str) -> None:
+    assert response.status_code == 422, response.text
+    error = response.json()["errors"][0]
+    assert error["code"] == "invalid-publisher", error
+    assert f"repository_owner_id is {owner_id!r}, not the owner id this publisher is pinned to" in error["description"]
+
+
+def test_owner_id_is_recorded_at_the_first_exchange_and_required_after(either: AssayServer, idp: OIDCProvider) -> None:
+    # Issue 10 item 6: PyPI pins repository_owner_id (account resurrection: a deleted owner
+    # re-created under the same name gets a new id). Without --owner-id it is recorded.
+    either.cli("issuer", "add", "--issuer", idp.issuer)
+    either.cli("project", "create", "pinned", "--owner", "owner")
+    workload = ["--issuer", idp.issuer, "--repository", "acme/pinned", "--workflow", "release.yml"]
+    either.cli("publisher", "add", "github", "--project", "pinned", *workload)
+    assert "owner-id=(recorded at the first publish)" in either.admin("publisher", "list").stdout
+    first = mint(either, idp.token(AUDIENCE, github_claims("acme/pinned", repository_owner_id="1234")))
+    assert first.status_code == 200, first.text
+    assert "owner-id=1234" in either.admin("publisher", "list", "--project", "pinned").stdout
+    resurrected = github_claims("acme/pinned", repository_owner_id="999")
+    _refused_for_owner(mint(either, idp.token(AUDIENCE, resurrected)), "999")
+    again = mint(either, idp.token(AUDIENCE, github_claims("acme/pinned", repository_owner_id="1234")))
+    assert again.status_code == 200, again.text
+
+    # A pending publisher for the same workload joins the pinned publisher: its pin holds there,
+    # and a refusal creates no project.
+    either.cli("publisher", "add", "github", "--project", "pinned-new", *workload)
+    _refused_for_owner(mint(either, idp.token(AUDIENCE, resurrected)), "999")
+    with either.client() as http:
+        assert http.get("/simple/pinned-new/").status_code == 404
+    joined = mint(either, idp.token(AUDIENCE, github_claims("acme/pinned", repository_owner_id="1234")))
+    assert joined.status_code == 200, joined.text
+
+    # Two first exchanges at once with different owners: one pins, the other is refused.
+    either.cli("project", "create", "raced-pin", "--owner", "owner")
+    either.cli("publisher", "add", "github", "--project", "raced-pin", "--issuer", idp.issuer,
+               "--repository", "acme/race", "--workflow", "release.yml")  # fmt: skip
+    tokens = [idp.token(AUDIENCE, github_claims("acme/race", repository_owner_id=str(n))) for n in range(4)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda t: mint(either, t), tokens))
+    assert sorted(r.status_code for r in results) == [200, 422, 422, 422], [r.text for r in results]
+    winner = str([r.status_code for r in results].index(200))
+    assert f"owner-id={winner}\t" in _listed(either, "raced-pin")
+
+
+def test_a_pending_publisher_keeps_the_owner_id_once_reified(either: AssayServer, idp: OIDCProvider) -> None:
+    either.cli("issuer", "add", "--issuer", idp.issuer)
+    # Recorded at the exchange that creates the project.
+    either.cli("publisher", "add", "github", "--project", "fresh-pin", "--issuer", idp.issuer, "--owner", "owner",
+               "--repository", "acme/fresh", "--workflow", "release.yml")  # fmt: skip
+    created = mint(either, idp.token(AUDIENCE, github_claims("acme/fresh", repository_owner_id="4321")))
+    assert created.status_code == 200, created.text
+    assert "owner-id=4321" in _listed(either, "fresh-pin")
+    _refused_for_owner(mint(either, idp.token(AUDIENCE, github_claims("acme/fresh"))), "1234")
+    assert mint(either, idp.token(AUDIENCE, github_claims("acme/fresh", repository_owner_id="4321"))).status_code == 200
+    # The admin's --owner-id: required of the pending publisher, and kept by the publisher it becomes.
+    either.cli("publisher", "add", "github", "--project", "given-pin", "--issuer", idp.issuer, "--owner", "owner",
+               "--repository", "acme/given", "--workflow", "release.yml", "--owner-id", "777")  # fmt: skip
+    assert "owner-id=777" in _listed(either, "given-pin")
+    _refused_for_owner(mint(either, idp.token(AUDIENCE, github_claims("acme/given"))), "1234")
+    with either.client() as http:
+        assert http.get("/simple/given-pin/").status_code == 404
+    given = mint(either, idp.token(AUDIENCE, github_claims("acme/given", repository_owner_id="777")))
+    assert given.status_code == 200, given.text
+    listed = _listed(either, "given-pin")
+    assert "owner-id=777" in listed, listed
+    assert "pending" not in listed, listed
+    _refused_for_owner(mint(either, idp.token(AUDIENCE, github_claims("acme/given"))), "1234")
+
+    # A publisher registered with --owner-id before migration 0002 has the id only in its config:
+    # it is shown and required all the same, and recorded by its next exchange.
+    with either.db().write() as session:
+        session.execute(sa.update(Publisher).values(repository_owner_id=None))
+    assert "owner-id=777" in _listed(either, "given-pin")
+    _refused_for_owner(mint(either, idp.token(AUDIENCE, github_claims("acme/given"))), "1234")
+    assert mint(either, idp.token(AUDIENCE, github_claims("acme/given", repository_owner_id="777"))).status_code == 200
+    with either.db().read() as session:
+        pins = set(session.execute(sa.select(Publisher.repository_owner_id)).scalars())
+    assert pins == {"777", None}, pins  # acme/fresh's pin was cleared above and awaits its next exchange

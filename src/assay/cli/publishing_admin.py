@@ -111,8 +111,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _common(func: F) -> F:
-    """--project, --issuer and --owner, shared by every kind."""
+    """--project, --issuer, --owner and --reserve, shared by every kind."""
     for option in (
+        click.option(
+            "--reserve",
+            is_flag=True,
+            help="For a project that does not exist yet: reserve its name for this pending publisher, "
+            "refusing uploads with a user's credential that would create it (except --owner's) until "
+            "the pending publisher is used, removed or expires.",
+        ),
         click.option("--owner", help="For a project that does not exist yet: the user who will own it."),
         click.option("--issuer", "issuer_url", help="The OIDC issuer (default: the provider's public one)."),
         click.option("--project", required=True, help="The project this publisher may publish."),
@@ -121,7 +128,15 @@ def _common(func: F) -> F:
     return func
 
 
-def _add(ctx: Ctx, kind: str, project: str, issuer_url: str | None, owner: str | None, config: dict[str, Any]) -> None:
+def _add(
+    ctx: Ctx,
+    kind: str,
+    project: str,
+    issuer_url: str | None,
+    owner: str | None,
+    config: dict[str, Any],
+    reserve: bool = False,
+) -> None:
     added = tp_admin.add_publisher(
         ctx.db,
         kind_name=kind,
@@ -131,6 +146,7 @@ def _add(ctx: Ctx, kind: str, project: str, issuer_url: str | None, owner: str |
         owner=owner,
         pending_days=ctx.settings.pending_publisher_days,
         actor=ctx.actor,
+        reserve=reserve,
     )
     if added.auto_trusted_issuer:
         click.echo(f"note: now trusting the {kind} issuer (keys from its OIDC discovery document)", err=True)
@@ -138,6 +154,7 @@ def _add(ctx: Ctx, kind: str, project: str, issuer_url: str | None, owner: str |
         click.echo(
             f"added pending publisher {added.id} for {project}: the first trusted publish creates the "
             f"project (expires in {ctx.settings.pending_publisher_days} days)"
+            + ("; the name is reserved for it until then" if reserve else "")
         )
     else:
         click.echo(f"added publisher {added.id} for {project}")
@@ -152,8 +169,10 @@ def _github_like(name: str, help_text: str, *, instance: bool) -> click.Command:
     @click.option("--owner-id", help="The repository owner's numeric id (guards against account resurrection).")
     @pass_ctx
     @friendly_errors
-    def command(ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, **config: Any) -> None:
-        _add(ctx, name, project, issuer_url, owner, config)
+    def command(
+        ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, reserve: bool, **config: Any
+    ) -> None:
+        _add(ctx, name, project, issuer_url, owner, config, reserve)
 
     if instance:
         command.params.append(click.Option(["--instance"], help="The instance's https URL (default: from the issuer)."))
@@ -176,9 +195,11 @@ _github_like("forgejo", "Forgejo or Gitea Actions (needs --issuer https://HOST/a
 @click.option("--environment", help="Require this environment (case-sensitive, as GitLab's).")
 @pass_ctx
 @friendly_errors
-def add_gitlab(ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, **config: Any) -> None:
+def add_gitlab(
+    ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, reserve: bool, **config: Any
+) -> None:
     """GitLab CI/CD on gitlab.com, or a self-managed instance (--issuer https://gitlab.example.com)."""
-    _add(ctx, "gitlab", project, issuer_url, owner, config)
+    _add(ctx, "gitlab", project, issuer_url, owner, config, reserve)
 
 
 @publisher_add.command("google")
@@ -187,9 +208,11 @@ def add_gitlab(ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | N
 @click.option("--sub", help="The service account's numeric id (optional).")
 @pass_ctx
 @friendly_errors
-def add_google(ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, **config: Any) -> None:
+def add_google(
+    ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, reserve: bool, **config: Any
+) -> None:
     """A Google Cloud service account."""
-    _add(ctx, "google", project, issuer_url, owner, config)
+    _add(ctx, "google", project, issuer_url, owner, config, reserve)
 
 
 @publisher_add.command("circleci")
@@ -200,9 +223,11 @@ def add_google(ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | N
 @click.option("--vcs-ref", help="Require this ref, e.g. refs/heads/main.")
 @pass_ctx
 @friendly_errors
-def add_circleci(ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, **config: Any) -> None:
+def add_circleci(
+    ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, reserve: bool, **config: Any
+) -> None:
     """CircleCI (its issuer is https://oidc.circleci.com/org/<org-id>; pass it with --issuer)."""
-    _add(ctx, "circleci", project, issuer_url, owner, config)
+    _add(ctx, "circleci", project, issuer_url, owner, config, reserve)
 
 
 @publisher_add.command("oidc")
@@ -224,7 +249,13 @@ def add_circleci(ctx: Ctx, /, project: str, issuer_url: str | None, owner: str |
 @pass_ctx
 @friendly_errors
 def add_oidc(
-    ctx: Ctx, project: str, issuer_url: str | None, owner: str | None, claims: tuple[str, ...], subject: str | None
+    ctx: Ctx,
+    project: str,
+    issuer_url: str | None,
+    owner: str | None,
+    reserve: bool,
+    claims: tuple[str, ...],
+    subject: str | None,
 ) -> None:
     """Any OIDC issuer the admin trusts, matched on claim constraints."""
     parsed: dict[str, str] = {}
@@ -235,7 +266,7 @@ def add_oidc(
         parsed[name.strip()] = value
     if not issuer_url:
         raise AdminError("a generic OIDC publisher needs --issuer")
-    _add(ctx, "oidc", project, issuer_url, owner, {"claims": parsed, "subject": subject})
+    _add(ctx, "oidc", project, issuer_url, owner, {"claims": parsed, "subject": subject}, reserve)
 
 
 @publisher.command("list")
@@ -243,9 +274,16 @@ def add_oidc(
 @pass_ctx
 @friendly_errors
 def publisher_list(ctx: Ctx, project: str | None) -> None:
+    """One publisher a line: id, kind, issuer, what it matches (with the repository owner id it is
+    pinned to, for GitHub-family kinds), projects, and for a pending one its expiry."""
     for p in tp_admin.list_publishers(ctx.db, project):
+        description = p.description
+        if p.pins_owner_id:
+            description += f" owner-id={p.owner_id or '(recorded at the first publish)'}"
         extra = f"\tpending until {p.expires:%Y-%m-%d}" if p.expires else ""
-        click.echo(f"{p.id}\t{p.kind}\t{p.issuer}\t{p.description}\t{','.join(p.projects) or '-'}{extra}")
+        if p.reserved:
+            extra += ", name reserved"
+        click.echo(f"{p.id}\t{p.kind}\t{p.issuer}\t{description}\t{','.join(p.projects) or '-'}{extra}")
 
 
 @publisher.command("remove")

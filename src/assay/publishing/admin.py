@@ -171,6 +171,7 @@ def add_publisher(
     owner: str | None,
     pending_days: int,
     actor: str,
+    reserve: bool = False,
 ) -> Added:
     try:
         kind = get_kind(kind_name)
@@ -217,6 +218,7 @@ def add_publisher(
                 project_name=project,
                 normalized_name=normalized,
                 owner_id=owner_id,
+                reserve=reserve,
                 expires=utcnow() + dt.timedelta(days=pending_days),
             )
             session.add(pending)
@@ -227,9 +229,20 @@ def add_publisher(
                 action="publisher:add-pending",
                 project=normalized,
                 target=f"pending-{pending.id}",
-                details={"kind": kind.name, "issuer": issuer_url, "config": normalized_config, "owner": owner},
+                details={
+                    "kind": kind.name,
+                    "issuer": issuer_url,
+                    "config": normalized_config,
+                    "owner": owner,
+                    "reserve": reserve,
+                },
             )
             return Added(f"pending-{pending.id}", True, auto)
+        if reserve:
+            raise AdminError(
+                f"project {normalized} exists already: --reserve only applies to a pending publisher "
+                "(a name not yet taken)"
+            )
         publisher = session.execute(sa.select(Publisher).where(Publisher.lookup_key == key)).scalar_one_or_none()
         if publisher is None:
             publisher = Publisher(
@@ -238,6 +251,8 @@ def add_publisher(
                 config=normalized_config,
                 lookup_key=key,
                 match_key=kind.match_key(normalized_config),
+                # The admin's --owner-id is the pin from the start (else the first exchange's).
+                repository_owner_id=normalized_config.get("owner_id") if kind.pins_owner_id else None,
             )
             session.add(publisher)
             session.flush()
@@ -264,6 +279,11 @@ class PublisherInfo:
     description: str
     projects: list[str]
     expires: dt.datetime | None  # pending publishers only
+    #: Kinds that pin repository_owner_id: the pinned id, None while not yet recorded.
+    owner_id: str | None = None
+    pins_owner_id: bool = False
+    #: Pending publishers only: whether the project name is reserved for it.
+    reserved: bool = False
 
 
 def list_publishers(db: Database, project: str | None = None) -> list[PublisherInfo]:
@@ -281,18 +301,36 @@ def list_publishers(db: Database, project: str | None = None) -> list[PublisherI
             names = sorted(links.get(p.id, []))
             if wanted and wanted not in names:
                 continue
-            out.append(PublisherInfo(str(p.id), p.kind, p.issuer_url, get_kind(p.kind).describe(p.config), names, None))
+            kind = get_kind(p.kind)
+            out.append(
+                PublisherInfo(
+                    str(p.id),
+                    p.kind,
+                    p.issuer_url,
+                    kind.describe(p.config),
+                    names,
+                    None,
+                    # A publisher registered with --owner-id before the column existed has it
+                    # only in its config until its next exchange records it.
+                    owner_id=p.repository_owner_id or p.config.get("owner_id"),
+                    pins_owner_id=kind.pins_owner_id,
+                )
+            )
         for q in session.execute(sa.select(PendingPublisher).order_by(PendingPublisher.id)).scalars():
             if wanted and q.normalized_name != wanted:
                 continue
+            kind = get_kind(q.kind)
             out.append(
                 PublisherInfo(
                     f"pending-{q.id}",
                     q.kind,
                     q.issuer_url,
-                    get_kind(q.kind).describe(q.config),
+                    kind.describe(q.config),
                     [q.normalized_name],
                     q.expires,
+                    owner_id=q.config.get("owner_id"),
+                    pins_owner_id=kind.pins_owner_id,
+                    reserved=q.reserve,
                 )
             )
     return out

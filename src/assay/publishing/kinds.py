@@ -72,6 +72,12 @@ class Kind:
     requires_jti: ClassVar[bool] = True
     #: Claims recorded with each file uploaded under a token of this kind.
     stored: ClassVar[tuple[str, ...]] = ()
+    #: The claim that says which workload a token is from (what ``claims_key`` reads): echoed
+    #: back when no publisher is close enough to the token to report its reason for refusing.
+    identifying_claim: ClassVar[str | None] = None
+    #: Whether publishers of this kind pin the token's ``repository_owner_id`` (PyPI does for
+    #: GitHub): recorded at the first exchange unless the admin gave it, required afterwards.
+    pins_owner_id: ClassVar[bool] = False
 
     def normalize(self, config: dict[str, Any], issuer: str) -> dict[str, Any]:
         """Validate a configuration from the admin; returns the stored form."""
@@ -87,6 +93,14 @@ class Kind:
     def check(self, config: Mapping[str, Any], claims: Claims, issuer: str) -> None:
         """Raise ``Mismatch`` unless ``claims`` satisfy ``config``."""
         raise NotImplementedError
+
+    def identifies(self, config: Mapping[str, Any], claims: Claims, issuer: str) -> bool:
+        """Whether the token is from this publisher's workload (its identifying claim matches,
+        e.g. the same repository), so that why it was refused may be told to the token's
+        holder. A publisher that does not identify the token is another project's business:
+        its expected values are never echoed to a stranger (issue 10, item 4)."""
+        key = self.match_key(config)
+        return bool(key) and key == self.claims_key(claims)
 
     def identity(self, config: Mapping[str, Any], issuer: str) -> Identity | None:
         """The PEP 740 signing identity this publisher's attestations must carry."""
@@ -106,6 +120,8 @@ class _GitHubLike(Kind):
     """GitHub Actions and the forges that copy its token format (GHES, Forgejo/Gitea)."""
 
     required: ClassVar[tuple[str, ...]] = ("repository", "repository_owner", "repository_owner_id")
+    identifying_claim = "repository"
+    pins_owner_id = True
     stored = (
         "repository",
         "repository_owner_id",
@@ -149,9 +165,15 @@ class _GitHubLike(Kind):
         if repository.lower() != str(config["repository"]).lower():
             raise Mismatch(f"repository is {repository!r}, the publisher is for {config['repository']!r}")
         # PyPI pins the owner's numeric id, which survives renames and defeats account
-        # resurrection; set when the admin gave --owner-id.
+        # resurrection: the admin's --owner-id, or the id recorded at the publisher's first
+        # exchange (the service passes it in as owner_id). Only the token's value is echoed.
         if config.get("owner_id") and _text(claims, "repository_owner_id") != config["owner_id"]:
-            raise Mismatch("repository_owner_id does not match the publisher's owner id")
+            got = _text(claims, "repository_owner_id") or "none"
+            raise Mismatch(
+                f"repository_owner_id is {got!r}, not the owner id this publisher is pinned to (the "
+                "repository's owner account changed: deleted and re-created, or transferred); an "
+                "admin must register the publisher again"
+            )
         # pypi/warehouse#19601: workflows triggered by pull_request_target run with the base
         # repository's credentials on attacker-controlled code; they may never publish.
         if _text(claims, "event_name") == "pull_request_target":
@@ -268,6 +290,7 @@ class GitLabKind(Kind):
 
     name = "gitlab"
     default_issuer = GITLAB_COM
+    identifying_claim = "project_path"
     required = ("project_path", "ci_config_ref_uri", "ref_path", "sha")
     stored = (
         "project_path",
@@ -344,6 +367,7 @@ class GoogleKind(Kind):
     default_issuer = GOOGLE_ISSUER
     required = ("email",)
     requires_jti = False  # Google ID tokens carry no jti (Warehouse does not track them either)
+    identifying_claim = "email"
     stored = ("email", "sub")
 
     def normalize(self, config: dict[str, Any], issuer: str) -> dict[str, Any]:
@@ -386,6 +410,7 @@ class CircleCIKind(Kind):
     name = "circleci"
     default_issuer = CIRCLECI_ISSUER
     required = (_CIRCLE + "project-id", _CIRCLE + "pipeline-definition-id")
+    identifying_claim = _CIRCLE + "project-id"
     stored = (
         _CIRCLE + "project-id",
         _CIRCLE + "pipeline-definition-id",
@@ -509,6 +534,18 @@ class OIDCKind(Kind):
             value = claims.get(name)
             if value is None or not pattern.matches(_claim_text(value)):
                 raise Mismatch(f"claim {name!r} is {value!r}, which does not match {text!r}")
+
+    def identifies(self, config: Mapping[str, Any], claims: Claims, issuer: str) -> bool:
+        # Without an indexed selector, ``sub`` (the OIDC subject: which workload) identifies
+        # the token; a publisher that does not constrain it identifies no one in particular.
+        # Matched through ``check`` itself, so this follows whatever its pattern rules are.
+        if "sub" not in config["claims"]:
+            return False
+        try:
+            self.check({**config, "claims": {"sub": config["claims"]["sub"]}}, claims, issuer)
+        except Mismatch:
+            return False
+        return True
 
     def identity(self, config: Mapping[str, Any], issuer: str) -> Identity | None:
         if not config.get("subject"):

@@ -130,6 +130,8 @@ _CANDIDATES = sa.union_all(
         PendingPublisher.kind,
         PendingPublisher.config,
         sa.null().label("projects"),
+        # A pending publisher's only pin is the admin's --owner-id, which is in its config.
+        sa.null().label("owner_pin"),
     ).where(
         PendingPublisher.issuer_url == sa.bindparam("issuer"),
         PendingPublisher.match_key.in_(sa.bindparam("keys", expanding=True)),
@@ -145,6 +147,7 @@ _CANDIDATES = sa.union_all(
         .where(PublisherProject.publisher_id == Publisher.id)
         .scalar_subquery()
         .label("projects"),
+        Publisher.repository_owner_id.label("owner_pin"),
     ).where(
         Publisher.issuer_url == sa.bindparam("issuer"),
         Publisher.match_key.in_(sa.bindparam("keys", expanding=True)),
@@ -156,6 +159,17 @@ _PUBLISHER_PROJECTS = (
     .where(PublisherProject.publisher_id == sa.bindparam("publisher_id"))
     .order_by(Project.normalized_name)
 )
+#: Records the owner id a publisher is pinned to, unless one is recorded already (a concurrent
+#: first exchange may have won: then the statement changes nothing and the pin is read back).
+_RECORD_OWNER = (
+    sa.update(Publisher)
+    .where(Publisher.id == sa.bindparam("pid"), Publisher.repository_owner_id.is_(None))
+    .values(repository_owner_id=sa.bindparam("pin"))
+    .execution_options(synchronize_session=False)
+)
+_OWNER_PIN = sa.select(Publisher.repository_owner_id).where(Publisher.id == sa.bindparam("pid"))
+#: Echoed claim values are cut to this many characters (a refusal is not a claim dump).
+_ECHO_CHARS = 200
 _DELETE_EXPIRED_JTIS = sa.delete(UsedJti).where(UsedJti.expires < sa.bindparam("now"))
 #: Expired jti records are swept at most this often per process (not on every exchange).
 JTI_SWEEP_SECONDS = 60.0
@@ -169,12 +183,53 @@ class _Candidate:
     config: dict[str, Any]
     #: A registered publisher's projects (normalized names); empty for a pending one.
     projects: tuple[str, ...]
+    #: The repository owner id a registered publisher is pinned to (None: not yet recorded).
+    owner_pin: str | None = None
+
+    def effective_config(self, kind: Kind) -> dict[str, Any]:
+        """The configuration the token is checked against: the recorded owner id counts as if
+        the admin had given it (PyPI always pins GitHub's repository_owner_id)."""
+        if kind.pins_owner_id and self.owner_pin:
+            return {**self.config, "owner_id": self.owner_pin}
+        return self.config
 
 
 @dataclass
 class _Match:
     row: _Candidate
     kind: Kind
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """Why one candidate refused the token. ``near``: the candidate is the token's own workload's
+    publisher (its identifying claim matched), so the reason may be told to the token's holder."""
+
+    near: bool
+    reason: str
+
+
+def _token_claim(claims: dict[str, Any], name: str) -> str:
+    value = claims.get(name)
+    text = value if isinstance(value, str) else "" if value is None else json.dumps(value)
+    return text if len(text) <= _ECHO_CHARS else text[:_ECHO_CHARS] + "..."
+
+
+def _refusal(issuer: str, claims: dict[str, Any], refusals: Sequence[_Refusal]) -> MintError:
+    """The description of a refused exchange. Only the closest publisher's reason is told
+    (another project's publisher on the same issuer must not leak its expected values to a
+    stranger's token, issue 10 item 4); without one, only the token's own claims are echoed."""
+    for refusal in refusals:
+        if refusal.near:
+            return MintError("invalid-publisher", f"valid token, but no corresponding publisher ({refusal.reason})")
+    names = dict.fromkeys(k.identifying_claim for k in KINDS.values() if k.identifying_claim)
+    shown = [f"{name} {_token_claim(claims, name)!r}" for name in (*names, "sub") if _token_claim(claims, name)]
+    return MintError(
+        "invalid-publisher",
+        f"valid token, but no trusted publisher matches this token (issuer {issuer!r}"
+        + (f"; {', '.join(shown)} from the token" if shown else "")
+        + ")",
+    )
 
 
 class TrustedPublishing:
@@ -254,7 +309,12 @@ class TrustedPublishing:
         rows = session.execute(_CANDIDATES, {"issuer": issuer, "keys": keys, "now": utcnow()})
         found = [
             _Candidate(
-                bool(r.pending), r.id, r.kind, r.config, tuple(sorted(r.projects.split(","))) if r.projects else ()
+                bool(r.pending),
+                r.id,
+                r.kind,
+                r.config,
+                tuple(sorted(r.projects.split(","))) if r.projects else (),
+                r.owner_pin,
             )
             for r in rows
         ]
@@ -262,15 +322,15 @@ class TrustedPublishing:
         return sorted(found, key=lambda c: (not c.pending, c.id))
 
     def _match(
-        self, rows: Sequence[_Candidate], issuer: str, claims: dict[str, Any], reasons: list[str]
+        self, rows: Sequence[_Candidate], issuer: str, claims: dict[str, Any], refusals: list[_Refusal]
     ) -> _Match | None:
         matches: list[_Match] = []
         for row in rows:
             kind = get_kind(row.kind)
             try:
-                kind.check(row.config, claims, issuer)
+                kind.check(row.effective_config(kind), claims, issuer)
             except Mismatch as exc:
-                reasons.append(str(exc))
+                refusals.append(_Refusal(kind.identifies(row.config, claims, issuer), str(exc)))
                 continue
             matches.append(_Match(row, kind))
         if not matches:
@@ -283,25 +343,29 @@ class TrustedPublishing:
     def _exchange(
         self, session: Session, issuer: str, claims: dict[str, Any], features: tuple[str, ...], remote_addr: str | None
     ) -> Minted:
-        reasons: list[str] = []
+        refusals: list[_Refusal] = []
         created_project: str | None = None
         candidates = self._candidates(session, issuer, claims)
-        pending = self._match([c for c in candidates if c.pending], issuer, claims, reasons)
+        pending = self._match([c for c in candidates if c.pending], issuer, claims, refusals)
         if pending is not None:
             row = session.get(PendingPublisher, pending.row.id)
             if row is None:  # another exchange turned it into a publisher since the lookup
                 raise MintError("invalid-payload", "a concurrent change conflicted with this exchange; retry")
-            publisher, created_project = self._reify(session, row, remote_addr)
             kind = pending.kind
+            publisher, created_project = self._reify(session, row, kind, issuer, claims, remote_addr)
             publisher_id, config = publisher.id, publisher.config
             projects = list(session.execute(_PUBLISHER_PROJECTS, {"publisher_id": publisher.id}).scalars())
         else:
-            match = self._match([c for c in candidates if not c.pending], issuer, claims, reasons)
+            match = self._match([c for c in candidates if not c.pending], issuer, claims, refusals)
             if match is None:
-                detail = reasons[0] if reasons else "no publisher is registered for this workload"
-                raise MintError("invalid-publisher", f"valid token, but no corresponding publisher ({detail})")
+                if refusals:
+                    # Every candidate's reason, for the admin; the job is told only its own.
+                    log.info("exchange refused (issuer %s): %s", issuer, "; ".join(r.reason for r in refusals))
+                raise _refusal(issuer, claims, refusals)
             kind = match.kind
             publisher_id, config, projects = match.row.id, match.row.config, list(match.row.projects)
+            if kind.pins_owner_id and match.row.owner_pin is None:
+                self._pin_owner(session, kind, publisher_id, config, issuer, claims)
         if not projects:
             raise MintError("invalid-publisher", "valid token, but the publisher is not registered for any project")
 
@@ -361,7 +425,44 @@ class TrustedPublishing:
         except IntegrityError:
             raise MintError("invalid-reuse-token", "invalid token: already used") from None
 
-    def _reify(self, session: Session, pending: PendingPublisher, remote_addr: str | None) -> tuple[Publisher, str]:
+    def _pin_owner(
+        self,
+        session: Session,
+        kind: Kind,
+        publisher_id: int,
+        config: dict[str, Any],
+        issuer: str,
+        claims: dict[str, Any],
+    ) -> None:
+        """Record the token's repository_owner_id as the publisher's pin (its first successful
+        exchange; in the exchange's transaction, so a refusal later on records nothing). If a
+        concurrent first exchange recorded one meanwhile, this token must carry that one."""
+        owner = claims.get("repository_owner_id")
+        if owner in (None, ""):
+            return  # a Forgejo token without the claim: nothing to pin yet
+        recorded = session.execute(_RECORD_OWNER, {"pid": publisher_id, "pin": str(owner)})
+        if recorded.rowcount:  # type: ignore[attr-defined]
+            return
+        self._check_owner(kind, config, session.execute(_OWNER_PIN, {"pid": publisher_id}).scalar(), issuer, claims)
+
+    @staticmethod
+    def _check_owner(kind: Kind, config: dict[str, Any], pin: str | None, issuer: str, claims: dict[str, Any]) -> None:
+        if not pin:
+            return
+        try:
+            kind.check({**config, "owner_id": pin}, claims, issuer)  # the kind words the refusal
+        except Mismatch as exc:
+            raise MintError("invalid-publisher", f"valid token, but no corresponding publisher ({exc})") from None
+
+    def _reify(
+        self,
+        session: Session,
+        pending: PendingPublisher,
+        kind: Kind,
+        issuer: str,
+        claims: dict[str, Any],
+        remote_addr: str | None,
+    ) -> tuple[Publisher, str]:
         """Turn a matched pending publisher into a project and a real publisher (Warehouse's
         "reify"). If the project appeared meanwhile, the pending entry is void."""
         existing = session.execute(
@@ -379,15 +480,29 @@ class TrustedPublishing:
             sa.select(Publisher).where(Publisher.lookup_key == pending.lookup_key)
         ).scalar_one_or_none()
         if publisher is None:
+            owner = claims.get("repository_owner_id")
             publisher = Publisher(
                 kind=pending.kind,
                 issuer_url=pending.issuer_url,
                 config=pending.config,
                 lookup_key=pending.lookup_key,
                 match_key=pending.match_key,
+                # Pinned from birth: the admin's --owner-id (which this token matched), else the
+                # id of the owner that publishes first.
+                repository_owner_id=(
+                    pending.config.get("owner_id") or (str(owner) if owner not in (None, "") else None)
+                    if kind.pins_owner_id
+                    else None
+                ),
             )
             session.add(publisher)
             session.flush()
+        elif kind.pins_owner_id:
+            # The same workload is already registered for other projects: its pin holds here too.
+            if publisher.repository_owner_id:
+                self._check_owner(kind, publisher.config, publisher.repository_owner_id, issuer, claims)
+            else:
+                self._pin_owner(session, kind, publisher.id, publisher.config, issuer, claims)
         session.add(PublisherProject(publisher_id=publisher.id, project_id=project.id))
         session.delete(pending)
         audit.record(

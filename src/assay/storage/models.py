@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -247,6 +248,11 @@ class Publisher(Base):
     #: The kind's indexed selector (e.g. the lower-cased repository) a token's claims must
     #: reproduce for this publisher to be a candidate; "" for kinds without one.
     match_key: Mapped[str] = mapped_column(String(500), index=True, default="")
+    #: GitHub-family kinds: the repository owner's numeric id this publisher is pinned to. The
+    #: admin's --owner-id, else recorded at the first successful exchange; required from then on
+    #: (PyPI pins it: an owner account deleted and re-created under the same name gets a new id,
+    #: "account resurrection"). None: not yet recorded.
+    repository_owner_id: Mapped[str | None] = mapped_column(String(64), default=None)
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -272,6 +278,9 @@ class PendingPublisher(Base):
     normalized_name: Mapped[str] = mapped_column(String(200), index=True)
     #: The user who becomes owner of the project it creates (may be None: admin-registered).
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), default=None)
+    #: ``--reserve``: while this pending publisher is valid, no upload with a user's credential
+    #: may create the project (only its own first trusted publish, or its designated owner).
+    reserve: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires: Mapped[dt.datetime] = mapped_column()
 

@@ -46,6 +46,7 @@ from assay.storage.models import (
     ApiToken,
     File,
     PendingBlob,
+    PendingPublisher,
     Project,
     Release,
     Role,
@@ -255,6 +256,28 @@ def _check_one_sdist(session: Session, up: PreparedUpload, project_id: int) -> N
     if other is not None:
         raise UploadRejected(
             f"Only one sdist may be uploaded per release: version {up.version} already has {other[0]!r}."
+        )
+
+
+#: Valid pending publishers that reserve a name (``--reserve``), with the users they name as owner.
+_RESERVING = sa.select(PendingPublisher.owner_id).where(
+    PendingPublisher.normalized_name == sa.bindparam("name"),
+    PendingPublisher.reserve.is_(True),
+    PendingPublisher.expires > sa.bindparam("now"),
+)
+
+
+def _check_not_reserved(session: Session, who: Principal, normalized: str) -> None:
+    """A pending publisher registered with ``--reserve`` keeps its project name for its own first
+    trusted publish (PyPI's pending publishers reserve nothing, so anyone may register the name
+    first; issue 10 item 9). Only the user it names as the project's owner may still create it
+    (they would own it either way); the reservation lapses when it is used, removed or expires."""
+    owners = set(session.execute(_RESERVING, {"name": normalized, "now": utcnow()}).scalars())
+    if owners and (who.user_id is None or who.user_id not in owners):
+        raise UploadRejected(
+            f"The name {normalized!r} is reserved for a pending trusted publisher: its first trusted "
+            "publish creates the project. Ask an admin to remove the pending publisher to release the name.",
+            403,
         )
 
 
@@ -500,6 +523,8 @@ class Uploader:
                 f"Project {up.normalized!r} is {project.status}: it accepts no new uploads (PEP 792).",
                 403,
             )
+        if project is None and who.kind != "publisher":
+            _check_not_reserved(session, who, up.normalized)
 
     def _commit_rows(
         self, up: PreparedUpload, ctx: UploadContext, key: str, mkey: str, keys: list[str]
