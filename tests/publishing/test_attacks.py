@@ -330,7 +330,7 @@ def test_a_refusal_never_shows_another_projects_publisher(tp_index: AssayServer,
     tp_index.cli("project", "create", "demo", "--owner", "owner")
     tp_index.cli(
         "publisher", "add", "oidc", "--project", "globproj", "--issuer", idp.issuer,
-        "--claim", "sub=repo:acme/glob:*", "--claim", "ref=refs/tags/*",
+        "--claim", "sub=repo:acme/glob:**", "--claim", "ref=refs/tags/*",
     )  # fmt: skip
     tp_index.cli(
         "publisher", "add", "github", "--project", "demo", "--issuer", idp.issuer,
