@@ -26,7 +26,7 @@ from assay.web.redact import RedactingFilter
 #: generated ``--name`` flag, so each one is settable as flag, ASSAY_* env and file key alike.
 _EXPLICIT = {
     "config_file", "data_dir", "database_url", "host", "port", "workers", "tls_cert", "tls_key",
-    "base_url", "max_upload_size", "private", "log_level",
+    "base_url", "max_upload_size", "private", "log_level", "log_key", "log_checkpoint_interval",
 }
 
 
@@ -110,6 +110,16 @@ _APP_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
     help="Default: info. Env: ASSAY_LOG_LEVEL.",
+)
+@click.option(
+    "--log-key", type=click.Path(path_type=Path, dir_okay=False),
+    help="File with the transparency log's Ed25519 key (PEM or a note signer key; default: "
+    "<data-dir>/log/signing.key, created on first start, mode 0600). Env: ASSAY_LOG_KEY.",
+)
+@click.option(
+    "--log-checkpoint-interval", type=int,
+    help="Seconds between two newly signed log checkpoints at most (default 2; 0: one per new "
+    "tree size). Env: ASSAY_LOG_CHECKPOINT_INTERVAL.",
 )
 @_generated_options
 def serve(config_file: Path | None, **options: object) -> None:

@@ -6,7 +6,11 @@ Finds, and with ``repair`` quarantines:
   size); the same for its PEP 658 metadata file;
 * a blob no row refers to (left by a process killed between publishing the blob and committing
   its row: invisible to readers, but space and confusion);
-* staging files left by killed uploads.
+* staging files left by killed uploads;
+* the transparency log disagreeing with the files table or with itself (issue 13): a file with
+  no ``upload`` entry or with two, an entry whose sha256 is not the file's, entries with gaps,
+  stored hashes or a signed checkpoint that do not recompute from the entries. These are
+  reported, never repaired: the log only grows, so a fix is a new entry, not an edit.
 
 Quarantine never deletes bytes: they move to ``<data dir>/quarantine/<timestamp>/``. A row whose
 blob is missing or corrupt is removed (its filename stays used, as on PyPI) with an audit event,
@@ -29,6 +33,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from assay import audit
+from assay.log import store as translog
 from assay.storage.blobs import FilesystemBlobStore
 from assay.storage.db import Database
 from assay.storage.models import File, Project
@@ -38,7 +43,9 @@ CHUNK = 1024 * 1024
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing-blob, corrupt-blob, missing-metadata, corrupt-metadata, orphan-blob, stale-staging
+    #: missing-blob, corrupt-blob, missing-metadata, corrupt-metadata, orphan-blob, stale-staging;
+    #: log-* for the transparency log (see assay.log.audit), which repair leaves alone.
+    kind: str
     key: str
     detail: str
     filename: str | None = None
@@ -48,6 +55,7 @@ class Problem:
 class Report:
     files_checked: int = 0
     blobs_seen: int = 0
+    log_entries: int = 0
     problems: list[Problem] = field(default_factory=list)
     repaired: list[Problem] = field(default_factory=list)
 
@@ -131,6 +139,11 @@ def check(db: Database, blobs: FilesystemBlobStore, *, grace: float = 600.0) -> 
     for path in sorted(blobs.staging_dir.iterdir()):
         if _old_enough(path, grace):
             report.problems.append(Problem("stale-staging", path.name, "staging file of an interrupted upload"))
+    from assay.log import audit as log_audit
+
+    log_report = log_audit.check(db)
+    report.log_entries = log_report.size
+    report.problems += [Problem(p.kind, p.key, p.detail, p.filename) for p in log_report.problems]
     return report
 
 
@@ -139,6 +152,8 @@ def repair(db: Database, blobs: FilesystemBlobStore, report: Report, *, data_dir
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     quarantine = data_dir / "quarantine" / stamp
     for problem in report.problems:
+        if problem.kind.startswith("log-"):
+            continue  # the log only grows: nothing to move aside
         if problem.kind == "stale-staging":
             source = blobs.staging_dir / problem.key
             target = quarantine / ".staging" / problem.key
@@ -182,6 +197,7 @@ def _drop_row(db: Database, blobs: FilesystemBlobStore, problem: Problem, *, act
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(path), target)
                 _prune(path.parent, blobs.root)
+        translog.append_removals(session, [row], project.normalized_name if project else "")
         session.delete(row)
         if project is not None:
             project.serial = Project.serial + 1
