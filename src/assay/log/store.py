@@ -27,32 +27,41 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from assay.log import entries, merkle, tiles
-from assay.storage.models import File, LogEntry, LogHash, LogState, Project, Publisher, Release, utcnow
+from assay.storage.models import Base, File, LogEntry, LogState, Project, Publisher, Release, utcnow
 
 
 class LogError(RuntimeError):
     """The log's tables are not in the state appends rely on (a missing migration, corruption)."""
 
 
+# Built once: constructing and compiling statements costs more than running them here, and the
+# append sits inside every upload's commit. Core statements on the session's connection (the
+# same transaction) skip the ORM's per-statement work.
+_STATE = sa.Table("log_state", Base.metadata)
+_HASHES = sa.Table("log_hashes", Base.metadata)
+_ENTRIES = sa.Table("log_entries", Base.metadata)
+_BUMP = (
+    sa.update(_STATE).where(_STATE.c.id == 1).values(size=_STATE.c.size + 1).returning(_STATE.c.size)
+)
+_READ_HASHES = sa.select(_HASHES.c.idx, _HASHES.c.hash).where(_HASHES.c.idx.in_(sa.bindparam("idx", expanding=True)))
+_INSERT_HASH = sa.insert(_HASHES)
+_INSERT_ENTRY = sa.insert(_ENTRIES)
+
+
 def append(session: Session, entry: dict[str, Any]) -> int:
     """Append `entry` to the log inside the caller's transaction; returns its leaf index."""
     data = entries.encode(entry)
-    new_size = session.execute(
-        sa.update(LogState)
-        .where(LogState.id == 1)
-        .values(size=LogState.size + 1)
-        .returning(LogState.size)
-        .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
+    conn = session.connection()
+    new_size = conn.execute(_BUMP).scalar_one_or_none()
     if new_size is None:
         raise LogError("the log's state row (log_state id 1) is missing: the schema is not migrated")
-    n = new_size - 1
-    hashes = merkle.stored_hashes_for_leaf(n, merkle.leaf_hash(data), hash_reader(session))
+    n = int(new_size) - 1
+    hashes = merkle.stored_hashes_for_leaf(n, merkle.leaf_hash(data), _connection_reader(conn))
     first = merkle.stored_hash_index(0, n)
-    session.execute(sa.insert(LogHash), [{"idx": first + i, "hash": h} for i, h in enumerate(hashes)])
-    session.execute(
-        sa.insert(LogEntry).values(seq=n, kind=entry["kind"], filename=entry.get("filename"), data=data,
-                                   created=utcnow())
+    conn.execute(_INSERT_HASH, [{"idx": first + i, "hash": h} for i, h in enumerate(hashes)])
+    conn.execute(
+        _INSERT_ENTRY,
+        {"seq": n, "kind": entry["kind"], "filename": entry.get("filename"), "data": data, "created": utcnow()},
     )
     return n
 
@@ -123,15 +132,14 @@ def size(session: Session) -> int:
 
 def hash_reader(session: Session) -> merkle.HashReader:
     """A `merkle.HashReader` over ``log_hashes``, one SELECT per batch."""
+    return _connection_reader(session.connection())
 
+
+def _connection_reader(conn: sa.Connection) -> merkle.HashReader:
     def read(indexes: Sequence[int]) -> list[bytes]:
         if not indexes:
             return []
-        found: dict[int, bytes] = {
-            idx: h for idx, h in session.execute(
-                sa.select(LogHash.idx, LogHash.hash).where(LogHash.idx.in_(set(indexes)))
-            )
-        }
+        found: dict[int, bytes] = dict(conn.execute(_READ_HASHES, {"idx": sorted(set(indexes))}).all())
         missing = [i for i in indexes if i not in found]
         if missing:
             raise LogError(f"stored hash {missing[0]} is missing from log_hashes")
