@@ -12,7 +12,9 @@ synchronous=FULL; PostgreSQL: a fresh database on the local server), in one run:
 3. the same timings again at that size.
 
 Reported: median and p99 of the ``append`` call itself (inside the transaction) and of the
-whole transaction including its commit, with and without the append. Usage:
+whole transaction including its commit, with and without the append; and the cost per entry of
+``integrate`` (hashing the new entries into the tree, off the upload path, before a checkpoint
+is signed), for the uploads just appended, in one call. Usage:
 
     .venv/bin/python -m bench.log.append [--entries 100000] [--uploads 400] [--backend sqlite|postgresql|both]
 """
@@ -68,7 +70,7 @@ def fill(db: Database, count: int) -> None:
 
 
 def timings(db: Database, uploads: int, offset: int) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {"append": [], "with": [], "without": []}
+    out: dict[str, list[float]] = {"append": [], "with": [], "without": [], "integrate": []}
     for n in range(uploads):
         for logged in (False, True):
             t0 = time.perf_counter()
@@ -79,6 +81,9 @@ def timings(db: Database, uploads: int, offset: int) -> dict[str, list[float]]:
                     store.append(session, entry(offset + n))
                     out["append"].append(time.perf_counter() - t1)
             out["with" if logged else "without"].append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    assert store.integrate(db) == offset + uploads
+    out["integrate"].append((time.perf_counter() - t0) / uploads)
     return out
 
 
@@ -123,6 +128,7 @@ def run(backend: str, count: int, uploads: int) -> None:
         for label, t in (("empty log", empty), (f"{count:,} entries", big)):
             print(f"  {label:>16}: append {summary(t['append'])}")
             print(f"  {'':>16}  transaction with append {summary(t['with'])}; without {summary(t['without'])}")
+            print(f"  {'':>16}  integrate {t['integrate'][0] * 1000:.3f} ms per entry")
         assert final == count + uploads
 
 

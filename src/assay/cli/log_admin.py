@@ -60,7 +60,7 @@ def show(ctx: Ctx, index: str, base_url: str | None) -> None:
         origin = keys.origin(_settings(ctx, base_url), index)
     except keys.LogKeyError as exc:
         raise click.ClickException(str(exc)) from None
+    size = store.integrate(ctx.db)
     with ctx.db.read() as session:
-        size = store.size(session)
         root = store.root_hash(session, size)
     click.echo(f"origin {origin}\nsize {size}\nroot {note.b64encode(root)}")

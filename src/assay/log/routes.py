@@ -50,13 +50,18 @@ class LogService:
             tile, is_entries = tiles.parse_tile_path(path)
         except tiles.TileError as exc:
             return TextError(404, f"Not Found: {exc}", headers={"Cache-Control": NO_STORE})
-        with self.svc.db.read() as session:
+        db = self.svc.db
+        with db.read() as session:
             tree_size = store.size(session)
-            if not store.tile_exists(tile, tree_size):
-                return TextError(
-                    404, f"Not Found: the log has {tree_size} entries, {path} is beyond them",
-                    headers={"Cache-Control": NO_STORE},
-                )
+            hashed = store.hashed_size(session)
+        if not store.tile_exists(tile, tree_size):
+            return TextError(
+                404, f"Not Found: the log has {tree_size} entries, {path} is beyond them",
+                headers={"Cache-Control": NO_STORE},
+            )
+        if not is_entries and not store.tile_exists(tile, hashed):
+            store.integrate(db)  # committed entries the stored hashes do not cover yet
+        with db.read() as session:
             body = store.read_bundle(session, tile) if is_entries else store.read_tile(session, tile)
         return Response(
             body, media_type="application/octet-stream",
