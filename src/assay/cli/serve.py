@@ -82,6 +82,17 @@ def _logging_config(settings: Settings) -> dict[str, Any]:
 _APP_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+def _check_log_key(settings: Settings) -> None:
+    """Load (on the first start: create) the transparency log's key before any worker starts,
+    so a bad key is one clear message and workers never race to create it."""
+    from assay.log.keys import LogKeyError, signer
+
+    try:
+        signer(settings)
+    except LogKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @click.command()
 @storage_options
 @click.option("--host", help="Address to listen on (default 127.0.0.1). Env: ASSAY_HOST.")
@@ -135,6 +146,7 @@ def serve(config_file: Path | None, **options: object) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(settings)
     db.dispose()
+    _check_log_key(settings)
 
     config = uvicorn.Config(
         "assay.web.app:app_from_env" if settings.workers > 1 else create_app(settings),
