@@ -199,3 +199,21 @@ def test_checkpoints_are_signed_at_most_once_per_interval(server: AssayServer, u
     checkpoint.open_checkpoint(rotated, [other.verifier()], origin=ORIGIN)
     restored = publish.latest(db, signer, ORIGIN, 3600)
     checkpoint.open_checkpoint(restored, [signer.verifier()], origin=ORIGIN)
+
+
+def test_release_and_project_removal_log_each_file(server: AssayServer, unique: str, tmp_path: Path) -> None:
+    token = server.quick_token("log-erin")
+    v = verifier(server)
+    with server.client() as http:
+        wheels = [make_wheel(tmp_path, unique, version) for version in ("3.0", "3.1")]
+        for wheel in wheels:
+            assert upload(http, wheel, token).status_code == 200
+        start = fetch_checkpoint(http, v).size
+        server.cli("remove-release", unique, "3.0")
+        server.cli("project", "remove", unique, "--yes")
+        logged = served_entries(http, fetch_checkpoint(http, v))[start:]
+    assert [(e["kind"], e["version"], e["filename"]) for e in logged] == [
+        ("remove", "3.0", wheels[0].name), ("remove", "3.1", wheels[1].name),
+    ]
+    fsck = server.admin("fsck", "--grace", "0", "--json")
+    assert json.loads(fsck.stdout)["problems"] == []

@@ -110,13 +110,14 @@ def remove_file(db: Database, blobs: BlobStore, filename: str, *, actor: str) ->
         project = session.get(Project, row.project_id)
         assert project is not None
         keys = [row.blob_key] + ([row.metadata_blob_key] if row.metadata_blob_key else [])
-        translog.append_removals(session, [row], project.normalized_name)
+        removed = translog.removals(session, [row], project.normalized_name)
         session.delete(row)
         _touch(project)
         audit.record(
             session, actor=actor, action="file:remove", project=project.normalized_name,
             target=filename, details={"sha256": row.sha256},
         )
+        translog.append_all(session, removed)
     _delete_blobs(blobs, keys)
 
 
@@ -126,7 +127,7 @@ def remove_release(db: Database, blobs: BlobStore, name: str, version: str, *, a
         release = _release(session, project, version)
         files = list(session.execute(sa.select(File).where(File.release_id == release.id)).scalars())
         keys = [k for f in files for k in (f.blob_key, f.metadata_blob_key) if k]
-        translog.append_removals(session, files, project.normalized_name)
+        logged = translog.removals(session, files, project.normalized_name)
         for f in files:
             session.delete(f)
         session.delete(release)
@@ -135,6 +136,7 @@ def remove_release(db: Database, blobs: BlobStore, name: str, version: str, *, a
             session, actor=actor, action="release:remove", project=project.normalized_name,
             target=release.version, details={"files": [f.filename for f in files]},
         )
+        translog.append_all(session, logged)
         removed = [f.filename for f in files]
     _delete_blobs(blobs, keys)
     return removed
@@ -146,7 +148,7 @@ def remove_project(db: Database, blobs: BlobStore, name: str, *, actor: str) -> 
         files = list(session.execute(sa.select(File).where(File.project_id == project.id)).scalars())
         keys = [k for f in files for k in (f.blob_key, f.metadata_blob_key) if k]
         session.execute(sa.delete(PublisherProject).where(PublisherProject.project_id == project.id))
-        translog.append_removals(session, files, project.normalized_name)
+        logged = translog.removals(session, files, project.normalized_name)
         for f in files:
             session.delete(f)
         for r in session.execute(sa.select(Release).where(Release.project_id == project.id)).scalars():
@@ -157,6 +159,7 @@ def remove_project(db: Database, blobs: BlobStore, name: str, *, actor: str) -> 
             session, actor=actor, action="project:remove", project=project.normalized_name,
             details={"files": [f.filename for f in files]},
         )
+        translog.append_all(session, logged)
         removed = [f.filename for f in files]
     _delete_blobs(blobs, keys)
     return removed

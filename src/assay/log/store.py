@@ -66,6 +66,10 @@ _INTEGRATE_LOCK_ID = 0x61_6C_6F_67  # "alog"
 def append(session: Session, entry: dict[str, Any]) -> int:
     """Append `entry` to the log inside the caller's transaction; returns its leaf index."""
     data = entries.encode(entry)
+    # Every other row this transaction changes is written (and locked) first, so the log's row
+    # is always the last lock a writer takes: two writers never wait on each other crosswise
+    # (PostgreSQL would abort one of them as a deadlock).
+    session.flush()
     conn = session.connection()
     values = {"kind": entry["kind"], "filename": entry.get("filename"), "data": data, "created": utcnow()}
     if conn.dialect.name == "postgresql":
@@ -180,16 +184,23 @@ def _publisher_block(session: Session, publisher_id: int | None) -> dict[str, An
     return identity.to_publisher()
 
 
-def append_removals(session: Session, files: Sequence[File], project: str) -> None:
-    """One ``remove`` entry per file row about to be deleted in this session."""
+def removals(session: Session, files: Sequence[File], project: str) -> list[dict[str, Any]]:
+    """The ``remove`` entries (one per file) of file rows about to be deleted: built before the
+    deletes (the releases may go too), appended with ``append_all`` at the end."""
     when = utcnow()
-    versions = dict(
-        session.execute(
-            sa.select(Release.id, Release.version).where(Release.id.in_({f.release_id for f in files}))
-        ).all()
-    ) if files else {}
-    for f in files:
-        append(session, entries.remove(project, versions.get(f.release_id, ""), f.filename, f.sha256, when=when))
+    versions: dict[int, str] = {}
+    if files:
+        versions = {
+            rid: version for rid, version in session.execute(
+                sa.select(Release.id, Release.version).where(Release.id.in_({f.release_id for f in files}))
+            )
+        }
+    return [entries.remove(project, versions.get(f.release_id, ""), f.filename, f.sha256, when=when) for f in files]
+
+
+def append_all(session: Session, batch: Sequence[dict[str, Any]]) -> None:
+    for entry in batch:
+        append(session, entry)
 
 
 # ---- reading ----------------------------------------------------------------------------------

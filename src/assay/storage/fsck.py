@@ -197,7 +197,7 @@ def _drop_row(db: Database, blobs: FilesystemBlobStore, problem: Problem, *, act
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(path), target)
                 _prune(path.parent, blobs.root)
-        translog.append_removals(session, [row], project.normalized_name if project else "")
+        logged = translog.removals(session, [row], project.normalized_name if project else "")
         session.delete(row)
         if project is not None:
             project.serial = Project.serial + 1
@@ -209,3 +209,4 @@ def _drop_row(db: Database, blobs: FilesystemBlobStore, problem: Problem, *, act
             target=problem.filename,
             details={"problem": problem.kind, "detail": problem.detail, "quarantine": os.fspath(quarantine)},
         )
+        translog.append_all(session, logged)
