@@ -1,6 +1,6 @@
 """Capabilities beyond the index core register their services and routes here.
 
-Each capability (Trusted Publishing, attestations) exposes ``install(services) -> routes``; the
+Each capability (Trusted Publishing, attestations, the transparency log) exposes ``install(services) -> routes``; the
 app calls them in order. Keeping the list in one place makes the application's shape visible.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from assay import attestations, publishing
+from assay.log import routes as log_routes
 from assay.web.services import Services
 
 
@@ -16,4 +17,5 @@ def install_capabilities(svc: Services) -> list[BaseRoute]:
     routes: list[BaseRoute] = []
     routes += publishing.install(svc)
     routes += attestations.install(svc)
+    routes += log_routes.install(svc)
     return routes

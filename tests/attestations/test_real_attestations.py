@@ -5,6 +5,7 @@ own CLI verifies, and rejected, with nothing stored, whenever anything does not 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import subprocess
 import sys
@@ -13,8 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import rfc8785
+import sqlalchemy as sa
 from uv import find_uv_bin
 
+from assay.storage.models import LogEntry
 from tests.attestations.conftest import (
     AUDIENCE,
     GITHUB_ISSUER,
@@ -115,6 +119,25 @@ def test_served_provenance_verifies_with_pypi_attestations(
     # And the same check with the wrong repository fails: the tool really checks.
     wrong = pypi_attestations_verify(tmp_path, provenance, published_sdist, "https://github.com/evil/repo")
     assert wrong.returncode != 0
+
+
+def _log_entries(server: AssayServer, filename: str) -> list[dict]:  # type: ignore[type-arg]
+    """The transparency log's entries about a file (issue 13), from the index's database."""
+    with server.db().read() as session:
+        rows = session.execute(sa.select(LogEntry.data).where(LogEntry.filename == filename).order_by(LogEntry.seq))
+        return [json.loads(data) for data in rows.scalars()]
+
+
+def test_the_log_entry_names_the_publisher_and_the_provenance(prod_index: AssayServer, published_sdist: Path) -> None:
+    # Issue 13: a Trusted Publishing upload's entry carries the publisher's identity (not a
+    # token id) and the digest of the provenance the Integrity API serves (RFC 8785 form).
+    _, provenance = served_provenance(prod_index, "pypi-attestations", SDIST)
+    (entry,) = _log_entries(prod_index, SDIST)
+    assert entry["kind"] == "upload"
+    assert entry["publisher"] == {"kind": "GitHub", "repository": REPO, "workflow": "release.yml", "environment": None}
+    assert "token" not in entry
+    assert entry["provenance_sha256"] == hashlib.sha256(rfc8785.dumps(provenance)).hexdigest()
+    assert entry["sha256"] == hashlib.sha256(published_sdist.read_bytes()).hexdigest()
 
 
 def test_provenance_is_linked_from_every_read_api(prod_index: AssayServer, published_sdist: Path) -> None:
@@ -335,6 +358,13 @@ def test_backfill_import_of_mirrored_provenance(prod_index: AssayServer, tmp_pat
     _, served = served_provenance(prod_index, "pypi-attestation-models", name)
     assert served["attestation_bundles"][0]["publisher"]["repository"] == "trailofbits/pypi-attestation-models"
     assert '"action": "provenance:import"' in prod_index.admin("audit", "--json").stdout
+    # Issue 13: the upload and then the import are in the log, the import with the digest of
+    # the provenance now served.
+    _, served_now = served_provenance(prod_index, "pypi-attestation-models", name)
+    uploaded, imported = _log_entries(prod_index, name)
+    assert (uploaded["kind"], uploaded["provenance_sha256"]) == ("upload", None)
+    assert imported["kind"] == "provenance-import"
+    assert imported["provenance_sha256"] == hashlib.sha256(rfc8785.dumps(served_now)).hexdigest()
 
     # The same provenance offered for another file of the index is refused (subject mismatch).
     other = prod_index.admin("provenance", "import", str(good), "--file", SDIST, check=False)

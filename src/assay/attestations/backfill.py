@@ -23,9 +23,11 @@ from assay.attestations import provenance as prov
 from assay.attestations.trust import TrustRoot
 from assay.attestations.verify import AttestationInvalid, parse_attestation, verify_attestation
 from assay.identities import Identity, IdentityError, from_publisher
+from assay.log import entries as log_entries
+from assay.log import store as translog
 from assay.publishing.kinds import get_kind
 from assay.storage.db import Database
-from assay.storage.models import File, Project, Publisher, PublisherProject
+from assay.storage.models import File, Project, Publisher, PublisherProject, utcnow
 
 
 def _identity_key(identity: Identity) -> dict[str, Any]:
@@ -125,5 +127,9 @@ def import_provenance(db: Database, trust: TrustRoot, path: Path, *, filename: s
             project=project.normalized_name,
             target=name,
             details={"source": str(path), "bundles": names, "attestations": count},
+        )
+        translog.append(
+            session,
+            log_entries.provenance_import(project.normalized_name, name, file.sha256, merged, when=utcnow()),
         )
     return Imported(name, len(new_bundles), count, names, not registered)

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from assay import audit
 from assay.accounts.auth import AuthError, Principal, check_upload_allowed
 from assay.index.paths import blob_key, metadata_key
+from assay.log import store as translog
 from assay.storage import counters, recovery
 from assay.storage.blobs import HOST, BlobStore, StagedBlob, process_alive
 from assay.storage.db import Database
@@ -627,6 +628,7 @@ class Uploader:
                     **up.extra.get("audit", {}),
                 },
             )
+            translog.append_upload(session, up.filename, who.publisher_id)  # last: holds the log's lock
         return UploadResult(up.filename, up.normalized, up.version, True, up.sha256)
 
 
