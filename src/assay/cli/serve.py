@@ -189,8 +189,8 @@ def _check_log_key(settings: Settings) -> None:
 )
 @click.option(
     "--log-checkpoint-interval", type=int,
-    help="Seconds between two newly signed log checkpoints at most (default 2; 0: one per new "
-    "tree size). Env: ASSAY_LOG_CHECKPOINT_INTERVAL.",
+    help="Least time between two newly signed log checkpoints, in seconds (default 2; 0: one per "
+    "new tree size). Env: ASSAY_LOG_CHECKPOINT_INTERVAL.",
 )
 @_generated_options
 def serve(config_file: Path | None, **options: object) -> None:
