@@ -64,3 +64,25 @@ def show(ctx: Ctx, index: str, base_url: str | None) -> None:
     with ctx.db.read() as session:
         root = store.root_hash(session, size)
     click.echo(f"origin {origin}\nsize {size}\nroot {note.b64encode(root)}")
+
+
+@log.command("backfill")
+@pass_ctx
+@friendly_errors
+def backfill(ctx: Ctx) -> None:
+    """Log the files stored before the index had a log (an index upgraded from before it).
+
+    Each gets an ``upload`` entry marked with the time it was ``recorded``; files already
+    logged are left alone, so running it twice adds nothing.
+    """
+    from assay import audit
+    from assay.log import store
+
+    actor = ctx.actor
+    with ctx.db.write() as session:
+        added = store.backfill_uploads(session)
+        if added:
+            audit.record(session, actor=actor, action="log:backfill", details={"files": len(added)})
+    for filename in added:
+        click.echo(f"logged {filename}")
+    click.echo(f"{len(added)} file(s) logged; size now {store.integrate(ctx.db)}")

@@ -45,6 +45,10 @@ def _leaf_counts_near(hashes: int) -> range:
     return range(hashes // 2, hashes // 2 + 34)
 
 
+#: A file stored before the index had a log has no entry until it is backfilled.
+_NO_UPLOAD_ENTRY = "the file has no upload entry (stored before the log? `assay admin log backfill`)"
+
+
 def check(db: Database) -> LogReport:
     report = LogReport()
     problems = report.problems
@@ -108,7 +112,7 @@ def check(db: Database) -> LogReport:
     for filename, sha256 in files:
         logged = uploads.get(filename, [])
         if not logged:
-            problems.append(LogProblem("log-missing-upload", filename, "the file has no upload entry", filename))
+            problems.append(LogProblem("log-missing-upload", filename, _NO_UPLOAD_ENTRY, filename))
         elif logged[0] != sha256:
             problems.append(LogProblem("log-mismatch", filename, f"logged sha256 {logged[0]}, file {sha256}", filename))
     for filename, logged in uploads.items():

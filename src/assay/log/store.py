@@ -173,6 +173,38 @@ def append_upload(session: Session, filename: str, publisher_id: int | None) -> 
     )
 
 
+def backfill_uploads(session: Session) -> list[str]:
+    """Append an ``upload`` entry for every file that has none: files stored before the index
+    had a log (a database migrated from before revision 0005), in upload order. Each entry says
+    it was ``recorded`` afterwards, with what the index still knows (the token id, the
+    provenance digest; the minting publisher of an old token upload is not kept), so nobody
+    mistakes it for a record made at upload time. Returns the filenames, in log order."""
+    logged = sa.select(_ENTRIES.c.filename).where(_ENTRIES.c.kind == "upload", _ENTRIES.c.filename.is_not(None))
+    rows = session.execute(
+        sa.select(File, Release.version, Project.normalized_name)
+        .join(Release, Release.id == File.release_id)
+        .join(Project, Project.id == File.project_id)
+        .where(File.filename.not_in(logged))
+        .order_by(File.upload_time, File.id)
+    ).all()
+    now = utcnow()
+    for file, version, project in rows:
+        entry = entries.upload(
+            project=project,
+            version=version,
+            filename=file.filename,
+            sha256=file.sha256,
+            size=file.size,
+            upload_time=file.upload_time,
+            publisher=None,
+            token=file.uploaded_by_token_id,
+            provenance=file.provenance,
+        )
+        entry["recorded"] = entries.timestamp(now)
+        append(session, entry)
+    return [file.filename for file, _, _ in rows]
+
+
 def _publisher_block(session: Session, publisher_id: int | None) -> dict[str, Any] | None:
     """The Trusted Publisher's identity, as PEP 740 provenance names it (kind, repository,
     workflow, ...), or None for an API-token upload."""
