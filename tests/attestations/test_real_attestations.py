@@ -137,6 +137,22 @@ def test_provenance_is_linked_from_every_read_api(prod_index: AssayServer, publi
         assert "No provenance available" in missing.json()["message"]
 
 
+def test_a_weak_etag_revalidates_the_simple_page_and_the_provenance_alike(
+    prod_index: AssayServer, published_sdist: Path
+) -> None:
+    """RFC 9110 13.1.2: If-None-Match compares weakly, on every read route (issue 11: the
+    Integrity API compared strongly and answered a cache's W/"<etag>" with the whole body)."""
+    provenance = f"/integrity/pypi-attestations/0.0.19/{SDIST}/provenance"
+    with prod_index.client() as http:
+        for path in ("/simple/pypi-attestations/", provenance):
+            etag = http.get(path).headers["etag"]
+            assert not etag.startswith("W/")
+            for header in ("W/" + etag, f'"other", W/{etag}', "*"):
+                again = http.get(path, headers={"If-None-Match": header})
+                assert (path, header, again.status_code, again.content) == (path, header, 304, b"")
+            assert http.get(path, headers={"If-None-Match": 'W/"other"'}).status_code == 200
+
+
 def test_uv_publish_uploads_the_attestations_beside_the_file(
     prod_index: AssayServer, idp: OIDCProvider, tmp_path: Path
 ) -> None:

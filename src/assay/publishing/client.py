@@ -24,9 +24,10 @@ from urllib.parse import quote_plus, urlsplit
 
 import httpx
 
+from assay.mediatypes import PYTP_JSON_V1
 from assay.upload.dists import ArchiveLimits, DistError, parse_filename, read_metadata
 
-PYTP_JSON = "application/vnd.pypi.pytp.v1+json"
+PYTP_JSON = PYTP_JSON_V1
 #: Re-mint when the token has less than this left (twine re-mints with 5 minutes left).
 REMINT_MARGIN = dt.timedelta(minutes=5)
 
