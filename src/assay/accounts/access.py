@@ -24,10 +24,15 @@ def check_read_access(request: Request, svc: Services) -> Response | None:
         with svc.db.read() as session:
             authenticate(session, request.headers.get("authorization"), svc.settings.token_prefix)
     except AuthError as exc:
-        # RFC 9110 §11.6.1: a 401 says how to authenticate (pip then asks its keyring).
-        headers = {"www-authenticate": 'Basic realm="assay"'} if exc.status == 401 else None
-        return TextError(exc.status, str(exc), headers=headers)
+        return auth_error(exc)
     return None
+
+
+def auth_error(exc: AuthError) -> Response:
+    """What a refused credential is answered with, on every route that authenticates."""
+    # RFC 9110 §11.6.1: a 401 says how to authenticate (pip then asks its keyring).
+    headers = {"www-authenticate": 'Basic realm="assay"'} if exc.status == 401 else None
+    return TextError(exc.status, str(exc), headers=headers)
 
 
 async def read_access(request: Request, svc: Services) -> Response | None:

@@ -36,7 +36,7 @@ MAX_ATTESTATIONS = 2
 
 
 def _reject(reason: str) -> UploadRejected:
-    return UploadRejected(PREFIX + reason, 400)
+    return UploadRejected(PREFIX + reason, 400, "bad-attestation")
 
 
 def parse_field(raw: str) -> list[dict[str, Any]]:

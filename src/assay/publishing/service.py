@@ -420,7 +420,7 @@ class TrustedPublishing:
                 token_id, _secret = tokens.split(token, self.settings.token_prefix)
                 row = tokens.verify(session, token, self.settings.token_prefix)
             except TokenError as exc:
-                if "revoked" in str(exc) or "expired" in str(exc):
+                if exc.code in ("revoked-token", "expired-token"):
                     return  # already unusable: revoking again is a success
                 raise MintError("invalid-token", str(exc)) from None
             row.revoked = utcnow()
