@@ -129,6 +129,10 @@ def test_provenance_is_linked_from_every_read_api(prod_index: AssayServer, publi
         # Integrity API status codes, as PyPI's.
         assert http.get(expected, headers={"Accept": "text/html"}).status_code == 406
         assert http.get(expected, headers={"Accept": "application/json"}).status_code == 200
+        # RFC 9110 12.5.1 (issue 11): the most specific range decides, so a q=0 for the type
+        # refuses it whatever */* says.
+        refused = http.get(expected, headers={"Accept": "application/vnd.pypi.integrity.v1+json;q=0, */*"})
+        assert refused.status_code == 406
         first = http.get(expected)
         again = http.get(expected, headers={"If-None-Match": first.headers["etag"]})
         assert again.status_code == 304
