@@ -29,7 +29,7 @@ from assay.config import Settings
 from assay.publishing import oidc_token
 from assay.publishing.keys import KeyStore
 from assay.publishing.kinds import KINDS, Kind, Mismatch, get_kind, stored_claims
-from assay.publishing.oidc_token import TokenRejected, TrustedIssuer
+from assay.publishing.oidc_token import ExchangeRefusal, TokenRejected, TrustedIssuer
 from assay.storage import counters
 from assay.storage.db import Database
 from assay.storage.models import (
@@ -61,9 +61,9 @@ JTI_MARGIN = 5
 class MintError(Exception):
     """A refused exchange. ``code`` is PyPI's error code; ``description`` is shown to the job."""
 
-    def __init__(self, code: str, description: str) -> None:
+    def __init__(self, code: ExchangeRefusal, description: str) -> None:
         super().__init__(description)
-        self.code = code
+        self.code: ExchangeRefusal = code
         self.description = description
 
 

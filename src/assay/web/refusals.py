@@ -32,6 +32,7 @@ from assay.web import untrusted_json
 from assay.web.redact import redact
 
 if TYPE_CHECKING:
+    from assay.publishing.oidc_token import ExchangeRefusal
     from assay.upload.service import UploadRefusal
 
 log = logging.getLogger("assay.refusals")
@@ -108,7 +109,9 @@ def unverified_claims(body: bytes) -> dict[str, Any]:
     return {k: str(v)[:MESSAGE_LIMIT] for k, v in picked.items() if isinstance(v, str | int)}
 
 
-async def exchange_refused(db: Database, body: bytes, remote: str | None, code: str, description: str) -> None:
+async def exchange_refused(
+    db: Database, body: bytes, remote: str | None, code: ExchangeRefusal, description: str
+) -> None:
     claims = unverified_claims(body)
     description = redact(description)[:MESSAGE_LIMIT]
     log.info(
