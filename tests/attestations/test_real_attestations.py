@@ -152,12 +152,32 @@ def test_provenance_is_linked_from_every_read_api(prod_index: AssayServer, publi
         # Integrity API status codes, as PyPI's.
         assert http.get(expected, headers={"Accept": "text/html"}).status_code == 406
         assert http.get(expected, headers={"Accept": "application/json"}).status_code == 200
+        # RFC 9110 12.5.1 (issue 11): the most specific range decides, so a q=0 for the type
+        # refuses it whatever */* says.
+        refused = http.get(expected, headers={"Accept": "application/vnd.pypi.integrity.v1+json;q=0, */*"})
+        assert refused.status_code == 406
         first = http.get(expected)
         again = http.get(expected, headers={"If-None-Match": first.headers["etag"]})
         assert again.status_code == 304
         missing = http.get("/integrity/pypi-attestations/0.0.19/pypi_attestations-0.0.19-py3-none-any.whl/provenance")
         assert missing.status_code == 404
         assert "No provenance available" in missing.json()["message"]
+
+
+def test_a_weak_etag_revalidates_the_simple_page_and_the_provenance_alike(
+    prod_index: AssayServer, published_sdist: Path
+) -> None:
+    """RFC 9110 13.1.2: If-None-Match compares weakly, on every read route (issue 11: the
+    Integrity API compared strongly and answered a cache's W/"<etag>" with the whole body)."""
+    provenance = f"/integrity/pypi-attestations/0.0.19/{SDIST}/provenance"
+    with prod_index.client() as http:
+        for path in ("/simple/pypi-attestations/", provenance):
+            etag = http.get(path).headers["etag"]
+            assert not etag.startswith("W/")
+            for header in ("W/" + etag, f'"other", W/{etag}', "*"):
+                again = http.get(path, headers={"If-None-Match": header})
+                assert (path, header, again.status_code, again.content) == (path, header, 304, b"")
+            assert http.get(path, headers={"If-None-Match": 'W/"other"'}).status_code == 200
 
 
 def test_uv_publish_uploads_the_attestations_beside_the_file(

@@ -14,9 +14,10 @@ PyPI's rules (warehouse ``forklift/legacy.py`` and ``attestations/services.py``)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 from assay.accounts.auth import Principal
 from assay.attestations import provenance as prov
@@ -36,25 +37,35 @@ MAX_ATTESTATIONS = 2
 
 
 def _reject(reason: str) -> UploadRejected:
-    return UploadRejected(PREFIX + reason, 400)
+    return UploadRejected(PREFIX + reason, 400, "bad-attestation")
+
+
+#: PEP 740: a JSON array of one attestation object per predicate type (at most two kinds).
+_FIELD: TypeAdapter[list[dict[str, Any]]] = TypeAdapter(
+    Annotated[list[dict[str, Any]], Field(min_length=1, max_length=MAX_ATTESTATIONS)],
+    config=ConfigDict(strict=True),
+)
+#: pydantic's error type -> what the uploader is told.
+_FIELD_ERRORS = {
+    "list_type": "the attestations field must be a JSON array of attestation objects",
+    "too_short": "the attestations array is empty",
+    "too_long": f"at most {MAX_ATTESTATIONS} attestations are accepted per file (one per predicate type)",
+    "dict_type": "every attestation must be a JSON object",
+}
 
 
 def parse_field(raw: str) -> list[dict[str, Any]]:
     try:
-        docs = untrusted_json.loads(raw)
+        docs = untrusted_json.loads(raw)  # depth-guarded before pydantic walks it
     except JSONTooDeep as exc:
         raise _reject(f"the attestations field is not an array of attestations ({exc})") from None
     except ValueError as exc:
         raise _reject(f"the attestations field is not JSON ({exc})") from None
-    if not isinstance(docs, list):
-        raise _reject("the attestations field must be a JSON array of attestation objects")
-    if not docs:
-        raise _reject("the attestations array is empty")
-    if len(docs) > MAX_ATTESTATIONS:
-        raise _reject(f"at most {MAX_ATTESTATIONS} attestations are accepted per file (one per predicate type)")
-    if not all(isinstance(d, dict) for d in docs):
-        raise _reject("every attestation must be a JSON object")
-    return docs
+    try:
+        return _FIELD.validate_python(docs)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        raise _reject(_FIELD_ERRORS.get(error["type"], error["msg"])) from None
 
 
 class AttestationCheck:

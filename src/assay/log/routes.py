@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from assay.accounts.access import read_access
 from assay.log import keys, publish, store, tiles
 
 if TYPE_CHECKING:
@@ -78,20 +79,16 @@ def _service(request: Request) -> tuple[Services, LogService]:
 
 
 async def checkpoint_route(request: Request) -> Response:
-    from assay.index.routes import check_read_access
-
     svc, log = _service(request)
-    if (denied := await run_in_threadpool(check_read_access, request, svc)) is not None:
+    if (denied := await read_access(request, svc)) is not None:
         return denied
     body = await run_in_threadpool(log.checkpoint)
     return Response(body, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
 
 async def tile_route(request: Request) -> Response:
-    from assay.index.routes import check_read_access
-
     svc, log = _service(request)
-    if (denied := await run_in_threadpool(check_read_access, request, svc)) is not None:
+    if (denied := await read_access(request, svc)) is not None:
         return denied
     return await run_in_threadpool(log.tile, "tile/" + request.path_params["path"])
 

@@ -29,7 +29,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from packaging.utils import canonicalize_version
@@ -63,12 +63,30 @@ log = logging.getLogger(__name__)
 CLOSED_STATUSES = {"archived", "quarantined"}
 
 
-class UploadRejected(Exception):
-    """An upload is refused. ``status`` is the HTTP status; the message is shown to the client."""
+#: Why an upload is refused, for the log and the audit (``assay.web.refusals``); a refused
+#: credential is an ``AuthRefusal`` instead.
+UploadRefusal = Literal[
+    "invalid",  # a malformed upload or one the rules forbid (an honest client's mistake)
+    "conflict",  # the filename or the bytes are taken, or the same file is being uploaded now
+    "too-large",
+    "unavailable",  # the index cannot take it now (5xx)
+    "forbidden",
+    "wrong-project",  # a good credential for a project it may not upload to
+    "project-closed",  # PEP 792: archived or quarantined
+    "token-reused",  # a single-use token (PEP 807) presented again
+    "bad-attestation",  # PEP 740 attestations that do not verify
+]
+_BY_STATUS: dict[int, UploadRefusal] = {403: "forbidden", 409: "conflict", 413: "too-large"}
 
-    def __init__(self, message: str, status: int = 400) -> None:
+
+class UploadRejected(Exception):
+    """An upload is refused. ``status`` is the HTTP status; the message is shown to the client;
+    ``code`` says why (by default what the status means)."""
+
+    def __init__(self, message: str, status: int = 400, code: UploadRefusal | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.code: UploadRefusal = code or ("unavailable" if status >= 500 else _BY_STATUS.get(status, "invalid"))
 
 
 @dataclass
@@ -219,7 +237,8 @@ def _check_duplicate(session: Session, up: PreparedUpload) -> bool:
         # PyPI's wording; twine --skip-existing looks for "already exist" in a 400 answer.
         raise UploadRejected(
             f"File already exists ({up.filename!r}, with sha256 hash {existing.sha256}) and the "
-            "uploaded file is different. A filename can be used only once; upload a new version."
+            "uploaded file is different. A filename can be used only once; upload a new version.",
+            code="conflict",
         )
     same_bytes = session.execute(
         sa.select(File.filename).where(File.sha256 == up.sha256, File.filename != up.filename)
@@ -229,12 +248,13 @@ def _check_duplicate(session: Session, up: PreparedUpload) -> bool:
         # renamed to claim other tags, are refused as a duplicate.
         raise UploadRejected(
             f"File already exists: the same file was uploaded as {same_bytes[0]!r}; "
-            f"the bytes of {up.filename!r} are identical to it."
+            f"the bytes of {up.filename!r} are identical to it.",
+            code="conflict",
         )
     if used is not None:
         # PyPI: a deleted file's name can never be used again.
         raise UploadRejected(
-            f"This filename has already been used ({up.filename!r}); use a different version."
+            f"This filename has already been used ({up.filename!r}); use a different version.", code="conflict"
         )
     return False
 
@@ -518,11 +538,13 @@ class Uploader:
         try:
             check_upload_allowed(session, who, up.normalized, project)
         except AuthError as exc:
-            raise UploadRejected(str(exc), exc.status) from None
+            code: UploadRefusal | None = "wrong-project" if exc.code == "wrong-project" else None
+            raise UploadRejected(str(exc), exc.status, code) from None
         if project is not None and project.status in CLOSED_STATUSES:
             raise UploadRejected(
                 f"Project {up.normalized!r} is {project.status}: it accepts no new uploads (PEP 792).",
                 403,
+                "project-closed",
             )
         if project is None and who.kind != "publisher":
             _check_not_reserved(session, who, up.normalized)
@@ -547,7 +569,7 @@ class Uploader:
                     .values(revoked=utcnow())
                 ).rowcount  # type: ignore[attr-defined]
                 if not used:
-                    raise UploadRejected("This single-use token has already been used.", 403)
+                    raise UploadRejected("This single-use token has already been used.", 403, "token-reused")
             created_project = False
             if project is None:
                 project = Project(name=up.display_name, normalized_name=up.normalized)
