@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 
 from assay import audit
 from assay.admin import AdminError
-from assay.storage import counters
 from assay.storage.blobs import BlobStore
+from assay.storage.changes import project_changed
 from assay.storage.db import Database
 from assay.storage.models import File, Project, PublisherProject, Release
 
@@ -41,8 +41,8 @@ def _release(session: Session, project: Project, version: str) -> Release:
     return release
 
 
-def _touch(project: Project) -> None:
-    project.serial = Project.serial + 1
+def _touch(session: Session, project: Project) -> None:
+    project_changed(session, project, listing_changed=False)
 
 
 def yank(db: Database, name: str, version: str, reason: str | None, *, actor: str) -> None:
@@ -52,7 +52,7 @@ def yank(db: Database, name: str, version: str, reason: str | None, *, actor: st
         release = _release(session, project, version)
         release.yanked = True
         release.yanked_reason = reason or None
-        _touch(project)
+        _touch(session, project)
         audit.record(
             session, actor=actor, action="release:yank", project=project.normalized_name,
             target=release.version, details={"reason": reason},
@@ -65,7 +65,7 @@ def unyank(db: Database, name: str, version: str, *, actor: str) -> None:
         release = _release(session, project, version)
         release.yanked = False
         release.yanked_reason = None
-        _touch(project)
+        _touch(session, project)
         audit.record(
             session, actor=actor, action="release:unyank", project=project.normalized_name, target=release.version
         )
@@ -79,7 +79,7 @@ def set_status(db: Database, name: str, status: str, reason: str | None, *, acto
         previous = project.status
         project.status = status
         project.status_reason = reason or None
-        _touch(project)
+        _touch(session, project)
         audit.record(
             session, actor=actor, action="project:status", project=project.normalized_name,
             details={"from": previous, "to": status, "reason": reason},
@@ -102,7 +102,7 @@ def remove_file(db: Database, blobs: BlobStore, filename: str, *, actor: str) ->
         assert project is not None
         keys = [row.blob_key] + ([row.metadata_blob_key] if row.metadata_blob_key else [])
         session.delete(row)
-        _touch(project)
+        _touch(session, project)
         audit.record(
             session, actor=actor, action="file:remove", project=project.normalized_name,
             target=filename, details={"sha256": row.sha256},
@@ -119,7 +119,7 @@ def remove_release(db: Database, blobs: BlobStore, name: str, version: str, *, a
         for f in files:
             session.delete(f)
         session.delete(release)
-        _touch(project)
+        _touch(session, project)
         audit.record(
             session, actor=actor, action="release:remove", project=project.normalized_name,
             target=release.version, details={"files": [f.filename for f in files]},
@@ -134,13 +134,14 @@ def remove_project(db: Database, blobs: BlobStore, name: str, *, actor: str) -> 
         project = _project(session, name)
         files = list(session.execute(sa.select(File).where(File.project_id == project.id)).scalars())
         keys = [k for f in files for k in (f.blob_key, f.metadata_blob_key) if k]
+        # Before the row goes: the change is recorded against the project it was.
+        project_changed(session, project, listing_changed=True)
         session.execute(sa.delete(PublisherProject).where(PublisherProject.project_id == project.id))
         for f in files:
             session.delete(f)
         for r in session.execute(sa.select(Release).where(Release.project_id == project.id)).scalars():
             session.delete(r)
         session.delete(project)
-        counters.bump(session, counters.PROJECTS)
         audit.record(
             session, actor=actor, action="project:remove", project=project.normalized_name,
             details={"files": [f.filename for f in files]},

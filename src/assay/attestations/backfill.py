@@ -24,6 +24,7 @@ from assay.attestations.trust import TrustRoot
 from assay.attestations.verify import AttestationInvalid, parse_attestation, verify_attestation
 from assay.identities import Identity, IdentityError, from_publisher
 from assay.publishing.kinds import get_kind
+from assay.storage.changes import project_changed
 from assay.storage.db import Database
 from assay.storage.models import File, Project, Publisher, PublisherProject
 
@@ -117,7 +118,7 @@ def import_provenance(db: Database, trust: TrustRoot, path: Path, *, filename: s
         for b in new_bundles:
             merged = prov.merge(merged, b)
         file.provenance = merged
-        project.serial = Project.serial + 1
+        project_changed(session, project, listing_changed=False)
         audit.record(
             session,
             actor=actor,

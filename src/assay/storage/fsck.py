@@ -33,6 +33,7 @@ import sqlalchemy as sa
 
 from assay import audit
 from assay.storage.blobs import FilesystemBlobStore
+from assay.storage.changes import project_changed
 from assay.storage.db import Database
 from assay.storage.models import File, Project
 from assay.storage.modes import loose_modes, make_private_dirs, tighten
@@ -203,7 +204,7 @@ def _drop_row(db: Database, blobs: FilesystemBlobStore, problem: Problem, *, act
                 _prune(path.parent, blobs.root)
         session.delete(row)
         if project is not None:
-            project.serial = Project.serial + 1
+            project_changed(session, project, listing_changed=False)
         audit.record(
             session,
             actor=actor,

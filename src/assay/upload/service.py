@@ -39,8 +39,9 @@ from sqlalchemy.orm import Session
 from assay import audit
 from assay.accounts.auth import AuthError, Principal, check_upload_allowed
 from assay.index.paths import blob_key, metadata_key
-from assay.storage import counters, recovery
+from assay.storage import recovery
 from assay.storage.blobs import HOST, BlobStore, StagedBlob, process_alive
+from assay.storage.changes import project_changed
 from assay.storage.db import Database
 from assay.storage.models import (
     ApiToken,
@@ -530,7 +531,6 @@ class Uploader:
                 created_project = True
                 if who.user_id is not None:
                     session.add(Role(project_id=project.id, user_id=who.user_id, role="owner"))
-                counters.bump(session, counters.PROJECTS)
                 audit.record(
                     session,
                     actor=who.actor,
@@ -582,7 +582,7 @@ class Uploader:
             session.add(UsedFilename(filename=up.filename))
             # The journal entries go in the same transaction that makes the rows own the blobs.
             session.execute(sa.delete(PendingBlob).where(PendingBlob.key.in_(keys)))
-            project.serial = Project.serial + 1
+            project_changed(session, project, listing_changed=created_project)
             session.execute(
                 sa.update(ApiToken).where(ApiToken.id == who.token_id).values(last_used=utcnow())
             )
