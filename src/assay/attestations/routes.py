@@ -19,9 +19,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from assay.index.routes import check_read_access
+from assay.index.services import index_services
 from assay.storage.models import File, Project, Release
 from assay.web.responses import JSONError
-from assay.web.services import services
 
 INTEGRITY_JSON = "application/vnd.pypi.integrity.v1+json"
 _ACCEPTABLE = {INTEGRITY_JSON, "application/json", "application/*", "*/*"}
@@ -43,7 +43,7 @@ def _acceptable(accept: str | None) -> bool:
 
 
 def provenance(request: Request) -> Response:
-    svc = services(request)
+    svc = index_services(request)
     if (denied := check_read_access(request, svc)) is not None:
         return denied
     if not _acceptable(request.headers.get("accept")):

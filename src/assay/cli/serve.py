@@ -16,10 +16,10 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.supervisors import Multiprocess
 
+from assay.app import create_app
 from assay.cli.common import CommandError, open_database, settings_from, storage_options
 from assay.config import MIB, Settings, settings_to_env
 from assay.storage.modes import make_private_dirs
-from assay.web.app import create_app
 from assay.web.hosts import startup_warning
 from assay.web.protocol import GuardedHttpToolsProtocol, ProtocolLimits, UnsupportedUvicorn, check_uvicorn_version
 from assay.web.redact import RedactingFilter
@@ -192,7 +192,7 @@ def serve(config_file: Path | None, **options: object) -> None:
     db.dispose()
 
     config = uvicorn.Config(
-        "assay.web.app:app_from_env" if settings.workers > 1 else create_app(settings),
+        "assay.app:app_from_env" if settings.workers > 1 else create_app(settings),
         factory=settings.workers > 1,
         host=settings.host,
         port=settings.port,

@@ -20,10 +20,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from assay.publishing.interfaces import publishing_services as services
 from assay.publishing.service import DEFAULT_FEATURES, FEATURES, MintError, TrustedPublishing
 from assay.web import refusals
 from assay.web.responses import JSONError
-from assay.web.services import services
 
 PROBLEM_JSON = "application/problem+json"
 PYTP_JSON = "application/vnd.pypi.pytp.v1+json"
@@ -55,8 +55,7 @@ def problem(code: str, description: str, status: int = 422, message: str = "Toke
 
 
 def _tp(request: Request) -> TrustedPublishing:
-    tp: TrustedPublishing = services(request).extra["trusted_publishing"]
-    return tp
+    return services(request).trusted_publishing
 
 
 def _remote(request: Request) -> str | None:

@@ -28,7 +28,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -79,6 +79,21 @@ class UploadResult:
     sha256: str
 
 
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """PEP 740 provenance proven for an upload by its attestations (``assay.attestations``)."""
+
+    #: The provenance object stored with the file and served by the Integrity API.
+    document: dict[str, Any]
+    #: The predicate types of the verified attestations, in the order sent.
+    predicates: tuple[str, ...]
+    #: Who signed them (``Identity.summary()``), for the audit log.
+    attested_by: str
+
+    def audit_details(self) -> dict[str, Any]:
+        return {"attestations": list(self.predicates), "attested_by": self.attested_by}
+
+
 @dataclass
 class PreparedUpload:
     """A validated upload whose blobs are staged but not yet published."""
@@ -98,8 +113,8 @@ class PreparedUpload:
     content: StagedBlob
     metadata: StagedBlob | None
     metadata_sha256: str | None
-    #: Added by later stages (Trusted Publishing claims, PEP 740 provenance).
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: Set by the attestation service before the commit (None: the upload has no attestations).
+    provenance: Provenance | None = None
 
 
 def _require(form: UploadForm, name: str) -> str:
@@ -576,7 +591,7 @@ class Uploader:
                     uploaded_by_user_id=who.user_id,
                     uploaded_by_token_id=who.token_id,
                     publisher_claims=who.oidc_claims,
-                    provenance=up.extra.get("provenance"),
+                    provenance=up.provenance.document if up.provenance is not None else None,
                 )
             )
             session.add(UsedFilename(filename=up.filename))
@@ -599,7 +614,7 @@ class Uploader:
                     "sha256": up.sha256,
                     "size": up.size,
                     "created_project": created_project,
-                    **up.extra.get("audit", {}),
+                    **(up.provenance.audit_details() if up.provenance is not None else {}),
                 },
             )
         return UploadResult(up.filename, up.normalized, up.version, True, up.sha256)
