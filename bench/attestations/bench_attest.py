@@ -217,7 +217,7 @@ def _fn(frame: str) -> str:
 def upload_step(frames: list[str]) -> str | None:
     """Which step of the upload request a server stack belongs to (None: not request work)."""
     names = [_fn(f) for f in frames]
-    if "AttestationCheck.__call__" in names:
+    if "AttestationCheck.check" in names:
         if "verify_attestation" in names:
             sub = names[names.index("verify_attestation") + 1 :]
             if not sub:

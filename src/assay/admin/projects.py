@@ -11,8 +11,8 @@ from assay import audit
 from assay.admin import AdminError
 from assay.log import entries as log_entries
 from assay.log import store as translog
-from assay.storage import counters
 from assay.storage.blobs import BlobStore
+from assay.storage.changes import project_changed
 from assay.storage.db import Database
 from assay.storage.models import File, Project, PublisherProject, Release, utcnow
 
@@ -43,8 +43,8 @@ def _release(session: Session, project: Project, version: str) -> Release:
     return release
 
 
-def _touch(project: Project) -> None:
-    project.serial = Project.serial + 1
+def _touch(session: Session, project: Project) -> None:
+    project_changed(session, project, listing_changed=False)
 
 
 def yank(db: Database, name: str, version: str, reason: str | None, *, actor: str) -> None:
@@ -54,7 +54,7 @@ def yank(db: Database, name: str, version: str, reason: str | None, *, actor: st
         release = _release(session, project, version)
         release.yanked = True
         release.yanked_reason = reason or None
-        _touch(project)
+        _touch(session, project)
         audit.record(
             session, actor=actor, action="release:yank", project=project.normalized_name,
             target=release.version, details={"reason": reason},
@@ -70,7 +70,7 @@ def unyank(db: Database, name: str, version: str, *, actor: str) -> None:
         release = _release(session, project, version)
         release.yanked = False
         release.yanked_reason = None
-        _touch(project)
+        _touch(session, project)
         audit.record(
             session, actor=actor, action="release:unyank", project=project.normalized_name, target=release.version
         )
@@ -87,7 +87,7 @@ def set_status(db: Database, name: str, status: str, reason: str | None, *, acto
         previous = project.status
         project.status = status
         project.status_reason = reason or None
-        _touch(project)
+        _touch(session, project)
         audit.record(
             session, actor=actor, action="project:status", project=project.normalized_name,
             details={"from": previous, "to": status, "reason": reason},
@@ -112,7 +112,7 @@ def remove_file(db: Database, blobs: BlobStore, filename: str, *, actor: str) ->
         keys = [row.blob_key] + ([row.metadata_blob_key] if row.metadata_blob_key else [])
         removed = translog.removals(session, [row], project.normalized_name)
         session.delete(row)
-        _touch(project)
+        _touch(session, project)
         audit.record(
             session, actor=actor, action="file:remove", project=project.normalized_name,
             target=filename, details={"sha256": row.sha256},
@@ -131,7 +131,7 @@ def remove_release(db: Database, blobs: BlobStore, name: str, version: str, *, a
         for f in files:
             session.delete(f)
         session.delete(release)
-        _touch(project)
+        _touch(session, project)
         audit.record(
             session, actor=actor, action="release:remove", project=project.normalized_name,
             target=release.version, details={"files": [f.filename for f in files]},
@@ -147,6 +147,8 @@ def remove_project(db: Database, blobs: BlobStore, name: str, *, actor: str) -> 
         project = _project(session, name)
         files = list(session.execute(sa.select(File).where(File.project_id == project.id)).scalars())
         keys = [k for f in files for k in (f.blob_key, f.metadata_blob_key) if k]
+        # Before the row goes: the change is recorded against the project it was.
+        project_changed(session, project, listing_changed=True)
         session.execute(sa.delete(PublisherProject).where(PublisherProject.project_id == project.id))
         logged = translog.removals(session, files, project.normalized_name)
         for f in files:
@@ -154,7 +156,6 @@ def remove_project(db: Database, blobs: BlobStore, name: str, *, actor: str) -> 
         for r in session.execute(sa.select(Release).where(Release.project_id == project.id)).scalars():
             session.delete(r)
         session.delete(project)
-        counters.bump(session, counters.PROJECTS)
         audit.record(
             session, actor=actor, action="project:remove", project=project.normalized_name,
             details={"files": [f.filename for f in files]},

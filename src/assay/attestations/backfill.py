@@ -26,6 +26,7 @@ from assay.identities import Identity, IdentityError, from_publisher
 from assay.log import entries as log_entries
 from assay.log import store as translog
 from assay.publishing.kinds import get_kind
+from assay.storage.changes import project_changed
 from assay.storage.db import Database
 from assay.storage.models import File, Project, Publisher, PublisherProject, utcnow
 
@@ -119,7 +120,7 @@ def import_provenance(db: Database, trust: TrustRoot, path: Path, *, filename: s
         for b in new_bundles:
             merged = prov.merge(merged, b)
         file.provenance = merged
-        project.serial = Project.serial + 1
+        project_changed(session, project, listing_changed=False)
         audit.record(
             session,
             actor=actor,

@@ -19,19 +19,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from assay import mediatypes as mt
-from assay.accounts.access import check_read_access
+from assay.index.services import index_services
 from assay.storage.models import File, Project, Release
+from assay.web.access import check_read_access
 from assay.web.conditional import not_modified
 from assay.web.negotiation import Offer, Offers, negotiate
 from assay.web.responses import JSONError
-from assay.web.services import services
 
 #: PyPI answers application/json (and no Accept) with the PEP 740 type too.
 _OFFERS = Offers([Offer(mt.INTEGRITY_JSON_V1, frozenset({mt.INTEGRITY_JSON_V1, mt.JSON}))])
 
 
 def provenance(request: Request) -> Response:
-    svc = services(request)
+    svc = index_services(request)
     if (denied := check_read_access(request, svc)) is not None:
         return denied
     if negotiate(request.headers.get("accept"), _OFFERS) is None:

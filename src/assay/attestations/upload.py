@@ -28,9 +28,9 @@ from assay.publishing.kinds import get_kind
 from assay.storage.db import Database
 from assay.storage.models import Project, Publisher, PublisherProject
 from assay.upload.form import UploadForm
-from assay.upload.service import PreparedUpload, UploadRejected
-from assay.web import untrusted_json
-from assay.web.untrusted_json import JSONTooDeep
+from assay.upload.service import PreparedUpload, Provenance, UploadRejected
+from assay import untrusted_json
+from assay.untrusted_json import JSONTooDeep
 
 PREFIX = "Invalid attestations supplied during upload: "
 MAX_ATTESTATIONS = 2
@@ -69,17 +69,18 @@ def parse_field(raw: str) -> list[dict[str, Any]]:
 
 
 class AttestationCheck:
-    """An upload check (see ``assay.upload.routes``) that verifies and records attestations."""
+    """The attestation service of the upload path (``assay.upload.interfaces.AttestationService``):
+    verifies an upload's attestations and returns the provenance to store with it."""
 
     def __init__(self, db: Database, trust: TrustRoot, *, token_uploads: bool) -> None:
         self.db = db
         self.trust = trust
         self.token_uploads = token_uploads
 
-    def __call__(self, up: PreparedUpload, form: UploadForm, who: Principal) -> None:
+    def check(self, up: PreparedUpload, form: UploadForm, who: Principal) -> Provenance | None:
         raw = form.get("attestations")
         if raw is None:
-            return
+            return None
         docs = parse_field(raw)
         candidates = self._identities(up, who)
         errors: list[str] = []
@@ -89,9 +90,11 @@ class AttestationCheck:
             except AttestationInvalid as exc:
                 errors.append(f"{identity.summary()}: {exc}")
                 continue
-            up.extra["provenance"] = prov.provenance([prov.bundle(identity, docs)])
-            up.extra["audit"] = {"attestations": predicates, "attested_by": identity.summary()}
-            return
+            return Provenance(
+                document=prov.provenance([prov.bundle(identity, docs)]),
+                predicates=tuple(predicates),
+                attested_by=identity.summary(),
+            )
         raise _reject("; ".join(errors))
 
     def _identities(self, up: PreparedUpload, who: Principal) -> list[Identity]:

@@ -29,7 +29,7 @@ from sigstore.errors import Error as SigstoreError
 from sigstore.verify.policy import VerificationPolicy
 
 from assay.attestations.trust import TrustRoot
-from assay.web import untrusted_json
+from assay import untrusted_json
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 KNOWN_PREDICATES = {t.value for t in AttestationType}

@@ -26,7 +26,7 @@ def fsck(ctx: Ctx, repair: bool, grace: int, as_json: bool) -> None:
 
     Exit status: 0 when everything is consistent (or was repaired), 1 when problems remain.
     """
-    from assay.storage import fsck as checker
+    from assay.admin import fsck as checker
 
     blobs = ctx.blobs
     report = checker.check(ctx.db, blobs, grace=grace, data_dir=ctx.settings.data_dir)

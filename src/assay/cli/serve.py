@@ -16,12 +16,12 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.supervisors import Multiprocess
 
-from assay.cli.common import open_database, settings_from, storage_options
+from assay.app import create_app
+from assay.cli.common import CommandError, open_database, settings_from, storage_options
 from assay.config import MIB, Settings, settings_to_env
 from assay.storage.modes import make_private_dirs
-from assay.web.app import create_app
 from assay.web.hosts import startup_warning
-from assay.web.protocol import GuardedHttpToolsProtocol, ProtocolLimits
+from assay.web.protocol import GuardedHttpToolsProtocol, ProtocolLimits, UnsupportedUvicorn, check_uvicorn_version
 from assay.web.redact import RedactingFilter
 
 #: Settings given their own option below (with hand-written help); every other setting gets a
@@ -199,6 +199,11 @@ def serve(config_file: Path | None, **options: object) -> None:
     Every setting can be given as a flag, as an ASSAY_* environment variable or in the --config
     TOML file; flags win over the environment, which wins over the file.
     """
+    try:
+        # Before anything else: the header limits are only as good as this check.
+        check_uvicorn_version()
+    except UnsupportedUvicorn as exc:
+        raise CommandError(str(exc)) from None
     settings = settings_from(config_file, **options)
     logging.basicConfig(level=settings.log_level.upper(), format=_APP_FORMAT)
     for handler in logging.getLogger().handlers:
@@ -209,7 +214,7 @@ def serve(config_file: Path | None, **options: object) -> None:
     _check_log_key(settings)
 
     config = uvicorn.Config(
-        "assay.web.app:app_from_env" if settings.workers > 1 else create_app(settings),
+        "assay.app:app_from_env" if settings.workers > 1 else create_app(settings),
         factory=settings.workers > 1,
         host=settings.host,
         port=settings.port,

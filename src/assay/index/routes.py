@@ -9,16 +9,17 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from assay.accounts.access import check_read_access, read_access
 from assay.index import jsonapi
 from assay.index.negotiate import Choice, NotAcceptable, negotiate
 from assay.index.pages import Rendered, index_key, project_head, project_key
 from assay.index.paths import METADATA_SUFFIX
+from assay.index.services import IndexServices as Services
+from assay.index.services import index_services as services
 from assay.storage.blobs import BlobKeyError, check_key
 from assay.storage.models import File, Project
+from assay.web.access import check_read_access, read_access
 from assay.web.conditional import not_modified
 from assay.web.responses import JSONError, TextError
-from assay.web.services import Services, services
 
 #: Files never change once uploaded (a filename can never be reused).
 IMMUTABLE = "max-age=31536000, immutable"

@@ -14,18 +14,19 @@ Everything is built from the database, so every worker answers the same.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from assay.accounts.access import read_access
 from assay.log import keys, publish, store, tiles
+from assay.web.access import read_access
 
 if TYPE_CHECKING:
-    from assay.web.services import Services
+    from assay.config import Settings
+    from assay.storage.db import Database
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 PARTIAL = "public, max-age=60"
@@ -35,14 +36,16 @@ NO_STORE = "no-store"
 class LogService:
     """What the routes need, built once per worker: the signer and the origin."""
 
-    def __init__(self, svc: Services) -> None:
-        self.svc = svc
-        self.origin = keys.origin(svc.settings)
-        self.signer = keys.signer(svc.settings)
-        self.interval = float(svc.settings.log_checkpoint_interval)
+    def __init__(self, settings: Settings, db: Database) -> None:
+        # Loads (on the very first start: creates) the signing key, so a bad key stops start-up
+        # with its message rather than failing the first checkpoint request.
+        self.db = db
+        self.origin = keys.origin(settings)
+        self.signer = keys.signer(settings)
+        self.interval = float(settings.log_checkpoint_interval)
 
     def checkpoint(self) -> bytes:
-        return publish.latest(self.svc.db, self.signer, self.origin, self.interval)
+        return publish.latest(self.db, self.signer, self.origin, self.interval)
 
     def tile(self, path: str) -> Response:
         from assay.web.responses import TextError
@@ -51,7 +54,7 @@ class LogService:
             tile, is_entries = tiles.parse_tile_path(path)
         except tiles.TileError as exc:
             return TextError(404, f"Not Found: {exc}", headers={"Cache-Control": NO_STORE})
-        db = self.svc.db
+        db = self.db
         with db.read() as session:
             tree_size = store.size(session)
             hashed = store.hashed_size(session)
@@ -70,12 +73,20 @@ class LogService:
         )
 
 
-def _service(request: Request) -> tuple[Services, LogService]:
-    from assay.web.services import services
+class LogServices(Protocol):
+    """What the log's routes ask of the application (``assay.app`` provides it)."""
 
-    svc = services(request)
-    log: LogService = svc.extra["log"]
-    return svc, log
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def db(self) -> Database: ...
+    @property
+    def log(self) -> LogService: ...
+
+
+def _service(request: Request) -> tuple[LogServices, LogService]:
+    svc: LogServices = request.app.state.services
+    return svc, svc.log
 
 
 async def checkpoint_route(request: Request) -> Response:
@@ -93,11 +104,7 @@ async def tile_route(request: Request) -> Response:
     return await run_in_threadpool(log.tile, "tile/" + request.path_params["path"])
 
 
-def install(svc: Services) -> list[BaseRoute]:
-    # Loads (on the very first start: creates) the signing key, so a bad key stops start-up
-    # with its message rather than failing the first checkpoint request.
-    svc.extra["log"] = LogService(svc)
-    return [
-        Route("/log/checkpoint", checkpoint_route, methods=["GET", "HEAD"]),
-        Route("/log/tile/{path:path}", tile_route, methods=["GET", "HEAD"]),
-    ]
+routes: list[BaseRoute] = [
+    Route("/log/checkpoint", checkpoint_route, methods=["GET", "HEAD"]),
+    Route("/log/tile/{path:path}", tile_route, methods=["GET", "HEAD"]),
+]

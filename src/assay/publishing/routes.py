@@ -21,11 +21,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from assay import mediatypes as mt
+from assay.publishing.interfaces import publishing_services as services
 from assay.publishing.service import DEFAULT_FEATURES, FEATURES, MintError, TrustedPublishing
 from assay.web import refusals
 from assay.web.negotiation import Offer, Offers, negotiate
 from assay.web.responses import JSONError
-from assay.web.services import services
 
 PROBLEM_JSON = mt.PROBLEM_JSON
 PYTP_JSON = mt.PYTP_JSON_V1
@@ -57,8 +57,7 @@ def problem(code: str, description: str, status: int = 422, message: str = "Toke
 
 
 def _tp(request: Request) -> TrustedPublishing:
-    tp: TrustedPublishing = services(request).extra["trusted_publishing"]
-    return tp
+    return services(request).trusted_publishing
 
 
 def _remote(request: Request) -> str | None:

@@ -30,7 +30,7 @@ from assay.publishing import oidc_token
 from assay.publishing.keys import KeyStore
 from assay.publishing.kinds import KINDS, Kind, Mismatch, get_kind, stored_claims
 from assay.publishing.oidc_token import ExchangeRefusal, TokenRejected, TrustedIssuer
-from assay.storage import counters
+from assay.storage.changes import project_changed
 from assay.storage.db import Database
 from assay.storage.models import (
     Issuer,
@@ -42,8 +42,8 @@ from assay.storage.models import (
     UsedJti,
     utcnow,
 )
-from assay.web import untrusted_json
-from assay.web.untrusted_json import JSONTooDeep
+from assay import untrusted_json
+from assay.untrusted_json import JSONTooDeep
 
 log = logging.getLogger(__name__)
 
@@ -528,7 +528,7 @@ class TrustedPublishing:
         session.flush()
         if pending.owner_id is not None:
             session.add(Role(project_id=project.id, user_id=pending.owner_id, role="owner"))
-        counters.bump(session, counters.PROJECTS)
+        project_changed(session, project, listing_changed=True)
         publisher = session.execute(
             sa.select(Publisher).where(Publisher.lookup_key == pending.lookup_key)
         ).scalar_one_or_none()

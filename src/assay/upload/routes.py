@@ -3,35 +3,30 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from assay.accounts.access import auth_error
 from assay.accounts.auth import AuthError, AuthRefusal, Principal, authenticate
 from assay.upload import misdirected
 from assay.upload.dists import ArchiveLimits
-from assay.upload.form import FormError, FormLimits, UploadForm, read_upload_form
+from assay.upload.form import FormError, FormLimits, read_upload_form
+from assay.upload.interfaces import upload_services
 from assay.upload.service import PreparedUpload, UploadContext, UploadRefusal, UploadRejected, prepare
 from assay.web import refusals
+from assay.web.access import auth_error
 from assay.web.responses import TextError
-from assay.web.services import services
 
 log = logging.getLogger(__name__)
 
 #: Room for the form's text fields (description, attestations) beyond the file itself.
 FIELDS_ALLOWANCE = 20 * 1024 * 1024
 
-#: A check that may refuse (``UploadRejected``) or enrich a prepared upload before it is
-#: committed; capabilities register theirs in ``Services.extra["upload_checks"]``.
-UploadCheck = Callable[[PreparedUpload, UploadForm, Principal], None]
-
 
 async def legacy_upload(request: Request) -> Response:
-    svc = services(request)
+    svc = upload_services(request)
     settings = svc.settings
     remote = request.client.host if request.client else None
     authorization = request.headers.get("authorization")
@@ -84,8 +79,8 @@ async def legacy_upload(request: Request) -> Response:
         prepared = await run_in_threadpool(
             prepare, form, svc.blobs, ArchiveLimits(max_metadata=settings.max_metadata_size)
         )
-        for check in svc.extra.get("upload_checks", []):
-            await run_in_threadpool(check, prepared, form, who)
+        # PEP 740: the attestations verify (or the upload is refused) before anything is stored.
+        prepared.provenance = await run_in_threadpool(svc.attestations.check, prepared, form, who)
         result = await run_in_threadpool(svc.uploader.commit, prepared, UploadContext(who, remote))
     except (FormError, UploadRejected) as exc:
         return await refuse(exc.status, str(exc), exc.code)

@@ -28,7 +28,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -40,8 +40,9 @@ from assay import audit
 from assay.accounts.auth import AuthError, Principal, check_upload_allowed
 from assay.index.paths import blob_key, metadata_key
 from assay.log import store as translog
-from assay.storage import counters, recovery
+from assay.storage import recovery
 from assay.storage.blobs import HOST, BlobStore, StagedBlob, process_alive
+from assay.storage.changes import project_changed
 from assay.storage.db import Database
 from assay.storage.models import (
     ApiToken,
@@ -98,6 +99,21 @@ class UploadResult:
     sha256: str
 
 
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """PEP 740 provenance proven for an upload by its attestations (``assay.attestations``)."""
+
+    #: The provenance object stored with the file and served by the Integrity API.
+    document: dict[str, Any]
+    #: The predicate types of the verified attestations, in the order sent.
+    predicates: tuple[str, ...]
+    #: Who signed them (``Identity.summary()``), for the audit log.
+    attested_by: str
+
+    def audit_details(self) -> dict[str, Any]:
+        return {"attestations": list(self.predicates), "attested_by": self.attested_by}
+
+
 @dataclass
 class PreparedUpload:
     """A validated upload whose blobs are staged but not yet published."""
@@ -117,8 +133,8 @@ class PreparedUpload:
     content: StagedBlob
     metadata: StagedBlob | None
     metadata_sha256: str | None
-    #: Added by later stages (Trusted Publishing claims, PEP 740 provenance).
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: Set by the attestation service before the commit (None: the upload has no attestations).
+    provenance: Provenance | None = None
 
 
 def _require(form: UploadForm, name: str) -> str:
@@ -578,7 +594,6 @@ class Uploader:
                 created_project = True
                 if who.user_id is not None:
                     session.add(Role(project_id=project.id, user_id=who.user_id, role="owner"))
-                counters.bump(session, counters.PROJECTS)
                 audit.record(
                     session,
                     actor=who.actor,
@@ -624,13 +639,13 @@ class Uploader:
                     uploaded_by_user_id=who.user_id,
                     uploaded_by_token_id=who.token_id,
                     publisher_claims=who.oidc_claims,
-                    provenance=up.extra.get("provenance"),
+                    provenance=up.provenance.document if up.provenance is not None else None,
                 )
             )
             session.add(UsedFilename(filename=up.filename))
             # The journal entries go in the same transaction that makes the rows own the blobs.
             session.execute(sa.delete(PendingBlob).where(PendingBlob.key.in_(keys)))
-            project.serial = Project.serial + 1
+            project_changed(session, project, listing_changed=created_project)
             session.execute(
                 sa.update(ApiToken).where(ApiToken.id == who.token_id).values(last_used=utcnow())
             )
@@ -647,7 +662,7 @@ class Uploader:
                     "sha256": up.sha256,
                     "size": up.size,
                     "created_project": created_project,
-                    **up.extra.get("audit", {}),
+                    **(up.provenance.audit_details() if up.provenance is not None else {}),
                 },
             )
             translog.append_upload(session, up.filename, who.publisher_id)  # last: holds the log's lock

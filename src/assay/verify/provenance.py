@@ -32,7 +32,7 @@ from assay.identities import Identity, IdentityError, from_publisher
 from assay.identities.policies import ISSUER_V1, ISSUER_V2, extension_text, san_values
 from assay.verify.checks import AttestationCheck, BundleCheck, ProvenanceCheck
 from assay.verify.pins import Matcher
-from assay.web import untrusted_json
+from assay import untrusted_json
 
 
 class _Capture:

@@ -28,7 +28,7 @@ from assay.accounts import tokens
 from assay.accounts.auth import AuthError, AuthRefusal, Principal, token_from_header
 from assay.accounts.tokens import TokenError
 from assay.storage.db import Database
-from assay.web import untrusted_json
+from assay import untrusted_json
 from assay.web.redact import redact
 
 if TYPE_CHECKING:

@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from assay import audit
 from assay.log import store as translog
 from assay.storage.blobs import FilesystemBlobStore
+from assay.storage.changes import project_changed
 from assay.storage.db import Database
 from assay.storage.models import File, Project
 from assay.storage.modes import loose_modes, make_private_dirs, tighten
@@ -218,7 +219,7 @@ def _drop_row(db: Database, blobs: FilesystemBlobStore, problem: Problem, *, act
         logged = translog.removals(session, [row], project.normalized_name if project else "")
         session.delete(row)
         if project is not None:
-            project.serial = Project.serial + 1
+            project_changed(session, project, listing_changed=False)
         audit.record(
             session,
             actor=actor,

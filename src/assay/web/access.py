@@ -3,17 +3,25 @@ route, the simple API, files, the JSON API and the Integrity API, asks here)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from assay.accounts.auth import AuthError, authenticate
+from assay.config import Settings
+from assay.storage.db import Database
 from assay.web.responses import TextError
 
-if TYPE_CHECKING:
-    from assay.web.services import Services
+
+class Services(Protocol):
+    """What deciding read access needs of the application: its settings and database."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def db(self) -> Database: ...
 
 
 def check_read_access(request: Request, svc: Services) -> Response | None:
