@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
+from assay import untrusted_json
 from assay.accounts.auth import Principal
 from assay.attestations import provenance as prov
 from assay.attestations.trust import TrustRoot
@@ -27,10 +28,9 @@ from assay.identities import Identity
 from assay.publishing.kinds import get_kind
 from assay.storage.db import Database
 from assay.storage.models import Project, Publisher, PublisherProject
+from assay.untrusted_json import JSONTooDeep
 from assay.upload.form import UploadForm
 from assay.upload.service import PreparedUpload, Provenance, UploadRejected
-from assay import untrusted_json
-from assay.untrusted_json import JSONTooDeep
 
 PREFIX = "Invalid attestations supplied during upload: "
 MAX_ATTESTATIONS = 2

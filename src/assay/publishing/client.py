@@ -25,9 +25,9 @@ from urllib.parse import quote_plus, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from assay import untrusted_json
 from assay.mediatypes import PYTP_JSON_V1
 from assay.upload.dists import ArchiveLimits, DistError, parse_filename, read_metadata
-from assay import untrusted_json
 
 PYTP_JSON = PYTP_JSON_V1
 #: Re-mint when the token has less than this left (twine re-mints with 5 minutes left).

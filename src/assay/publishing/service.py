@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from assay import audit
+from assay import audit, untrusted_json
 from assay.accounts import tokens
 from assay.accounts.tokens import TokenError
 from assay.config import Settings
@@ -42,7 +42,6 @@ from assay.storage.models import (
     UsedJti,
     utcnow,
 )
-from assay import untrusted_json
 from assay.untrusted_json import JSONTooDeep
 
 log = logging.getLogger(__name__)

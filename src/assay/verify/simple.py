@@ -7,8 +7,7 @@ from urllib.parse import urljoin
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from assay import mediatypes
-from assay import untrusted_json
+from assay import mediatypes, untrusted_json
 
 #: PEP 691: the JSON form of the simple API, version 1 (what ``assay verify`` asks for).
 SIMPLE_JSON = mediatypes.SIMPLE_JSON_V1

@@ -23,12 +23,11 @@ from typing import TYPE_CHECKING, Any
 import jwt
 from starlette.concurrency import run_in_threadpool
 
-from assay import audit
+from assay import audit, untrusted_json
 from assay.accounts import tokens
 from assay.accounts.auth import AuthError, AuthRefusal, Principal, token_from_header
 from assay.accounts.tokens import TokenError
 from assay.storage.db import Database
-from assay import untrusted_json
 from assay.web.redact import redact
 
 if TYPE_CHECKING:
