@@ -7,22 +7,33 @@
   ``immutable`` (tlog-tiles: full tiles are immutable; a CDN or a static host may serve them);
   a partial one for a minute (a log may drop partial tiles once the full one exists);
 - any path but a tile's one canonical spelling, or a tile beyond the tree, is a 404 saying
-  why, never cached (it may exist a moment later).
+  why, never cached (it may exist a moment later);
+- ``/files/<blob key>.tlog-proof``: the file's receipt (issue 13 item 3), the C2SP tlog-proof
+  of its ``upload`` entry against a signed checkpoint, the entry's canonical bytes in the
+  proof's ``extra`` line (see ``receipt``).
 
 Everything is built from the database, so every worker answers the same.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import math
+import time
 from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from assay.accounts.access import read_access
-from assay.log import keys, publish, store, tiles
+from assay.index.paths import FILES_PREFIX, blob_key, file_path
+from assay.log import checkpoint as checkpoints
+from assay.log import keys, note, proof, publish, store, tiles
+from assay.storage.models import File, LogEntry, Project
 
 if TYPE_CHECKING:
     from assay.web.services import Services
@@ -30,6 +41,13 @@ if TYPE_CHECKING:
 IMMUTABLE = "public, max-age=31536000, immutable"
 PARTIAL = "public, max-age=60"
 NO_STORE = "no-store"
+#: How long a receipt request waits for a checkpoint covering its entry (the checkpoint
+#: interval, at most this): the receipt of a file just uploaded is then one request away.
+RECEIPT_WAIT = 5.0
+RECEIPT_POLL = 0.2
+#: The link relation naming a file's receipt. Not a registered relation type (RFC 8288 §2.1.1):
+#: a private token that only assay's clients match, as the ``_assay_`` JSON keys are.
+RECEIPT_REL = "assay-log-receipt"
 
 
 class LogService:
@@ -43,6 +61,39 @@ class LogService:
 
     def checkpoint(self) -> bytes:
         return publish.latest(self.svc.db, self.signer, self.origin, self.interval)
+
+    def upload_entry(self, key: str) -> tuple[int, bytes] | None:
+        """The leaf index and canonical bytes of the ``upload`` entry of the file stored at
+        blob `key`, or None (no such file, a quarantined project, no entry yet)."""
+        with self.svc.db.read() as session:
+            row = session.execute(
+                sa.select(File.filename, File.sha256, Project.status)
+                .join(Project, File.project_id == Project.id)
+                .where(File.blob_key == key)
+            ).one_or_none()
+            # PEP 792: a quarantined project's files are not offered, nor their receipts.
+            if row is None or row.status == "quarantined":
+                return None
+            found = session.execute(
+                sa.select(LogEntry.seq, LogEntry.data)
+                .where(LogEntry.kind == "upload", LogEntry.filename == row.filename)
+                .order_by(LogEntry.seq.desc())
+            ).all()
+        for seq, data in found:  # the newest entry for these very bytes
+            if json.loads(data).get("sha256") == row.sha256:
+                return int(seq), bytes(data)
+        return None
+
+    def receipt(self, index: int, entry: bytes) -> bytes | None:
+        """The tlog-proof of entry `index` against the checkpoint served now, or None when that
+        checkpoint does not cover it yet (publish.latest honours the checkpoint interval)."""
+        signed = self.checkpoint()
+        size = checkpoints.Checkpoint.parse(note.parse(signed)[0]).size
+        if index >= size:
+            return None
+        # The stored hashes cover every signed checkpoint (latest integrates before signing).
+        with self.svc.db.read() as session:
+            return proof.make(index, store.hash_reader(session), signed, extra=entry).format()
 
     def tile(self, path: str) -> Response:
         from assay.web.responses import TextError
@@ -91,6 +142,58 @@ async def tile_route(request: Request) -> Response:
     if (denied := await read_access(request, svc)) is not None:
         return denied
     return await run_in_threadpool(log.tile, "tile/" + request.path_params["path"])
+
+
+async def receipt_route(request: Request) -> Response:
+    """``GET /files/<key>.tlog-proof``. The receipt of a file uploaded a moment ago may wait
+    for the next checkpoint: up to the checkpoint interval (at most RECEIPT_WAIT seconds),
+    polling; past that 503 with Retry-After, the interval (RFC 9110 §10.2.3)."""
+    from assay.web.responses import TextError
+
+    svc, log = _service(request)
+    if (denied := await read_access(request, svc)) is not None:
+        return denied
+    found = await run_in_threadpool(log.upload_entry, request.path_params["key"])
+    if found is None:
+        return TextError(404, "No such file, or the log has no upload entry for it.",
+                         headers={"Cache-Control": NO_STORE})
+    index, entry = found
+    deadline = time.monotonic() + min(log.interval, RECEIPT_WAIT)
+    while (body := await run_in_threadpool(log.receipt, index, entry)) is None:
+        if time.monotonic() >= deadline:
+            return TextError(
+                503, f"Log entry {index} is not covered by a signed checkpoint yet; retry later.",
+                headers={"Retry-After": str(max(1, math.ceil(log.interval))), "Cache-Control": NO_STORE},
+            )
+        await asyncio.sleep(RECEIPT_POLL)
+    # Any later receipt proves the same entry against a newer checkpoint: revalidate.
+    return Response(body, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"})
+
+
+def receipt_path(file_url: str) -> str:
+    """The receipt's URL for a file's URL (``{file URL}.tlog-proof``): derivable, no lookup."""
+    return file_url + proof.SUFFIX
+
+
+def receipt_link(base_url: str, sha256: str, filename: str) -> str:
+    """``<{file URL}.tlog-proof>; rel="assay-log-receipt"``: an RFC 8288 Link header value."""
+    url = base_url + receipt_path(file_path(blob_key(sha256, filename)))
+    return f'<{url}>; rel="{RECEIPT_REL}"'
+
+
+def receipt_headers(base_url: str, sha256: str, filename: str, log_index: int | None) -> dict[str, str]:
+    """The upload answer's pointers: the receipt's Link and, for a file the upload created,
+    ``Assay-Log-Index: <its upload entry's index>``."""
+    headers = {"Link": receipt_link(base_url, sha256, filename)}
+    if log_index is not None:
+        headers["Assay-Log-Index"] = str(log_index)
+    return headers
+
+
+#: Before the index's ``/files/{key:path}`` (assay.web.app), which would otherwise take it.
+receipt_routes: list[BaseRoute] = [
+    Route(FILES_PREFIX + "{key:path}" + proof.SUFFIX, receipt_route, methods=["GET", "HEAD"]),
+]
 
 
 def install(svc: Services) -> list[BaseRoute]:

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp
 from assay import __version__
 from assay.config import Settings, load_settings
 from assay.index.routes import routes as index_routes
+from assay.log.routes import receipt_routes
 from assay.storage import recovery
 from assay.upload.routes import routes as upload_routes
 from assay.web import errors, reason
@@ -100,7 +101,13 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
 
     extra_routes = install_capabilities(svc)
     app = _App(
-        routes=[Route("/", _home, methods=["GET", "HEAD"]), *index_routes, *upload_routes, *extra_routes],
+        routes=[
+            Route("/", _home, methods=["GET", "HEAD"]),
+            *receipt_routes,  # /files/<key>.tlog-proof, before /files/{key:path}
+            *index_routes,
+            *upload_routes,
+            *extra_routes,
+        ],
         # Outages (database, storage) answer 503/507 and everything else 500: assay.web.errors.
         exception_handlers={
             HTTPException: _http_error,
