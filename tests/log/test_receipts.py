@@ -157,6 +157,9 @@ def test_an_unknown_file_has_no_receipt(server: AssayServer) -> None:
         assert "No such file" in missing.text
         assert missing.headers["cache-control"] == "no-store"
         assert http.get("/files/x.tlog-proof").status_code == 404
+        # A NUL reaches PostgreSQL as a query parameter unless refused first (a 500 there).
+        assert http.get("/files/ab/a%00b.whl.tlog-proof").status_code == 404
+        assert http.get("/files/../x.whl.tlog-proof").status_code == 404
 
 
 def test_a_receipt_not_yet_covered_answers_503_with_retry_after(

@@ -33,6 +33,7 @@ from assay.accounts.access import read_access
 from assay.index.paths import FILES_PREFIX, blob_key, file_path
 from assay.log import checkpoint as checkpoints
 from assay.log import keys, note, proof, publish, store, tiles
+from assay.storage.blobs import BlobKeyError, check_key
 from assay.storage.models import File, LogEntry, Project
 
 if TYPE_CHECKING:
@@ -65,6 +66,10 @@ class LogService:
     def upload_entry(self, key: str) -> tuple[int, bytes] | None:
         """The leaf index and canonical bytes of the ``upload`` entry of the file stored at
         blob `key`, or None (no such file, a quarantined project, no entry yet)."""
+        try:
+            check_key(key)  # as /files/ does: a NUL would reach PostgreSQL (a 500), ".." no file
+        except BlobKeyError:
+            return None
         with self.svc.db.read() as session:
             row = session.execute(
                 sa.select(File.filename, File.sha256, Project.status)
