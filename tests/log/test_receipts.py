@@ -9,7 +9,9 @@ API's Link, are tested with real attestations in tests/attestations/test_real_at
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,3 +183,41 @@ def test_a_receipt_not_yet_covered_answers_503_with_retry_after(
     assert late.status_code == 503, late.text
     assert late.headers["retry-after"] == "3600"
     assert "not covered by a signed checkpoint yet" in late.text
+
+
+class _HostileReceipts(http.server.BaseHTTPRequestHandler):
+    """An index answering receipts meant to crash or exhaust a client."""
+
+    def do_GET(self) -> None:
+        if self.path == "/deep.tlog-proof":
+            extra = b"[" * 100_000 + b"]" * 100_000
+            body = proof.TlogProof(0, (), b"x\n", extra).format()
+        else:  # endless: 64 MiB of hash lines
+            body = proof.HEADER.encode() + b"\nindex 0\n" + (b"A" * 43 + b"=\n") * (1 << 20)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_assay_publish_refuses_hostile_receipts_cleanly(tmp_path: Path) -> None:
+    # A deeply nested entry was a RecursionError (a traceback), a huge receipt was read whole
+    # into memory: both are now a ReceiptError, which assay publish turns into a warning.
+    hostile = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HostileReceipts)
+    threading.Thread(target=hostile.serve_forever, daemon=True).start()
+    origin = f"http://127.0.0.1:{hostile.server_address[1]}"
+    dist = tmp_path / "x-1.0-py3-none-any.whl"
+    dist.write_bytes(b"x")
+    try:
+        with httpx.Client() as client:
+            for name, message in (("deep", "not JSON"), ("huge", "larger than")):
+                with pytest.raises(receipts.ReceiptError, match=message):
+                    receipts.fetch(client, f"{origin}/{name}.tlog-proof", dist, "0" * 64,
+                                   upload_url=origin + "/legacy/", token="t")
+    finally:
+        hostile.shutdown()
+        hostile.server_close()
+    assert not list(tmp_path.glob("*.tlog-proof"))

@@ -10,7 +10,6 @@ checked: the client has no key to check it with yet (issue 13, item 4), and says
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -23,11 +22,17 @@ import httpx
 
 from assay.log import merkle, note, proof
 from assay.log.checkpoint import Checkpoint, CheckpointError
+from assay.log.tiles import MAX_ENTRY_SIZE
+from assay.web import untrusted_json
 
 REL = "assay-log-receipt"
 #: The server waits for a covering checkpoint itself; past that it answers 503 + Retry-After.
 ATTEMPTS = 3
 MAX_DELAY = 10.0
+#: A receipt is its entry (at most 65,535 bytes, base64), a proof (at most 63 hash lines) and a
+#: checkpoint note (at most 100 signature lines): far below this. A larger answer is refused
+#: before it is read whole (an index must not be able to exhaust the client's memory).
+MAX_RECEIPT = 4 * MAX_ENTRY_SIZE + 64 * 1024
 
 
 class ReceiptError(Exception):
@@ -62,7 +67,7 @@ def check(data: bytes, filename: str, sha256: str) -> proof.TlogProof:
     if parsed.extra is None:
         raise ReceiptError("the receipt carries no log entry (its extra line)")
     try:
-        entry = json.loads(parsed.extra)
+        entry = untrusted_json.loads(parsed.extra)  # depth-guarded: never a RecursionError
     except ValueError:
         raise ReceiptError("the receipt's log entry is not JSON") from None
     if not isinstance(entry, dict) or entry.get("kind") != "upload":
@@ -75,6 +80,17 @@ def check(data: bytes, filename: str, sha256: str) -> proof.TlogProof:
     except (note.NoteError, CheckpointError, merkle.ProofError) as exc:
         raise ReceiptError(f"the receipt's inclusion proof does not hold: {exc}") from None
     return parsed
+
+
+def _get(client: httpx.Client, url: str, auth: tuple[str, str] | None) -> tuple[httpx.Response, bytes]:
+    """GET `url`, reading at most MAX_RECEIPT bytes of the answer."""
+    with client.stream("GET", url, auth=auth) as response:
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > MAX_RECEIPT:
+                raise ReceiptError(f"{url} answered more than {MAX_RECEIPT} bytes, larger than any receipt")
+    return response, bytes(body)
 
 
 def fetch(
@@ -92,7 +108,7 @@ def fetch(
     auth = ("__token__", token) if _same_origin(url, upload_url) else None
     for attempt in range(ATTEMPTS):
         try:
-            response = client.get(url, auth=auth)
+            response, body = _get(client, url, auth)
         except httpx.HTTPError as exc:
             raise ReceiptError(f"fetching {url} failed: {exc}") from None
         if response.status_code != 503 or attempt == ATTEMPTS - 1:
@@ -104,11 +120,12 @@ def fetch(
             delay = 2.0
         sleep(min(max(delay, 0.0), MAX_DELAY) if math.isfinite(delay) else MAX_DELAY)
     if response.status_code != 200:
-        raise ReceiptError(f"{url} answered HTTP {response.status_code}: {response.text.strip()[:200]}")
-    parsed = check(response.content, dist.name, sha256)
+        text = body[:200].decode("utf-8", "replace").strip()
+        raise ReceiptError(f"{url} answered HTTP {response.status_code}: {text}")
+    parsed = check(body, dist.name, sha256)
     path = dist.with_name(dist.name + proof.SUFFIX)
     tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(response.content)
+    tmp.write_bytes(body)
     os.replace(tmp, path)
     size = Checkpoint.parse(note.parse(parsed.checkpoint)[0]).size
     return SavedReceipt(path, parsed.index, size)
