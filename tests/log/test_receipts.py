@@ -150,6 +150,10 @@ def test_the_json_page_points_at_each_receipt(server: AssayServer, unique: str, 
     assert receipt.extra is not None
     receipt.verify(receipt.extra, [verifier(server)], ORIGIN)
     assert json.loads(receipt.extra)["filename"] == wheel.name
+    # PEP 792: a quarantined project's files are not offered, nor their receipts.
+    server.cli("project", "status", unique, "quarantined", "--reason", "under review")
+    with server.client() as http:
+        assert http.get(urljoin(page_url, file["_assay_log_receipt"])).status_code == 404
 
 
 def test_an_unknown_file_has_no_receipt(server: AssayServer) -> None:
