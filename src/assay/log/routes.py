@@ -171,8 +171,10 @@ async def receipt_route(request: Request) -> Response:
                 headers={"Retry-After": str(max(1, math.ceil(log.interval))), "Cache-Control": NO_STORE},
             )
         await asyncio.sleep(RECEIPT_POLL)
-    # Any later receipt proves the same entry against a newer checkpoint: revalidate.
-    return Response(body, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"})
+    # Any later receipt proves the same entry against a newer checkpoint: revalidate. A private
+    # index's answers are for one reader, never for a shared cache (as its other reads).
+    cache = "private, no-cache" if svc.settings.private else "no-cache"
+    return Response(body, media_type="text/plain; charset=utf-8", headers={"Cache-Control": cache})
 
 
 def receipt_path(file_url: str) -> str:
