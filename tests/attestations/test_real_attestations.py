@@ -18,6 +18,7 @@ import rfc8785
 import sqlalchemy as sa
 from uv import find_uv_bin
 
+from assay.log import note, proof
 from assay.storage.models import LogEntry
 from tests.attestations.conftest import (
     AUDIENCE,
@@ -101,6 +102,9 @@ def published_sdist(prod_index: AssayServer, idp: OIDCProvider, tmp_path_factory
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "with 2 attestation(s)" in result.stdout
+    # Issue 13: the receipt is saved, and the output does not claim its signature was checked.
+    assert f"saved the log receipt {SDIST}.tlog-proof" in result.stdout
+    assert "signature NOT verified" in result.stdout
     return dist
 
 
@@ -138,6 +142,35 @@ def test_the_log_entry_names_the_publisher_and_the_provenance(prod_index: AssayS
     assert "token" not in entry
     assert entry["provenance_sha256"] == hashlib.sha256(rfc8785.dumps(provenance)).hexdigest()
     assert entry["sha256"] == hashlib.sha256(published_sdist.read_bytes()).hexdigest()
+
+
+def test_assay_publish_saved_the_receipt_the_integrity_api_links(
+    prod_index: AssayServer, published_sdist: Path
+) -> None:
+    # Issue 13 item 3: `assay publish` saved <dist>.tlog-proof beside the file; it proves the
+    # file's upload entry (with the served provenance's digest) under a checkpoint signed by
+    # the key `assay admin log key` prints; the Integrity API names the same receipt in a Link
+    # header, leaving the PEP 740 provenance object as it is.
+    saved = published_sdist.with_name(SDIST + proof.SUFFIX).read_bytes()
+    receipt = proof.TlogProof.parse(saved)
+    assert receipt.extra is not None
+    # This server has no --base-url: its origin is its listening address (docs/log-format.md).
+    origin = receipt.checkpoint.split(b"\n", 1)[0].decode()
+    vkey = prod_index.admin("log", "key", "--base-url", f"https://{origin}").stdout.strip()
+    receipt.verify(receipt.extra, [note.Ed25519Verifier.from_verifier_key(vkey)], origin)
+    url, provenance = served_provenance(prod_index, "pypi-attestations", SDIST)
+    entry = json.loads(receipt.extra)
+    assert entry["filename"] == SDIST
+    assert entry["sha256"] == hashlib.sha256(published_sdist.read_bytes()).hexdigest()
+    assert entry["provenance_sha256"] == hashlib.sha256(rfc8785.dumps(provenance)).hexdigest()
+    assert set(provenance) == {"version", "attestation_bundles"}  # PEP 740's object, nothing added
+    with prod_index.client() as http:
+        answer = http.get(url)
+        link = answer.links["assay-log-receipt"]["url"]
+        assert link.endswith(f"/{SDIST}.tlog-proof")
+        served = http.get(link)
+    assert served.status_code == 200, served.text
+    assert proof.TlogProof.parse(served.content).extra == receipt.extra
 
 
 def test_provenance_is_linked_from_every_read_api(prod_index: AssayServer, published_sdist: Path) -> None:

@@ -243,6 +243,7 @@ def test_private_index_reads_need_a_token(private: AssayServer, tmp_path: Path, 
             f"{private.url}/simple/{unique}/",
             str(file_url),
             str(file_url) + ".metadata",
+            str(file_url) + ".tlog-proof",  # issue 13: the file's log receipt
             f"{private.url}/pypi/{unique}/json",
             f"{private.url}/pypi/{unique}/1.0/json",
         ):

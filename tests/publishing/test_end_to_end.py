@@ -143,6 +143,10 @@ def test_assay_publish_end_to_end(tp_index: AssayServer, idp: OIDCProvider, uniq
     assert "PEP 807 discovery" in out  # it found the endpoints through /.well-known/pytp
     assert out.count("uploaded ") == 2
     assert "revoked the upload token" in out
+    # Issue 13: each file's log receipt is saved beside it (checked, but not its signature).
+    assert out.count("saved the log receipt") == 2
+    for dist in built.files:
+        assert dist.with_name(dist.name + ".tlog-proof").read_bytes().startswith(b"c2sp.org/tlog-proof@v1\n")
     files = _json(tp_index, unique)["urls"]
     assert {f["trusted_publisher"]["environment"] for f in files} == {"pypi"}
 

@@ -162,6 +162,7 @@ def test_generated_requests_conform(schema: Any, live: tuple[AssayServer, str]) 
         ("/log/tile/{path}", "GET", {"path_parameters": {"path": "entries/000.p/1"}}, 200),
         ("/log/tile/{path}", "GET", {"path_parameters": {"path": "0/000"}}, 404),
         ("/log/tile/{path}", "GET", {"path_parameters": {"path": "0/0"}}, 404),
+        ("/files/{key}.tlog-proof", "GET", {"path_parameters": {"key": "ab/cd/ef/nothing.whl"}}, 404),
         ("/_/oidc/audience", "GET", {}, 200),
         ("/.well-known/pytp", "GET", {"query": {"discover": "/legacy/"}}, 200),
         ("/_/oidc/mint-token", "POST", {"body": {"token": "not.a.jwt"}}, 422),

@@ -22,6 +22,7 @@ from assay import __version__
 from assay.app.services import Services, build_services
 from assay.attestations.routes import routes as attestation_routes
 from assay.config import Settings, load_settings
+from assay.index.receipts import receipt_routes
 from assay.index.routes import routes as index_routes
 from assay.log.routes import routes as log_routes
 from assay.publishing.routes import routes as publishing_routes
@@ -102,6 +103,7 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
     app = _App(
         routes=[
             Route("/", _home, methods=["GET", "HEAD"]),
+            *receipt_routes,  # /files/<key>.tlog-proof, before /files/{key:path}
             *index_routes,
             *upload_routes,
             *publishing_routes,

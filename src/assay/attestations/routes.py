@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from assay import mediatypes as mt
+from assay.index.receipts import receipt_link
 from assay.index.services import index_services
 from assay.storage.models import File, Project, Release
 from assay.web.access import check_read_access
@@ -48,7 +49,7 @@ def provenance(request: Request) -> Response:
         return JSONError(404, f"No provenance available for {filename!r}")
     with svc.db.read() as session:
         row = session.execute(
-            sa.select(File.provenance, Project.status)
+            sa.select(File.provenance, File.sha256, Project.status)
             .join(Release, File.release_id == Release.id)
             .join(Project, File.project_id == Project.id)
             .where(
@@ -63,6 +64,8 @@ def provenance(request: Request) -> Response:
     body = json.dumps(row.provenance, separators=(",", ":"), sort_keys=True).encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {"etag": etag, "vary": "Accept", "cache-control": "public, no-cache"}
+    # Issue 13: the file's log receipt, beside (not inside) the PEP 740 provenance object.
+    headers["link"] = receipt_link(svc.base_url(request), row.sha256, filename)
     if svc.settings.private:
         headers["cache-control"] = "private, no-cache"
     if not_modified(request.headers, etag):

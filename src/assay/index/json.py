@@ -46,6 +46,10 @@ def render_project_page(page: ProjectPage) -> str:
             entry["core-metadata"] = False
         # PEP 740: provenance is a URL or null.
         entry["provenance"] = f.provenance_url
+        # The file's transparency-log receipt (C2SP tlog-proof, docs/log-format.md "Receipts"):
+        # derived from the file URL, no lookup. PEP 691 reserves keys with a leading
+        # underscore for the index server's own use.
+        entry["_assay_log_receipt"] = f.url + ".tlog-proof"
         files.append(entry)
     return _dumps(
         {

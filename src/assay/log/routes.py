@@ -7,21 +7,29 @@
   ``immutable`` (tlog-tiles: full tiles are immutable; a CDN or a static host may serve them);
   a partial one for a minute (a log may drop partial tiles once the full one exists);
 - any path but a tile's one canonical spelling, or a tile beyond the tree, is a 404 saying
-  why, never cached (it may exist a moment later).
+  why, never cached (it may exist a moment later);
+- ``/files/<blob key>.tlog-proof``: the file's receipt (issue 13 item 3), the C2SP tlog-proof
+  of its ``upload`` entry against a signed checkpoint, the entry's canonical bytes in the
+  proof's ``extra`` line (see ``receipt``).
 
 Everything is built from the database, so every worker answers the same.
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Protocol
 
+import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from assay.log import keys, publish, store, tiles
+from assay.log import checkpoint as checkpoints
+from assay.log import keys, note, proof, publish, store, tiles
+from assay.storage.blobs import BlobKeyError, check_key
+from assay.storage.models import File, LogEntry, Project
 from assay.web.access import read_access
 
 if TYPE_CHECKING:
@@ -46,6 +54,43 @@ class LogService:
 
     def checkpoint(self) -> bytes:
         return publish.latest(self.db, self.signer, self.origin, self.interval)
+
+    def upload_entry(self, key: str) -> tuple[int, bytes] | None:
+        """The leaf index and canonical bytes of the ``upload`` entry of the file stored at
+        blob `key`, or None (no such file, a quarantined project, no entry yet)."""
+        try:
+            check_key(key)  # as /files/ does: a NUL would reach PostgreSQL (a 500), ".." no file
+        except BlobKeyError:
+            return None
+        with self.db.read() as session:
+            row = session.execute(
+                sa.select(File.filename, File.sha256, Project.status)
+                .join(Project, File.project_id == Project.id)
+                .where(File.blob_key == key)
+            ).one_or_none()
+            # PEP 792: a quarantined project's files are not offered, nor their receipts.
+            if row is None or row.status == "quarantined":
+                return None
+            found = session.execute(
+                sa.select(LogEntry.seq, LogEntry.data)
+                .where(LogEntry.kind == "upload", LogEntry.filename == row.filename)
+                .order_by(LogEntry.seq.desc())
+            ).all()
+        for seq, data in found:  # the newest entry for these very bytes
+            if json.loads(data).get("sha256") == row.sha256:
+                return int(seq), bytes(data)
+        return None
+
+    def receipt(self, index: int, entry: bytes) -> bytes | None:
+        """The tlog-proof of entry `index` against the checkpoint served now, or None when that
+        checkpoint does not cover it yet (publish.latest honours the checkpoint interval)."""
+        signed = self.checkpoint()
+        size = checkpoints.Checkpoint.parse(note.parse(signed)[0]).size
+        if index >= size:
+            return None
+        # The stored hashes cover every signed checkpoint (latest integrates before signing).
+        with self.db.read() as session:
+            return proof.make(index, store.hash_reader(session), signed, extra=entry).format()
 
     def tile(self, path: str) -> Response:
         from assay.web.responses import TextError

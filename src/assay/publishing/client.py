@@ -7,7 +7,8 @@ any index that serves PyPI's ``/_/oidc/`` API or PEP 807 discovery:
    PyPI's fixed paths at the upload URL's host root;
 2. get the audience, then the CI job's OIDC token for it (the ``id`` package: GitHub Actions,
    GitLab CI, Google Cloud, Buildkite, CircleCI);
-3. mint an upload token, upload each file with the ``*.attestation`` files beside it;
+3. mint an upload token, upload each file with the ``*.attestation`` files beside it, and save
+   its transparency-log receipt beside it as ``<file>.tlog-proof`` (``receipts``);
 4. revoke the token at the end, whatever happened.
 """
 
@@ -27,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assay import untrusted_json
 from assay.mediatypes import PYTP_JSON_V1
+from assay.publishing import receipts
 from assay.upload.dists import ArchiveLimits, DistError, parse_filename, read_metadata
 
 PYTP_JSON = PYTP_JSON_V1
@@ -245,8 +247,18 @@ def form_fields(dist: Path) -> tuple[dict[str, Any], str]:
     return fields, fields["sha256_digest"]
 
 
-def upload(client: httpx.Client, upload_url: str, token: UploadToken, dist: Path, attestations: list[Path]) -> str:
-    fields, _ = form_fields(dist)
+@dataclass(frozen=True)
+class Uploaded:
+    message: str  # the index's answer text
+    sha256: str
+    receipt_url: str | None  # issue 13: the file's log receipt, from the answer's Link header
+    log_index: int | None
+
+
+def upload(
+    client: httpx.Client, upload_url: str, token: UploadToken, dist: Path, attestations: list[Path]
+) -> Uploaded:
+    fields, sha256 = form_fields(dist)
     if attestations:
         docs = []
         for path in attestations:
@@ -266,7 +278,11 @@ def upload(client: httpx.Client, upload_url: str, token: UploadToken, dist: Path
         except httpx.HTTPError as exc:
             raise PublishError(f"uploading {dist.name} failed: {exc}") from None
     if response.status_code == 200:
-        return response.text.strip() or "OK"
+        index = response.headers.get("assay-log-index", "")
+        return Uploaded(
+            response.text.strip() or "OK", sha256, receipts.receipt_url(response),
+            int(index) if index.isdigit() else None,
+        )
     reason = response.text.strip() or response.reason_phrase
     raise PublishError(f"the index refused {dist.name} (HTTP {response.status_code}): {reason}")
 
@@ -301,13 +317,33 @@ def publish(
             files = attestations_for(dist) if with_attestations else []
             note = f" with {len(files)} attestation(s)" if files else ""
             result = upload(http, repository_url, token, dist, files)
-            say(f"uploaded {dist.name}{note}: {result}")
+            say(f"uploaded {dist.name}{note}: {result.message}")
+            _save_receipt(http, repository_url, token, dist, result, say)
     finally:
         if token is not None and endpoints is not None:
             warning = revoke(http, endpoints, token)
             say(f"warning: {warning}" if warning else "revoked the upload token")
         if own:
             http.close()
+
+
+def _save_receipt(
+    http: httpx.Client, upload_url: str, token: UploadToken, dist: Path, result: Uploaded, say: Callable[[str], None]
+) -> None:
+    """Save the file's log receipt beside it; a missing receipt is a warning, not a failed
+    publish (the file is uploaded either way)."""
+    if result.receipt_url is None:
+        say(f"note: the index gives no log receipt for {dist.name}")
+        return
+    try:
+        saved = receipts.fetch(http, result.receipt_url, dist, result.sha256, upload_url=upload_url, token=token.token)
+    except receipts.ReceiptError as exc:
+        say(f"warning: no log receipt saved for {dist.name}: {exc}")
+        return
+    say(
+        f"saved the log receipt {saved.path.name} (entry {saved.index} of {saved.tree_size}; "
+        "inclusion checked, the checkpoint's signature NOT verified: no log key is pinned)"
+    )
 
 
 def iter_dists(paths: list[Path]) -> Iterator[Path]:

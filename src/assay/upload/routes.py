@@ -10,6 +10,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from assay.accounts.auth import AuthError, AuthRefusal, Principal, authenticate
+from assay.index.receipts import receipt_headers
 from assay.upload import misdirected
 from assay.upload.dists import ArchiveLimits
 from assay.upload.form import FormError, FormLimits, read_upload_form
@@ -98,7 +99,9 @@ async def legacy_upload(request: Request) -> Response:
         who.actor,
         result.sha256,
     )
-    return PlainTextResponse("OK\n" if result.created else "OK (identical file already present)\n")
+    # Issue 13: where the file's log receipt is, and (for a new file) its entry's index.
+    headers = receipt_headers(svc.base_url(request), result.sha256, result.filename, result.log_index)
+    return PlainTextResponse("OK\n" if result.created else "OK (identical file already present)\n", headers=headers)
 
 
 routes = [

@@ -97,6 +97,8 @@ class UploadResult:
     version: str
     created: bool  # False: an identical file was already there (idempotent re-upload)
     sha256: str
+    #: The file's ``upload`` entry in the transparency log (None: the file was already there).
+    log_index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -665,8 +667,8 @@ class Uploader:
                     **(up.provenance.audit_details() if up.provenance is not None else {}),
                 },
             )
-            translog.append_upload(session, up.filename, who.publisher_id)  # last: holds the log's lock
-        return UploadResult(up.filename, up.normalized, up.version, True, up.sha256)
+            log_index = translog.append_upload(session, up.filename, who.publisher_id)  # last: the log's lock
+        return UploadResult(up.filename, up.normalized, up.version, True, up.sha256, log_index)
 
 
 class _Identical(Exception):
