@@ -13,7 +13,7 @@ from uv import find_uv_bin
 
 from assay.attestations.trust import load_trust_root
 from assay.attestations.verify import parse_attestation, verify_attestation
-from assay.identities import from_publisher
+from assay.publishers import from_publisher
 from tests.attestations.conftest import AUDIENCE, GITHUB_ISSUER, mint, served_provenance
 from tests.support.dists import build_project, sha256
 from tests.support.oidc_provider import (

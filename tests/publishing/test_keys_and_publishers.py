@@ -341,7 +341,7 @@ def test_each_kind_matches_its_claims(fresh: AssayServer, kind: str, args: list[
 
 def test_reusable_workflow_called_from_the_release_workflow(fresh: AssayServer, idp: OIDCProvider) -> None:
     # The caller (workflow_ref) is the publisher's workflow; the job runs a reusable workflow
-    # from another repository (job_workflow_ref). Accepted: the caller decides (see kinds.py).
+    # from another repository (job_workflow_ref). Accepted: the caller decides (see publishers/github.py).
     fresh.admin("issuer", "add", "--issuer", idp.issuer)
     fresh.admin(
         "publisher",

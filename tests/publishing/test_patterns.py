@@ -10,7 +10,7 @@ import datetime as dt
 import httpx
 import pytest
 
-from assay.identities import IdentityError, from_publisher
+from assay.publishers import IdentityError, from_publisher
 from assay.publishing.service import lookup_key
 from assay.storage.models import PendingPublisher, utcnow
 from tests.publishing.conftest import AUDIENCE

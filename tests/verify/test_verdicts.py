@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from assay.identities import (
+from assay.publishers import (
     OIDC,
     CircleCI,
     Forgejo,

@@ -1,0 +1,50 @@
+"""The publisher kinds' own parts, without a server: each kind is one class (issue 11, part 1)
+whose configuration, CLI options, publisher block and pin table agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+
+from assay.cli.publishing_admin import publisher_add
+from assay.publishers import KINDS
+from assay.publishers.registry import IDENTITIES
+
+SHARED = {"project", "issuer_url", "owner", "reserve"}
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+def test_the_add_command_of_each_kind_is_generated_from_its_config(name: str) -> None:
+    kind = KINDS[name]
+    command = publisher_add.commands[name]
+    own = {p.name for p in command.params} - SHARED
+    assert own == set(kind.Config.model_fields)
+    for param in command.params:
+        if param.name in kind.Config.model_fields:
+            assert isinstance(param, click.Option)
+            assert param.help == kind.Config.model_fields[param.name].description
+
+
+def test_every_kind_has_one_name_and_its_pep740_identity() -> None:
+    assert {k.pep740_kind for k in KINDS.values()} == set(IDENTITIES)
+    assert all(name == name.lower() for name in KINDS)  # one spelling: "github", not "GitHub"
+
+
+def test_a_stored_configuration_reads_back_as_the_typed_one() -> None:
+    for name, raw in {
+        "github": {"repository": "acme/w", "workflow": ".github/workflows/release.yml", "owner_id": "42"},
+        "gitlab": {"repository": "grp/sub/w", "workflow_filepath": ".gitlab-ci.yml", "environment": "prod"},
+        "oidc": {"claims": {"sub": "repo:acme/w:*"}, "subject": "https://ci.acme.example/*"},
+    }.items():
+        kind = KINDS[name]
+        config = kind.configure(raw, kind.default_issuer or "https://issuer.example")
+        assert kind.load(config.stored()) == config
+
+
+def test_policies_use_no_private_pypi_attestations_api() -> None:
+    # Sigstore policies are built from sigstore's public policy classes (issue 11).
+    source = Path(__file__).parents[2] / "src" / "assay"
+    users = [str(p) for p in source.rglob("*.py") if "_as_policy" in p.read_text()]
+    assert users == []
