@@ -9,7 +9,8 @@ import click
 import pytest
 
 from assay.cli.publishing_admin import publisher_add
-from assay.publishers import KINDS
+from assay.publishers import KINDS, ConfigError, from_publisher
+from assay.publishers.buildkite import BUILDKITE_ISSUER, Buildkite
 from assay.publishers.registry import IDENTITIES
 
 SHARED = {"project", "issuer_url", "owner", "reserve"}
@@ -35,12 +36,34 @@ def test_every_kind_has_one_name_and_its_pep740_identity() -> None:
 def test_a_stored_configuration_reads_back_as_the_typed_one() -> None:
     for name, raw in {
         "github": {"repository": "acme/w", "workflow": ".github/workflows/release.yml", "owner_id": "42"},
-        "gitlab": {"repository": "grp/sub/w", "workflow_filepath": ".gitlab-ci.yml", "environment": "prod"},
+        "buildkite": {"organization": "acme", "pipeline": "release", "branch": "main"},
         "oidc": {"claims": {"sub": "repo:acme/w:*"}, "subject": "https://ci.acme.example/*"},
     }.items():
         kind = KINDS[name]
         config = kind.configure(raw, kind.default_issuer or "https://issuer.example")
         assert kind.load(config.stored()) == config
+
+
+def test_buildkite_takes_a_branch_or_a_tag_not_both() -> None:
+    with pytest.raises(ConfigError, match="--branch or --tag"):
+        KINDS["buildkite"].configure(
+            {"organization": "acme", "pipeline": "release", "branch": "main", "tag": "v1"}, BUILDKITE_ISSUER
+        )
+    with pytest.raises(ConfigError, match="organization must be a slug"):
+        KINDS["buildkite"].configure({"organization": "acme/x", "pipeline": "release"}, BUILDKITE_ISSUER)
+
+
+def test_buildkite_identity_block_and_pin() -> None:
+    kind = KINDS["buildkite"]
+    config = kind.configure({"organization": "acme", "pipeline": "release"}, BUILDKITE_ISSUER)
+    identity = kind.identity(config, BUILDKITE_ISSUER)
+    assert identity == Buildkite("acme", "release")
+    block = identity.to_publisher()
+    assert block == {"kind": "Buildkite", "issuer": BUILDKITE_ISSUER, "organization": "acme", "pipeline": "release"}
+    assert from_publisher(block) == identity
+    assert identity.pin_table() == {"kind": "Buildkite", "organization": "acme", "pipeline": "release"}
+    elsewhere = Buildkite("acme", "release", issuer="https://buildkite.example")
+    assert elsewhere.pin_table()["issuer"] == "https://buildkite.example"  # not the default: kept
 
 
 def test_policies_use_no_private_pypi_attestations_api() -> None:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from assay.publishers.base import ConfigError, Identity, IdentityBase, IdentityError, PublisherKind
+from assay.publishers.buildkite import Buildkite, BuildkiteKind
 from assay.publishers.circleci import CircleCI, CircleCIKind
 from assay.publishers.forgejo import Forgejo, ForgejoKind
 from assay.publishers.github import GitHub, GitHubKind
@@ -25,12 +26,23 @@ KINDS: dict[str, PublisherKind[Any]] = {
         CircleCIKind(),
         ForgejoKind(),
         OIDCKind(),
+        BuildkiteKind(),
     )
 }
 
 #: Their attestation identities, by PEP 740 ``publisher.kind``.
 IDENTITIES: dict[str, type[IdentityBase]] = {
-    cls.kind: cls for cls in (GitHub, GitHubEnterprise, GitLab, Google, CircleCI, Forgejo, OIDC)
+    cls.kind: cls
+    for cls in (
+        GitHub,
+        GitHubEnterprise,
+        GitLab,
+        Google,
+        CircleCI,
+        Forgejo,
+        OIDC,
+        Buildkite,
+    )
 }
 
 assert {k.pep740_kind for k in KINDS.values()} == set(IDENTITIES), "every kind has its identity"
