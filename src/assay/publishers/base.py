@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -357,6 +357,30 @@ def optional_field(block: Mapping[str, Any], key: str) -> str | None:
     if not isinstance(value, str):
         raise IdentityError(f"publisher field {key!r} must be a string")
     return value
+
+
+@dataclass(frozen=True)
+class RepositoryPin(IdentityBase):
+    """Any workflow of one repository on a public forge (a ``.provenance.txt`` pin, which names
+    no workflow; the forge's kind module defines its subclass). Checks the two Fulcio claims
+    pypi-attestations' GitHub and GitLab policies check, minus the Build Config URI (the
+    workflow file): issuer (.8) and Source Repository URI (.12)."""
+
+    required: ClassVar[tuple[str, ...]] = ("repository",)
+    issuer: ClassVar[str]
+    #: The forge's URL, to which the Source Repository URI appends the repository path.
+    forge: ClassVar[str]
+    repository: str
+
+    def policy(self) -> VerificationPolicy:
+        from sigstore.verify import policy
+
+        return policy.AllOf(
+            [policy.OIDCIssuerV2(self.issuer), policy.OIDCSourceRepositoryURI(f"{self.forge}/{self.repository}")]
+        )
+
+    def summary(self) -> str:
+        return f"{self.kind} {self.repository} (any workflow)"
 
 
 def check_pattern(value: str, what: str) -> str:

@@ -20,6 +20,7 @@ from assay.publishers.base import (
     KindConfig,
     Mismatch,
     PublisherKind,
+    RepositoryPin,
     text,
 )
 from assay.publishers.policies import BuildConfigPolicy
@@ -210,6 +211,15 @@ class GitHub(IdentityBase):
     def summary(self) -> str:
         env = f" (environment {self.environment})" if self.environment else ""
         return f"GitHub {self.repository} {self.workflow}{env}"
+
+
+@dataclass(frozen=True)
+class GitHubRepository(RepositoryPin):
+    """Any workflow of a github.com repository (the older ``.provenance.txt`` pins)."""
+
+    kind: ClassVar[str] = "GitHub"
+    issuer: ClassVar[str] = GITHUB_ISSUER
+    forge: ClassVar[str] = GITHUB_COM
 
 
 class GitHubKind(GitHubLikeKind[GitHubConfig]):

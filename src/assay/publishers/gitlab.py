@@ -12,7 +12,17 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from assay.publishers.base import ClaimCheck, Claims, IdentityBase, KindConfig, Mismatch, PublisherKind, cli, text
+from assay.publishers.base import (
+    ClaimCheck,
+    Claims,
+    IdentityBase,
+    KindConfig,
+    Mismatch,
+    PublisherKind,
+    RepositoryPin,
+    cli,
+    text,
+)
 from assay.publishers.policies import BuildConfigPolicy
 
 if TYPE_CHECKING:
@@ -118,6 +128,15 @@ class GitLab(IdentityBase):
     def summary(self) -> str:
         where = "" if self.instance == GITLAB_COM else f" on {self.instance}"
         return f"GitLab {self.repository} {self.workflow_filepath}{where}"
+
+
+@dataclass(frozen=True)
+class GitLabRepository(RepositoryPin):
+    """Any pipeline of a gitlab.com project (the older ``.provenance.txt`` pins)."""
+
+    kind: ClassVar[str] = "GitLab"
+    issuer: ClassVar[str] = GITLAB_COM
+    forge: ClassVar[str] = GITLAB_COM
 
 
 class GitLabKind(PublisherKind[GitLabConfig]):

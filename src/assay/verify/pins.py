@@ -39,7 +39,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import tomli_w
@@ -47,13 +47,13 @@ from packaging.pylock import Pylock
 from packaging.utils import NormalizedName, canonicalize_name
 
 from assay.publishers import Identity, IdentityError, from_publisher
-from assay.publishers.github import GITHUB_COM, GITHUB_ISSUER
-from assay.publishers.gitlab import GITLAB_COM
+from assay.publishers.base import RepositoryPin
+from assay.publishers.github import GitHubRepository
+from assay.publishers.gitlab import GitLabRepository
 from assay.publishers.registry import IDENTITIES
 from assay.verify.errors import InputError
 
-if TYPE_CHECKING:
-    from sigstore.verify.policy import VerificationPolicy
+__all__ = ["GitHubRepository", "GitLabRepository", "RepositoryPin"]  # the legacy format's pins
 
 PINS_FILE = ".provenance.toml"
 LEGACY_PINS_FILE = ".provenance.txt"
@@ -62,53 +62,6 @@ _HEADER = (
     "# Publisher pins for `assay verify`: the identity each package must be attested by.\n"
     "# Review every change to this file like a change to the code it lets in.\n\n"
 )
-
-
-@dataclass(frozen=True)
-class RepositoryPin:
-    """Any workflow of one repository on a public forge (a ``.provenance.txt`` pin, which names
-    no workflow). Checks the two Fulcio claims pypi-attestations' GitHub and GitLab policies
-    check, minus the Build Config URI (the workflow file): issuer (.8) and Source Repository URI
-    (.12)."""
-
-    kind: ClassVar[str]
-    issuer: ClassVar[str]
-    #: The forge's URL, to which the Source Repository URI appends the repository path.
-    forge: ClassVar[str]
-    repository: str
-
-    def to_publisher(self) -> dict[str, Any]:
-        return {"kind": self.kind, "repository": self.repository}
-
-    def policy(self) -> VerificationPolicy:
-        from sigstore.verify import policy as sigstore_policy
-
-        return sigstore_policy.AllOf(
-            [
-                sigstore_policy.OIDCIssuerV2(self.issuer),
-                sigstore_policy.OIDCSourceRepositoryURI(f"{self.forge}/{self.repository}"),
-            ]
-        )
-
-    def summary(self) -> str:
-        return f"{self.kind} {self.repository} (any workflow)"
-
-    def pin_table(self) -> dict[str, str]:
-        return {"kind": self.kind, "repository": self.repository}
-
-
-@dataclass(frozen=True)
-class GitHubRepository(RepositoryPin):
-    kind: ClassVar[str] = "GitHub"
-    issuer: ClassVar[str] = GITHUB_ISSUER
-    forge: ClassVar[str] = GITHUB_COM
-
-
-@dataclass(frozen=True)
-class GitLabRepository(RepositoryPin):
-    kind: ClassVar[str] = "GitLab"
-    issuer: ClassVar[str] = GITLAB_COM
-    forge: ClassVar[str] = GITLAB_COM
 
 
 #: What a pin can name: a full publisher identity, or (from the old format) a repository.
