@@ -9,7 +9,7 @@ import click
 import pytest
 
 from assay.cli.publishing_admin import publisher_add
-from assay.publishers import KINDS, ConfigError, from_publisher
+from assay.publishers import KINDS, ConfigError, IdentityError, from_publisher
 from assay.publishers.buildkite import BUILDKITE_ISSUER, Buildkite
 from assay.publishers.registry import IDENTITIES
 
@@ -64,6 +64,9 @@ def test_buildkite_identity_block_and_pin() -> None:
     assert identity.pin_table() == {"kind": "Buildkite", "organization": "acme", "pipeline": "release"}
     elsewhere = Buildkite("acme", "release", issuer="https://buildkite.example")
     assert elsewhere.pin_table()["issuer"] == "https://buildkite.example"  # not the default: kept
+    # A block whose "organization" holds a "/" would name another pipeline's certificate SAN.
+    with pytest.raises(IdentityError, match="organization must be a slug"):
+        from_publisher({**block, "organization": "acme/release", "pipeline": "x"})
 
 
 def test_policies_use_no_private_pypi_attestations_api() -> None:

@@ -20,7 +20,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
-from assay.publishers.base import ClaimCheck, Claims, IdentityBase, KindConfig, Mismatch, PublisherKind, slug, text
+from assay.publishers.base import (
+    ClaimCheck,
+    Claims,
+    IdentityBase,
+    IdentityError,
+    KindConfig,
+    Mismatch,
+    PublisherKind,
+    slug,
+    text,
+)
 
 if TYPE_CHECKING:
     from sigstore.verify.policy import VerificationPolicy
@@ -89,6 +99,15 @@ class Buildkite(IdentityBase):
     organization: str
     pipeline: str
     issuer: str = BUILDKITE_ISSUER
+
+    def __post_init__(self) -> None:
+        # Slugs cannot hold "/": otherwise organization "a/b" + pipeline "c" and "a" + "b/c"
+        # would be two pins for one certificate SAN. A block from an index is checked too.
+        for what in ("organization", "pipeline"):
+            try:
+                slug(getattr(self, what), what)
+            except ValueError as exc:
+                raise IdentityError(f"Buildkite publisher: {exc}") from None
 
     def pin_defaults(self) -> dict[str, str]:
         return {"issuer": BUILDKITE_ISSUER}
