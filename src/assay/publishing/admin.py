@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from assay import audit
 from assay.admin import AdminError
-from assay.publishers import ConfigError, get_kind
+from assay.publishers import ConfigError, PublisherKind, get_kind
 from assay.publishing.keys import UnsafeURL, check_url, is_url
 from assay.publishing.oidc_token import ALLOWED_ALGORITHMS
 from assay.publishing.service import lookup_key
@@ -287,6 +287,16 @@ class PublisherInfo:
     reserved: bool = False
 
 
+def _described(kind: PublisherKind[Any], stored: dict[str, Any]) -> tuple[Any, str]:
+    """A stored configuration and its description; one today's ``Config`` refuses is flagged
+    (it matches no token: ``TrustedPublishing._match``) so the admin registers it again."""
+    try:
+        config = kind.load(stored)
+    except ConfigError as exc:
+        return None, f"[INVALID CONFIGURATION, never matches: {exc}]"
+    return config, kind.describe(config)
+
+
 def list_publishers(db: Database, project: str | None = None) -> list[PublisherInfo]:
     wanted = canonicalize_name(project) if project else None
     out: list[PublisherInfo] = []
@@ -303,18 +313,18 @@ def list_publishers(db: Database, project: str | None = None) -> list[PublisherI
             if wanted and wanted not in names:
                 continue
             kind = get_kind(p.kind)
-            config = kind.load(p.config)
+            config, description = _described(kind, p.config)
             out.append(
                 PublisherInfo(
                     str(p.id),
                     p.kind,
                     p.issuer_url,
-                    kind.describe(config),
+                    description,
                     names,
                     None,
                     # A publisher registered with --owner-id before the column existed has it
                     # only in its config until its next exchange records it.
-                    owner_id=p.repository_owner_id or kind.owner_id(config),
+                    owner_id=p.repository_owner_id or (kind.owner_id(config) if config else None),
                     pins_owner_id=kind.pins_owner_id,
                 )
             )
@@ -322,16 +332,16 @@ def list_publishers(db: Database, project: str | None = None) -> list[PublisherI
             if wanted and q.normalized_name != wanted:
                 continue
             kind = get_kind(q.kind)
-            config = kind.load(q.config)
+            config, description = _described(kind, q.config)
             out.append(
                 PublisherInfo(
                     f"pending-{q.id}",
                     q.kind,
                     q.issuer_url,
-                    kind.describe(config),
+                    description,
                     [q.normalized_name],
                     q.expires,
-                    owner_id=kind.owner_id(config),
+                    owner_id=kind.owner_id(config) if config else None,
                     pins_owner_id=kind.pins_owner_id,
                     reserved=q.reserve,
                 )

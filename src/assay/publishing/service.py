@@ -25,7 +25,7 @@ from assay import audit
 from assay.accounts import tokens
 from assay.accounts.tokens import TokenError
 from assay.config import Settings
-from assay.publishers import KINDS, Mismatch, PublisherKind, get_kind
+from assay.publishers import KINDS, ConfigError, Mismatch, PublisherKind, get_kind
 from assay.publishing import oidc_token
 from assay.publishing.keys import KeyStore
 from assay.publishing.oidc_token import TokenRejected, TrustedIssuer
@@ -328,7 +328,13 @@ class TrustedPublishing:
         matches: list[_Match] = []
         for row in rows:
             kind = get_kind(row.kind)
-            config = row.effective_config(kind)
+            try:
+                config = row.effective_config(kind)
+            except ConfigError as exc:
+                # A stored configuration today's Config refuses (an older assay's, or edited by
+                # hand) matches no token; the admin finds why in the log and `publisher list`.
+                refusals.append(_Refusal(False, f"publisher {row.id}: {exc}"))
+                continue
             try:
                 kind.check(config, claims, issuer)
             except Mismatch as exc:
