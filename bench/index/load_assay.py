@@ -3,7 +3,7 @@
 Each file goes through exactly what ``POST /legacy/`` does after the multipart parsing:
 the bytes are written to a staged blob (hashed with sha256, blake2b-256 and md5, fsynced, as
 ``assay.upload.form`` does), ``assay.upload.service.prepare`` validates the form and the file and
-extracts the metadata, the registered upload checks run, and ``Uploader.commit`` publishes the
+extracts the metadata, the attestation service runs, and ``Uploader.commit`` publishes the
 blobs and commits the rows and audit events, authenticated with a real API token of a real
 user. Only HTTP and the multipart parser are skipped. ``--jobs`` processes upload disjoint sets
 of projects at once, like concurrent uploaders against a server (the SQLite write lock
@@ -30,12 +30,11 @@ from gen import VERSIONS, dist_name, project_name
 
 from assay.accounts.auth import authenticate
 from assay.admin.accounts import create_token, create_user
-from assay.capabilities import install_capabilities
+from assay.app.services import Services, build_services
 from assay.config import load_settings
 from assay.upload.dists import ArchiveLimits
 from assay.upload.form import Content, UploadForm
 from assay.upload.service import UploadContext, prepare
-from assay.web.services import Services
 
 
 def files_of(i: int) -> list[tuple[str, str, str]]:
@@ -83,8 +82,7 @@ def form_for(svc: Services, path: Path, name: str, version: str, filetype: str) 
 def upload_range(args: tuple[str, str, str, list[int]]) -> int:
     data_dir, dists, token, indices = args
     settings = load_settings({"data_dir": data_dir})
-    svc = Services.build(settings)
-    install_capabilities(svc)
+    svc = build_services(settings)
     limits = ArchiveLimits(max_metadata=settings.max_metadata_size)
     header = "Basic " + base64.b64encode(f"__token__:{token}".encode()).decode()
     with svc.db.read() as session:
@@ -97,8 +95,7 @@ def upload_range(args: tuple[str, str, str, list[int]]) -> int:
             assert form.content is not None
             try:
                 prepared = prepare(form, svc.blobs, limits)
-                for check in svc.extra.get("upload_checks", []):
-                    check(prepared, form, who)
+                prepared.provenance = svc.attestations.check(prepared, form, who)
                 result = svc.uploader.commit(prepared, ctx)
             finally:
                 form.content.staged.discard()
@@ -120,7 +117,7 @@ def main() -> None:
 
     settings = load_settings({"data_dir": args.data_dir})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    svc = Services.build(settings)
+    svc = build_services(settings)
     svc.db.migrate()
     create_user(svc.db, "bench", actor="admin:bench")
     issued = create_token(

@@ -94,6 +94,13 @@ class Settings:
     # --- attestations ---
     #: "production", "staging" (sigstore-python's embedded roots) or a path to trusted_root.json.
     sigstore_trust_root: str = "production"
+    # --- transparency log (issue 13; see assay.log.keys) ---
+    #: File holding the log's Ed25519 signing key (PEM, or a Go note signer key); unset: the
+    #: key in <data_dir>/log/signing.key, created on first start with mode 0600.
+    log_key: Path | None = None
+    #: Seconds between two newly signed checkpoints at most (while the log grows, a checkpoint
+    #: is at most this old); 0 signs one for every new tree size asked for.
+    log_checkpoint_interval: int = 2
     #: Prefix of every API token; secret scanners key on it.
     token_prefix: str = "assay-"  # noqa: S105 - a prefix, not a secret
     #: Where a config file was read from (informational).
@@ -135,6 +142,8 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.log_checkpoint_interval < 0:
+            raise ConfigError(f"log_checkpoint_interval must not be negative, got {self.log_checkpoint_interval}")
         if self.body_min_rate < 0:
             raise ConfigError(f"body_min_rate must not be negative, got {self.body_min_rate}")
         # PEP 807: temporary upload credentials expire no sooner than 15 min and no later

@@ -5,6 +5,7 @@ own CLI verifies, and rejected, with nothing stored, whenever anything does not 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import subprocess
 import sys
@@ -13,8 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import rfc8785
+import sqlalchemy as sa
 from uv import find_uv_bin
 
+from assay.storage.models import LogEntry
 from tests.attestations.conftest import (
     AUDIENCE,
     GITHUB_ISSUER,
@@ -117,6 +121,25 @@ def test_served_provenance_verifies_with_pypi_attestations(
     assert wrong.returncode != 0
 
 
+def _log_entries(server: AssayServer, filename: str) -> list[dict]:  # type: ignore[type-arg]
+    """The transparency log's entries about a file (issue 13), from the index's database."""
+    with server.db().read() as session:
+        rows = session.execute(sa.select(LogEntry.data).where(LogEntry.filename == filename).order_by(LogEntry.seq))
+        return [json.loads(data) for data in rows.scalars()]
+
+
+def test_the_log_entry_names_the_publisher_and_the_provenance(prod_index: AssayServer, published_sdist: Path) -> None:
+    # Issue 13: a Trusted Publishing upload's entry carries the publisher's identity (not a
+    # token id) and the digest of the provenance the Integrity API serves (RFC 8785 form).
+    _, provenance = served_provenance(prod_index, "pypi-attestations", SDIST)
+    (entry,) = _log_entries(prod_index, SDIST)
+    assert entry["kind"] == "upload"
+    assert entry["publisher"] == {"kind": "GitHub", "repository": REPO, "workflow": "release.yml", "environment": None}
+    assert "token" not in entry
+    assert entry["provenance_sha256"] == hashlib.sha256(rfc8785.dumps(provenance)).hexdigest()
+    assert entry["sha256"] == hashlib.sha256(published_sdist.read_bytes()).hexdigest()
+
+
 def test_provenance_is_linked_from_every_read_api(prod_index: AssayServer, published_sdist: Path) -> None:
     expected = f"{prod_index.url}/integrity/pypi-attestations/0.0.19/{SDIST}/provenance"
     with prod_index.client() as http:
@@ -129,12 +152,32 @@ def test_provenance_is_linked_from_every_read_api(prod_index: AssayServer, publi
         # Integrity API status codes, as PyPI's.
         assert http.get(expected, headers={"Accept": "text/html"}).status_code == 406
         assert http.get(expected, headers={"Accept": "application/json"}).status_code == 200
+        # RFC 9110 12.5.1 (issue 11): the most specific range decides, so a q=0 for the type
+        # refuses it whatever */* says.
+        refused = http.get(expected, headers={"Accept": "application/vnd.pypi.integrity.v1+json;q=0, */*"})
+        assert refused.status_code == 406
         first = http.get(expected)
         again = http.get(expected, headers={"If-None-Match": first.headers["etag"]})
         assert again.status_code == 304
         missing = http.get("/integrity/pypi-attestations/0.0.19/pypi_attestations-0.0.19-py3-none-any.whl/provenance")
         assert missing.status_code == 404
         assert "No provenance available" in missing.json()["message"]
+
+
+def test_a_weak_etag_revalidates_the_simple_page_and_the_provenance_alike(
+    prod_index: AssayServer, published_sdist: Path
+) -> None:
+    """RFC 9110 13.1.2: If-None-Match compares weakly, on every read route (issue 11: the
+    Integrity API compared strongly and answered a cache's W/"<etag>" with the whole body)."""
+    provenance = f"/integrity/pypi-attestations/0.0.19/{SDIST}/provenance"
+    with prod_index.client() as http:
+        for path in ("/simple/pypi-attestations/", provenance):
+            etag = http.get(path).headers["etag"]
+            assert not etag.startswith("W/")
+            for header in ("W/" + etag, f'"other", W/{etag}', "*"):
+                again = http.get(path, headers={"If-None-Match": header})
+                assert (path, header, again.status_code, again.content) == (path, header, 304, b"")
+            assert http.get(path, headers={"If-None-Match": 'W/"other"'}).status_code == 200
 
 
 def test_uv_publish_uploads_the_attestations_beside_the_file(
@@ -335,6 +378,13 @@ def test_backfill_import_of_mirrored_provenance(prod_index: AssayServer, tmp_pat
     _, served = served_provenance(prod_index, "pypi-attestation-models", name)
     assert served["attestation_bundles"][0]["publisher"]["repository"] == "trailofbits/pypi-attestation-models"
     assert '"action": "provenance:import"' in prod_index.admin("audit", "--json").stdout
+    # Issue 13: the upload and then the import are in the log, the import with the digest of
+    # the provenance now served.
+    _, served_now = served_provenance(prod_index, "pypi-attestation-models", name)
+    uploaded, imported = _log_entries(prod_index, name)
+    assert (uploaded["kind"], uploaded["provenance_sha256"]) == ("upload", None)
+    assert imported["kind"] == "provenance-import"
+    assert imported["provenance_sha256"] == hashlib.sha256(rfc8785.dumps(served_now)).hexdigest()
 
     # The same provenance offered for another file of the index is refused (subject mismatch).
     other = prod_index.admin("provenance", "import", str(good), "--file", SDIST, check=False)

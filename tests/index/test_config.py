@@ -210,3 +210,12 @@ def test_settings_round_trip_through_the_worker_environment(tmp_path: Path) -> N
     assert {f.name for f in fields(Settings)} - {"config_file", "sources"} == {
         k.removeprefix("ASSAY_").lower() for k in settings_to_env(original)
     }
+
+
+def test_an_unusable_trust_root_is_a_config_error(tmp_path: Path) -> None:
+    # Issue 11: one ConfigError, which every command reports as a usage error, for a trust root
+    # named by a setting or an option as for any other setting.
+    from assay.attestations.trust import read_trust_root
+
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_trust_root(tmp_path / "missing.json")

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from assay.app import create_app
 from assay.config import load_settings
-from assay.web.app import create_app
 from assay.web.hosts import startup_warning
 from tests.index.helpers import assert_refused
 from tests.support.server import AssayServer

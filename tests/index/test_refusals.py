@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from assay.web import refusals
 from tests.support.dists import make_wheel
 from tests.support.oidc_provider import OIDCProvider, github_claims
 from tests.support.server import AssayServer
@@ -133,7 +132,24 @@ def test_refused_exchanges_are_logged_and_audited(index: AssayServer, idp: OIDCP
         assert jwt.split(".")[2] not in output
 
 
-def test_the_attestation_refusal_prefix_is_the_one_uploads_use() -> None:
-    from assay.attestations.upload import PREFIX
+def test_refusal_reasons_are_the_errors_codes_not_their_wording(
+    index: AssayServer, tmp_path: Path, unique: str
+) -> None:
+    """Issue 11: the reason code is the one the refusing code set, not guessed from the message.
+    Guessing from the wording misfiled a scoped token aimed at a project whose name contains
+    "single-use" as token-reused, and an Authorization scheme named "Required..." as
+    no-credentials, which is not audited (so a probe could dodge the audit by its wording)."""
+    owner = f"owner-{unique}"
+    other = f"{unique}-single-use"
+    token = index.quick_token(owner)
+    scoped = index.quick_token(owner, unique)
+    scheme = f"Required-{unique}"
+    with index.client() as http:
+        assert upload(http, make_wheel(tmp_path, other, "1.0"), token).status_code == 200
+        assert upload(http, make_wheel(tmp_path, other, "2.0"), scoped).status_code == 403
+        probe = http.post("/legacy/", headers={"Authorization": f"{scheme} x"}, content=b"")
+        assert probe.status_code == 401
 
-    assert refusals.ATTESTATION_PREFIX == PREFIX
+    lines = _log_lines(index, "upload refused:")
+    reasons = {line.split("upload refused: ", 1)[1].split(" (", 1)[0] for line in lines if unique in line}
+    assert reasons == {"403 wrong-project", "401 invalid-token"}

@@ -359,3 +359,48 @@ def test_a_refusal_never_shows_another_projects_publisher(tp_index: AssayServer,
     response = _mint(tp_index, {"token": idp.token(AUDIENCE, github_claims("acme/glob", ref="refs/heads/main"))})
     assert "'ref'" in response.json()["errors"][0]["description"], response.text
     assert "refs/tags/*" in response.json()["errors"][0]["description"], response.text
+
+class _DeepIndex(http.server.BaseHTTPRequestHandler):
+    """An index whose every answer (discovery, audience, mint, an error) nests past any
+    recursion limit: what ``assay publish`` reads is outside input too."""
+
+    def _deep(self, status: int) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(DEEP)))
+        self.end_headers()
+        self.wfile.write(DEEP)
+
+    def do_GET(self) -> None:
+        self._deep(200)
+
+    def do_POST(self) -> None:
+        self._deep(200 if self.path.endswith("/mint-token") else 422)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_assay_publish_refuses_an_index_answering_deeply_nested_json() -> None:
+    # Issue 11: the client's JSON edges are pydantic models behind the depth guard; before,
+    # httpx's response.json() raised RecursionError, a traceback instead of a message.
+    from assay.publishing import client as pub
+
+    hostile = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _DeepIndex)
+    threading.Thread(target=hostile.serve_forever, daemon=True).start()
+    origin = f"http://127.0.0.1:{hostile.server_address[1]}"
+    fixed = pub.Endpoints(f"{origin}/_/oidc/audience", f"{origin}/_/oidc/mint-token", f"{origin}/x", False)
+    try:
+        with httpx.Client() as http_client:
+            with pytest.raises(pub.PublishError, match="not with a PEP 807 discovery document"):
+                pub.discover(http_client, f"{origin}/legacy/")
+            with pytest.raises(pub.PublishError, match="did not return"):
+                pub.get_audience(http_client, fixed)
+            with pytest.raises(pub.PublishError, match="without a token"):
+                pub.mint(http_client, fixed, "oidc")
+            warning = pub.revoke(http_client, fixed, pub.UploadToken("t", pub.dt.datetime.now(pub.dt.UTC)))
+            assert warning is not None
+            assert "HTTP 422" in warning
+    finally:
+        hostile.shutdown()
+        hostile.server_close()

@@ -264,6 +264,9 @@ def test_discovery_document_and_fallback_paths(tp_index: AssayServer) -> None:
         assert missing.status_code == 404  # PEP 807: not supported for that upload URL
         assert missing.json()["status"] == 404
         assert http.get("/.well-known/pytp?discover=%2Flegacy%2F", headers={"Accept": "text/html"}).status_code == 406
+        # Issue 11: the one RFC 9110 negotiator reads q-values here too; q=0 means "not this".
+        refused = http.get("/.well-known/pytp?discover=%2Flegacy%2F", headers={"Accept": "application/json;q=0"})
+        assert refused.status_code == 406
         assert http.get("/_/oidc/audience").json() == {"audience": AUDIENCE}
 
 

@@ -156,6 +156,12 @@ def test_generated_requests_conform(schema: Any, live: tuple[AssayServer, str]) 
             {"path_parameters": {"project": "a\x00", "version": "1.0", "filename": "x.whl"}},
             404,
         ),
+        # Issue 13: the transparency log (one upload: a one-entry tree).
+        ("/log/checkpoint", "GET", {}, 200),
+        ("/log/tile/{path}", "GET", {"path_parameters": {"path": "0/000.p/1"}}, 200),
+        ("/log/tile/{path}", "GET", {"path_parameters": {"path": "entries/000.p/1"}}, 200),
+        ("/log/tile/{path}", "GET", {"path_parameters": {"path": "0/000"}}, 404),
+        ("/log/tile/{path}", "GET", {"path_parameters": {"path": "0/0"}}, 404),
         ("/_/oidc/audience", "GET", {}, 200),
         ("/.well-known/pytp", "GET", {"query": {"discover": "/legacy/"}}, 200),
         ("/_/oidc/mint-token", "POST", {"body": {"token": "not.a.jwt"}}, 422),

@@ -15,13 +15,19 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urljoin
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from assay.storage import counters
+from assay.storage.changes import project_changed
+from assay.storage.db import Database
+from assay.storage.models import Counter, Project
 from tests.reliability.conftest import fsck_clean
 from tests.support.dists import make_wheel
 from tests.support.oidc_provider import OIDCProvider, github_claims
@@ -163,3 +169,56 @@ def test_mint_replay_across_workers(tmp_path: Path) -> None:
             fsck_clean(server)
         finally:
             server.stop()
+
+
+def _database(tmp_path: Path, database_url: str | None) -> Database:
+    db = Database(database_url or f"sqlite:///{tmp_path / 'assay.db'}")
+    db.migrate()
+    return db
+
+
+def test_first_projects_created_concurrently_both_count(tmp_path: Path, database_url: str | None) -> None:
+    """Issue 11: the project-list counter's first bump raced. Both transactions found no
+    ``projects`` row and both inserted it; on PostgreSQL the second insert waited for the first
+    transaction and then failed on the primary key (so the first two projects of a fresh index,
+    created at once, cost one of them its upload or made ``assay admin project create`` say
+    "already exists"). ``project_changed`` now upserts: both commit and the counter is 2. The
+    first transaction is held open until the second is blocked on its row, so the interleaving
+    is the racy one every time (SQLite serialises writers, so there it can only pass)."""
+    db = _database(tmp_path, database_url)
+    first_bumped = threading.Event()
+    errors: list[BaseException] = []
+
+    def create(name: str, *, hold: bool) -> None:
+        try:
+            if not hold:
+                assert first_bumped.wait(30)
+            with db.write() as session:
+                project = Project(name=name, normalized_name=name)
+                session.add(project)
+                session.flush()
+                project_changed(session, project, listing_changed=True)
+                if hold:
+                    first_bumped.set()
+                    time.sleep(1.0)  # the other transaction reaches the counter and waits for ours
+        except BaseException as exc:
+            errors.append(exc)
+            first_bumped.set()
+
+    threads = [
+        threading.Thread(target=create, args=("first",), kwargs={"hold": True}),
+        threading.Thread(target=create, args=("second",), kwargs={"hold": False}),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert errors == []
+        with db.read() as session:
+            assert session.execute(sa.select(Counter.value).where(Counter.name == counters.PROJECTS)).scalar() == 2
+            rows = session.execute(sa.select(Project.normalized_name, Project.serial))
+            serials = {name: serial for name, serial in rows}
+        assert serials == {"first": 2, "second": 2}
+    finally:
+        db.dispose()

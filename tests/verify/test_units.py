@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -278,3 +279,37 @@ def test_the_progress_bar_appears_only_on_a_terminal() -> None:
         assert advance is not None
         advance(FILE)
     assert "1/3" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[" * 100_000, "is not JSON (PEP 691)"),
+        (b"[]", "has no 'files' list (PEP 691)"),
+        (b'{"files": {}}', "has no 'files' list (PEP 691)"),
+        (b'{"files": [{"filename": "a.whl", "url": "a.whl"}]}', "files[0].hashes: Field required"),
+        (b'{"files": [{"filename": 1, "url": "a.whl", "hashes": {}}]}', "files[0].filename"),
+        (b'{"files": [{"filename": "a.whl", "url": "a", "hashes": {}, "provenance": 3}]}',
+         "files[0].provenance is neither a URL nor null (PEP 740)"),
+    ],
+)
+def test_a_broken_project_page_is_refused_saying_where(body: bytes, message: str) -> None:
+    from assay.verify.simple import PageError, parse_project_page
+
+    with pytest.raises(PageError, match=re.escape(message)):
+        parse_project_page(body, url="https://index.test/simple/a/")
+
+
+def test_a_project_page_resolves_urls_and_notes_declared_provenance() -> None:
+    from assay.verify.simple import parse_project_page
+
+    body = (b'{"meta": {"api-version": "1.3"}, "files": ['
+            b'{"filename": "a-1.whl", "url": "../../f/a-1.whl", "hashes": {"sha256": "AB"}, "provenance": null,'
+            b' "yanked": false},'
+            b'{"filename": "a-1.tar.gz", "url": "/f/a-1.tar.gz", "hashes": {}, "provenance": "p"}]}')
+    page = parse_project_page(body, url="https://index.test/simple/a/")
+    wheel, sdist = page.files
+    assert (wheel.url, wheel.sha256, wheel.provenance, wheel.declares_provenance) == (
+        "https://index.test/f/a-1.whl", "ab", None, True)
+    assert (sdist.sha256, sdist.provenance, sdist.declares_provenance) == (
+        None, "https://index.test/simple/a/p", True)

@@ -9,22 +9,28 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from assay.accounts import tokens
-from assay.accounts.tokens import TokenError
+from assay.accounts.tokens import TokenError, TokenRefusal
 from assay.storage.models import ApiToken, Project, Role, User
+
+#: Why a request's credentials are refused: none sent, a token refused (``TokenRefusal``),
+#: or a good token used for a project it may not upload to.
+AuthRefusal = Literal["no-credentials", "wrong-project"] | TokenRefusal
 
 
 class AuthError(Exception):
-    """``status`` 401: no usable credentials (ask for them); 403: credentials refused."""
+    """``status`` 401: no usable credentials (ask for them); 403: credentials refused.
+    ``code`` says why, for the audit log (``assay.web.refusals``)."""
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int, code: AuthRefusal = "invalid-token") -> None:
         super().__init__(message)
         self.status = status
+        self.code: AuthRefusal = code
 
 
 def token_from_header(header: str | None) -> str | None:
@@ -78,11 +84,11 @@ class Principal:
 def authenticate(session: Session, header: str | None, prefix: str) -> Principal:
     token = token_from_header(header)
     if token is None:
-        raise AuthError("Authentication required: use an API token (username '__token__').", 401)
+        raise AuthError("Authentication required: use an API token (username '__token__').", 401, "no-credentials")
     try:
         row = tokens.verify(session, token, prefix)
     except TokenError as exc:
-        raise AuthError(str(exc), 403) from None
+        raise AuthError(str(exc), 403, exc.code) from None
     username = None
     if row.user_id is not None:
         username = session.execute(sa.select(User.username).where(User.id == row.user_id)).scalar()
@@ -111,7 +117,9 @@ def role_on(session: Session, user_id: int, project_id: int) -> str | None:
 def check_upload_allowed(session: Session, who: Principal, normalized: str, project: Project | None) -> None:
     """May ``who`` upload a file to ``normalized``? Raise ``AuthError`` (403) if not."""
     if who.projects is not None and normalized not in who.projects:
-        raise AuthError(f"The credential used is not allowed to upload to project {normalized!r}.", 403)
+        raise AuthError(
+            f"The credential used is not allowed to upload to project {normalized!r}.", 403, "wrong-project"
+        )
     if who.kind == "publisher":
         if project is None:
             # Warehouse's rule and message: a Trusted Publisher token cannot create projects; a
@@ -120,6 +128,7 @@ def check_upload_allowed(session: Session, who: Principal, normalized: str, proj
                 f"Non-user identities cannot create new projects. Project {normalized!r} does not "
                 "exist: register a pending publisher for it (its name must match the metadata).",
                 403,
+                "wrong-project",
             )
         from assay.storage.models import PublisherProject
 
@@ -131,12 +140,14 @@ def check_upload_allowed(session: Session, who: Principal, normalized: str, proj
         ).first()
         if linked is None:
             raise AuthError(
-                f"The trusted publisher is no longer registered for project {normalized!r}.", 403
+                f"The trusted publisher is no longer registered for project {normalized!r}.", 403, "wrong-project"
             )
         return
     if project is None:
         return  # a user may create a new project; they become its owner
     if who.user_id is None or role_on(session, who.user_id, project.id) is None:
         raise AuthError(
-            f"The user {who.username!r} is not an owner or maintainer of project {normalized!r}.", 403
+            f"The user {who.username!r} is not an owner or maintainer of project {normalized!r}.",
+            403,
+            "wrong-project",
         )

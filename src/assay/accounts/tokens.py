@@ -13,7 +13,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
@@ -23,8 +23,16 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+#: Why a token is refused, as the audit log and the revocation endpoint tell it apart.
+TokenRefusal = Literal["invalid-token", "revoked-token", "expired-token"]
+
+
 class TokenError(ValueError):
-    """A credential was refused; the message is safe to show the client."""
+    """A credential was refused; the message is safe to show the client, ``code`` says why."""
+
+    def __init__(self, message: str, code: TokenRefusal = "invalid-token") -> None:
+        super().__init__(message)
+        self.code: TokenRefusal = code
 
 
 def parse_duration(text: str) -> dt.timedelta:
@@ -102,7 +110,7 @@ def verify(session: Session, token: str, prefix: str, *, now: dt.datetime | None
         raise TokenError("Invalid or non-existent authentication information.")
     now = now or utcnow()
     if row.revoked is not None:
-        raise TokenError("This API token has been revoked.")
+        raise TokenError("This API token has been revoked.", "revoked-token")
     if row.expires is not None and row.expires <= now:
-        raise TokenError("This API token has expired.")
+        raise TokenError("This API token has expired.", "expired-token")
     return row

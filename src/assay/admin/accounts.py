@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from assay import audit
 from assay.accounts import tokens
 from assay.admin import AdminError
-from assay.storage import counters
+from assay.storage.changes import project_changed
 from assay.storage.db import Database
 from assay.storage.models import ApiToken, Project, Role, User, utcnow
 
@@ -69,7 +69,7 @@ def create_project(db: Database, name: str, *, owner: str, actor: str) -> str:
             session.add(project)
             session.flush()
             session.add(Role(project_id=project.id, user_id=user.id, role="owner"))
-            counters.bump(session, counters.PROJECTS)
+            project_changed(session, project, listing_changed=True)
             audit.record(session, actor=actor, action="project:create", project=normalized, details={"owner": owner})
     except IntegrityError:
         raise AdminError(f"project {normalized!r} already exists") from None

@@ -9,10 +9,12 @@ from sqlalchemy.orm import Session
 
 from assay import audit
 from assay.admin import AdminError
-from assay.storage import counters
+from assay.log import entries as log_entries
+from assay.log import store as translog
 from assay.storage.blobs import BlobStore
+from assay.storage.changes import project_changed
 from assay.storage.db import Database
-from assay.storage.models import File, Project, PublisherProject, Release
+from assay.storage.models import File, Project, PublisherProject, Release, utcnow
 
 #: PEP 792's statuses.
 STATUSES = ("active", "archived", "quarantined", "deprecated")
@@ -41,8 +43,8 @@ def _release(session: Session, project: Project, version: str) -> Release:
     return release
 
 
-def _touch(project: Project) -> None:
-    project.serial = Project.serial + 1
+def _touch(session: Session, project: Project) -> None:
+    project_changed(session, project, listing_changed=False)
 
 
 def yank(db: Database, name: str, version: str, reason: str | None, *, actor: str) -> None:
@@ -52,10 +54,13 @@ def yank(db: Database, name: str, version: str, reason: str | None, *, actor: st
         release = _release(session, project, version)
         release.yanked = True
         release.yanked_reason = reason or None
-        _touch(project)
+        _touch(session, project)
         audit.record(
             session, actor=actor, action="release:yank", project=project.normalized_name,
             target=release.version, details={"reason": reason},
+        )
+        translog.append(
+            session, log_entries.yank(project.normalized_name, release.version, reason, yanked=True, when=utcnow())
         )
 
 
@@ -65,9 +70,12 @@ def unyank(db: Database, name: str, version: str, *, actor: str) -> None:
         release = _release(session, project, version)
         release.yanked = False
         release.yanked_reason = None
-        _touch(project)
+        _touch(session, project)
         audit.record(
             session, actor=actor, action="release:unyank", project=project.normalized_name, target=release.version
+        )
+        translog.append(
+            session, log_entries.yank(project.normalized_name, release.version, None, yanked=False, when=utcnow())
         )
 
 
@@ -79,11 +87,12 @@ def set_status(db: Database, name: str, status: str, reason: str | None, *, acto
         previous = project.status
         project.status = status
         project.status_reason = reason or None
-        _touch(project)
+        _touch(session, project)
         audit.record(
             session, actor=actor, action="project:status", project=project.normalized_name,
             details={"from": previous, "to": status, "reason": reason},
         )
+        translog.append(session, log_entries.status(project.normalized_name, status, reason, when=utcnow()))
 
 
 def _delete_blobs(blobs: BlobStore, keys: list[str]) -> None:
@@ -101,12 +110,14 @@ def remove_file(db: Database, blobs: BlobStore, filename: str, *, actor: str) ->
         project = session.get(Project, row.project_id)
         assert project is not None
         keys = [row.blob_key] + ([row.metadata_blob_key] if row.metadata_blob_key else [])
+        removed = translog.removals(session, [row], project.normalized_name)
         session.delete(row)
-        _touch(project)
+        _touch(session, project)
         audit.record(
             session, actor=actor, action="file:remove", project=project.normalized_name,
             target=filename, details={"sha256": row.sha256},
         )
+        translog.append_all(session, removed)
     _delete_blobs(blobs, keys)
 
 
@@ -116,14 +127,16 @@ def remove_release(db: Database, blobs: BlobStore, name: str, version: str, *, a
         release = _release(session, project, version)
         files = list(session.execute(sa.select(File).where(File.release_id == release.id)).scalars())
         keys = [k for f in files for k in (f.blob_key, f.metadata_blob_key) if k]
+        logged = translog.removals(session, files, project.normalized_name)
         for f in files:
             session.delete(f)
         session.delete(release)
-        _touch(project)
+        _touch(session, project)
         audit.record(
             session, actor=actor, action="release:remove", project=project.normalized_name,
             target=release.version, details={"files": [f.filename for f in files]},
         )
+        translog.append_all(session, logged)
         removed = [f.filename for f in files]
     _delete_blobs(blobs, keys)
     return removed
@@ -134,17 +147,20 @@ def remove_project(db: Database, blobs: BlobStore, name: str, *, actor: str) -> 
         project = _project(session, name)
         files = list(session.execute(sa.select(File).where(File.project_id == project.id)).scalars())
         keys = [k for f in files for k in (f.blob_key, f.metadata_blob_key) if k]
+        # Before the row goes: the change is recorded against the project it was.
+        project_changed(session, project, listing_changed=True)
         session.execute(sa.delete(PublisherProject).where(PublisherProject.project_id == project.id))
+        logged = translog.removals(session, files, project.normalized_name)
         for f in files:
             session.delete(f)
         for r in session.execute(sa.select(Release).where(Release.project_id == project.id)).scalars():
             session.delete(r)
         session.delete(project)
-        counters.bump(session, counters.PROJECTS)
         audit.record(
             session, actor=actor, action="project:remove", project=project.normalized_name,
             details={"files": [f.filename for f in files]},
         )
+        translog.append_all(session, logged)
         removed = [f.filename for f in files]
     _delete_blobs(blobs, keys)
     return removed

@@ -22,9 +22,12 @@ from assay.admin import AdminError
 from assay.attestations import provenance as prov
 from assay.attestations.trust import TrustRoot
 from assay.attestations.verify import AttestationInvalid, parse_attestation, verify_attestation
+from assay.log import entries as log_entries
+from assay.log import store as translog
 from assay.publishers import IdentityError, from_publisher, identity_of
+from assay.storage.changes import project_changed
 from assay.storage.db import Database
-from assay.storage.models import File, Project, Publisher, PublisherProject
+from assay.storage.models import File, Project, Publisher, PublisherProject, utcnow
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ def import_provenance(db: Database, trust: TrustRoot, path: Path, *, filename: s
         for b in new_bundles:
             merged = prov.merge(merged, b)
         file.provenance = merged
-        project.serial = Project.serial + 1
+        project_changed(session, project, listing_changed=False)
         audit.record(
             session,
             actor=actor,
@@ -116,5 +119,9 @@ def import_provenance(db: Database, trust: TrustRoot, path: Path, *, filename: s
             project=project.normalized_name,
             target=name,
             details={"source": str(path), "bundles": names, "attestations": count},
+        )
+        translog.append(
+            session,
+            log_entries.provenance_import(project.normalized_name, name, file.sha256, merged, when=utcnow()),
         )
     return Imported(name, len(new_bundles), count, names, not registered)

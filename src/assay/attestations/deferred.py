@@ -1,10 +1,10 @@
-"""The attestation upload check, with sigstore loaded by the first upload that carries attestations.
+"""The attestation service of the upload path, with sigstore loaded by the first upload that carries attestations.
 
 sigstore, pypi-attestations and what they import (TUF, pydantic models, requests) cost a server
 worker about 22 MB of memory and a third of a second of start-up. Most of what an index serves is
 reads, and a worker that is never sent an attestation never needs them; so the worker imports
 them, and loads the trust root, the first time an upload has an ``attestations`` field (in the
-thread pool, where upload checks run), once, under a lock.
+thread pool, where the upload route calls the attestation service), once, under a lock.
 
 A misconfigured trust root still stops ``assay serve`` at start: ``Settings.validate`` checks
 what it can without sigstore (an embedded root's name, or a file holding a JSON object). What
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from assay.accounts.auth import Principal
 from assay.storage.db import Database
 from assay.upload.form import UploadForm
-from assay.upload.service import PreparedUpload, UploadRejected
+from assay.upload.service import PreparedUpload, Provenance, UploadRejected
 
 if TYPE_CHECKING:
     from assay.attestations.upload import AttestationCheck
@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("assay.attestations")
 
 
-class DeferredAttestationCheck:
-    """Stands in the upload checks for ``AttestationCheck`` until an upload needs it."""
+class DeferredAttestationService:
+    """An ``assay.upload.interfaces.AttestationService`` that builds ``AttestationCheck`` (and
+    imports sigstore) when the first upload with attestations needs it."""
 
     def __init__(self, db: Database, trust_root: str, *, token_uploads: bool) -> None:
         self.db = db
@@ -39,10 +40,10 @@ class DeferredAttestationCheck:
         self._check: AttestationCheck | None = None
         self._lock = threading.Lock()
 
-    def __call__(self, up: PreparedUpload, form: UploadForm, who: Principal) -> None:
+    def check(self, up: PreparedUpload, form: UploadForm, who: Principal) -> Provenance | None:
         if form.get("attestations") is None:
-            return
-        self._loaded()(up, form, who)
+            return None
+        return self._loaded().check(up, form, who)
 
     def _loaded(self) -> AttestationCheck:
         with self._lock:

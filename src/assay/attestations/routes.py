@@ -18,36 +18,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from assay.index.routes import check_read_access
+from assay import mediatypes as mt
+from assay.index.services import index_services
 from assay.storage.models import File, Project, Release
+from assay.web.access import check_read_access
+from assay.web.conditional import not_modified
+from assay.web.negotiation import Offer, Offers, negotiate
 from assay.web.responses import JSONError
-from assay.web.services import services
 
-INTEGRITY_JSON = "application/vnd.pypi.integrity.v1+json"
-_ACCEPTABLE = {INTEGRITY_JSON, "application/json", "application/*", "*/*"}
-
-
-def _acceptable(accept: str | None) -> bool:
-    if not accept or not accept.strip():
-        return True
-    for part in accept.split(","):
-        media, *params = (p.strip() for p in part.split(";"))
-        q = next((p.split("=", 1)[1] for p in params if p.startswith("q=")), "1")
-        try:
-            weight = float(q)
-        except ValueError:
-            weight = 0.0
-        if media.lower() in _ACCEPTABLE and weight > 0:
-            return True
-    return False
+#: PyPI answers application/json (and no Accept) with the PEP 740 type too.
+_OFFERS = Offers([Offer(mt.INTEGRITY_JSON_V1, frozenset({mt.INTEGRITY_JSON_V1, mt.JSON}))])
 
 
 def provenance(request: Request) -> Response:
-    svc = services(request)
+    svc = index_services(request)
     if (denied := check_read_access(request, svc)) is not None:
         return denied
-    if not _acceptable(request.headers.get("accept")):
-        return JSONError(406, f"Not Acceptable: this endpoint serves {INTEGRITY_JSON}")
+    if negotiate(request.headers.get("accept"), _OFFERS) is None:
+        return JSONError(406, f"Not Acceptable: this endpoint serves {mt.INTEGRITY_JSON_V1}")
     filename = request.path_params["filename"]
     try:
         project = canonicalize_name(request.path_params["project"], validate=True)
@@ -77,10 +65,9 @@ def provenance(request: Request) -> Response:
     headers = {"etag": etag, "vary": "Accept", "cache-control": "public, no-cache"}
     if svc.settings.private:
         headers["cache-control"] = "private, no-cache"
-    inm = request.headers.get("if-none-match")
-    if inm and any(t.strip() in (etag, "*") for t in inm.split(",")):
+    if not_modified(request.headers, etag):
         return Response(status_code=304, headers=headers)
-    return Response(body, media_type=INTEGRITY_JSON, headers=headers)
+    return Response(body, media_type=mt.INTEGRITY_JSON_V1, headers=headers)
 
 
 routes = [

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from assay.config import ConfigError
+
 if TYPE_CHECKING:
     from sigstore.models import TrustedRoot
     from sigstore.verify import Verifier
@@ -30,8 +32,10 @@ _EMBEDDED = {
 }
 
 
-class TrustRootError(ValueError):
-    """A trust root that cannot be loaded."""
+class TrustRootError(ConfigError):
+    """A trust root that cannot be loaded: a setting (``sigstore_trust_root``) or an option
+    (``--trust-root``) with an unusable value, so one of the ``ConfigError``s every command
+    reports as a usage error (issue 11: one ConfigError)."""
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,12 @@ PyPI's rules (warehouse ``forklift/legacy.py`` and ``attestations/services.py``)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
+from assay import untrusted_json
 from assay.accounts.auth import Principal
 from assay.attestations import provenance as prov
 from assay.attestations.trust import TrustRoot
@@ -25,49 +27,59 @@ from assay.attestations.verify import AttestationInvalid, parse_attestation, ver
 from assay.publishers import Identity, identity_of
 from assay.storage.db import Database
 from assay.storage.models import Project, Publisher, PublisherProject
+from assay.untrusted_json import JSONTooDeep
 from assay.upload.form import UploadForm
-from assay.upload.service import PreparedUpload, UploadRejected
-from assay.web import untrusted_json
-from assay.web.untrusted_json import JSONTooDeep
+from assay.upload.service import PreparedUpload, Provenance, UploadRejected
 
 PREFIX = "Invalid attestations supplied during upload: "
 MAX_ATTESTATIONS = 2
 
 
 def _reject(reason: str) -> UploadRejected:
-    return UploadRejected(PREFIX + reason, 400)
+    return UploadRejected(PREFIX + reason, 400, "bad-attestation")
+
+
+#: PEP 740: a JSON array of one attestation object per predicate type (at most two kinds).
+_FIELD: TypeAdapter[list[dict[str, Any]]] = TypeAdapter(
+    Annotated[list[dict[str, Any]], Field(min_length=1, max_length=MAX_ATTESTATIONS)],
+    config=ConfigDict(strict=True),
+)
+#: pydantic's error type -> what the uploader is told.
+_FIELD_ERRORS = {
+    "list_type": "the attestations field must be a JSON array of attestation objects",
+    "too_short": "the attestations array is empty",
+    "too_long": f"at most {MAX_ATTESTATIONS} attestations are accepted per file (one per predicate type)",
+    "dict_type": "every attestation must be a JSON object",
+}
 
 
 def parse_field(raw: str) -> list[dict[str, Any]]:
     try:
-        docs = untrusted_json.loads(raw)
+        docs = untrusted_json.loads(raw)  # depth-guarded before pydantic walks it
     except JSONTooDeep as exc:
         raise _reject(f"the attestations field is not an array of attestations ({exc})") from None
     except ValueError as exc:
         raise _reject(f"the attestations field is not JSON ({exc})") from None
-    if not isinstance(docs, list):
-        raise _reject("the attestations field must be a JSON array of attestation objects")
-    if not docs:
-        raise _reject("the attestations array is empty")
-    if len(docs) > MAX_ATTESTATIONS:
-        raise _reject(f"at most {MAX_ATTESTATIONS} attestations are accepted per file (one per predicate type)")
-    if not all(isinstance(d, dict) for d in docs):
-        raise _reject("every attestation must be a JSON object")
-    return docs
+    try:
+        return _FIELD.validate_python(docs)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        raise _reject(_FIELD_ERRORS.get(error["type"], error["msg"])) from None
 
 
 class AttestationCheck:
-    """An upload check (see ``assay.upload.routes``) that verifies and records attestations."""
+    """The attestation service of the upload path (``assay.upload.interfaces.AttestationService``):
+    verifies an upload's attestations and returns the provenance to store with it."""
 
     def __init__(self, db: Database, trust: TrustRoot, *, token_uploads: bool) -> None:
         self.db = db
         self.trust = trust
         self.token_uploads = token_uploads
 
-    def __call__(self, up: PreparedUpload, form: UploadForm, who: Principal) -> None:
+    def check(self, up: PreparedUpload, form: UploadForm, who: Principal) -> Provenance | None:
         raw = form.get("attestations")
         if raw is None:
-            return
+            return None
         docs = parse_field(raw)
         candidates = self._identities(up, who)
         errors: list[str] = []
@@ -77,9 +89,11 @@ class AttestationCheck:
             except AttestationInvalid as exc:
                 errors.append(f"{identity.summary()}: {exc}")
                 continue
-            up.extra["provenance"] = prov.provenance([prov.bundle(identity, docs)])
-            up.extra["audit"] = {"attestations": predicates, "attested_by": identity.summary()}
-            return
+            return Provenance(
+                document=prov.provenance([prov.bundle(identity, docs)]),
+                predicates=tuple(predicates),
+                attested_by=identity.summary(),
+            )
         raise _reject("; ".join(errors))
 
     def _identities(self, up: PreparedUpload, who: Principal) -> list[Identity]:

@@ -28,8 +28,8 @@ from pypi_attestations import Attestation, AttestationType, ConversionError
 from sigstore.errors import Error as SigstoreError
 from sigstore.verify.policy import VerificationPolicy
 
+from assay import untrusted_json
 from assay.attestations.trust import TrustRoot
-from assay.web import untrusted_json
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 KNOWN_PREDICATES = {t.value for t in AttestationType}

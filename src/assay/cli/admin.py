@@ -115,6 +115,7 @@ pass_ctx = click.make_pass_decorator(Ctx)
         "publisher": "assay.cli.publishing_admin:publisher",
         "provenance": "assay.cli.attestations_admin:provenance",
         "fsck": "assay.cli.fsck:fsck",
+        "log": "assay.cli.log_admin:log",
     },
 )
 @storage_options

@@ -26,7 +26,7 @@ def fsck(ctx: Ctx, repair: bool, grace: int, as_json: bool) -> None:
 
     Exit status: 0 when everything is consistent (or was repaired), 1 when problems remain.
     """
-    from assay.storage import fsck as checker
+    from assay.admin import fsck as checker
 
     blobs = ctx.blobs
     report = checker.check(ctx.db, blobs, grace=grace, data_dir=ctx.settings.data_dir)
@@ -39,6 +39,7 @@ def fsck(ctx: Ctx, repair: bool, grace: int, as_json: bool) -> None:
                 {
                     "files_checked": report.files_checked,
                     "blobs_seen": report.blobs_seen,
+                    "log_entries": report.log_entries,
                     "problems": [vars(p) for p in report.problems],
                     "repaired": len(report.repaired),
                     "quarantine": str(quarantine) if quarantine else None,
@@ -46,11 +47,13 @@ def fsck(ctx: Ctx, repair: bool, grace: int, as_json: bool) -> None:
             )
         )
     else:
-        click.echo(f"checked {report.files_checked} files and {report.blobs_seen} blobs")
+        click.echo(
+            f"checked {report.files_checked} files, {report.blobs_seen} blobs and {report.log_entries} log entries"
+        )
         for p in report.problems:
             click.echo(f"{p.kind}\t{p.filename or '-'}\t{p.key}\t{p.detail}")
         if quarantine:
             moved = f"; quarantined into {quarantine}" if quarantine.exists() else ""
             click.echo(f"repaired {len(report.repaired)} problem(s){moved}")
-    if report.problems and not repair:
+    if len(report.problems) > (len(report.repaired) if repair else 0):
         raise click.exceptions.Exit(1)

@@ -16,12 +16,12 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.supervisors import Multiprocess
 
-from assay.cli.common import open_database, settings_from, storage_options
+from assay.app import create_app
+from assay.cli.common import CommandError, open_database, settings_from, storage_options
 from assay.config import MIB, Settings, settings_to_env
 from assay.storage.modes import make_private_dirs
-from assay.web.app import create_app
 from assay.web.hosts import startup_warning
-from assay.web.protocol import GuardedHttpToolsProtocol, ProtocolLimits
+from assay.web.protocol import GuardedHttpToolsProtocol, ProtocolLimits, UnsupportedUvicorn, check_uvicorn_version
 from assay.web.redact import RedactingFilter
 
 #: Settings given their own option below (with hand-written help); every other setting gets a
@@ -29,7 +29,7 @@ from assay.web.redact import RedactingFilter
 _EXPLICIT = {
     "config_file", "sources", "data_dir", "database_url", "host", "port", "workers", "tls_cert", "tls_key",
     "base_url", "allowed_hosts", "max_upload_size", "private", "log_level", "db_statement_timeout",
-    "db_pool_timeout",
+    "db_pool_timeout", "log_key", "log_checkpoint_interval",
 }
 
 
@@ -123,6 +123,17 @@ def _logging_config(settings: Settings) -> dict[str, Any]:
 _APP_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+def _check_log_key(settings: Settings) -> None:
+    """Load (on the first start: create) the transparency log's key before any worker starts,
+    so a bad key is one clear message and workers never race to create it."""
+    from assay.log.keys import LogKeyError, signer
+
+    try:
+        signer(settings)
+    except LogKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @click.command()
 @storage_options
 @click.option("--host", help="Address to listen on (default 127.0.0.1). Env: ASSAY_HOST.")
@@ -171,6 +182,16 @@ _APP_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
     help="Default: info. Env: ASSAY_LOG_LEVEL.",
 )
+@click.option(
+    "--log-key", type=click.Path(path_type=Path, dir_okay=False),
+    help="File with the transparency log's Ed25519 key (PEM or a note signer key; default: "
+    "<data-dir>/log/signing.key, created on first start, mode 0600). Env: ASSAY_LOG_KEY.",
+)
+@click.option(
+    "--log-checkpoint-interval", type=int,
+    help="Least time between two newly signed log checkpoints, in seconds (default 2; 0: one per "
+    "new tree size). Env: ASSAY_LOG_CHECKPOINT_INTERVAL.",
+)
 @_generated_options
 def serve(config_file: Path | None, **options: object) -> None:
     """Start the index (SQLite and files under ./assay-data unless configured otherwise).
@@ -178,6 +199,11 @@ def serve(config_file: Path | None, **options: object) -> None:
     Every setting can be given as a flag, as an ASSAY_* environment variable or in the --config
     TOML file; flags win over the environment, which wins over the file.
     """
+    try:
+        # Before anything else: the header limits are only as good as this check.
+        check_uvicorn_version()
+    except UnsupportedUvicorn as exc:
+        raise CommandError(str(exc)) from None
     settings = settings_from(config_file, **options)
     logging.basicConfig(level=settings.log_level.upper(), format=_APP_FORMAT)
     for handler in logging.getLogger().handlers:
@@ -185,9 +211,10 @@ def serve(config_file: Path | None, **options: object) -> None:
     make_private_dirs(settings.data_dir)  # 0700 (issue 10): the index's files are not for other users
     db = open_database(settings)
     db.dispose()
+    _check_log_key(settings)
 
     config = uvicorn.Config(
-        "assay.web.app:app_from_env" if settings.workers > 1 else create_app(settings),
+        "assay.app:app_from_env" if settings.workers > 1 else create_app(settings),
         factory=settings.workers > 1,
         host=settings.host,
         port=settings.port,

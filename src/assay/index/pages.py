@@ -22,6 +22,7 @@ from assay.index import html, json
 from assay.index.model import FileLink, ProjectLink, ProjectList, ProjectPage, ProjectStatus
 from assay.index.negotiate import Format
 from assay.index.paths import file_path, provenance_path
+from assay.storage.changes import ProjectChange
 from assay.storage.models import Counter, File, Project, Release
 
 
@@ -48,6 +49,15 @@ class RenderCache:
             if value is not None:
                 self._data.move_to_end(key)
             return value
+
+    def drop(self, kind: str, project_id: int | None = None) -> int:
+        """Remove the pages of one kind ("project": of ``project_id``; "index": every list);
+        returns how many. A scan under the lock: it runs once per committed change."""
+        with self._lock:
+            stale = [k for k in self._data if k[0] == kind and (project_id is None or k[1] == project_id)]
+            for key in stale:
+                self.size -= len(self._data.pop(key).body)
+            return len(stale)
 
     def put(self, key: tuple[object, ...], value: Rendered) -> None:
         with self._lock:
@@ -177,6 +187,15 @@ class SimplePages:
 
     def __init__(self, cache: RenderCache | None = None) -> None:
         self.cache = cache or RenderCache()
+
+    def forget(self, change: ProjectChange) -> None:
+        """A ``storage.changes`` listener: this process's pages of a changed project (and, when
+        the set of projects changed, its project lists) are stale, keyed by a serial no request
+        will read again; free them now. Freshness never depends on this (every request reads
+        the serial), only memory does."""
+        self.cache.drop("project", change.project_id)
+        if change.listing_changed:
+            self.cache.drop("index")
 
     def render_project(self, session: Session, normalized_name: str, fmt: Format, base_url: str) -> Rendered | None:
         head = project_head(session, normalized_name)

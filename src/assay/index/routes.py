@@ -9,15 +9,17 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from assay.accounts.auth import AuthError, authenticate
 from assay.index import jsonapi
 from assay.index.negotiate import Choice, NotAcceptable, negotiate
 from assay.index.pages import Rendered, index_key, project_head, project_key
 from assay.index.paths import METADATA_SUFFIX
+from assay.index.services import IndexServices as Services
+from assay.index.services import index_services as services
 from assay.storage.blobs import BlobKeyError, check_key
 from assay.storage.models import File, Project
+from assay.web.access import check_read_access, read_access
+from assay.web.conditional import not_modified
 from assay.web.responses import JSONError, TextError
-from assay.web.services import Services, services
 
 #: Files never change once uploaded (a filename can never be reused).
 IMMUTABLE = "max-age=31536000, immutable"
@@ -26,27 +28,6 @@ IMMUTABLE = "max-age=31536000, immutable"
 def _cache_scope(svc: Services) -> str:
     # A private index's responses must not be stored by shared caches.
     return "private" if svc.settings.private else "public"
-
-
-def check_read_access(request: Request, svc: Services) -> Response | None:
-    """For a private index: any valid token may read. Returns an error response or None."""
-    if not svc.settings.private:
-        return None
-    try:
-        with svc.db.read() as session:
-            authenticate(session, request.headers.get("authorization"), svc.settings.token_prefix)
-    except AuthError as exc:
-        headers = {"www-authenticate": 'Basic realm="assay"'} if exc.status == 401 else None
-        return TextError(exc.status, str(exc), headers=headers)
-    return None
-
-
-def _not_modified(request: Request, etag: str) -> bool:
-    header = request.headers.get("if-none-match")
-    if not header:
-        return False
-    # RFC 9110 13.1.2: If-None-Match uses the weak comparison, so W/"x" matches "x".
-    return any(tag.strip().removeprefix("W/") in (etag, "*") for tag in header.split(","))
 
 
 def _negotiated(request: Request) -> Choice | Response:
@@ -72,15 +53,9 @@ def _no_project(raw: str) -> Response:
     return TextError(404, f"No project named {raw!r} on this index.")
 
 
-async def _read_access(request: Request, svc: Services) -> Response | None:
-    if not svc.settings.private:
-        return None
-    return await run_in_threadpool(check_read_access, request, svc)
-
-
 async def simple_index(request: Request) -> Response:
     svc = services(request)
-    if (denied := await _read_access(request, svc)) is not None:
+    if (denied := await read_access(request, svc)) is not None:
         return denied
     choice = _negotiated(request)
     if isinstance(choice, Response):
@@ -106,7 +81,7 @@ def _page_response(request: Request, svc: Services, body: bytes, etag: str, cont
         # Revalidate every time (cheap with the ETag): a new upload is visible at once.
         "cache-control": f"{_cache_scope(svc)}, no-cache",
     }
-    if _not_modified(request, etag):
+    if not_modified(request.headers, etag):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=content_type, headers=headers)
 
@@ -115,7 +90,7 @@ async def simple_project(request: Request) -> Response:
     """The hot path: one indexed lookup of the project's serial (on the event loop for SQLite),
     a cache hit, and the bytes. Only a miss loads and renders the page, in a thread."""
     svc = services(request)
-    if (denied := await _read_access(request, svc)) is not None:
+    if (denied := await read_access(request, svc)) is not None:
         return denied
     raw = request.path_params["project"]
     normalized = _project_name(raw)
@@ -173,7 +148,7 @@ def serve_file(request: Request) -> Response:
     digest = row.metadata_sha256 if is_metadata else row.sha256
     etag = f'"{digest}"'
     headers = {"etag": etag, "cache-control": f"{_cache_scope(svc)}, {IMMUTABLE}"}
-    if _not_modified(request, etag):
+    if not_modified(request.headers, etag):
         return Response(status_code=304, headers=headers)
     path = svc.blobs.local_path(key)
     if path is None or not path.is_file():

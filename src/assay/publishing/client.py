@@ -19,20 +19,59 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote_plus, urlsplit
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from assay import untrusted_json
+from assay.mediatypes import PYTP_JSON_V1
 from assay.upload.dists import ArchiveLimits, DistError, parse_filename, read_metadata
 
-PYTP_JSON = "application/vnd.pypi.pytp.v1+json"
+PYTP_JSON = PYTP_JSON_V1
 #: Re-mint when the token has less than this left (twine re-mints with 5 minutes left).
 REMINT_MARGIN = dt.timedelta(minutes=5)
 
 
 class PublishError(Exception):
     """A step failed; the message says which and what to do."""
+
+
+class _Answer(BaseModel):
+    # Strict: a number is not a URL or a token; other keys are the server's business.
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class _Discovery(_Answer):
+    """PEP 807's discovery document (the keys this client uses)."""
+
+    audience: str = Field(alias="audience-endpoint")
+    mint: str = Field(alias="token-mint-endpoint")
+    revoke: str | None = Field(default=None, alias="token-revocation-endpoint")
+
+
+class _Audience(_Answer):
+    audience: Annotated[str, Field(min_length=1)]
+
+
+class _Minted(_Answer):
+    """PyPI's mint answer; PEP 807 adds ``expires`` (seconds since the epoch)."""
+
+    token: Annotated[str, Field(min_length=1)]
+    expires: int | None = None
+
+
+_A = TypeVar("_A", bound=_Answer)
+
+
+def _answer(response: httpx.Response, model: type[_A]) -> _A | None:
+    """The index's JSON answer as ``model``, or None when it is not one. Read with the depth
+    guard: a hostile index must not crash the job with a RecursionError (issue 10, item 3)."""
+    try:
+        return model.model_validate(untrusted_json.loads(response.content))
+    except (ValueError, ValidationError):  # ValidationError is a ValueError; named for the reader
+        return None
 
 
 @dataclass(frozen=True)
@@ -64,21 +103,14 @@ def discover(client: httpx.Client, upload_url: str) -> Endpoints:
     except httpx.HTTPError as exc:
         raise PublishError(f"cannot reach {origin}: {exc}") from None
     if response.status_code == 200:
-        try:
-            doc = response.json()
-            audience, mint = doc["audience-endpoint"], doc["token-mint-endpoint"]
-        except (ValueError, KeyError, TypeError):
-            raise PublishError(f"{url} answered 200 but not with a PEP 807 discovery document") from None
-        revoke = doc.get("token-revocation-endpoint")
-        for endpoint in filter(None, (audience, mint, revoke)):
+        doc = _answer(response, _Discovery)
+        if doc is None:
+            raise PublishError(f"{url} answered 200 but not with a PEP 807 discovery document")
+        for endpoint in filter(None, (doc.audience, doc.mint, doc.revoke)):
             # PEP 807: endpoints must be on the upload URL's host, and trustworthy.
-            if (
-                not isinstance(endpoint, str)
-                or urlsplit(endpoint).hostname != parts.hostname
-                or not _trustworthy(endpoint)
-            ):
+            if urlsplit(endpoint).hostname != parts.hostname or not _trustworthy(endpoint):
                 raise PublishError(f"discovery named an endpoint on another host or over http: {endpoint!r}")
-        return Endpoints(audience, mint, revoke, True)
+        return Endpoints(doc.audience, doc.mint, doc.revoke, True)
     # Not discoverable: PyPI's fixed paths at the host root (what uv, twine and the PyPA
     # action use).
     return Endpoints(f"{origin}/_/oidc/audience", f"{origin}/_/oidc/mint-token", f"{origin}/_/oidc/revoke-token", False)
@@ -86,7 +118,7 @@ def discover(client: httpx.Client, upload_url: str) -> Endpoints:
 
 def _errors(response: httpx.Response) -> str:
     try:
-        doc = response.json()
+        doc = untrusted_json.loads(response.content)
     except ValueError:
         return response.text.strip()[:500] or response.reason_phrase
     if isinstance(doc, dict) and isinstance(doc.get("errors"), list):
@@ -105,13 +137,10 @@ def get_audience(client: httpx.Client, endpoints: Endpoints) -> str:
         raise PublishError("the index does not support Trusted Publishing (no audience endpoint)")
     if response.status_code != 200:
         raise PublishError(f"the audience request failed: HTTP {response.status_code}: {_errors(response)}")
-    try:
-        audience = response.json()["audience"]
-    except (ValueError, KeyError, TypeError):
-        raise PublishError('the audience endpoint did not return {"audience": ...}') from None
-    if not isinstance(audience, str) or not audience:
-        raise PublishError("the index returned an empty audience")
-    return audience
+    doc = _answer(response, _Audience)
+    if doc is None:
+        raise PublishError('the audience endpoint did not return {"audience": "<a non-empty string>"}')
+    return doc.audience
 
 
 def ambient_token(audience: str) -> str:
@@ -143,17 +172,16 @@ def mint(client: httpx.Client, endpoints: Endpoints, oidc_token: str) -> UploadT
         raise PublishError(f"cannot reach {endpoints.mint}: {exc}") from None
     if response.status_code != 200:
         raise PublishError(f"the index refused the OIDC token (HTTP {response.status_code}): {_errors(response)}")
-    try:
-        doc = response.json()
-        token = doc["token"]
-    except (ValueError, KeyError, TypeError):
-        raise PublishError("the mint endpoint answered 200 without a token") from None
-    now = dt.datetime.now(dt.UTC)
+    doc = _answer(response, _Minted)
+    if doc is None:
+        raise PublishError("the mint endpoint answered 200 without a token")
     # PEP 807: without "expires", assume at most 15 minutes.
-    expires = now + dt.timedelta(seconds=900)
-    if isinstance(doc.get("expires"), int):
-        expires = dt.datetime.fromtimestamp(doc["expires"], dt.UTC)
-    return UploadToken(str(token), expires)
+    if doc.expires is None:
+        return UploadToken(doc.token, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=900))
+    try:
+        return UploadToken(doc.token, dt.datetime.fromtimestamp(doc.expires, dt.UTC))
+    except (OverflowError, OSError, ValueError):
+        raise PublishError(f"the mint endpoint answered an impossible expiry time ({doc.expires})") from None
 
 
 def revoke(client: httpx.Client, endpoints: Endpoints, token: UploadToken) -> str | None:

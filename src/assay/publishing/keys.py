@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import jwt
 
-from assay.web import untrusted_json
+from assay import untrusted_json
 
 log = logging.getLogger(__name__)
 

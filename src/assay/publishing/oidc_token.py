@@ -25,7 +25,7 @@ The rules (PyPI's, tightened where the issue asks):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import jwt
 
@@ -38,12 +38,19 @@ LEEWAY = 30
 ALLOWED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"})
 
 
+#: PyPI's error codes for a refused token exchange (warehouse ``oidc/views.py``), which clients
+#: show and ``assay.web.refusals`` audits as the reason.
+ExchangeRefusal = Literal[
+    "invalid-payload", "invalid-token", "invalid-publisher", "invalid-pending-publisher", "invalid-reuse-token"
+]
+
+
 class TokenRejected(Exception):
     """``code`` is the PyPI error code (invalid-payload, invalid-token, ...)."""
 
-    def __init__(self, code: str, description: str) -> None:
+    def __init__(self, code: ExchangeRefusal, description: str) -> None:
         super().__init__(description)
-        self.code = code
+        self.code: ExchangeRefusal = code
         self.description = description
 
 

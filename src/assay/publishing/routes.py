@@ -20,13 +20,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from assay import mediatypes as mt
+from assay.publishing.interfaces import publishing_services as services
 from assay.publishing.service import DEFAULT_FEATURES, FEATURES, MintError, TrustedPublishing
 from assay.web import refusals
+from assay.web.negotiation import Offer, Offers, negotiate
 from assay.web.responses import JSONError
-from assay.web.services import services
 
-PROBLEM_JSON = "application/problem+json"
-PYTP_JSON = "application/vnd.pypi.pytp.v1+json"
+PROBLEM_JSON = mt.PROBLEM_JSON
+PYTP_JSON = mt.PYTP_JSON_V1
 #: Upload paths served here (PEP 807 discovery keys), compared without a trailing slash.
 UPLOAD_PATHS = {"/legacy"}
 _TITLES = {
@@ -55,8 +57,7 @@ def problem(code: str, description: str, status: int = 422, message: str = "Toke
 
 
 def _tp(request: Request) -> TrustedPublishing:
-    tp: TrustedPublishing = services(request).extra["trusted_publishing"]
-    return tp
+    return services(request).trusted_publishing
 
 
 def _remote(request: Request) -> str | None:
@@ -111,13 +112,9 @@ async def revoke_token(request: Request) -> Response:
     return JSONResponse({"success": True})
 
 
-def _accepts_pytp(accept: str | None) -> bool:
-    """PEP 807: no Accept means the vnd type; we also take */*, application/* and plain JSON
-    (what requests and httpx send), and answer 406 only for clearly other types."""
-    if not accept or not accept.strip():
-        return True
-    ok = {"*/*", "application/*", "application/json", PYTP_JSON, PROBLEM_JSON}
-    return any(part.split(";")[0].strip().lower() in ok for part in accept.split(","))
+#: PEP 807: no Accept means the vnd type; we also take plain JSON and problem+json (what
+#: requests and httpx send, or a client expecting an error), and answer 406 only for other types.
+_PYTP_OFFERS = Offers([Offer(PYTP_JSON, frozenset({PYTP_JSON, mt.JSON, PROBLEM_JSON}))])
 
 
 #: PEP 807 discovery answers name endpoints (from the Host header when no base URL is set): no
@@ -132,7 +129,7 @@ async def discover(request: Request) -> Response:
 
 
 def _discover(request: Request) -> Response:
-    if not _accepts_pytp(request.headers.get("accept")):
+    if negotiate(request.headers.get("accept"), _PYTP_OFFERS) is None:
         return problem("not-acceptable", f"this endpoint serves {PYTP_JSON}", status=406, message="Not acceptable")
     # Starlette decodes the query with form rules, so "+" and "%20" both mean a space, as
     # PEP 807's quote_plus example produces.

@@ -15,21 +15,22 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from assay import audit
+from assay import audit, untrusted_json
 from assay.accounts import tokens
 from assay.accounts.tokens import TokenError
 from assay.config import Settings
 from assay.publishers import KINDS, ConfigError, Mismatch, PublisherKind, get_kind
 from assay.publishing import oidc_token
 from assay.publishing.keys import KeyStore
-from assay.publishing.oidc_token import TokenRejected, TrustedIssuer
-from assay.storage import counters
+from assay.publishing.oidc_token import ExchangeRefusal, TokenRejected, TrustedIssuer
+from assay.storage.changes import project_changed
 from assay.storage.db import Database
 from assay.storage.models import (
     Issuer,
@@ -41,8 +42,7 @@ from assay.storage.models import (
     UsedJti,
     utcnow,
 )
-from assay.web import untrusted_json
-from assay.web.untrusted_json import JSONTooDeep
+from assay.untrusted_json import JSONTooDeep
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,9 @@ JTI_MARGIN = 5
 class MintError(Exception):
     """A refused exchange. ``code`` is PyPI's error code; ``description`` is shown to the job."""
 
-    def __init__(self, code: str, description: str) -> None:
+    def __init__(self, code: ExchangeRefusal, description: str) -> None:
         super().__init__(description)
-        self.code = code
+        self.code: ExchangeRefusal = code
         self.description = description
 
 
@@ -87,33 +87,85 @@ class Minted:
     projects: tuple[str, ...]
 
 
+class _Body(BaseModel):
+    # Strict: a number is not a token. Unknown keys are ignored, as PyPI ignores them.
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class TokenRequest(_Body):
+    """``POST /_/oidc/mint-token``: PyPI's ``{"token": ...}`` plus PEP 807's ``features``."""
+
+    token: Annotated[str, Field(min_length=1)]
+    features: list[str] = Field(default_factory=lambda: list(DEFAULT_FEATURES))
+
+    @field_validator("features")
+    @classmethod
+    def _known_features(cls, features: list[str]) -> list[str]:
+        unknown = sorted(set(features) - set(FEATURES))
+        if unknown:
+            raise ValueError(f"unsupported feature(s): {', '.join(unknown)}; supported: {', '.join(FEATURES)}")
+        if SINGLE_USE in features and MULTI_USE in features:
+            raise ValueError("request either single-use-token or multi-use-token, not both")
+        return features
+
+
+class RevokeRequest(_Body):
+    """``POST /_/oidc/revoke-token``: the upload token to revoke."""
+
+    token: Annotated[str, Field(min_length=1)]
+
+
+_B = TypeVar("_B", bound=_Body)
+
+
+def _parse_body(body: bytes, model: type[_B], what: str, example: str, fields: dict[str, str]) -> _B:
+    """``model`` from an untrusted body, or ``MintError("invalid-payload")`` saying what is
+    wrong; ``fields`` words the complaint about each field."""
+    try:
+        # Depth-guarded first (issue 10, item 3): pydantic would walk a deep document too.
+        payload = untrusted_json.loads(body)
+    except JSONTooDeep as exc:
+        raise MintError("invalid-payload", f"the request body is not a {what}: {exc}") from None
+    except ValueError:  # not JSON, or not UTF-8/16/32
+        raise MintError("invalid-payload", f"the request body must be a JSON object like {example}") from None
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        if not error["loc"]:
+            description = "the request body must be a JSON object"
+        elif error["type"] == "value_error":
+            description = str(error["ctx"]["error"])
+        else:
+            description = fields.get(str(error["loc"][0]), error["msg"])
+        raise MintError("invalid-payload", description) from None
+
+
 def parse_request(body: bytes) -> tuple[str, tuple[str, ...]]:
     """PyPI parses the raw body as JSON whatever its Content-Type (curl sends form encoding,
     older uv sent none). PEP 807 adds an optional ``features`` array."""
-    try:
-        payload = untrusted_json.loads(body)
-    except JSONTooDeep as exc:
-        raise MintError("invalid-payload", f"the request body is not a token request: {exc}") from None
-    except ValueError:  # not JSON, or not UTF-8/16/32
-        raise MintError(
-            "invalid-payload", 'the request body must be a JSON object like {"token": "<OIDC JWT>"}'
-        ) from None
-    if not isinstance(payload, dict):
-        raise MintError("invalid-payload", "the request body must be a JSON object")
-    token = payload.get("token")
-    if not isinstance(token, str) or not token:
-        raise MintError("invalid-payload", "the body needs a 'token' string (the OIDC JWT)")
-    features = payload.get("features", list(DEFAULT_FEATURES))
-    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
-        raise MintError("invalid-payload", "'features' must be an array of strings (PEP 807)")
-    unknown = sorted(set(features) - set(FEATURES))
-    if unknown:
-        raise MintError(
-            "invalid-payload", f"unsupported feature(s): {', '.join(unknown)}; supported: {', '.join(FEATURES)}"
-        )
-    if SINGLE_USE in features and MULTI_USE in features:
-        raise MintError("invalid-payload", "request either single-use-token or multi-use-token, not both")
-    return token, tuple(features or DEFAULT_FEATURES)
+    request = _parse_body(
+        body,
+        TokenRequest,
+        "token request",
+        '{"token": "<OIDC JWT>"}',
+        {
+            "token": "the body needs a 'token' string (the OIDC JWT)",
+            "features": "'features' must be an array of strings (PEP 807)",
+        },
+    )
+    return request.token, tuple(request.features or DEFAULT_FEATURES)
+
+
+def parse_revocation(body: bytes) -> str:
+    request = _parse_body(
+        body,
+        RevokeRequest,
+        "revocation request",
+        '{"token": "<upload token>"}',
+        {"token": "the body needs a 'token' string (the upload token to revoke)"},
+    )
+    return request.token
 
 
 def lookup_key(kind: str, issuer: str, config: dict[str, Any]) -> str:
@@ -484,7 +536,7 @@ class TrustedPublishing:
         session.flush()
         if pending.owner_id is not None:
             session.add(Role(project_id=project.id, user_id=pending.owner_id, role="owner"))
-        counters.bump(session, counters.PROJECTS)
+        project_changed(session, project, listing_changed=True)
         publisher = session.execute(
             sa.select(Publisher).where(Publisher.lookup_key == pending.lookup_key)
         ).scalar_one_or_none()
@@ -528,23 +580,13 @@ class TrustedPublishing:
     def revoke(self, body: bytes, remote_addr: str | None = None) -> None:
         """Revoke an upload token its holder no longer needs (crates.io-style; uv calls this
         as ``burn-token`` after publishing). Possession of the token is the authority."""
-        try:
-            payload = untrusted_json.loads(body)
-        except JSONTooDeep as exc:
-            raise MintError("invalid-payload", f"the request body is not a revocation request: {exc}") from None
-        except ValueError:  # not JSON, or not UTF-8/16/32
-            raise MintError(
-                "invalid-payload", 'the request body must be a JSON object like {"token": "<upload token>"}'
-            ) from None
-        token = payload.get("token") if isinstance(payload, dict) else None
-        if not isinstance(token, str) or not token:
-            raise MintError("invalid-payload", "the body needs a 'token' string (the upload token to revoke)")
+        token = parse_revocation(body)
         with self.db.write() as session:
             try:
                 token_id, _secret = tokens.split(token, self.settings.token_prefix)
                 row = tokens.verify(session, token, self.settings.token_prefix)
             except TokenError as exc:
-                if "revoked" in str(exc) or "expired" in str(exc):
+                if exc.code in ("revoked-token", "expired-token"):
                     return  # already unusable: revoking again is a success
                 raise MintError("invalid-token", str(exc)) from None
             row.revoked = utcnow()

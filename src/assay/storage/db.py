@@ -19,7 +19,6 @@ Waiting for a free pooled connection is bounded by ``pool_timeout`` too. Each en
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import inspect
 import logging
@@ -34,6 +33,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from assay.storage import filelock
 from assay.storage.modes import create_private_file, make_private_dirs, open_private
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ _MIGRATION_LOCK_ID = 0x61_73_73_61  # "assa": the advisory lock key used while m
 
 #: The newest migration. With the schema already there, start-up reads one row and never
 #: imports Alembic (most of a quarter second); tests check this equals Alembic's head.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 
 #: Defaults of the ``db_statement_timeout`` and ``db_pool_timeout`` settings, in seconds.
@@ -241,7 +241,7 @@ class Database:
             depth = getattr(self._write_depth, "n", 0)
             fd = self._sqlite_lock_fd() if depth == 0 else None
             if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                filelock.lock(fd)
             self._write_depth.n = depth + 1
             try:
                 with self._write() as session, session.begin():
@@ -249,7 +249,7 @@ class Database:
             finally:
                 self._write_depth.n = depth
                 if fd is not None:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    filelock.unlock(fd)
 
     def check(self) -> None:
         """Connect once, so a wrong URL is reported at start-up rather than at the first request."""
@@ -315,11 +315,11 @@ class Database:
                 return
             lock_path = Path(database + ".migrate-lock")
             with os.fdopen(open_private(lock_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a") as fh:
-                fcntl.flock(fh, fcntl.LOCK_EX)
+                filelock.lock(fh)
                 try:
                     yield
                 finally:
-                    fcntl.flock(fh, fcntl.LOCK_UN)
+                    filelock.unlock(fh)
         else:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATION_LOCK_ID})")

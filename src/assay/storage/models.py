@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -325,4 +326,52 @@ class PendingBlob(Base):
     key: Mapped[str] = mapped_column(String(420), primary_key=True)
     host: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int] = mapped_column(Integer)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# ---- the transparency log (issue 13; see assay.log.store and docs/log-format.md) ----
+
+
+class LogState(Base):
+    """The log's size: one row (``id`` 1). Appending bumps ``size`` with an UPDATE in the writer's
+    own transaction, so the sequence is gap-free and appends are serialised on the row lock
+    (PostgreSQL) or the write lock (SQLite): a rolled-back writer gives its number back."""
+
+    __tablename__ = "log_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class LogEntry(Base):
+    """One log entry: ``seq`` is its leaf index, ``data`` its canonical bytes (what is hashed)."""
+
+    __tablename__ = "log_entries"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    #: upload, yank, unyank, status, remove, provenance-import (also inside ``data``).
+    kind: Mapped[str] = mapped_column(String(30))
+    #: The file an entry is about, if any: lets fsck match files to their upload entries.
+    filename: Mapped[str | None] = mapped_column(String(300), default=None, index=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class LogHash(Base):
+    """The log's stored hashes (RFC 6962 subtree hashes, Go tlog's StoredHashIndex layout)."""
+
+    __tablename__ = "log_hashes"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class LogCheckpoint(Base):
+    """Signed checkpoints, newest (largest size) served. Every worker serves the same note; a
+    new one is signed at most every ``log_checkpoint_interval`` seconds (assay.log.publish)."""
+
+    __tablename__ = "log_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    note: Mapped[bytes] = mapped_column(LargeBinary)
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -14,13 +14,16 @@ import email.utils
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import anyio.to_thread
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser
 
 from assay.storage.blobs import StagedBlob
+
+if TYPE_CHECKING:
+    from assay.upload.service import UploadRefusal
 
 _FLUSH_AT = 1024 * 1024
 
@@ -31,6 +34,11 @@ class FormError(ValueError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+    @property
+    def code(self) -> UploadRefusal:
+        """The refusal's reason code (``assay.web.refusals``): what its status means."""
+        return "too-large" if self.status == 413 else "invalid"
 
 
 @dataclass(frozen=True)

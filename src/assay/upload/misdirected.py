@@ -14,13 +14,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from assay.upload.interfaces import upload_services
 from assay.web.responses import TextError
 from assay.web.security import MISDIRECTED_UPLOAD_PATHS
-from assay.web.services import services
 
 
 async def misdirected_upload(request: Request) -> Response:
-    base = services(request).base_url(request)
+    base = upload_services(request).base_url(request)
     return TextError(
         405,
         f"Method Not Allowed: {request.url.path} only serves downloads; uploads go to {base}/legacy/ "

@@ -3,34 +3,30 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from assay.accounts.auth import AuthError, Principal, authenticate
+from assay.accounts.auth import AuthError, AuthRefusal, Principal, authenticate
 from assay.upload import misdirected
 from assay.upload.dists import ArchiveLimits
-from assay.upload.form import FormError, FormLimits, UploadForm, read_upload_form
-from assay.upload.service import PreparedUpload, UploadContext, UploadRejected, prepare
+from assay.upload.form import FormError, FormLimits, read_upload_form
+from assay.upload.interfaces import upload_services
+from assay.upload.service import PreparedUpload, UploadContext, UploadRefusal, UploadRejected, prepare
 from assay.web import refusals
+from assay.web.access import auth_error
 from assay.web.responses import TextError
-from assay.web.services import services
 
 log = logging.getLogger(__name__)
 
 #: Room for the form's text fields (description, attestations) beyond the file itself.
 FIELDS_ALLOWANCE = 20 * 1024 * 1024
 
-#: A check that may refuse (``UploadRejected``) or enrich a prepared upload before it is
-#: committed; capabilities register theirs in ``Services.extra["upload_checks"]``.
-UploadCheck = Callable[[PreparedUpload, UploadForm, Principal], None]
-
 
 async def legacy_upload(request: Request) -> Response:
-    svc = services(request)
+    svc = upload_services(request)
     settings = svc.settings
     remote = request.client.host if request.client else None
     authorization = request.headers.get("authorization")
@@ -38,29 +34,28 @@ async def legacy_upload(request: Request) -> Response:
     prepared: PreparedUpload | None = None
 
     async def refuse(
-        status: int, message: str, reason: str | None = None, headers: dict[str, str] | None = None
+        status: int, message: str, reason: AuthRefusal | UploadRefusal, response: Response | None = None
     ) -> Response:
         """Issue 10, item 14: a refusal is logged (and audited when it matters) before it is
         answered; nothing of the upload itself is stored."""
         attempt = refusals.upload_attempt(who, authorization, settings.token_prefix, remote)
         project = prepared.normalized if prepared is not None else None
-        await refusals.upload_refused(
-            svc.db, attempt, status, reason or refusals.upload_reason(status, message), message, project
-        )
-        return TextError(status, message, headers=headers)
+        await refusals.upload_refused(svc.db, attempt, status, reason, message, project)
+        return response or TextError(status, message)
 
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
             too_big = int(declared) > settings.max_upload_size + FIELDS_ALLOWANCE
         except ValueError:
-            return await refuse(400, "Invalid Content-Length header.")
+            return await refuse(400, "Invalid Content-Length header.", "invalid")
         if too_big:
             # Refuse before reading a byte of it.
             return await refuse(
                 413,
                 f"File too large. The limit is {settings.max_upload_size} bytes "
                 f"({settings.max_upload_size / 1024 / 1024:.0f} MiB).",
+                "too-large",
             )
 
     # Authenticate before reading the body: a bad token should not cost a 100 MiB transfer.
@@ -71,8 +66,7 @@ async def legacy_upload(request: Request) -> Response:
     try:
         who = await run_in_threadpool(_auth)
     except AuthError as exc:
-        headers = {"www-authenticate": 'Basic realm="assay"'} if exc.status == 401 else None
-        return await refuse(exc.status, str(exc), refusals.auth_reason(exc), headers=headers)
+        return await refuse(exc.status, str(exc), exc.code, auth_error(exc))
 
     staged = svc.blobs.stage()
     try:
@@ -85,13 +79,11 @@ async def legacy_upload(request: Request) -> Response:
         prepared = await run_in_threadpool(
             prepare, form, svc.blobs, ArchiveLimits(max_metadata=settings.max_metadata_size)
         )
-        for check in svc.extra.get("upload_checks", []):
-            await run_in_threadpool(check, prepared, form, who)
+        # PEP 740: the attestations verify (or the upload is refused) before anything is stored.
+        prepared.provenance = await run_in_threadpool(svc.attestations.check, prepared, form, who)
         result = await run_in_threadpool(svc.uploader.commit, prepared, UploadContext(who, remote))
-    except FormError as exc:
-        return await refuse(exc.status, str(exc))
-    except UploadRejected as exc:
-        return await refuse(exc.status, str(exc))
+    except (FormError, UploadRejected) as exc:
+        return await refuse(exc.status, str(exc), exc.code)
     except ClientDisconnect:
         log.info("client disconnected during an upload; nothing was stored")
         return TextError(400, "The client disconnected before the upload finished.")

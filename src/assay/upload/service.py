@@ -28,8 +28,8 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from packaging.utils import canonicalize_version
@@ -39,8 +39,10 @@ from sqlalchemy.orm import Session
 from assay import audit
 from assay.accounts.auth import AuthError, Principal, check_upload_allowed
 from assay.index.paths import blob_key, metadata_key
-from assay.storage import counters, recovery
+from assay.log import store as translog
+from assay.storage import recovery
 from assay.storage.blobs import HOST, BlobStore, StagedBlob, process_alive
+from assay.storage.changes import project_changed
 from assay.storage.db import Database
 from assay.storage.models import (
     ApiToken,
@@ -62,12 +64,30 @@ log = logging.getLogger(__name__)
 CLOSED_STATUSES = {"archived", "quarantined"}
 
 
-class UploadRejected(Exception):
-    """An upload is refused. ``status`` is the HTTP status; the message is shown to the client."""
+#: Why an upload is refused, for the log and the audit (``assay.web.refusals``); a refused
+#: credential is an ``AuthRefusal`` instead.
+UploadRefusal = Literal[
+    "invalid",  # a malformed upload or one the rules forbid (an honest client's mistake)
+    "conflict",  # the filename or the bytes are taken, or the same file is being uploaded now
+    "too-large",
+    "unavailable",  # the index cannot take it now (5xx)
+    "forbidden",
+    "wrong-project",  # a good credential for a project it may not upload to
+    "project-closed",  # PEP 792: archived or quarantined
+    "token-reused",  # a single-use token (PEP 807) presented again
+    "bad-attestation",  # PEP 740 attestations that do not verify
+]
+_BY_STATUS: dict[int, UploadRefusal] = {403: "forbidden", 409: "conflict", 413: "too-large"}
 
-    def __init__(self, message: str, status: int = 400) -> None:
+
+class UploadRejected(Exception):
+    """An upload is refused. ``status`` is the HTTP status; the message is shown to the client;
+    ``code`` says why (by default what the status means)."""
+
+    def __init__(self, message: str, status: int = 400, code: UploadRefusal | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.code: UploadRefusal = code or ("unavailable" if status >= 500 else _BY_STATUS.get(status, "invalid"))
 
 
 @dataclass
@@ -77,6 +97,21 @@ class UploadResult:
     version: str
     created: bool  # False: an identical file was already there (idempotent re-upload)
     sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """PEP 740 provenance proven for an upload by its attestations (``assay.attestations``)."""
+
+    #: The provenance object stored with the file and served by the Integrity API.
+    document: dict[str, Any]
+    #: The predicate types of the verified attestations, in the order sent.
+    predicates: tuple[str, ...]
+    #: Who signed them (``Identity.summary()``), for the audit log.
+    attested_by: str
+
+    def audit_details(self) -> dict[str, Any]:
+        return {"attestations": list(self.predicates), "attested_by": self.attested_by}
 
 
 @dataclass
@@ -98,8 +133,8 @@ class PreparedUpload:
     content: StagedBlob
     metadata: StagedBlob | None
     metadata_sha256: str | None
-    #: Added by later stages (Trusted Publishing claims, PEP 740 provenance).
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: Set by the attestation service before the commit (None: the upload has no attestations).
+    provenance: Provenance | None = None
 
 
 def _require(form: UploadForm, name: str) -> str:
@@ -218,7 +253,8 @@ def _check_duplicate(session: Session, up: PreparedUpload) -> bool:
         # PyPI's wording; twine --skip-existing looks for "already exist" in a 400 answer.
         raise UploadRejected(
             f"File already exists ({up.filename!r}, with sha256 hash {existing.sha256}) and the "
-            "uploaded file is different. A filename can be used only once; upload a new version."
+            "uploaded file is different. A filename can be used only once; upload a new version.",
+            code="conflict",
         )
     same_bytes = session.execute(
         sa.select(File.filename).where(File.sha256 == up.sha256, File.filename != up.filename)
@@ -228,12 +264,13 @@ def _check_duplicate(session: Session, up: PreparedUpload) -> bool:
         # renamed to claim other tags, are refused as a duplicate.
         raise UploadRejected(
             f"File already exists: the same file was uploaded as {same_bytes[0]!r}; "
-            f"the bytes of {up.filename!r} are identical to it."
+            f"the bytes of {up.filename!r} are identical to it.",
+            code="conflict",
         )
     if used is not None:
         # PyPI: a deleted file's name can never be used again.
         raise UploadRejected(
-            f"This filename has already been used ({up.filename!r}); use a different version."
+            f"This filename has already been used ({up.filename!r}); use a different version.", code="conflict"
         )
     return False
 
@@ -517,11 +554,13 @@ class Uploader:
         try:
             check_upload_allowed(session, who, up.normalized, project)
         except AuthError as exc:
-            raise UploadRejected(str(exc), exc.status) from None
+            code: UploadRefusal | None = "wrong-project" if exc.code == "wrong-project" else None
+            raise UploadRejected(str(exc), exc.status, code) from None
         if project is not None and project.status in CLOSED_STATUSES:
             raise UploadRejected(
                 f"Project {up.normalized!r} is {project.status}: it accepts no new uploads (PEP 792).",
                 403,
+                "project-closed",
             )
         if project is None and who.kind != "publisher":
             _check_not_reserved(session, who, up.normalized)
@@ -546,7 +585,7 @@ class Uploader:
                     .values(revoked=utcnow())
                 ).rowcount  # type: ignore[attr-defined]
                 if not used:
-                    raise UploadRejected("This single-use token has already been used.", 403)
+                    raise UploadRejected("This single-use token has already been used.", 403, "token-reused")
             created_project = False
             if project is None:
                 project = Project(name=up.display_name, normalized_name=up.normalized)
@@ -555,7 +594,6 @@ class Uploader:
                 created_project = True
                 if who.user_id is not None:
                     session.add(Role(project_id=project.id, user_id=who.user_id, role="owner"))
-                counters.bump(session, counters.PROJECTS)
                 audit.record(
                     session,
                     actor=who.actor,
@@ -601,13 +639,13 @@ class Uploader:
                     uploaded_by_user_id=who.user_id,
                     uploaded_by_token_id=who.token_id,
                     publisher_claims=who.oidc_claims,
-                    provenance=up.extra.get("provenance"),
+                    provenance=up.provenance.document if up.provenance is not None else None,
                 )
             )
             session.add(UsedFilename(filename=up.filename))
             # The journal entries go in the same transaction that makes the rows own the blobs.
             session.execute(sa.delete(PendingBlob).where(PendingBlob.key.in_(keys)))
-            project.serial = Project.serial + 1
+            project_changed(session, project, listing_changed=created_project)
             session.execute(
                 sa.update(ApiToken).where(ApiToken.id == who.token_id).values(last_used=utcnow())
             )
@@ -624,9 +662,10 @@ class Uploader:
                     "sha256": up.sha256,
                     "size": up.size,
                     "created_project": created_project,
-                    **up.extra.get("audit", {}),
+                    **(up.provenance.audit_details() if up.provenance is not None else {}),
                 },
             )
+            translog.append_upload(session, up.filename, who.publisher_id)  # last: holds the log's lock
         return UploadResult(up.filename, up.normalized, up.version, True, up.sha256)
 
 

@@ -19,13 +19,14 @@ processes, and a run can remember them (``assay.verify.memo``).
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from cryptography.x509 import Certificate
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sigstore.errors import Error as SigstoreError
 from sigstore.verify.policy import VerificationPolicy
 
+from assay import untrusted_json
 from assay.attestations.trust import TrustRoot
 from assay.attestations.verify import AttestationInvalid, parse_attestation, verify_attestation
 from assay.publishers import Identity, IdentityError, from_publisher
@@ -62,24 +63,45 @@ def _satisfies(policy: VerificationPolicy, cert: Certificate) -> str | None:
     return None
 
 
+class _Shape(BaseModel):
+    # Shape only: the raw objects are what gets verified. Strict, so "1" is not version 1.
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+
+class _Publisher(_Shape):
+    kind: str
+
+
+class _Bundle(_Shape):
+    publisher: _Publisher
+    attestations: Annotated[list[Any], Field(min_length=1)]
+
+
+class _Provenance(_Shape):
+    """PEP 740 provenance object: ``{"version": 1, "attestation_bundles": [{publisher,
+    attestations}]}``."""
+
+    version: Literal[1]
+    attestation_bundles: Annotated[list[_Bundle], Field(min_length=1)]
+
+
 def _shape_error(doc: Any) -> str | None:
-    # PEP 740 provenance object: {"version": 1, "attestation_bundles": [{publisher, attestations}]}
-    if not isinstance(doc, dict):
-        return "the provenance is not a JSON object"
-    if doc.get("version") != 1:
-        return f"unsupported provenance version {doc.get('version')!r} (PEP 740 defines 1)"
-    bundles = doc.get("attestation_bundles")
-    if not isinstance(bundles, list) or not bundles:
-        return "the provenance has no attestation_bundles"
-    for number, bundle in enumerate(bundles):
-        if not isinstance(bundle, dict):
-            return f"attestation_bundles[{number}] is not an object"
-        publisher = bundle.get("publisher")
-        if not isinstance(publisher, dict) or not isinstance(publisher.get("kind"), str):
-            return f"attestation_bundles[{number}] has no publisher with a kind"
-        attestations = bundle.get("attestations")
-        if not isinstance(attestations, list) or not attestations:
-            return f"attestation_bundles[{number}] has no attestations"
+    try:
+        _Provenance.model_validate(doc)
+    except ValidationError as exc:
+        loc = exc.errors(include_url=False)[0]["loc"]
+        if not loc:
+            return "the provenance is not a JSON object"
+        if loc[0] == "version":
+            return f"unsupported provenance version {doc.get('version')!r} (PEP 740 defines 1)"
+        if len(loc) == 1:
+            return "the provenance has no attestation_bundles"
+        where = f"attestation_bundles[{loc[1]}]"
+        if len(loc) == 2:
+            return f"{where} is not an object"
+        if loc[2] == "publisher":
+            return f"{where} has no publisher with a kind"
+        return f"{where} has no attestations"
     return None
 
 
@@ -92,8 +114,8 @@ def check_provenance(
     trust: TrustRoot,
 ) -> ProvenanceCheck:
     try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        doc = untrusted_json.loads(body)  # bounded nesting before pydantic walks it
+    except ValueError:
         return ProvenanceCheck(error="the provenance is not JSON")
     if (problem := _shape_error(doc)) is not None:
         return ProvenanceCheck(error=problem)

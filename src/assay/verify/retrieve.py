@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
 
+from assay import mediatypes
 from assay.verify.cache import DiskCache, Entry
 from assay.verify.errors import FetchError
 from assay.verify.files import LockedFile
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 MAX_PROVENANCE = 10 << 20  # 10 MiB
 MAX_PAGE = 50 << 20
 #: PyPI's Integrity API media type, with plain JSON accepted (a 406 otherwise).
-INTEGRITY_ACCEPT = "application/vnd.pypi.integrity.v1+json, application/json;q=0.9"
+INTEGRITY_ACCEPT = mediatypes.INTEGRITY_ACCEPT
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
-#: PEP 691: the JSON form of the simple API, version 1.
-SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from assay import mediatypes, untrusted_json
+
+#: PEP 691: the JSON form of the simple API, version 1 (what ``assay verify`` asks for).
+SIMPLE_JSON = mediatypes.SIMPLE_JSON_V1
 
 
 class PageError(ValueError):
     """A project page that cannot be used; the message says what is wrong with it."""
+
+
+class _File(BaseModel):
+    """One ``files[]`` entry: the keys verification reads (PEP 691 requires the first three;
+    PEP 740 adds ``provenance``, a URL or null). Other keys are ignored, as PEP 691 asks of
+    clients; strict, so a number where a string belongs is refused rather than converted."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    filename: str
+    url: str
+    hashes: dict[str, object]
+    provenance: str | None = None
+
+
+class _Page(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    files: list[_File]
 
 
 @dataclass(frozen=True)
@@ -39,39 +61,49 @@ class ProjectPage:
 
 def is_json_page(content_type: str | None) -> bool:
     media = (content_type or "").split(";", 1)[0].strip().lower()
-    return media in (SIMPLE_JSON, "application/json")
+    return media in (SIMPLE_JSON, mediatypes.JSON)
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """pydantic's error location as the JSON path a reader knows: ``files[3].url``."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+
+
+def _problem(url: str, exc: ValidationError) -> PageError:
+    error = exc.errors(include_url=False)[0]
+    where = _where(tuple(error["loc"]))
+    if where.endswith(".provenance"):
+        return PageError(f"{url}: {where} is neither a URL nor null (PEP 740)")
+    if where == "files":
+        return PageError(f"{url} has no 'files' list (PEP 691)")
+    return PageError(f"{url}: {where}: {error['msg']} (PEP 691 requires filename, url and hashes)")
 
 
 def parse_project_page(body: bytes, *, url: str) -> ProjectPage:
     try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
+        doc = untrusted_json.loads(body)  # bounded nesting before pydantic walks it
+    except ValueError:
         raise PageError(f"{url} is not JSON (PEP 691)") from None
-    files = doc.get("files") if isinstance(doc, dict) else None
-    if not isinstance(files, list):
+    if not isinstance(doc, dict):
         raise PageError(f"{url} has no 'files' list (PEP 691)")
+    try:
+        page = _Page.model_validate(doc)
+    except ValidationError as exc:
+        raise _problem(url, exc) from None
+    declared = [isinstance(entry, dict) and "provenance" in entry for entry in doc["files"]]
     parsed: list[IndexFile] = []
-    for number, entry in enumerate(files):
-        if not isinstance(entry, dict):
-            raise PageError(f"{url}: files[{number}] is not an object")
-        filename, file_url = entry.get("filename"), entry.get("url")
-        hashes = entry.get("hashes")
-        if not isinstance(filename, str) or not isinstance(file_url, str) or not isinstance(hashes, dict):
-            raise PageError(f"{url}: files[{number}] lacks filename, url or hashes (PEP 691)")
-        sha256 = hashes.get("sha256")
-        provenance = entry.get("provenance")
-        if provenance is not None and not isinstance(provenance, str):
-            raise PageError(f"{url}: files[{number}].provenance is neither a URL nor null (PEP 740)")
+    for entry, has_provenance in zip(page.files, declared, strict=True):
+        sha256 = entry.hashes.get("sha256")
         parsed.append(
             IndexFile(
-                filename=filename,
+                filename=entry.filename,
                 # PEP 691: file URLs may be relative to the page.
-                url=urljoin(url, file_url),
+                url=urljoin(url, entry.url),
                 sha256=sha256.lower() if isinstance(sha256, str) else None,
                 # PEP 740 requires a fully qualified URL; resolving a relative one against the
                 # page is harmless (the provenance is verified, not trusted for its origin).
-                provenance=urljoin(url, provenance) if provenance else None,
-                declares_provenance="provenance" in entry,
+                provenance=urljoin(url, entry.provenance) if entry.provenance else None,
+                declares_provenance=has_provenance,
             )
         )
     return ProjectPage(url=url, files=tuple(parsed))

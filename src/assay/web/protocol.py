@@ -13,6 +13,11 @@ headers and limits"):
 The limits travel on the uvicorn ``Config`` object (``config.assay_limits``), which is what each
 worker process receives with ``--workers N``. Like ``reason.py`` this leans on uvicorn internals;
 ``tests/reliability/test_security.py`` proves both limits against a real server.
+
+Because the subclass overrides uvicorn's private callbacks (and ``reason.py`` replaces its
+status-line tables), it is correct only for the uvicorn minor versions it was written and tested
+against: pyproject.toml pins that range and ``check_uvicorn_version`` refuses to serve with any
+other, with an error that says so, rather than run with limits that silently do nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +27,34 @@ from dataclasses import dataclass
 from typing import Any
 
 import httptools
+import uvicorn
+from packaging.version import InvalidVersion, Version
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+#: The uvicorn minor versions (major, minor) whose protocol internals this module and
+#: ``assay.web.reason`` are written against; keep in step with the pin in pyproject.toml.
+TESTED_UVICORN = frozenset({(0, 54)})
+
+
+class UnsupportedUvicorn(RuntimeError):
+    """The installed uvicorn is not one whose internals ``GuardedHttpToolsProtocol`` overrides."""
+
+
+def check_uvicorn_version(version: str | None = None) -> None:
+    """Refuse to start on a uvicorn this module was not tested with (its private callbacks and
+    tables may have changed, and the header limits would then be skipped without a word)."""
+    found = version if version is not None else uvicorn.__version__
+    try:
+        release = Version(found).release
+    except InvalidVersion:
+        release = ()
+    if tuple(release[:2]) not in TESTED_UVICORN:
+        tested = ", ".join(f"{major}.{minor}.x" for major, minor in sorted(TESTED_UVICORN))
+        raise UnsupportedUvicorn(
+            f"uvicorn {found} is installed, but assay's HTTP protocol limits (assay.web.protocol) "
+            f"are written against uvicorn {tested} only: install a tested version "
+            "(pip install -e . picks it) or update assay.web.protocol and its tests."
+        )
 
 
 @dataclass(frozen=True)

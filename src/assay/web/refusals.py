@@ -7,7 +7,9 @@ attestation went unseen. Every refusal is now logged at INFO with what identifie
 never a secret or the JWT itself), and the security-relevant ones are audited
 (``assay.audit.record_refusal``, aggregated per source so a flood cannot grow the table).
 
-This sits at the routes, where a refusal becomes a response, so the services stay as they are.
+This sits at the routes, where a refusal becomes a response. The reason code is the one the
+refusing code gave its error (``AuthError.code``, ``UploadRejected.code``, ``MintError.code``),
+never derived from the error's wording.
 """
 
 from __future__ import annotations
@@ -16,32 +18,31 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from starlette.concurrency import run_in_threadpool
 
-from assay import audit
+from assay import audit, untrusted_json
 from assay.accounts import tokens
-from assay.accounts.auth import AuthError, Principal, token_from_header
+from assay.accounts.auth import AuthError, AuthRefusal, Principal, token_from_header
 from assay.accounts.tokens import TokenError
 from assay.storage.db import Database
-from assay.web import untrusted_json
 from assay.web.redact import redact
+
+if TYPE_CHECKING:
+    from assay.publishing.oidc_token import ExchangeRefusal
+    from assay.upload.service import UploadRefusal
 
 log = logging.getLogger("assay.refusals")
 
 UPLOAD_REFUSED = "upload:refused"
 EXCHANGE_REFUSED = "oidc:mint-refused"
 
-#: ``assay.attestations.upload.PREFIX`` (that module imports sigstore, which a server loads
-#: only for its first attested upload; tests check the two agree).
-ATTESTATION_PREFIX = "Invalid attestations supplied during upload: "
-
 #: Upload refusal reasons worth an audit row: someone presented a credential that is not
 #: good, or a good one where it has no business. Conflicts and malformed uploads are mistakes
 #: of honest clients: logged, not audited.
-AUDITED_UPLOAD_REASONS = frozenset(
+AUDITED_UPLOAD_REASONS: frozenset[AuthRefusal | UploadRefusal] = frozenset(
     {"invalid-token", "revoked-token", "expired-token", "wrong-project", "project-closed", "token-reused",
      "forbidden", "bad-attestation"}
 )
@@ -74,43 +75,13 @@ def upload_attempt(who: Principal | None, authorization: str | None, prefix: str
     return Attempt("anonymous", token_id, remote)
 
 
-def auth_reason(exc: AuthError) -> str:
-    """A reason code for a refused credential (``tokens.verify`` and ``authenticate`` say why
-    in words only)."""
-    text = str(exc).lower()
-    if exc.status == 401 and "required" in text:
-        return "no-credentials"
-    if "revoked" in text:
-        return "revoked-token"
-    if "expired" in text:
-        return "expired-token"
-    return "invalid-token"
-
-
-def upload_reason(status: int, message: str) -> str:
-    """A reason code for an ``UploadRejected``, from its status and PyPI-worded message."""
-    text = message.lower()
-    if message.startswith(ATTESTATION_PREFIX):
-        return "bad-attestation"
-    if status == 403:
-        if "single-use" in text:
-            return "token-reused"
-        if "accepts no new uploads" in text:
-            return "project-closed"
-        if "project" in text:
-            return "wrong-project"
-        return "forbidden"
-    if status == 409 or "already exists" in text or "already been used" in text:
-        return "conflict"
-    if status == 413:
-        return "too-large"
-    if status >= 500:
-        return "unavailable"
-    return "invalid"
-
-
 async def upload_refused(
-    db: Database, attempt: Attempt, status: int, reason: str, message: str, project: str | None
+    db: Database,
+    attempt: Attempt,
+    status: int,
+    reason: AuthRefusal | UploadRefusal,
+    message: str,
+    project: str | None,
 ) -> None:
     message = redact(message)[:MESSAGE_LIMIT]
     log.info(
@@ -137,7 +108,9 @@ def unverified_claims(body: bytes) -> dict[str, Any]:
     return {k: str(v)[:MESSAGE_LIMIT] for k, v in picked.items() if isinstance(v, str | int)}
 
 
-async def exchange_refused(db: Database, body: bytes, remote: str | None, code: str, description: str) -> None:
+async def exchange_refused(
+    db: Database, body: bytes, remote: str | None, code: ExchangeRefusal, description: str
+) -> None:
     claims = unverified_claims(body)
     description = redact(description)[:MESSAGE_LIMIT]
     log.info(

@@ -10,6 +10,10 @@ Finds, and with ``repair`` quarantines:
 * anything under the data directory that group or others may read (``loose-mode``: the files of
   a private index, and the token hashes, must not be readable by the machine's other users;
   issue 10). Repair clears the group and other bits, in place.
+* the transparency log disagreeing with the files table or with itself (issue 13): a file with
+  no ``upload`` entry or with two, an entry whose sha256 is not the file's, entries with gaps,
+  stored hashes or a signed checkpoint that do not recompute from the entries. These are
+  reported, never repaired: the log only grows, so a fix is a new entry, not an edit.
 
 Quarantine never deletes bytes: they move to ``<data dir>/quarantine/<timestamp>/``. A row whose
 blob is missing or corrupt is removed (its filename stays used, as on PyPI) with an audit event,
@@ -32,7 +36,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from assay import audit
+from assay.log import store as translog
 from assay.storage.blobs import FilesystemBlobStore
+from assay.storage.changes import project_changed
 from assay.storage.db import Database
 from assay.storage.models import File, Project
 from assay.storage.modes import loose_modes, make_private_dirs, tighten
@@ -43,7 +49,8 @@ CHUNK = 1024 * 1024
 @dataclass(frozen=True)
 class Problem:
     #: missing-blob, corrupt-blob, missing-metadata, corrupt-metadata, orphan-blob, stale-staging,
-    #: loose-mode (key: the path relative to the data directory)
+    #: loose-mode (key: the path relative to the data directory); log-* for the transparency log
+    #: (see assay.log.audit), which repair leaves alone.
     kind: str
     key: str
     detail: str
@@ -54,6 +61,7 @@ class Problem:
 class Report:
     files_checked: int = 0
     blobs_seen: int = 0
+    log_entries: int = 0
     problems: list[Problem] = field(default_factory=list)
     repaired: list[Problem] = field(default_factory=list)
 
@@ -146,6 +154,11 @@ def check(db: Database, blobs: FilesystemBlobStore, *, grace: float = 600.0, dat
     for path in sorted(blobs.staging_dir.iterdir()):
         if _old_enough(path, grace):
             report.problems.append(Problem("stale-staging", path.name, "staging file of an interrupted upload"))
+    from assay.log import audit as log_audit
+
+    log_report = log_audit.check(db)
+    report.log_entries = log_report.size
+    report.problems += [Problem(p.kind, p.key, p.detail, p.filename) for p in log_report.problems]
     return report
 
 
@@ -158,6 +171,8 @@ def repair(db: Database, blobs: FilesystemBlobStore, report: Report, *, data_dir
             tighten(data_dir / problem.key)
             report.repaired.append(problem)
             continue
+        if problem.kind.startswith("log-"):
+            continue  # the log only grows: nothing to move aside
         if problem.kind == "stale-staging":
             source = blobs.staging_dir / problem.key
             target = quarantine / ".staging" / problem.key
@@ -201,9 +216,10 @@ def _drop_row(db: Database, blobs: FilesystemBlobStore, problem: Problem, *, act
                 make_private_dirs(target.parent)
                 shutil.move(str(path), target)
                 _prune(path.parent, blobs.root)
+        logged = translog.removals(session, [row], project.normalized_name if project else "")
         session.delete(row)
         if project is not None:
-            project.serial = Project.serial + 1
+            project_changed(session, project, listing_changed=False)
         audit.record(
             session,
             actor=actor,
@@ -212,3 +228,4 @@ def _drop_row(db: Database, blobs: FilesystemBlobStore, problem: Problem, *, act
             target=problem.filename,
             details={"problem": problem.kind, "detail": problem.detail, "quarantine": os.fspath(quarantine)},
         )
+        translog.append_all(session, logged)

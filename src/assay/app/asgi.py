@@ -19,8 +19,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from assay import __version__
+from assay.app.services import Services, build_services
+from assay.attestations.routes import routes as attestation_routes
 from assay.config import Settings, load_settings
 from assay.index.routes import routes as index_routes
+from assay.log.routes import routes as log_routes
+from assay.publishing.routes import routes as publishing_routes
 from assay.storage import recovery
 from assay.upload.routes import routes as upload_routes
 from assay.web import errors, reason
@@ -28,7 +32,6 @@ from assay.web.errors import KeepConnection
 from assay.web.hosts import allowed_hosts
 from assay.web.responses import TextError
 from assay.web.security import BodyLimits, SecurityHeaders
-from assay.web.services import Services, services
 
 log = logging.getLogger("assay")
 
@@ -36,7 +39,7 @@ log = logging.getLogger("assay")
 async def _home(request: Request) -> Response:
     # async: it needs no database, so it runs on the event loop and keeps answering when every
     # thread of the pool is stuck on a hung database (issue 10, item 11).
-    svc = services(request)
+    svc: Services = request.app.state.services
     base = escape(svc.base_url(request))
     return HTMLResponse(
         "<!DOCTYPE html>\n<html><head><title>assay</title></head><body>\n"
@@ -80,7 +83,7 @@ class _App(Starlette):
 
 def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
     reason.install()
-    svc = svc or Services.build(settings)
+    svc = svc or build_services(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -94,13 +97,17 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
         sweeper = asyncio.create_task(_sweep_forever(svc))
         yield
         sweeper.cancel()
-        svc.db.dispose()
+        svc.close()
 
-    from assay.capabilities import install_capabilities
-
-    extra_routes = install_capabilities(svc)
     app = _App(
-        routes=[Route("/", _home, methods=["GET", "HEAD"]), *index_routes, *upload_routes, *extra_routes],
+        routes=[
+            Route("/", _home, methods=["GET", "HEAD"]),
+            *index_routes,
+            *upload_routes,
+            *publishing_routes,
+            *attestation_routes,
+            *log_routes,
+        ],
         # Outages (database, storage) answer 503/507 and everything else 500: assay.web.errors.
         exception_handlers={
             HTTPException: _http_error,

@@ -1,0 +1,86 @@
+"""Every service a request handler may use, built once per worker from the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from assay.attestations.deferred import DeferredAttestationService
+from assay.config import Settings
+from assay.index.pages import SimplePages
+from assay.index.serials import Serials, serials_for
+from assay.index.services import IndexServices
+from assay.log.routes import LogService, LogServices
+from assay.publishing.interfaces import PublishingServices
+from assay.publishing.service import TrustedPublishing
+from assay.storage.blobs import BlobStore, FilesystemBlobStore
+from assay.storage.changes import on_project_changed
+from assay.storage.db import Database
+from assay.upload.interfaces import AttestationService, UploadServices
+from assay.upload.service import Uploader
+from assay.web import urls
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    pages: SimplePages
+    serials: Serials
+    uploader: Uploader
+    trusted_publishing: TrustedPublishing
+    #: PEP 740 at upload; ``upload.interfaces.NullAttestationService`` refuses attestations.
+    attestations: AttestationService
+    #: The transparency log's signer and checkpoints (issue 13).
+    log: LogService
+    #: Undo what ``build_services`` registered (the project-change listener): ``close``.
+    _unregister: list[Callable[[], None]] = field(default_factory=list, repr=False, compare=False)
+
+    def base_url(self, request: Request) -> str:
+        return urls.base_url(self.settings, request)
+
+    def close(self) -> None:
+        for undo in self._unregister:
+            undo()
+        self._unregister.clear()
+        self.db.dispose()
+
+
+def build_services(settings: Settings) -> Services:
+    db = Database(
+        settings.resolved_database_url,
+        statement_timeout=settings.db_statement_timeout,
+        pool_timeout=settings.db_pool_timeout,
+    )
+    blobs = FilesystemBlobStore(settings.blob_dir)
+    pages = SimplePages()
+    svc = Services(
+        settings=settings,
+        db=db,
+        blobs=blobs,
+        pages=pages,
+        serials=serials_for(db),
+        uploader=Uploader(db, blobs),
+        trusted_publishing=TrustedPublishing(db, settings),
+        # One trust root, and so one sigstore verifier, per worker, loaded by the first upload
+        # with attestations (see assay.attestations.deferred). PyPI: the production root;
+        # "staging", or an organisation's own trusted_root.json, by setting.
+        attestations=DeferredAttestationService(
+            db, settings.sigstore_trust_root, token_uploads=settings.token_upload_attestations
+        ),
+        log=LogService(settings, db),
+    )
+    # This worker's pages of a changed project are stale from its commit on (never served:
+    # the serial they are keyed by is gone); free them at once rather than when the LRU ages
+    # them out. Other workers' stale pages age out the same way, unserved.
+    svc._unregister.append(on_project_changed(pages.forget))
+    return svc
+
+
+def _provides(svc: Services) -> tuple[IndexServices, UploadServices, PublishingServices, LogServices]:
+    """Never called: mypy checks here that ``Services`` provides every interface a capability's
+    routes read from the app state (``index_services``, ``upload_services``, ...)."""
+    return svc, svc, svc, svc

@@ -1,0 +1,88 @@
+"""``assay admin log``: the index's transparency log (its verifier key, its size and root)."""
+
+from __future__ import annotations
+
+import click
+
+from assay.cli.admin import Ctx, pass_ctx
+from assay.cli.common import friendly_errors
+from assay.config import Settings
+from assay.log import entries
+
+_INDEX = click.option(
+    "--index", "index", default=entries.DEFAULT_INDEX, show_default=True,
+    help="The index (this server has only the default one).",
+)
+_BASE_URL = click.option(
+    "--base-url", help="The index's public URL, as given to `assay serve` (the log's origin). Env: ASSAY_BASE_URL."
+)
+
+
+def _settings(ctx: Ctx, base_url: str | None) -> Settings:
+    from assay.config import replace
+
+    return replace(ctx.settings, base_url=base_url) if base_url else ctx.settings
+
+
+@click.group()
+def log() -> None:
+    """The transparency log (C2SP tlog-tiles at {index}/log/, signed checkpoints)."""
+
+
+@log.command("key")
+@_INDEX
+@_BASE_URL
+@pass_ctx
+@friendly_errors
+def key(ctx: Ctx, index: str, base_url: str | None) -> None:
+    """Print the log's verifier key, <origin>+<key ID>+<base64> (C2SP signed-note).
+
+    Creates the signing key if the server has not yet (the same file it would create).
+    """
+    from assay.log import keys
+
+    try:
+        click.echo(keys.signer(_settings(ctx, base_url), index).verifier_key())
+    except keys.LogKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@log.command("show")
+@_INDEX
+@_BASE_URL
+@pass_ctx
+@friendly_errors
+def show(ctx: Ctx, index: str, base_url: str | None) -> None:
+    """Print the log's origin, size and root hash (base64, as in a checkpoint)."""
+    from assay.log import keys, note, store
+
+    try:
+        origin = keys.origin(_settings(ctx, base_url), index)
+    except keys.LogKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+    size = store.integrate(ctx.db)
+    with ctx.db.read() as session:
+        root = store.root_hash(session, size)
+    click.echo(f"origin {origin}\nsize {size}\nroot {note.b64encode(root)}")
+
+
+@log.command("backfill")
+@pass_ctx
+@friendly_errors
+def backfill(ctx: Ctx) -> None:
+    """Log the files stored before the index had a log (an index upgraded from before it).
+
+    Each gets an ``upload`` entry marked with the time it was ``recorded``; files already
+    logged are left alone, so running it twice adds nothing.
+    """
+    from assay import audit
+    from assay.log import store
+
+    actor = ctx.actor
+    with ctx.db.write() as session:
+        added = store.backfill_uploads(session)
+        if added:
+            audit.record(session, actor=actor, action="log:backfill", details={"files": len(added)})
+    for filename in added:
+        click.echo(f"logged {filename}")
+    click.echo(f"{len(added)} file(s) logged; size now {store.integrate(ctx.db)}")

@@ -1,0 +1,110 @@
+"""The log's read-only HTTP face, C2SP tlog-tiles at ``{index}/log/`` (today ``/log/``).
+
+- ``/log/checkpoint``: the signed checkpoint (``text/plain; charset=utf-8``), revalidated on
+  every use (``Cache-Control: no-cache``): it changes as the log grows;
+- ``/log/tile/<L>/<N>[.p/<W>]``: hash tiles; ``/log/tile/entries/<N>[.p/<W>]``: entry bundles
+  (``application/octet-stream``). A full tile never changes, so it is cached for a year as
+  ``immutable`` (tlog-tiles: full tiles are immutable; a CDN or a static host may serve them);
+  a partial one for a minute (a log may drop partial tiles once the full one exists);
+- any path but a tile's one canonical spelling, or a tile beyond the tree, is a 404 saying
+  why, never cached (it may exist a moment later).
+
+Everything is built from the database, so every worker answers the same.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from assay.log import keys, publish, store, tiles
+from assay.web.access import read_access
+
+if TYPE_CHECKING:
+    from assay.config import Settings
+    from assay.storage.db import Database
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+PARTIAL = "public, max-age=60"
+NO_STORE = "no-store"
+
+
+class LogService:
+    """What the routes need, built once per worker: the signer and the origin."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        # Loads (on the very first start: creates) the signing key, so a bad key stops start-up
+        # with its message rather than failing the first checkpoint request.
+        self.db = db
+        self.origin = keys.origin(settings)
+        self.signer = keys.signer(settings)
+        self.interval = float(settings.log_checkpoint_interval)
+
+    def checkpoint(self) -> bytes:
+        return publish.latest(self.db, self.signer, self.origin, self.interval)
+
+    def tile(self, path: str) -> Response:
+        from assay.web.responses import TextError
+
+        try:
+            tile, is_entries = tiles.parse_tile_path(path)
+        except tiles.TileError as exc:
+            return TextError(404, f"Not Found: {exc}", headers={"Cache-Control": NO_STORE})
+        db = self.db
+        with db.read() as session:
+            tree_size = store.size(session)
+            hashed = store.hashed_size(session)
+        if not store.tile_exists(tile, tree_size):
+            return TextError(
+                404, f"Not Found: the log has {tree_size} entries, {path} is beyond them",
+                headers={"Cache-Control": NO_STORE},
+            )
+        if not is_entries and not store.tile_exists(tile, hashed):
+            store.integrate(db)  # committed entries the stored hashes do not cover yet
+        with db.read() as session:
+            body = store.read_bundle(session, tile) if is_entries else store.read_tile(session, tile)
+        return Response(
+            body, media_type="application/octet-stream",
+            headers={"Cache-Control": IMMUTABLE if tile.full else PARTIAL},
+        )
+
+
+class LogServices(Protocol):
+    """What the log's routes ask of the application (``assay.app`` provides it)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def db(self) -> Database: ...
+    @property
+    def log(self) -> LogService: ...
+
+
+def _service(request: Request) -> tuple[LogServices, LogService]:
+    svc: LogServices = request.app.state.services
+    return svc, svc.log
+
+
+async def checkpoint_route(request: Request) -> Response:
+    svc, log = _service(request)
+    if (denied := await read_access(request, svc)) is not None:
+        return denied
+    body = await run_in_threadpool(log.checkpoint)
+    return Response(body, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"})
+
+
+async def tile_route(request: Request) -> Response:
+    svc, log = _service(request)
+    if (denied := await read_access(request, svc)) is not None:
+        return denied
+    return await run_in_threadpool(log.tile, "tile/" + request.path_params["path"])
+
+
+routes: list[BaseRoute] = [
+    Route("/log/checkpoint", checkpoint_route, methods=["GET", "HEAD"]),
+    Route("/log/tile/{path:path}", tile_route, methods=["GET", "HEAD"]),
+]

@@ -1,0 +1,100 @@
+"""One place where a project's change is recorded: ``project_changed``.
+
+Everything a reader keys on moves here, in the writer's transaction: the project's ``serial``
+(which keys the rendered-page cache, ``last_serial`` in the JSON API and the ETags) and, when
+the set of projects changed, the ``projects`` counter (which keys the cached project list).
+Uploads, yanks, status changes, removals, provenance imports, fsck quarantines, admin- and
+Trusted-Publishing-created projects all call it; nothing else writes either.
+
+It is also the one hook for what has to follow a change once it is committed: listeners
+registered with ``on_project_changed`` are called after the transaction commits (never for a
+rolled-back one), in the committing process. Correctness never depends on them: every worker
+reads the serial from the database on each request, so a page cached by another process is
+simply never asked for again; a listener only does extra work (freeing this process's stale
+pages now; later, purging a CDN). The transparency-log append (issue 13) belongs beside the
+serial update, inside the transaction, so that a change and its log entry commit together.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from assay.storage import counters
+from assay.storage.models import Project
+
+log = logging.getLogger(__name__)
+
+#: Where a transaction's pending changes wait for its commit.
+_PENDING = "assay.project_changes"
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectChange:
+    project_id: int
+    normalized_name: str
+    #: True when the set of projects changed (created or removed): the project list moved too.
+    listing_changed: bool
+
+
+ProjectListener = Callable[[ProjectChange], None]
+
+_listeners: list[ProjectListener] = []
+_lock = threading.Lock()
+
+
+def on_project_changed(listener: ProjectListener) -> Callable[[], None]:
+    """Call ``listener`` after each committed project change in this process; returns a
+    function that unregisters it."""
+    with _lock:
+        _listeners.append(listener)
+
+    def remove() -> None:
+        with _lock:
+            if listener in _listeners:
+                _listeners.remove(listener)
+
+    return remove
+
+
+def project_changed(session: Session, project: Project, *, listing_changed: bool) -> None:
+    """Record, in ``session``'s transaction, that ``project`` changed: its serial moves on (one
+    ``UPDATE projects SET serial = serial + 1``, atomic per row, so concurrent writers never
+    lose a bump) and, with ``listing_changed``, so does the project-list counter."""
+    if project in session.new:
+        session.flush()  # a project added in this transaction: it needs its id
+    session.execute(
+        sa.update(Project).where(Project.id == project.id).values(serial=Project.serial + 1),
+        execution_options={"synchronize_session": False},
+    )
+    # Read again on next access: another writer may have moved it since this session loaded it.
+    session.expire(project, ["serial"])
+    if listing_changed:
+        counters.bump(session, counters.PROJECTS)
+    session.info.setdefault(_PENDING, []).append(ProjectChange(project.id, project.normalized_name, listing_changed))
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    changes: list[ProjectChange] = session.info.pop(_PENDING, [])
+    if not changes:
+        return
+    with _lock:
+        listeners = list(_listeners)
+    for change in changes:
+        for listener in listeners:
+            try:
+                listener(change)
+            except Exception:  # the change is committed: a listener's failure must not undo it
+                log.exception("a project-change listener failed for %s", change.normalized_name)
+
+
+@event.listens_for(Session, "after_rollback")
+def _rolled_back(session: Session) -> None:
+    session.info.pop(_PENDING, None)

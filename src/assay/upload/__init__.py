@@ -1,0 +1,1 @@
+"""The upload path: ``POST /legacy/``, what a distribution is, the atomic commit."""

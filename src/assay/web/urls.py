@@ -1,0 +1,22 @@
+"""Absolute URLs for responses that must carry them (PEP 740 provenance URLs, PEP 807 discovery)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from assay.config import Settings
+
+
+def base_url(settings: Settings, request: Request) -> str:
+    """scheme://host[:port] for absolute URLs: the configured one, else this request's.
+
+    Read from the ASGI scope: building ``request.url`` (a parsed URL object) costs more than
+    the rest of a cached simple-page request."""
+    if settings.base_url:
+        return settings.base_url.rstrip("/")
+    scope = request.scope
+    host = request.headers.get("host")
+    if not host:
+        server = scope.get("server")
+        host = f"{server[0]}:{server[1]}" if server else "localhost"
+    return f"{scope['scheme']}://{host}"
