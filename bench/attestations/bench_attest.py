@@ -176,7 +176,7 @@ def check_provenance(server: AssayServer, attested: set[str], total: int) -> int
 def in_process(trust_root_path: Path, pairs: list[tuple[Path, list[Attestation]]], rounds: int) -> dict[str, Any]:
     from assay.attestations.trust import load_trust_root
     from assay.attestations.verify import parse_attestation, verify_attestation
-    from assay.identities import GitHub
+    from assay.publishers import GitHub
 
     trust = load_trust_root(trust_root_path)
     policy = GitHub(repository=REPOSITORY, workflow=WORKFLOW, environment=None).policy()

@@ -52,7 +52,7 @@ from tests.support.server import client_environ
 from tests.support.sigstore_authority import CertIdentity, LocalSigstore
 from tests.support.static_index import provenance_document
 
-from assay.identities import GitHub
+from assay.publishers import GitHub
 
 PRODUCTION_TUF = "https://tuf-repo-cdn.sigstore.dev"
 

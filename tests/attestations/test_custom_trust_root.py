@@ -13,11 +13,12 @@ from uv import find_uv_bin
 
 from assay.attestations.trust import load_trust_root
 from assay.attestations.verify import parse_attestation, verify_attestation
-from assay.identities import from_publisher
+from assay.publishers import from_publisher
 from tests.attestations.conftest import AUDIENCE, GITHUB_ISSUER, mint, served_provenance
 from tests.support.dists import build_project, sha256
 from tests.support.oidc_provider import (
     OIDCProvider,
+    buildkite_claims,
     circleci_claims,
     forgejo_claims,
     github_actions_env,
@@ -98,7 +99,9 @@ def _publish_attested(
     return response.status_code, response.text
 
 
-@pytest.mark.parametrize("kind", ["github-enterprise", "gitlab-self-managed", "forgejo", "google", "circleci", "oidc"])
+@pytest.mark.parametrize(
+    "kind", ["github-enterprise", "gitlab-self-managed", "forgejo", "google", "circleci", "oidc", "buildkite"]
+)
 def test_every_publisher_kind_attests_under_a_custom_root(
     local_index: AssayServer, local_sigstore: LocalSigstore, idp: OIDCProvider, kind: str, tmp_path: Path
 ) -> None:
@@ -141,6 +144,14 @@ def test_every_publisher_kind_attests_under_a_custom_root(
         claims = circleci_claims("proj-1", "pipe-1")
         good = CertIdentity.circleci("proj-1", "pipe-1")
         bad = CertIdentity.circleci("proj-1", "pipe-2")
+    elif kind == "buildkite":
+        # The local provider stands in for https://agent.buildkite.com (passed as --issuer, as
+        # for a self-hosted forge); Fulcio's Buildkite certificates carry the issuer and the SAN
+        # https://buildkite.com/ORG/PIPELINE (assay.publishers.buildkite).
+        args = ["--organization", "acme", "--pipeline", "release"]
+        claims = buildkite_claims("acme", "release")
+        good = CertIdentity(san="https://buildkite.com/acme/release", issuer=issuer, extensions={})
+        bad = CertIdentity(san="https://buildkite.com/acme/other", issuer=issuer, extensions={})
     else:
         args = ["--claim", "sub=deploy:acme/*", "--subject", "https://ci.acme.example/pipelines/*"]
         claims = {"sub": "deploy:acme/app"}
@@ -160,7 +171,10 @@ def test_every_publisher_kind_attests_under_a_custom_root(
     status, text = _publish_attested(local_index, idp, built.sdist, claims, right)
     assert status == 200, text
     _, provenance = served_provenance(local_index, project, built.sdist.name)
-    assert from_publisher(provenance["attestation_bundles"][0]["publisher"]).policy() is not None
+    block = provenance["attestation_bundles"][0]["publisher"]
+    assert from_publisher(block).policy() is not None
+    if kind == "buildkite":
+        assert block == {"kind": "Buildkite", "issuer": issuer, "organization": "acme", "pipeline": "release"}
 
 
 def test_a_signed_statement_nested_too_deeply_is_refused_cleanly(

@@ -7,6 +7,7 @@ import concurrent.futures
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from assay.storage.models import Publisher
 from tests.publishing.conftest import AUDIENCE, TLS
 from tests.support.oidc_provider import (
     OIDCProvider,
+    buildkite_claims,
     circleci_claims,
     forgejo_claims,
     github_claims,
@@ -320,6 +322,18 @@ def test_pending_publisher_is_void_once_the_project_exists(fresh: AssayServer, i
             lambda host: circleci_claims("p-1", "d-2"),
         ),
         (
+            "buildkite",
+            ["--organization", "acme", "--pipeline", "release"],
+            lambda host: buildkite_claims("acme", "release"),
+            lambda host: buildkite_claims("acme", "release-candidate"),
+        ),
+        (
+            "buildkite",
+            ["--organization", "acme", "--pipeline", "tagged", "--tag", "v1.0.0"],
+            lambda host: buildkite_claims("acme", "tagged", tag="v1.0.0"),
+            lambda host: buildkite_claims("acme", "tagged", branch="main"),
+        ),
+        (
             "oidc",
             ["--claim", "sub=repo:acme/*:ref:refs/tags/*", "--claim", "runner=trusted"],
             lambda host: {"sub": "repo:acme/x:ref:refs/tags/v1", "runner": "trusted"},
@@ -331,7 +345,8 @@ def test_each_kind_matches_its_claims(fresh: AssayServer, kind: str, args: list[
     with OIDCProvider() as ci:
         fresh.admin("issuer", "add", "--issuer", ci.issuer)
         fresh.admin(
-            "publisher", "add", kind, "--project", f"kind-{kind}", "--issuer", ci.issuer, "--owner", "owner", *args
+            "publisher", "add", kind, "--project", f"kind-{kind}-{uuid.uuid4().hex[:8]}", "--issuer", ci.issuer,
+            "--owner", "owner", *args,
         )
         bad = mint(fresh, ci.token(AUDIENCE, wrong(ci.authority)))
         assert bad.json()["errors"][0]["code"] == "invalid-publisher", bad.text
@@ -341,7 +356,7 @@ def test_each_kind_matches_its_claims(fresh: AssayServer, kind: str, args: list[
 
 def test_reusable_workflow_called_from_the_release_workflow(fresh: AssayServer, idp: OIDCProvider) -> None:
     # The caller (workflow_ref) is the publisher's workflow; the job runs a reusable workflow
-    # from another repository (job_workflow_ref). Accepted: the caller decides (see kinds.py).
+    # from another repository (job_workflow_ref). Accepted: the caller decides (see publishers/github.py).
     fresh.admin("issuer", "add", "--issuer", idp.issuer)
     fresh.admin(
         "publisher",

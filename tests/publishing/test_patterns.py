@@ -10,11 +10,11 @@ import datetime as dt
 import httpx
 import pytest
 
-from assay.identities import IdentityError, from_publisher
+from assay.publishers import IdentityError, from_publisher
 from assay.publishing.service import lookup_key
 from assay.storage.models import PendingPublisher, utcnow
 from tests.publishing.conftest import AUDIENCE
-from tests.support.oidc_provider import OIDCProvider
+from tests.support.oidc_provider import OIDCProvider, github_claims
 from tests.support.server import AssayServer
 
 
@@ -108,6 +108,35 @@ def test_a_stored_glob_from_before_the_language_never_matches(tp_index: AssaySer
     assert "no trusted publisher matches this token" in description, stray.text
     assert "?*" not in description, stray.text
     assert any("no longer accepted" in line for line in tp_index.log), tp_index.log[-20:]
+
+
+def test_a_stored_configuration_todays_rules_refuse_matches_nothing(tp_index: AssayServer, idp: OIDCProvider) -> None:
+    # Configurations are validated into the kind's typed Config whenever a row is read (issue
+    # 11). A row that no longer validates (an older assay's, or edited by hand: here a workflow
+    # that is no file name) must not turn every exchange on its issuer into a 500, nor
+    # `publisher list` into a crash: it matches nothing, and is flagged.
+    config = {"repository": "brokenorg/app", "workflow": "release", "environment": None}
+    with tp_index.db().write() as session:
+        session.add(
+            PendingPublisher(
+                kind="github",
+                issuer_url=idp.issuer,
+                config=config,
+                lookup_key=lookup_key("github", idp.issuer, config),
+                match_key="brokenorg/app",
+                project_name="broken-config",
+                normalized_name="broken-config",
+                owner_id=None,
+                expires=utcnow() + dt.timedelta(days=1),
+            )
+        )
+    listed = tp_index.admin("publisher", "list").stdout
+    assert "INVALID CONFIGURATION" in listed, listed
+    assert "workflow must be a workflow file name" in listed, listed
+    refused = mint(tp_index, idp.token(AUDIENCE, github_claims("brokenorg/app", "release")))
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["code"] == "invalid-publisher"
+    assert any("workflow must be a workflow file name" in line for line in tp_index.log), tp_index.log[-20:]
 
 
 @pytest.mark.parametrize("subject", ["*", "https://*", "https://ci.example.com/?", "*@example.com"])

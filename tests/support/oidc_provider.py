@@ -982,3 +982,31 @@ def gitlab_ci_env(audience: str, token: str) -> dict[str, str]:
     for name in gitlab_id_token_var_names(audience):
         env[name] = token
     return env
+
+
+def buildkite_claims(
+    organization: str = "acme",
+    pipeline: str = "release",
+    *,
+    branch: str = "main",
+    tag: str | None = None,
+    commit: str = "9f3182061f1e2cca4702c368cbc039b7dc9d4485",
+    step: str = "publish",
+    build_number: int = 42,
+) -> dict[str, Any]:
+    """Claims of a Buildkite job OIDC token (``buildkite-agent oidc request-token``), minus
+    iss/aud/iat/exp; ``sub`` is ``organization:ORG:pipeline:PIPELINE:ref:REF:commit:SHA:step:STEP``
+    as PyPI's Buildkite documentation gives it. The real issuer is https://agent.buildkite.com."""
+    ref = f"refs/tags/{tag}" if tag else f"refs/heads/{branch}"
+    return {
+        "sub": f"organization:{organization}:pipeline:{pipeline}:ref:{ref}:commit:{commit}:step:{step}",
+        "organization_slug": organization,
+        "pipeline_slug": pipeline,
+        "build_number": build_number,
+        "build_branch": branch,
+        **({"build_tag": tag} if tag else {}),
+        "build_commit": commit,
+        "step_key": step,
+        "job_id": "0184990a-477b-4fa8-9968-496074483cee",
+        "agent_id": "0184990a-4782-42b5-afc1-16715b10b8ff",
+    }

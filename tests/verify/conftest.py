@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from assay.cli import main
-from assay.identities import GitHub, Identity
+from assay.publishers import GitHub, Identity
 from tests.conftest import FIXTURES
 from tests.support.dists import make_sdist, make_wheel
 from tests.support.sigstore_authority import CertIdentity, LocalSigstore

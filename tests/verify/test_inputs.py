@@ -201,7 +201,7 @@ def test_unusable_pins_are_input_errors(world: World, text: str, message: str) -
 
 
 def test_gitlab_pins_accept_workflow_as_an_alias(world: World) -> None:
-    from assay.identities import GitLab
+    from assay.publishers import GitLab
     from tests.support.sigstore_authority import CertIdentity
 
     name = world.name()

@@ -7,7 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from assay.identities import GitHub, GitLab
+from assay.publishers import GitHub, GitLab
 from tests.conftest import FIXTURES
 from tests.support.sigstore_authority import LocalSigstore
 from tests.support.static_index import provenance_document

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from packaging.utils import canonicalize_name
 
-from assay.identities import CircleCI, Forgejo, GitHub, GitHubEnterprise, GitLab, Google
+from assay.publishers import CircleCI, Forgejo, GitHub, GitHubEnterprise, GitLab, Google
 from assay.verify.checks import AttestationCheck, BundleCheck, ProvenanceCheck
 from assay.verify.errors import InputError
 from assay.verify.files import LockedFile

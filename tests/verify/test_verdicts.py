@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from assay.identities import (
+from assay.publishers import (
     OIDC,
     CircleCI,
     Forgejo,
@@ -18,6 +18,7 @@ from assay.identities import (
     Google,
     Identity,
 )
+from assay.publishers.buildkite import Buildkite
 from tests.support.sigstore_authority import CertIdentity
 from tests.support.static_index import NULL, provenance_document
 from tests.verify.conftest import World, github
@@ -354,6 +355,13 @@ KINDS: dict[str, tuple[CertIdentity, Identity, dict[str, str], CertIdentity]] = 
         Forgejo("https://code.example.org", "acme/w", "release.yml"),
         {"kind": "Forgejo", "instance": "https://code.example.org", "repository": "acme/w", "workflow": "release.yml"},
         CertIdentity.github("acme/w", host="code.example.org", issuer="https://evil.example.org/api/actions"),
+    ),
+    "Buildkite": (
+        CertIdentity(san="https://buildkite.com/acme/w", issuer="https://agent.buildkite.com", extensions={}),
+        Buildkite("acme", "w"),
+        {"kind": "Buildkite", "organization": "acme", "pipeline": "w"},
+        # Another pipeline of the same organization: a changed pipeline is another identity.
+        CertIdentity(san="https://buildkite.com/acme/x", issuer="https://agent.buildkite.com", extensions={}),
     ),
     "OIDC": (
         CertIdentity.email("release@example.com", "https://idp.example.com"),

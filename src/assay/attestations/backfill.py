@@ -22,21 +22,12 @@ from assay.admin import AdminError
 from assay.attestations import provenance as prov
 from assay.attestations.trust import TrustRoot
 from assay.attestations.verify import AttestationInvalid, parse_attestation, verify_attestation
-from assay.identities import Identity, IdentityError, from_publisher
 from assay.log import entries as log_entries
 from assay.log import store as translog
-from assay.publishing.kinds import get_kind
+from assay.publishers import IdentityError, from_publisher, identity_of
 from assay.storage.changes import project_changed
 from assay.storage.db import Database
 from assay.storage.models import File, Project, Publisher, PublisherProject, utcnow
-
-
-def _identity_key(identity: Identity) -> dict[str, Any]:
-    # Environments and claim constraints are not in certificates: compare what is.
-    block = identity.to_publisher()
-    block.pop("environment", None)
-    block.pop("claims", None)
-    return block
 
 
 @dataclass(frozen=True)
@@ -81,9 +72,9 @@ def import_provenance(db: Database, trust: TrustRoot, path: Path, *, filename: s
                 .join(PublisherProject, PublisherProject.publisher_id == Publisher.id)
                 .where(PublisherProject.project_id == row.project_id)
             ).scalars()
-            if (identity := get_kind(p.kind).identity(p.config, p.issuer_url)) is not None
+            if (identity := identity_of(p.kind, p.config, p.issuer_url)) is not None
         ]
-    allowed = [_identity_key(i) for i in registered]
+    allowed = [i.certified_key() for i in registered]
     new_bundles: list[dict[str, Any]] = []
     names: list[str] = []
     count = 0
@@ -94,7 +85,7 @@ def import_provenance(db: Database, trust: TrustRoot, path: Path, *, filename: s
             identity = from_publisher(raw.get("publisher"))
         except IdentityError as exc:
             raise AdminError(f"bundle {number} of {path.name}: {exc}") from None
-        if registered and _identity_key(identity) not in allowed:
+        if registered and identity.certified_key() not in allowed:
             raise AdminError(
                 f"bundle {number} is signed as {identity.summary()}, which is not a publisher registered "
                 f"for {row.normalized_name} ({', '.join(i.summary() for i in registered)})"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from assay.identities import Identity
+from assay.publishers import Identity
 
 PROVENANCE_VERSION = 1
 

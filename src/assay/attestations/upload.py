@@ -24,8 +24,7 @@ from assay.accounts.auth import Principal
 from assay.attestations import provenance as prov
 from assay.attestations.trust import TrustRoot
 from assay.attestations.verify import AttestationInvalid, parse_attestation, verify_attestation
-from assay.identities import Identity
-from assay.publishing.kinds import get_kind
+from assay.publishers import Identity, identity_of
 from assay.storage.db import Database
 from assay.storage.models import Project, Publisher, PublisherProject
 from assay.untrusted_json import JSONTooDeep
@@ -121,7 +120,7 @@ class AttestationCheck:
                 raise _reject("Attestations are only supported when using Trusted Publishing")
         identities: list[Identity] = []
         for row in rows:
-            identity = get_kind(row.kind).identity(row.config, row.issuer_url)
+            identity = identity_of(row.kind, row.config, row.issuer_url)
             if identity is not None:
                 identities.append(identity)
         if not identities:

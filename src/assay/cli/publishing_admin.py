@@ -8,9 +8,9 @@ from typing import Any, TypeVar
 import click
 
 from assay.accounts.tokens import parse_duration
-from assay.admin import AdminError
 from assay.cli.admin import Ctx, pass_ctx
 from assay.cli.common import friendly_errors
+from assay.publishers import KINDS, PublisherKind
 from assay.publishing import admin as tp_admin
 
 
@@ -160,113 +160,25 @@ def _add(
         click.echo(f"added publisher {added.id} for {project}")
 
 
-def _github_like(name: str, help_text: str, *, instance: bool) -> click.Command:
-    @publisher_add.command(name, help=help_text)
+def _kind_command(kind: PublisherKind[Any]) -> click.Command:
+    """``assay admin publisher add <kind>``: the shared options, then the kind's own (generated
+    from its ``Config``: ``assay.publishers.base.PublisherKind.cli_options``)."""
+
+    @publisher_add.command(kind.name, help=kind.help)
     @_common
-    @click.option("--repository", required=True, help="OWNER/NAME.")
-    @click.option("--workflow", required=True, help="The workflow file name, e.g. release.yml.")
-    @click.option("--environment", help="Require this deployment environment (case-insensitive).")
-    @click.option("--owner-id", help="The repository owner's numeric id (guards against account resurrection).")
     @pass_ctx
     @friendly_errors
     def command(
-        ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, reserve: bool, **config: Any
+        ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, reserve: bool, **values: Any
     ) -> None:
-        _add(ctx, name, project, issuer_url, owner, config, reserve)
+        _add(ctx, kind.name, project, issuer_url, owner, kind.config_from_cli(values), reserve)
 
-    if instance:
-        command.params.append(click.Option(["--instance"], help="The instance's https URL (default: from the issuer)."))
+    command.params.extend(kind.cli_options())
     return command
 
 
-_github_like("github", "GitHub Actions.", instance=False)
-_github_like(
-    "github-enterprise",
-    "GitHub Actions on GitHub Enterprise Server (needs --issuer https://HOST/_services/token).",
-    instance=True,
-)
-_github_like("forgejo", "Forgejo or Gitea Actions (needs --issuer https://HOST/api/actions).", instance=True)
-
-
-@publisher_add.command("gitlab")
-@_common
-@click.option("--repository", required=True, help="NAMESPACE/PROJECT (namespaces may nest).")
-@click.option("--workflow", "workflow_filepath", required=True, help="The CI config file, e.g. .gitlab-ci.yml.")
-@click.option("--environment", help="Require this environment (case-sensitive, as GitLab's).")
-@pass_ctx
-@friendly_errors
-def add_gitlab(
-    ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, reserve: bool, **config: Any
-) -> None:
-    """GitLab CI/CD on gitlab.com, or a self-managed instance (--issuer https://gitlab.example.com)."""
-    _add(ctx, "gitlab", project, issuer_url, owner, config, reserve)
-
-
-@publisher_add.command("google")
-@_common
-@click.option("--email", required=True, help="The service account's e-mail.")
-@click.option("--sub", help="The service account's numeric id (optional).")
-@pass_ctx
-@friendly_errors
-def add_google(
-    ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, reserve: bool, **config: Any
-) -> None:
-    """A Google Cloud service account."""
-    _add(ctx, "google", project, issuer_url, owner, config, reserve)
-
-
-@publisher_add.command("circleci")
-@_common
-@click.option("--project-id", required=True, help="CircleCI project id (UUID).")
-@click.option("--pipeline-definition-id", required=True, help="CircleCI pipeline definition id (UUID).")
-@click.option("--vcs-origin", help="Require this VCS origin, e.g. github.com/OWNER/REPO.")
-@click.option("--vcs-ref", help="Require this ref, e.g. refs/heads/main.")
-@pass_ctx
-@friendly_errors
-def add_circleci(
-    ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, reserve: bool, **config: Any
-) -> None:
-    """CircleCI (its issuer is https://oidc.circleci.com/org/<org-id>; pass it with --issuer)."""
-    _add(ctx, "circleci", project, issuer_url, owner, config, reserve)
-
-
-@publisher_add.command("oidc")
-@_common
-@click.option(
-    "--claim",
-    "claims",
-    multiple=True,
-    required=True,
-    metavar="NAME=VALUE",
-    help="A claim the token must carry: an exact value, or a pattern with * (within a / or : segment) "
-    "and ** (across), after at least two literal segments (README: Claim and subject patterns; repeatable).",
-)
-@click.option(
-    "--subject",
-    help="The SAN its PEP 740 signing certificates carry (exact or a pattern, as --claim); "
-    "without it the publisher cannot attest.",
-)
-@pass_ctx
-@friendly_errors
-def add_oidc(
-    ctx: Ctx,
-    project: str,
-    issuer_url: str | None,
-    owner: str | None,
-    reserve: bool,
-    claims: tuple[str, ...],
-    subject: str | None,
-) -> None:
-    """Any OIDC issuer the admin trusts, matched on claim constraints."""
-    parsed: dict[str, str] = {}
-    for item in claims:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--claim")
-        parsed[name.strip()] = value
-    if not issuer_url:
-        raise AdminError("a generic OIDC publisher needs --issuer")
-    _add(ctx, "oidc", project, issuer_url, owner, {"claims": parsed, "subject": subject}, reserve)
+for _kind in KINDS.values():
+    _kind_command(_kind)
 
 
 @publisher.command("list")

@@ -1,7 +1,7 @@
 """Claim and subject patterns: the one small language a generic OIDC publisher is written in,
 both for its token claim constraints (``--claim NAME=PATTERN``, checked at every token exchange
-by ``assay.publishing.kinds``) and for the certificate subject (SAN) its PEP 740 attestations
-must carry (``--subject PATTERN``, checked by ``assay.identities.policies``).
+by ``assay.publishers.oidc``) and for the certificate subject (SAN) its PEP 740 attestations
+must carry (``--subject PATTERN``, checked by ``assay.publishers.policies``).
 
 The values these patterns match are structured: ``repo:OWNER/NAME:ref:refs/tags/v1``,
 ``project_path:GROUP/PROJECT:ref_type:tag:ref:v1``, ``https://ci.example.com/OWNER/NAME/...``.

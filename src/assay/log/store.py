@@ -213,9 +213,9 @@ def _publisher_block(session: Session, publisher_id: int | None) -> dict[str, An
     publisher = session.get(Publisher, publisher_id)
     if publisher is None:
         return None
-    from assay.publishing.kinds import get_kind
+    from assay.publishers import identity_of
 
-    identity = get_kind(publisher.kind).identity(publisher.config, publisher.issuer_url)
+    identity = identity_of(publisher.kind, publisher.config, publisher.issuer_url)
     if identity is None:
         return {"kind": publisher.kind, "issuer": publisher.issuer_url}
     return identity.to_publisher()

@@ -13,8 +13,8 @@ from sqlalchemy.exc import IntegrityError
 
 from assay import audit
 from assay.admin import AdminError
+from assay.publishers import ConfigError, PublisherKind, get_kind
 from assay.publishing.keys import UnsafeURL, check_url, is_url
-from assay.publishing.kinds import ConfigError, get_kind
 from assay.publishing.oidc_token import ALLOWED_ALGORITHMS
 from assay.publishing.service import lookup_key
 from assay.storage.db import Database
@@ -182,9 +182,10 @@ def add_publisher(
         raise AdminError(f"a {kind.name} publisher needs --issuer (the CI system's OIDC issuer URL)")
     issuer_url = _check_issuer_url(issuer_url)
     try:
-        normalized_config = kind.normalize(dict(config), issuer_url)
+        typed = kind.configure(config, issuer_url)
     except ConfigError as exc:
         raise AdminError(str(exc)) from None
+    normalized_config = typed.stored()
     key = lookup_key(kind.name, issuer_url, normalized_config)
     if not _PROJECT_NAME.match(project):
         raise AdminError(f"invalid project name {project!r}")
@@ -214,7 +215,7 @@ def add_publisher(
                 issuer_url=issuer_url,
                 config=normalized_config,
                 lookup_key=key,
-                match_key=kind.match_key(normalized_config),
+                match_key=kind.match_key(typed),
                 project_name=project,
                 normalized_name=normalized,
                 owner_id=owner_id,
@@ -250,9 +251,9 @@ def add_publisher(
                 issuer_url=issuer_url,
                 config=normalized_config,
                 lookup_key=key,
-                match_key=kind.match_key(normalized_config),
+                match_key=kind.match_key(typed),
                 # The admin's --owner-id is the pin from the start (else the first exchange's).
-                repository_owner_id=normalized_config.get("owner_id") if kind.pins_owner_id else None,
+                repository_owner_id=kind.owner_id(typed),
             )
             session.add(publisher)
             session.flush()
@@ -286,6 +287,16 @@ class PublisherInfo:
     reserved: bool = False
 
 
+def _described(kind: PublisherKind[Any], stored: dict[str, Any]) -> tuple[Any, str]:
+    """A stored configuration and its description; one today's ``Config`` refuses is flagged
+    (it matches no token: ``TrustedPublishing._match``) so the admin registers it again."""
+    try:
+        config = kind.load(stored)
+    except ConfigError as exc:
+        return None, f"[INVALID CONFIGURATION, never matches: {exc}]"
+    return config, kind.describe(config)
+
+
 def list_publishers(db: Database, project: str | None = None) -> list[PublisherInfo]:
     wanted = canonicalize_name(project) if project else None
     out: list[PublisherInfo] = []
@@ -302,17 +313,18 @@ def list_publishers(db: Database, project: str | None = None) -> list[PublisherI
             if wanted and wanted not in names:
                 continue
             kind = get_kind(p.kind)
+            config, description = _described(kind, p.config)
             out.append(
                 PublisherInfo(
                     str(p.id),
                     p.kind,
                     p.issuer_url,
-                    kind.describe(p.config),
+                    description,
                     names,
                     None,
                     # A publisher registered with --owner-id before the column existed has it
                     # only in its config until its next exchange records it.
-                    owner_id=p.repository_owner_id or p.config.get("owner_id"),
+                    owner_id=p.repository_owner_id or (kind.owner_id(config) if config else None),
                     pins_owner_id=kind.pins_owner_id,
                 )
             )
@@ -320,15 +332,16 @@ def list_publishers(db: Database, project: str | None = None) -> list[PublisherI
             if wanted and q.normalized_name != wanted:
                 continue
             kind = get_kind(q.kind)
+            config, description = _described(kind, q.config)
             out.append(
                 PublisherInfo(
                     f"pending-{q.id}",
                     q.kind,
                     q.issuer_url,
-                    kind.describe(q.config),
+                    description,
                     [q.normalized_name],
                     q.expires,
-                    owner_id=q.config.get("owner_id"),
+                    owner_id=kind.owner_id(config) if config else None,
                     pins_owner_id=kind.pins_owner_id,
                     reserved=q.reserve,
                 )

@@ -26,9 +26,9 @@ from assay import audit, untrusted_json
 from assay.accounts import tokens
 from assay.accounts.tokens import TokenError
 from assay.config import Settings
+from assay.publishers import KINDS, ConfigError, Mismatch, PublisherKind, get_kind
 from assay.publishing import oidc_token
 from assay.publishing.keys import KeyStore
-from assay.publishing.kinds import KINDS, Kind, Mismatch, get_kind, stored_claims
 from assay.publishing.oidc_token import ExchangeRefusal, TokenRejected, TrustedIssuer
 from assay.storage.changes import project_changed
 from assay.storage.db import Database
@@ -45,6 +45,8 @@ from assay.storage.models import (
 from assay.untrusted_json import JSONTooDeep
 
 log = logging.getLogger(__name__)
+
+Kind = PublisherKind[Any]
 
 #: PEP 807 features.
 SINGLE_USE = "single-use-token"
@@ -238,18 +240,17 @@ class _Candidate:
     #: The repository owner id a registered publisher is pinned to (None: not yet recorded).
     owner_pin: str | None = None
 
-    def effective_config(self, kind: Kind) -> dict[str, Any]:
+    def effective_config(self, kind: Kind) -> Any:
         """The configuration the token is checked against: the recorded owner id counts as if
         the admin had given it (PyPI always pins GitHub's repository_owner_id)."""
-        if kind.pins_owner_id and self.owner_pin:
-            return {**self.config, "owner_id": self.owner_pin}
-        return self.config
+        return kind.with_owner_id(kind.load(self.config), self.owner_pin)
 
 
 @dataclass
 class _Match:
     row: _Candidate
     kind: Kind
+    config: Any
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,7 @@ def _refusal(issuer: str, claims: dict[str, Any], refusals: Sequence[_Refusal]) 
     for refusal in refusals:
         if refusal.near:
             return MintError("invalid-publisher", f"valid token, but no corresponding publisher ({refusal.reason})")
-    names = dict.fromkeys(k.identifying_claim for k in KINDS.values() if k.identifying_claim)
+    names = dict.fromkeys(claim for k in KINDS.values() for claim in k.identifying_claims)
     shown = [f"{name} {_token_claim(claims, name)!r}" for name in (*names, "sub") if _token_claim(claims, name)]
     return MintError(
         "invalid-publisher",
@@ -380,16 +381,23 @@ class TrustedPublishing:
         for row in rows:
             kind = get_kind(row.kind)
             try:
-                kind.check(row.effective_config(kind), claims, issuer)
-            except Mismatch as exc:
-                refusals.append(_Refusal(kind.identifies(row.config, claims, issuer), str(exc)))
+                config = row.effective_config(kind)
+            except ConfigError as exc:
+                # A stored configuration today's Config refuses (an older assay's, or edited by
+                # hand) matches no token; the admin finds why in the log and `publisher list`.
+                refusals.append(_Refusal(False, f"publisher {row.id}: {exc}"))
                 continue
-            matches.append(_Match(row, kind))
+            try:
+                kind.check(config, claims, issuer)
+            except Mismatch as exc:
+                refusals.append(_Refusal(kind.identifies(config, claims, issuer), str(exc)))
+                continue
+            matches.append(_Match(row, kind, config))
         if not matches:
             return None
         # Warehouse prefers the publisher whose environment equals the token's over an
         # environment-less one.
-        matches.sort(key=lambda m: (not m.kind.environment_matches(m.row.config, claims), m.row.id))
+        matches.sort(key=lambda m: (not m.kind.environment_matches(m.config, claims), m.row.id))
         return matches[0]
 
     def _exchange(
@@ -424,7 +432,8 @@ class TrustedPublishing:
         self._claim_jti(session, issuer, claims, kind)
 
         lifetime = dt.timedelta(seconds=self.settings.minted_token_lifetime)
-        kept = stored_claims(kind, config, claims, issuer) | {"publisher_id": publisher_id}
+        typed = kind.load(config)
+        kept = kind.stored_claims(typed, claims, issuer) | {"publisher_id": publisher_id}
         issued = tokens.issue(
             session,
             prefix=self.settings.token_prefix,
@@ -432,7 +441,7 @@ class TrustedPublishing:
             publisher_id=publisher_id,
             projects=projects,
             expires=utcnow() + lifetime,
-            description=f"Trusted Publishing: {kind.name} {kind.describe(config)}",
+            description=f"Trusted Publishing: {kind.name} {kind.describe(typed)}",
             oidc_claims=kept,
             single_use=SINGLE_USE in features,
         )
@@ -502,7 +511,7 @@ class TrustedPublishing:
         if not pin:
             return
         try:
-            kind.check({**config, "owner_id": pin}, claims, issuer)  # the kind words the refusal
+            kind.check(kind.with_owner_id(kind.load(config), pin), claims, issuer)  # the kind words the refusal
         except Mismatch as exc:
             raise MintError("invalid-publisher", f"valid token, but no corresponding publisher ({exc})") from None
 
@@ -542,7 +551,7 @@ class TrustedPublishing:
                 # Pinned from birth: the admin's --owner-id (which this token matched), else the
                 # id of the owner that publishes first.
                 repository_owner_id=(
-                    pending.config.get("owner_id") or (str(owner) if owner not in (None, "") else None)
+                    kind.owner_id(kind.load(pending.config)) or (str(owner) if owner not in (None, "") else None)
                     if kind.pins_owner_id
                     else None
                 ),

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from assay.identities import Identity, IdentityError, from_publisher
+from assay.publishers import Identity, IdentityError, from_publisher
 
 
 @dataclass(frozen=True)

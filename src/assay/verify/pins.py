@@ -17,7 +17,8 @@ Where pins come from, first match wins for a package:
        comment = "reviewed 2026-11-02"  # optional
 
    One table per normalized package name, with ``kind`` and that kind's identifying fields
-   (see ``_FIELDS``). Unknown keys are errors: a typo must not silently widen a pin.
+   (each kind's identity class says which: ``required`` and ``pin_optional``, in
+   ``assay.publishers``). Unknown keys are errors: a typo must not silently widen a pin.
 
 2. ``.provenance.txt`` next to it (or ``--pins FILE`` itself, when FILE is in this format:
    the reader is chosen by content, not name), the format of the older ``pypi-verify-now`` tool: one
@@ -32,36 +33,27 @@ Where pins come from, first match wins for a package:
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tempfile
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import tomli_w
 from packaging.pylock import Pylock
 from packaging.utils import NormalizedName, canonicalize_name
 
-from assay.identities import (
-    OIDC,
-    CircleCI,
-    Forgejo,
-    GitHubEnterprise,
-    GitLab,
-    Google,
-    Identity,
-    IdentityError,
-    from_publisher,
-)
-from assay.identities.kinds import GITHUB_ISSUER, GITLAB_COM
+from assay.publishers import Identity, IdentityError, from_publisher
+from assay.publishers.base import RepositoryPin
+from assay.publishers.github import GitHubRepository
+from assay.publishers.gitlab import GitLabRepository
+from assay.publishers.registry import IDENTITIES
 from assay.verify.errors import InputError
 
-if TYPE_CHECKING:
-    from sigstore.verify.policy import VerificationPolicy
+__all__ = ["GitHubRepository", "GitLabRepository", "RepositoryPin"]  # the legacy format's pins
 
 PINS_FILE = ".provenance.toml"
 LEGACY_PINS_FILE = ".provenance.txt"
@@ -70,50 +62,6 @@ _HEADER = (
     "# Publisher pins for `assay verify`: the identity each package must be attested by.\n"
     "# Review every change to this file like a change to the code it lets in.\n\n"
 )
-
-
-@dataclass(frozen=True)
-class RepositoryPin:
-    """Any workflow of one repository on a public forge (a ``.provenance.txt`` pin, which names
-    no workflow). Checks the two Fulcio claims pypi-attestations' GitHub and GitLab policies
-    check, minus the Build Config URI (the workflow file): issuer (.8) and Source Repository URI
-    (.12)."""
-
-    kind: ClassVar[str]
-    issuer: ClassVar[str]
-    #: The forge's URL, to which the Source Repository URI appends the repository path.
-    forge: ClassVar[str]
-    repository: str
-
-    def to_publisher(self) -> dict[str, Any]:
-        return {"kind": self.kind, "repository": self.repository}
-
-    def policy(self) -> VerificationPolicy:
-        from sigstore.verify import policy as sigstore_policy
-
-        return sigstore_policy.AllOf(
-            [
-                sigstore_policy.OIDCIssuerV2(self.issuer),
-                sigstore_policy.OIDCSourceRepositoryURI(f"{self.forge}/{self.repository}"),
-            ]
-        )
-
-    def summary(self) -> str:
-        return f"{self.kind} {self.repository} (any workflow)"
-
-
-@dataclass(frozen=True)
-class GitHubRepository(RepositoryPin):
-    kind: ClassVar[str] = "GitHub"
-    issuer: ClassVar[str] = GITHUB_ISSUER
-    forge: ClassVar[str] = "https://github.com"
-
-
-@dataclass(frozen=True)
-class GitLabRepository(RepositoryPin):
-    kind: ClassVar[str] = "GitLab"
-    issuer: ClassVar[str] = GITLAB_COM
-    forge: ClassVar[str] = GITLAB_COM
 
 
 #: What a pin can name: a full publisher identity, or (from the old format) a repository.
@@ -137,68 +85,31 @@ class Pin:
 # The .provenance.toml table of each kind
 # --------------------------------------------------------------------------------------------
 
-#: Per kind: (required fields, optional fields), in the order they are written.
-_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "GitHub": (("repository", "workflow"), ("environment",)),
-    "GitLab": (("repository", "workflow_filepath"), ("environment", "instance")),
-    "Google": (("email",), ()),
-    "CircleCI": (("project_id", "pipeline_definition_id"), ("vcs_origin", "vcs_ref")),
-    "GitHubEnterprise": (("instance", "repository", "workflow"), ("environment", "issuer")),
-    "Forgejo": (("instance", "repository", "workflow"), ("environment", "issuer")),
-    "OIDC": (("issuer", "subject"), ()),
-}
-
-#: Accepted spellings: GitLab's file is a "workflow" in every other kind's vocabulary.
-_ALIASES: dict[str, dict[str, str]] = {"GitLab": {"workflow": "workflow_filepath"}}
-
 
 def pin_fields(matcher: Matcher) -> dict[str, str]:
     """The pin table of ``matcher`` (``kind`` first, then its fields; defaults left out)."""
-    block = matcher.to_publisher()
-    table: dict[str, str] = {"kind": matcher.kind}
-    required, optional = _FIELDS.get(matcher.kind, ((), ()))
-    for name in (*required, *optional):
-        value = block.get(name)
-        if not isinstance(value, str) or not value:
-            continue
-        if name == "instance" and isinstance(matcher, GitLab) and value == GITLAB_COM:
-            continue
-        # Leave out an issuer that is just the instance's default (derived again on load).
-        if (
-            name == "issuer"
-            and isinstance(matcher, GitHubEnterprise | Forgejo)
-            and value == dataclasses.replace(matcher, issuer="").issuer
-        ):
-            continue
-        table[name] = value
-    return table
+    return matcher.pin_table()
 
 
 def proposal(identity: Identity) -> Identity:
     """The pin to propose for an identity read from a publisher block: its identifying fields
-    only. A CircleCI pin names the project and pipeline definition (not the branch it last
-    ran on); a Google pin names the service account; an OIDC pin drops the informative claims."""
-    if isinstance(identity, CircleCI):
-        return CircleCI(project_id=identity.project_id, pipeline_definition_id=identity.pipeline_definition_id)
-    if isinstance(identity, Google):
-        return Google(email=identity.email)
-    if isinstance(identity, OIDC):
-        return OIDC(issuer=identity.issuer, subject=identity.subject)
-    return identity
+    only (each kind's ``proposal``: a CircleCI pin names the project and pipeline definition,
+    not the branch it last ran on; an OIDC pin drops the informative claims)."""
+    return identity.proposal()
 
 
 def _identity_from_table(name: str, table: Mapping[str, Any], *, where: str) -> Identity:
     kind = table.get("kind")
-    if not isinstance(kind, str) or kind not in _FIELDS:
-        known = ", ".join(_FIELDS)
+    cls = IDENTITIES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        known = ", ".join(IDENTITIES)
         raise InputError(f"{where}: [packages.{name}] needs a kind, one of: {known}")
-    aliases = _ALIASES.get(kind, {})
-    required, optional = _FIELDS[kind]
+    required, optional = cls.required, cls.pin_optional
     block: dict[str, Any] = {"kind": kind}
     for key, value in table.items():
         if key in ("kind", "comment"):
             continue
-        target = aliases.get(key, key)
+        target = cls.pin_aliases.get(key, key)
         if target not in required and target not in optional:
             allowed = ", ".join([*required, *optional, "comment"])
             raise InputError(
@@ -377,7 +288,8 @@ def lock_pins(lock: Pylock, *, source: str) -> dict[NormalizedName, Pin]:
         matchers: list[Matcher] = []
         for number, entry in enumerate(entries):
             block = dict(entry)
-            for alias, target in _ALIASES.get(str(block.get("kind")), {}).items():
+            cls = IDENTITIES.get(str(block.get("kind")))
+            for alias, target in (cls.pin_aliases if cls else {}).items():
                 if alias in block and target not in block:
                     block[target] = block.pop(alias)
             try:

@@ -29,8 +29,8 @@ from sigstore.verify.policy import VerificationPolicy
 from assay import untrusted_json
 from assay.attestations.trust import TrustRoot
 from assay.attestations.verify import AttestationInvalid, parse_attestation, verify_attestation
-from assay.identities import Identity, IdentityError, from_publisher
-from assay.identities.policies import ISSUER_V1, ISSUER_V2, extension_text, san_values
+from assay.publishers import Identity, IdentityError, from_publisher
+from assay.publishers.policies import ISSUER_V1, ISSUER_V2, extension_text, san_values
 from assay.verify.checks import AttestationCheck, BundleCheck, ProvenanceCheck
 from assay.verify.pins import Matcher
 

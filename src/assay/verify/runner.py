@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from packaging.utils import NormalizedName
 
 from assay.attestations.trust import TrustRoot, TrustRootError
-from assay.identities import Identity
+from assay.publishers import Identity
 from assay.verify.cache import DiskCache, Entry
 from assay.verify.checks import ProvenanceCheck
 from assay.verify.errors import InputError

@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from assay.identities import Identity
+from assay.publishers import Identity
 from assay.verify.checks import AttestationCheck, BundleCheck, ProvenanceCheck
 from assay.verify.files import LockedFile
 from assay.verify.pins import (
