@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.oidc_provider import OIDCProvider
-from tests.support.postgres import fresh_database
-from tests.support.server import AssayServer
+from tests.support.server import AssayServer, serve_on
 from tests.support.tls import TLS, make_tls
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -26,31 +25,15 @@ def unique() -> str:
     return f"proj-{next(_counter)}-{secrets.token_hex(3)}"
 
 
-def _start(tmp: Path, backend: str, args: tuple[str, ...] = ()) -> Iterator[AssayServer]:
-    if backend == "postgresql":
-        with fresh_database() as url:
-            server = AssayServer(tmp, database_url=url, args=args).start()
-            try:
-                yield server
-            finally:
-                server.stop()
-    else:
-        server = AssayServer(tmp, args=args).start()
-        try:
-            yield server
-        finally:
-            server.stop()
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def index(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AssayServer]:
     """One server per module and backend; tests use unique project names."""
-    yield from _start(tmp_path_factory.mktemp(f"index-{request.param}"), request.param)
+    yield from serve_on(tmp_path_factory.mktemp(f"index-{request.param}"), request.param)
 
 
 @pytest.fixture(scope="module")
 def sqlite_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AssayServer]:
-    yield from _start(tmp_path_factory.mktemp("index-sqlite"), "sqlite")
+    yield from serve_on(tmp_path_factory.mktemp("index-sqlite"), "sqlite")
 
 
 @pytest.fixture(scope="session")

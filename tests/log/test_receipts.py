@@ -24,8 +24,7 @@ from assay.log import checkpoint, merkle, note, proof
 from assay.publishing import receipts
 from tests.log.conftest import Oracle, b64
 from tests.support.dists import make_wheel
-from tests.support.postgres import fresh_database
-from tests.support.server import AssayServer
+from tests.support.server import AssayServer, serve_on
 from tests.support.upload import upload
 
 BASE_URL = "https://receipts.example.test"
@@ -37,20 +36,7 @@ JSON_PAGE = "application/vnd.pypi.simple.v1+json"
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AssayServer]:
-    tmp = tmp_path_factory.mktemp(f"receipts-{request.param}")
-    if request.param == "postgresql":
-        with fresh_database() as url:
-            s = AssayServer(tmp, database_url=url, args=ARGS).start()
-            try:
-                yield s
-            finally:
-                s.stop()
-    else:
-        s = AssayServer(tmp, args=ARGS).start()
-        try:
-            yield s
-        finally:
-            s.stop()
+    yield from serve_on(tmp_path_factory.mktemp(f"receipts-{request.param}"), request.param, ARGS)
 
 
 def verifier(server: AssayServer) -> note.Ed25519Verifier:

@@ -22,8 +22,7 @@ from assay.config import load_settings
 from assay.log import checkpoint, keys, merkle, note, publish, tiles
 from tests.log.conftest import Oracle, b64, unb64
 from tests.support.dists import make_wheel
-from tests.support.postgres import fresh_database
-from tests.support.server import AssayServer
+from tests.support.server import AssayServer, serve_on
 from tests.support.upload import upload
 
 BASE_URL = "https://log.example.test/team"
@@ -33,20 +32,7 @@ ARGS = ("--base-url", BASE_URL, "--log-checkpoint-interval", "0")
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AssayServer]:
-    tmp = tmp_path_factory.mktemp(f"log-{request.param}")
-    if request.param == "postgresql":
-        with fresh_database() as url:
-            s = AssayServer(tmp, database_url=url, args=ARGS).start()
-            try:
-                yield s
-            finally:
-                s.stop()
-    else:
-        s = AssayServer(tmp, args=ARGS).start()
-        try:
-            yield s
-        finally:
-            s.stop()
+    yield from serve_on(tmp_path_factory.mktemp(f"log-{request.param}"), request.param, ARGS)
 
 
 def verifier(server: AssayServer) -> note.Ed25519Verifier:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -20,6 +20,7 @@ from assay.config import load_settings
 from assay.storage.blobs import FilesystemBlobStore
 from assay.storage.db import Database
 from tests.support.oidc_provider import clean_ci_environ
+from tests.support.postgres import fresh_database
 
 _URL = re.compile(r"assay: serving (https?://\S+?)/ ")
 
@@ -261,3 +262,21 @@ class AssayServer:
     def access_log(self) -> list[str]:
         """uvicorn access-log lines: '<client> - "GET /path HTTP/1.1" 200'."""
         return [line for line in self.log if '" ' in line and "HTTP/1.1" in line]
+
+
+def serve_on(tmp: Path, backend: str, args: Sequence[str] = ()) -> Iterator[AssayServer]:
+    """A started server on SQLite in ``tmp``, or on a fresh PostgreSQL database, stopped (and the
+    database dropped) afterwards: the body of every module-scoped server fixture."""
+    if backend == "postgresql":
+        with fresh_database() as url:
+            server = AssayServer(tmp, database_url=url, args=args).start()
+            try:
+                yield server
+            finally:
+                server.stop()
+    else:
+        server = AssayServer(tmp, args=args).start()
+        try:
+            yield server
+        finally:
+            server.stop()
