@@ -17,8 +17,8 @@ verdict                   meaning                                               
 ``invalid``               broken evidence (signature, certificate, log entry,         failure
                           subject or digest), or provenance that could not be
                           obtained or read at all
-``log-missing``           the index's log (or a pinned log key) should cover the file,  failure
-                          but it has no receipt
+``log-missing``           the index's log (or a pinned log key) should cover the      failure
+                          file, but it has no receipt
 ``log-mismatch``          the receipt does not log these bytes (its entry names       failure
                           another file or sha256, or its proof does not verify)
 ``log-fork``              the log's checkpoint is not signed by the pinned key, or    failure
