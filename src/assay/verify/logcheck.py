@@ -172,7 +172,10 @@ def check_consistency(log: IndexLog, state: CheckpointState, http: Http | None) 
         if problem is not None:
             log.fork = problem
             return None
-    state.put(current)
+    try:
+        state.put(current)
+    except OSError as exc:  # the check itself passed; only the next run's baseline is lost
+        return f"the log checkpoint of {log.origin} cannot be kept in {state.root}: {exc}"
     return None
 
 
