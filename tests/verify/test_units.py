@@ -109,7 +109,9 @@ def test_no_provenance_is_never_verified(evidence: NoProvenance | Unknown | Unav
 
 
 def test_failures_are_the_contract() -> None:
-    assert {v.value for v in FAILURES} == {"identity-changed", "unpinned", "attestation-lost", "invalid"}
+    assert {v.value for v in FAILURES} == {
+        "identity-changed", "unpinned", "attestation-lost", "invalid", "log-missing", "log-mismatch", "log-fork"
+    }
     assert [v.value for v in Verdict] == [
         "verified",
         "pinned",
@@ -118,6 +120,9 @@ def test_failures_are_the_contract() -> None:
         "unpinned",
         "attestation-lost",
         "invalid",
+        "log-missing",
+        "log-mismatch",
+        "log-fork",
     ]
 
 

@@ -32,6 +32,9 @@ VERDICTS = {
     "unpinned",
     "attestation-lost",
     "invalid",
+    "log-missing",
+    "log-mismatch",
+    "log-fork",
 }
 
 

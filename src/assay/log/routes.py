@@ -2,6 +2,7 @@
 
 - ``/log/checkpoint``: the signed checkpoint (``text/plain; charset=utf-8``), revalidated on
   every use (``Cache-Control: no-cache``): it changes as the log grows;
+- ``/log/key``: the signer's verifier key (``text/plain``), what ``assay verify --tofu`` pins;
 - ``/log/tile/<L>/<N>[.p/<W>]``: hash tiles; ``/log/tile/entries/<N>[.p/<W>]``: entry bundles
   (``application/octet-stream``). A full tile never changes, so it is cached for a year as
   ``immutable`` (tlog-tiles: full tiles are immutable; a CDN or a static host may serve them);
@@ -142,6 +143,16 @@ async def checkpoint_route(request: Request) -> Response:
     return Response(body, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
 
+async def key_route(request: Request) -> Response:
+    """``/log/key``: the verifier key (note format) of the checkpoints' signer, so that
+    ``assay verify --tofu`` can pin it on first use. Fetching it proves nothing by itself: a
+    client trusts it only as a TOFU pin, and a later change is a failure (``log-fork``)."""
+    svc, log = _service(request)
+    if (denied := await read_access(request, svc)) is not None:
+        return denied
+    return Response(log.signer.verifier_key() + "\n", media_type="text/plain; charset=utf-8")
+
+
 async def tile_route(request: Request) -> Response:
     svc, log = _service(request)
     if (denied := await read_access(request, svc)) is not None:
@@ -151,5 +162,6 @@ async def tile_route(request: Request) -> Response:
 
 routes: list[BaseRoute] = [
     Route("/log/checkpoint", checkpoint_route, methods=["GET", "HEAD"]),
+    Route("/log/key", key_route, methods=["GET", "HEAD"]),
     Route("/log/tile/{path:path}", tile_route, methods=["GET", "HEAD"]),
 ]

@@ -90,6 +90,17 @@ class DiskCache:
     def store_page(self, entry: Entry) -> None:
         self._write(self._page_path(entry.url), entry)
 
+    # -- transparency-log receipts (assay.verify.logcheck), by the file's sha256 -------------
+
+    def receipt(self, sha256: str) -> bytes | None:
+        try:
+            return (self.root / "receipts" / sha256[:2] / sha256).read_bytes()
+        except OSError:
+            return None
+
+    def store_receipt(self, sha256: str, data: bytes) -> None:
+        self._replace(self.root / "receipts" / sha256[:2] / sha256, data)
+
     # -- remembered check results (assay.verify.memo) ----------------------------------------
 
     def check_result(self, name: str) -> bytes | None:

@@ -141,6 +141,9 @@ class PinFile:
 
     path: Path
     pins: dict[NormalizedName, Pin] = field(default_factory=dict)
+    #: ``[log."<index URL>"] key = "<verifier key>"``: the pinned transparency-log key of an
+    #: index (assay.verify.logcheck); pinned by --tofu from ``/log/key``, never re-pinned.
+    log_keys: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> PinFile:
@@ -159,7 +162,7 @@ class PinFile:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"{path} is not a readable TOML pins file: {exc}") from None
-        unknown = sorted(set(raw) - {"packages"})
+        unknown = sorted(set(raw) - {"packages", "log"})
         if unknown:
             raise InputError(
                 f"{path}: unknown top-level key(s) {', '.join(unknown)}; pins live in [packages.<name>] tables"
@@ -178,6 +181,13 @@ class PinFile:
                 raise InputError(f"{path}: [packages.{key}] comment must be a string")
             identity = _identity_from_table(key, table, where=str(path))
             pin_file.pins[name] = Pin((identity,), source=path.name, comment=comment)
+        logs = raw.get("log", {})
+        if not isinstance(logs, dict):
+            raise InputError(f"{path}: 'log' must be a table of [log.\"<index URL>\"] tables")
+        for url, table in logs.items():
+            if not isinstance(table, dict) or not isinstance(table.get("key"), str):
+                raise InputError(f"{path}: [log.{url!r}] needs key = \"<log verifier key>\"")
+            pin_file.log_keys[url] = table["key"]
         return pin_file
 
     def set(self, name: NormalizedName, matcher: Matcher, *, comment: str | None = None) -> None:
@@ -196,7 +206,10 @@ class PinFile:
             if pin.comment:
                 table["comment"] = pin.comment
             packages[name] = table
-        return _HEADER + tomli_w.dumps({"packages": packages})
+        doc: dict[str, Any] = {"packages": packages}
+        if self.log_keys:
+            doc["log"] = {url: {"key": key} for url, key in sorted(self.log_keys.items())}
+        return _HEADER + tomli_w.dumps(doc)
 
     def save(self) -> None:
         write_atomically(self.path, self.dumps())

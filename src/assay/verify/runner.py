@@ -16,21 +16,25 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urljoin
 
 from packaging.utils import NormalizedName
 
 from assay.attestations.trust import TrustRoot, TrustRootError
+from assay.log import note
 from assay.publishers import Identity
+from assay.verify import logcheck
 from assay.verify.cache import DiskCache, Entry
 from assay.verify.checks import ProvenanceCheck
-from assay.verify.errors import InputError
+from assay.verify.errors import FetchError, InputError
 from assay.verify.files import LockedFile
 from assay.verify.memo import CheckMemo, MemoUnavailable, default_key_path, load_key
 from assay.verify.pins import Matcher, Pin, PinSet
 from assay.verify.retrieve import Found, Retriever, Unavailable
 from assay.verify.simple import ProjectPage
 from assay.verify.verdicts import (
+    FAILURES,
     Evidence,
     FileResult,
     Verdict,
@@ -39,6 +43,9 @@ from assay.verify.verdicts import (
     judge,
 )
 from assay.verify.workers import CheckPool, usable_processes
+
+if TYPE_CHECKING:
+    from assay.verify.fetch import Http
 
 T = TypeVar("T")
 
@@ -57,6 +64,8 @@ class Settings:
     strict: bool = False
     #: Check everything again, ignoring (and refreshing) the memo of earlier checks.
     recheck: bool = False
+    #: Where the largest log checkpoint seen per origin is kept (None: the user's state dir).
+    log_state_dir: Path | None = None
 
 
 @dataclass
@@ -65,6 +74,8 @@ class Outcome:
     strict: bool
     #: Pins ``--tofu`` recorded in this run (not yet written).
     new_pins: dict[NormalizedName, Identity] = field(default_factory=dict)
+    #: Log keys ``--tofu`` recorded in this run, per index URL (not yet written).
+    new_log_keys: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     #: How the run went: check processes, provenance fetched/revalidated/cached, attestations.
     stats: Counter[str] = field(default_factory=Counter)
@@ -232,13 +243,15 @@ def run(
 
         http = Http(timeout=settings.timeout, retries=settings.retries, connections=settings.jobs)
     retriever = Retriever(cache, http, preread=preread)
+    pages: dict[tuple[str, NormalizedName], ProjectPage] = {}
     try:
-        _gather(slots, retriever, checks, memo, settings, on_progress, stats)
+        _gather(slots, retriever, checks, memo, settings, on_progress, stats, pages)
+        outcome = _decide(slots, settings)
+        _check_logs(outcome, slots, pages, pins, settings, cache, http)
     finally:
         checks.close()
         if http is not None:
             http.close()
-    outcome = _decide(slots, settings)
     stats["processes"] = checks.processes
     stats["attestations"] = sum(
         len(bundle.attestations)
@@ -262,6 +275,7 @@ def _gather(
     settings: Settings,
     on_progress: Callable[[LockedFile], None] | None,
     stats: Counter[str],
+    pages: dict[tuple[str, NormalizedName], ProjectPage],
 ) -> None:
     def done(slot: _Slot, evidence: Evidence) -> None:
         slot.evidence = evidence
@@ -308,6 +322,8 @@ def _gather(
             outstanding -= 1
             if kind == "page":
                 page: ProjectPage | Unavailable = future.result()
+                if isinstance(page, ProjectPage):
+                    pages[subject[0].file.index, subject[0].file.name] = page
                 for slot in subject:
                     lookup(slot, page)
             elif kind == "provenance":
@@ -363,3 +379,72 @@ def _decide(slots: list[_Slot], settings: Settings) -> Outcome:
             outcome.new_pins[name] = proposed
     outcome.results = [results[p] for p in range(len(slots))]
     return outcome
+
+
+def _check_logs(
+    outcome: Outcome,
+    slots: list[_Slot],
+    pages: dict[tuple[str, NormalizedName], ProjectPage],
+    pins: PinSet,
+    settings: Settings,
+    cache: DiskCache,
+    http: Http | None,
+) -> None:
+    """The index's transparency log (``assay.verify.logcheck``): a log failure replaces a
+    verdict that was not already a failure."""
+    state = logcheck.CheckpointState(settings.log_state_dir or logcheck.default_state_dir())
+    by_index: dict[str, list[int]] = defaultdict(list)
+    for position, slot in enumerate(slots):
+        f = slot.file
+        if f.index is not None and f.not_on_index is None and f.sha256 is not None and f.filename is not None:
+            by_index[f.index].append(position)
+    for index, positions in by_index.items():
+        offered = logcheck.offers_log([p for (i, _), p in pages.items() if i == index])
+        key = pins.file.log_keys.get(index)
+        if key is None and not offered:
+            continue  # an index without a log, and no pin expecting one
+        problems: dict[int, logcheck.Problem] = {}
+        if key is None:
+            if not settings.tofu or http is None:
+                outcome.warnings.append(
+                    f"{index} offers a transparency log whose key is not pinned: its receipts are not "
+                    "checked (run with --tofu to pin the key)"
+                )
+                continue
+            try:
+                got = http.get(urljoin(logcheck.log_base(index), "log/key"), accept="text/plain", limit=4096)
+                key = got.body.decode("ascii").strip() if got.status == 200 else None
+            except (FetchError, UnicodeDecodeError):
+                key = None
+            if key is None:
+                outcome.warnings.append(f"{index} offers a transparency log but no key at log/key")
+                continue
+            outcome.new_log_keys[index] = key
+        try:
+            verifier = note.Ed25519Verifier.from_verifier_key(key)
+        except note.NoteError as exc:
+            raise InputError(f"the log key pinned for {index} is not a verifier key: {exc}") from None
+        # C2SP tlog-checkpoint: the log's key name is its origin, so the pinned key says which
+        # log (origin) the checkpoints must come from.
+        log = logcheck.IndexLog(index, key, verifier.name, verifier)
+        for position in positions:
+            slot = slots[position]
+            data, _ = logcheck.receipt_for(slot.file, pages.get(_project_key(slot.file)), cache, http)
+            if data is None:
+                problems[position] = logcheck.Problem(
+                    Verdict.LOG_MISSING, f"the log of {index} has no receipt for {slot.file.filename}"
+                )
+                continue
+            checkpoint, problem = logcheck.check_receipt(data, slot.file, log)
+            if problem is not None:
+                problems[position] = problem
+            elif checkpoint is not None:
+                log.seen.append(checkpoint)
+        if note_ := logcheck.check_consistency(log, state, http):
+            outcome.warnings.append(note_)
+        for position in positions:
+            if log.fork is not None and position not in problems:
+                problems[position] = logcheck.Problem(Verdict.LOG_FORK, log.fork)
+            result = outcome.results[position]
+            if (problem := problems.get(position)) is not None and result.verdict not in FAILURES:
+                outcome.results[position] = FileResult(result.file, problem.verdict, problem.reason, result.identity)

@@ -146,6 +146,16 @@ def record_new_pins(outcome: Outcome, pins: PinSet, *, tofu: bool) -> str | None
     """--tofu: write the pins recorded in this run (only packages that had none), and say what
     was pinned, or that nothing was (so a run that was expected to pin is not mistaken for one
     that did)."""
+    logs = ""
+    if outcome.new_log_keys:
+        for url, key in outcome.new_log_keys.items():
+            pins.file.log_keys.setdefault(url, key)  # never re-pins a log key
+        if not outcome.new_pins:
+            pins.file.save()
+        logs = f"recorded the log key of {', '.join(sorted(outcome.new_log_keys))} in {pins.file.path}"
+        if not outcome.new_pins:
+            return logs
+        logs = "; " + logs
     if not outcome.new_pins:
         if not tofu:
             return None
@@ -160,7 +170,7 @@ def record_new_pins(outcome: Outcome, pins: PinSet, *, tofu: bool) -> str | None
         pins.file.set(name, identity)
     pins.file.save()
     names = ", ".join(sorted(outcome.new_pins))
-    return f"recorded new pins in {pins.file.path} for: {names} (review and commit them)"
+    return f"recorded new pins in {pins.file.path} for: {names} (review and commit them){logs}"
 
 
 def install_inputs(

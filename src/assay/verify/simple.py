@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assay import mediatypes, untrusted_json
 
@@ -28,6 +28,8 @@ class _File(BaseModel):
     url: str
     hashes: dict[str, object]
     provenance: str | None = None
+    #: assay's own key: the URL of the file's transparency-log receipt (docs/log-format.md).
+    log_receipt: str | None = Field(default=None, alias="_assay_log_receipt")
 
 
 class _Page(BaseModel):
@@ -45,6 +47,8 @@ class IndexFile:
     provenance: str | None
     #: Whether the page has a ``provenance`` key for the file at all (API 1.3+, PEP 740).
     declares_provenance: bool
+    #: The file's C2SP tlog-proof receipt URL (``_assay_log_receipt``), or None.
+    log_receipt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,7 @@ def parse_project_page(body: bytes, *, url: str) -> ProjectPage:
                 # page is harmless (the provenance is verified, not trusted for its origin).
                 provenance=urljoin(url, entry.provenance) if entry.provenance else None,
                 declares_provenance=has_provenance,
+                log_receipt=urljoin(url, entry.log_receipt) if entry.log_receipt else None,
             )
         )
     return ProjectPage(url=url, files=tuple(parsed))

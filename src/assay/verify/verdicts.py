@@ -17,6 +17,12 @@ verdict                   meaning                                               
 ``invalid``               broken evidence (signature, certificate, log entry,         failure
                           subject or digest), or provenance that could not be
                           obtained or read at all
+``log-missing``           the index's log (or a pinned log key) should cover the      failure
+                          file, but it has no receipt
+``log-mismatch``          the receipt does not log these bytes (its entry names       failure
+                          another file or sha256, or its proof does not verify)
+``log-fork``              the log's checkpoint is not signed by the pinned key, or    failure
+                          is not consistent with one seen before (a fork, rollback)
 ========================  ==========================================================  =======
 
 No path that meets an error ends in ``verified``: a verdict is ``verified`` only when every
@@ -56,9 +62,22 @@ class Verdict(enum.StrEnum):
     UNPINNED = "unpinned"
     ATTESTATION_LOST = "attestation-lost"
     INVALID = "invalid"
+    LOG_MISSING = "log-missing"
+    LOG_MISMATCH = "log-mismatch"
+    LOG_FORK = "log-fork"
 
 
-FAILURES = frozenset({Verdict.IDENTITY_CHANGED, Verdict.UNPINNED, Verdict.ATTESTATION_LOST, Verdict.INVALID})
+FAILURES = frozenset(
+    {
+        Verdict.IDENTITY_CHANGED,
+        Verdict.UNPINNED,
+        Verdict.ATTESTATION_LOST,
+        Verdict.INVALID,
+        Verdict.LOG_MISSING,
+        Verdict.LOG_MISMATCH,
+        Verdict.LOG_FORK,
+    }
+)
 
 
 def is_failure(verdict: Verdict, *, strict: bool) -> bool:
