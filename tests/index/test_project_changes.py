@@ -37,12 +37,12 @@ def test_a_change_moves_the_serial_and_the_listing_only_when_asked(db: Database)
             session.add(project)
             project_changed(session, project, listing_changed=True)
             assert heard == []  # not before the commit
-        assert heard == [ProjectChange(project.id, "demo", True)]
+        assert heard == [ProjectChange(project.id, 1, "demo", True)]
         with db.write() as session:
             row = session.execute(sa.select(Project)).scalar_one()
             project_changed(session, row, listing_changed=False)
             assert row.serial == 3  # re-read after the UPDATE, never a stale value
-        assert heard[-1] == ProjectChange(project.id, "demo", False)
+        assert heard[-1] == ProjectChange(project.id, 1, "demo", False)
         assert _listing(db) == 1
     finally:
         remove()

@@ -19,7 +19,7 @@ from assay.upload.form import UploadForm
 from assay.upload.interfaces import NullAttestationService
 from assay.upload.service import UploadRejected
 
-WHO = Principal("t1", "user", 1, "alice", None, None, None, False)
+WHO = Principal("t1", 1, "user", 1, "alice", None, None, None, False)
 
 
 def test_the_null_attestation_service_refuses_attestations_and_passes_the_rest() -> None:

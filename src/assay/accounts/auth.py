@@ -20,7 +20,7 @@ from assay.storage.models import ApiToken, Project, Role, User
 
 #: Why a request's credentials are refused: none sent, a token refused (``TokenRefusal``),
 #: or a good token used for a project it may not upload to.
-AuthRefusal = Literal["no-credentials", "wrong-project"] | TokenRefusal
+AuthRefusal = Literal["no-credentials", "wrong-project", "wrong-index"] | TokenRefusal
 
 
 class AuthError(Exception):
@@ -65,6 +65,8 @@ class Principal:
     """An authenticated caller."""
 
     token_id: str
+    #: The index the token belongs to (the only one it is valid on).
+    index_id: int
     kind: str  # "user" or "publisher"
     user_id: int | None
     username: str | None
@@ -81,7 +83,9 @@ class Principal:
         return f"user:{self.username}"
 
 
-def authenticate(session: Session, header: str | None, prefix: str) -> Principal:
+def authenticate(session: Session, header: str | None, prefix: str, index_id: int, index_name: str) -> Principal:
+    """The caller, if its token is valid on the index ``index_id`` (a token belongs to one index:
+    issue 11, part 3; PEP 807's isolated registries)."""
     token = token_from_header(header)
     if token is None:
         raise AuthError("Authentication required: use an API token (username '__token__').", 401, "no-credentials")
@@ -89,6 +93,10 @@ def authenticate(session: Session, header: str | None, prefix: str) -> Principal
         row = tokens.verify(session, token, prefix)
     except TokenError as exc:
         raise AuthError(str(exc), 403, exc.code) from None
+    if row.index_id != index_id:
+        # Said plainly: the token is genuine, so naming the mistake leaks nothing its holder
+        # does not know, and saves them guessing why a working token is refused.
+        raise AuthError(f"This API token is not valid on the index {index_name!r}.", 403, "wrong-index")
     username = None
     if row.user_id is not None:
         username = session.execute(sa.select(User.username).where(User.id == row.user_id)).scalar()
@@ -98,6 +106,7 @@ def authenticate(session: Session, header: str | None, prefix: str) -> Principal
 def _principal(row: ApiToken, username: str | None) -> Principal:
     return Principal(
         token_id=row.id,
+        index_id=row.index_id,
         kind=row.kind,
         user_id=row.user_id,
         username=username,

@@ -62,6 +62,7 @@ def issue(
     *,
     prefix: str,
     kind: str,
+    index_id: int,
     user_id: int | None = None,
     publisher_id: int | None = None,
     projects: list[str] | None = None,
@@ -75,6 +76,7 @@ def issue(
     session.add(
         ApiToken(
             id=token_id,
+            index_id=index_id,
             secret_sha256=_hash(secret),
             kind=kind,
             user_id=user_id,

@@ -16,7 +16,7 @@ from assay.accounts import tokens
 from assay.admin import AdminError
 from assay.storage.changes import project_changed
 from assay.storage.db import Database
-from assay.storage.models import ApiToken, Project, Role, User, utcnow
+from assay.storage.models import DEFAULT_INDEX_ID, ApiToken, Project, Role, User, utcnow
 
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 ROLES = ("owner", "maintainer")
@@ -29,10 +29,10 @@ def _user(session: Session, username: str) -> User:
     return user
 
 
-def _project(session: Session, name: str) -> Project:
+def _project(session: Session, name: str, index_id: int) -> Project:
     normalized = canonicalize_name(name)
     project = session.execute(
-        sa.select(Project).where(Project.normalized_name == normalized)
+        sa.select(Project).where(Project.index_id == index_id, Project.normalized_name == normalized)
     ).scalar_one_or_none()
     if project is None:
         raise AdminError(f"no project named {normalized!r}")
@@ -57,7 +57,7 @@ def list_users(db: Database) -> list[tuple[str, dt.datetime]]:
         return [(u, c) for u, c in session.execute(sa.select(User.username, User.created).order_by(User.username))]
 
 
-def create_project(db: Database, name: str, *, owner: str, actor: str) -> str:
+def create_project(db: Database, name: str, *, owner: str, actor: str, index_id: int = DEFAULT_INDEX_ID) -> str:
     """Create an empty project (so tokens and publishers can be scoped to it before the first upload)."""
     normalized = canonicalize_name(name)
     if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", name):
@@ -65,7 +65,7 @@ def create_project(db: Database, name: str, *, owner: str, actor: str) -> str:
     try:
         with db.write() as session:
             user = _user(session, owner)
-            project = Project(name=name, normalized_name=normalized)
+            project = Project(index_id=index_id, name=name, normalized_name=normalized)
             session.add(project)
             session.flush()
             session.add(Role(project_id=project.id, user_id=user.id, role="owner"))
@@ -76,11 +76,13 @@ def create_project(db: Database, name: str, *, owner: str, actor: str) -> str:
     return normalized
 
 
-def set_role(db: Database, project: str, username: str, role: str, *, actor: str) -> None:
+def set_role(
+    db: Database, project: str, username: str, role: str, *, actor: str, index_id: int = DEFAULT_INDEX_ID
+) -> None:
     if role not in ROLES:
         raise AdminError(f"invalid role {role!r}: use one of {', '.join(ROLES)}")
     with db.write() as session:
-        proj = _project(session, project)
+        proj = _project(session, project, index_id)
         user = _user(session, username)
         existing = session.get(Role, (proj.id, user.id))
         if existing is None:
@@ -97,9 +99,9 @@ def set_role(db: Database, project: str, username: str, role: str, *, actor: str
         )
 
 
-def remove_role(db: Database, project: str, username: str, *, actor: str) -> None:
+def remove_role(db: Database, project: str, username: str, *, actor: str, index_id: int = DEFAULT_INDEX_ID) -> None:
     with db.write() as session:
-        proj = _project(session, project)
+        proj = _project(session, project, index_id)
         user = _user(session, username)
         existing = session.get(Role, (proj.id, user.id))
         if existing is None:
@@ -129,6 +131,7 @@ def create_token(
     description: str,
     prefix: str,
     actor: str,
+    index_id: int = DEFAULT_INDEX_ID,
 ) -> tokens.IssuedToken:
     normalized = sorted({canonicalize_name(p) for p in projects}) if projects else None
     with db.write() as session:
@@ -136,7 +139,7 @@ def create_token(
         if normalized:
             for name in normalized:
                 project = session.execute(
-                    sa.select(Project).where(Project.normalized_name == name)
+                    sa.select(Project).where(Project.index_id == index_id, Project.normalized_name == name)
                 ).scalar_one_or_none()
                 # A scoped token may name a project that does not exist yet (its first
                 # upload creates it); for an existing one the user must hold a role.
@@ -147,6 +150,7 @@ def create_token(
             session,
             prefix=prefix,
             kind="user",
+            index_id=index_id,
             user_id=user.id,
             projects=list(normalized) if normalized else None,
             expires=expires,
@@ -179,9 +183,13 @@ def revoke_token(db: Database, token_or_id: str, *, prefix: str, actor: str) -> 
     return token_id
 
 
-def list_tokens(db: Database, username: str | None = None) -> list[TokenInfo]:
+def list_tokens(db: Database, username: str | None = None, *, index_id: int = DEFAULT_INDEX_ID) -> list[TokenInfo]:
     with db.read() as session:
-        query = sa.select(ApiToken, User.username).outerjoin(User, ApiToken.user_id == User.id)
+        query = (
+            sa.select(ApiToken, User.username)
+            .outerjoin(User, ApiToken.user_id == User.id)
+            .where(ApiToken.index_id == index_id)
+        )
         if username:
             query = query.where(User.username == username)
         return [

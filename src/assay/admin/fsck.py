@@ -204,7 +204,10 @@ def _prune(directory: Path, root: Path) -> None:
 
 def _drop_row(db: Database, blobs: FilesystemBlobStore, problem: Problem, *, actor: str, quarantine: Path) -> None:
     with db.write() as session:
-        row = session.execute(sa.select(File).where(File.filename == problem.filename)).scalar_one_or_none()
+        # By blob key: filenames are unique only within an index, blob keys across them all.
+        row = session.execute(
+            sa.select(File).where(sa.or_(File.blob_key == problem.key, File.metadata_blob_key == problem.key))
+        ).scalar_one_or_none()
         if row is None:
             return
         project = session.get(Project, row.project_id)
@@ -228,4 +231,4 @@ def _drop_row(db: Database, blobs: FilesystemBlobStore, problem: Problem, *, act
             target=problem.filename,
             details={"problem": problem.kind, "detail": problem.detail, "quarantine": os.fspath(quarantine)},
         )
-        translog.append_all(session, logged)
+        translog.append_all(session, row.index_id, logged)

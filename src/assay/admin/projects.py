@@ -14,16 +14,16 @@ from assay.log import store as translog
 from assay.storage.blobs import BlobStore
 from assay.storage.changes import project_changed
 from assay.storage.db import Database
-from assay.storage.models import File, Project, PublisherProject, Release, utcnow
+from assay.storage.models import DEFAULT_INDEX_ID, File, Project, PublisherProject, Release, utcnow
 
 #: PEP 792's statuses.
 STATUSES = ("active", "archived", "quarantined", "deprecated")
 
 
-def _project(session: Session, name: str) -> Project:
+def _project(session: Session, name: str, index_id: int) -> Project:
     normalized = canonicalize_name(name)
     project = session.execute(
-        sa.select(Project).where(Project.normalized_name == normalized)
+        sa.select(Project).where(Project.index_id == index_id, Project.normalized_name == normalized)
     ).scalar_one_or_none()
     if project is None:
         raise AdminError(f"no project named {normalized!r}")
@@ -47,26 +47,34 @@ def _touch(session: Session, project: Project) -> None:
     project_changed(session, project, listing_changed=False)
 
 
-def yank(db: Database, name: str, version: str, reason: str | None, *, actor: str) -> None:
+def yank(
+    db: Database, name: str, version: str, reason: str | None, *, actor: str, index_id: int = DEFAULT_INDEX_ID
+) -> None:
     """PEP 592: the release stays downloadable; resolvers skip it unless pinned exactly."""
     with db.write() as session:
-        project = _project(session, name)
+        project = _project(session, name, index_id)
         release = _release(session, project, version)
         release.yanked = True
         release.yanked_reason = reason or None
         _touch(session, project)
         audit.record(
-            session, actor=actor, action="release:yank", project=project.normalized_name,
-            target=release.version, details={"reason": reason},
+            session,
+            actor=actor,
+            action="release:yank",
+            project=project.normalized_name,
+            target=release.version,
+            details={"reason": reason},
         )
         translog.append(
-            session, log_entries.yank(project.normalized_name, release.version, reason, yanked=True, when=utcnow())
+            session,
+            project.index_id,
+            log_entries.yank(project.normalized_name, release.version, reason, yanked=True, when=utcnow()),
         )
 
 
-def unyank(db: Database, name: str, version: str, *, actor: str) -> None:
+def unyank(db: Database, name: str, version: str, *, actor: str, index_id: int = DEFAULT_INDEX_ID) -> None:
     with db.write() as session:
-        project = _project(session, name)
+        project = _project(session, name, index_id)
         release = _release(session, project, version)
         release.yanked = False
         release.yanked_reason = None
@@ -75,24 +83,33 @@ def unyank(db: Database, name: str, version: str, *, actor: str) -> None:
             session, actor=actor, action="release:unyank", project=project.normalized_name, target=release.version
         )
         translog.append(
-            session, log_entries.yank(project.normalized_name, release.version, None, yanked=False, when=utcnow())
+            session,
+            project.index_id,
+            log_entries.yank(project.normalized_name, release.version, None, yanked=False, when=utcnow()),
         )
 
 
-def set_status(db: Database, name: str, status: str, reason: str | None, *, actor: str) -> None:
+def set_status(
+    db: Database, name: str, status: str, reason: str | None, *, actor: str, index_id: int = DEFAULT_INDEX_ID
+) -> None:
     if status not in STATUSES:
         raise AdminError(f"invalid status {status!r}: use one of {', '.join(STATUSES)} (PEP 792)")
     with db.write() as session:
-        project = _project(session, name)
+        project = _project(session, name, index_id)
         previous = project.status
         project.status = status
         project.status_reason = reason or None
         _touch(session, project)
         audit.record(
-            session, actor=actor, action="project:status", project=project.normalized_name,
+            session,
+            actor=actor,
+            action="project:status",
+            project=project.normalized_name,
             details={"from": previous, "to": status, "reason": reason},
         )
-        translog.append(session, log_entries.status(project.normalized_name, status, reason, when=utcnow()))
+        translog.append(
+            session, project.index_id, log_entries.status(project.normalized_name, status, reason, when=utcnow())
+        )
 
 
 def _delete_blobs(blobs: BlobStore, keys: list[str]) -> None:
@@ -101,10 +118,12 @@ def _delete_blobs(blobs: BlobStore, keys: list[str]) -> None:
         blobs.delete(key)
 
 
-def remove_file(db: Database, blobs: BlobStore, filename: str, *, actor: str) -> None:
+def remove_file(db: Database, blobs: BlobStore, filename: str, *, actor: str, index_id: int = DEFAULT_INDEX_ID) -> None:
     """Remove one file. Its filename stays used (PyPI never allows a filename twice)."""
     with db.write() as session:
-        row = session.execute(sa.select(File).where(File.filename == filename)).scalar_one_or_none()
+        row = session.execute(
+            sa.select(File).where(File.index_id == index_id, File.filename == filename)
+        ).scalar_one_or_none()
         if row is None:
             raise AdminError(f"no file named {filename!r}")
         project = session.get(Project, row.project_id)
@@ -114,16 +133,22 @@ def remove_file(db: Database, blobs: BlobStore, filename: str, *, actor: str) ->
         session.delete(row)
         _touch(session, project)
         audit.record(
-            session, actor=actor, action="file:remove", project=project.normalized_name,
-            target=filename, details={"sha256": row.sha256},
+            session,
+            actor=actor,
+            action="file:remove",
+            project=project.normalized_name,
+            target=filename,
+            details={"sha256": row.sha256},
         )
-        translog.append_all(session, removed)
+        translog.append_all(session, project.index_id, removed)
     _delete_blobs(blobs, keys)
 
 
-def remove_release(db: Database, blobs: BlobStore, name: str, version: str, *, actor: str) -> list[str]:
+def remove_release(
+    db: Database, blobs: BlobStore, name: str, version: str, *, actor: str, index_id: int = DEFAULT_INDEX_ID
+) -> list[str]:
     with db.write() as session:
-        project = _project(session, name)
+        project = _project(session, name, index_id)
         release = _release(session, project, version)
         files = list(session.execute(sa.select(File).where(File.release_id == release.id)).scalars())
         keys = [k for f in files for k in (f.blob_key, f.metadata_blob_key) if k]
@@ -133,18 +158,24 @@ def remove_release(db: Database, blobs: BlobStore, name: str, version: str, *, a
         session.delete(release)
         _touch(session, project)
         audit.record(
-            session, actor=actor, action="release:remove", project=project.normalized_name,
-            target=release.version, details={"files": [f.filename for f in files]},
+            session,
+            actor=actor,
+            action="release:remove",
+            project=project.normalized_name,
+            target=release.version,
+            details={"files": [f.filename for f in files]},
         )
-        translog.append_all(session, logged)
+        translog.append_all(session, project.index_id, logged)
         removed = [f.filename for f in files]
     _delete_blobs(blobs, keys)
     return removed
 
 
-def remove_project(db: Database, blobs: BlobStore, name: str, *, actor: str) -> list[str]:
+def remove_project(
+    db: Database, blobs: BlobStore, name: str, *, actor: str, index_id: int = DEFAULT_INDEX_ID
+) -> list[str]:
     with db.write() as session:
-        project = _project(session, name)
+        project = _project(session, name, index_id)
         files = list(session.execute(sa.select(File).where(File.project_id == project.id)).scalars())
         keys = [k for f in files for k in (f.blob_key, f.metadata_blob_key) if k]
         # Before the row goes: the change is recorded against the project it was.
@@ -157,10 +188,13 @@ def remove_project(db: Database, blobs: BlobStore, name: str, *, actor: str) -> 
             session.delete(r)
         session.delete(project)
         audit.record(
-            session, actor=actor, action="project:remove", project=project.normalized_name,
+            session,
+            actor=actor,
+            action="project:remove",
+            project=project.normalized_name,
             details={"files": [f.filename for f in files]},
         )
-        translog.append_all(session, logged)
+        translog.append_all(session, project.index_id, logged)
         removed = [f.filename for f in files]
     _delete_blobs(blobs, keys)
     return removed

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
 from assay import __version__
@@ -26,6 +26,7 @@ from assay.index.receipts import receipt_routes
 from assay.index.routes import routes as index_routes
 from assay.log.routes import routes as log_routes
 from assay.publishing.routes import routes as publishing_routes
+from assay.publishing.routes import site_routes as publishing_site_routes
 from assay.storage import recovery
 from assay.upload.routes import routes as upload_routes
 from assay.web import errors, reason
@@ -100,15 +101,24 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
         sweeper.cancel()
         svc.close()
 
+    # What every index serves: the default index's at the site root, a named index's under
+    # /<name>/ (issue 11, part 3). A handler reads the ``index`` path parameter (absent at the
+    # root: the default index) through ``assay.web.access``.
+    per_index: list[BaseRoute] = [
+        *receipt_routes,  # /files/<key>.tlog-proof, before /files/{key:path}
+        *index_routes,
+        *upload_routes,
+        *publishing_routes,
+        *attestation_routes,
+        *log_routes,
+    ]
     app = _App(
         routes=[
             Route("/", _home, methods=["GET", "HEAD"]),
-            *receipt_routes,  # /files/<key>.tlog-proof, before /files/{key:path}
-            *index_routes,
-            *upload_routes,
-            *publishing_routes,
-            *attestation_routes,
-            *log_routes,
+            *publishing_site_routes,
+            *per_index,
+            # Last: a first segment no site-root route claims names an index.
+            Mount("/{index}", routes=per_index),
         ],
         # Outages (database, storage) answer 503/507 and everything else 500: assay.web.errors.
         exception_handlers={

@@ -12,6 +12,7 @@ from assay.config import Settings
 from assay.index.pages import SimplePages
 from assay.index.serials import Serials, serials_for
 from assay.index.services import IndexServices
+from assay.indexes import Indexes
 from assay.log.routes import LogService, LogServices
 from assay.publishing.interfaces import PublishingServices
 from assay.publishing.service import TrustedPublishing
@@ -27,6 +28,8 @@ from assay.web import urls
 class Services:
     settings: Settings
     db: Database
+    #: Which indexes exist (issue 11, part 3): what every route resolves its URL's index with.
+    indexes: Indexes
     blobs: BlobStore
     pages: SimplePages
     serials: Serials
@@ -60,6 +63,7 @@ def build_services(settings: Settings) -> Services:
     svc = Services(
         settings=settings,
         db=db,
+        indexes=Indexes(db),
         blobs=blobs,
         pages=pages,
         serials=serials_for(db),

@@ -27,7 +27,7 @@ from assay.log import store as translog
 from assay.publishers import IdentityError, from_publisher, identity_of
 from assay.storage.changes import project_changed
 from assay.storage.db import Database
-from assay.storage.models import File, Project, Publisher, PublisherProject, utcnow
+from assay.storage.models import DEFAULT_INDEX_ID, File, Project, Publisher, PublisherProject, utcnow
 
 
 @dataclass(frozen=True)
@@ -54,14 +54,22 @@ def load(path: Path) -> dict[str, Any]:
     return doc
 
 
-def import_provenance(db: Database, trust: TrustRoot, path: Path, *, filename: str | None, actor: str) -> Imported:
+def import_provenance(
+    db: Database,
+    trust: TrustRoot,
+    path: Path,
+    *,
+    filename: str | None,
+    actor: str,
+    index_id: int = DEFAULT_INDEX_ID,
+) -> Imported:
     doc = load(path)
     name = filename or path.name.removesuffix(".provenance")
     with db.read() as session:
         row = session.execute(
             sa.select(File.id, File.sha256, File.project_id, Project.normalized_name)
             .join(Project, Project.id == File.project_id)
-            .where(File.filename == name)
+            .where(File.index_id == index_id, File.filename == name)
         ).one_or_none()
         if row is None:
             raise AdminError(f"no file named {name!r} on this index (give it with --file)")
@@ -122,6 +130,7 @@ def import_provenance(db: Database, trust: TrustRoot, path: Path, *, filename: s
         )
         translog.append(
             session,
+            project.index_id,
             log_entries.provenance_import(project.normalized_name, name, file.sha256, merged, when=utcnow()),
         )
     return Imported(name, len(new_bundles), count, names, not registered)

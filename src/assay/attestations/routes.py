@@ -22,7 +22,7 @@ from assay import mediatypes as mt
 from assay.index.receipts import receipt_link
 from assay.index.services import index_services
 from assay.storage.models import File, Project, Release
-from assay.web.access import check_read_access
+from assay.web.access import open_index
 from assay.web.conditional import not_modified
 from assay.web.negotiation import Offer, Offers, negotiate
 from assay.web.responses import JSONError
@@ -33,8 +33,9 @@ _OFFERS = Offers([Offer(mt.INTEGRITY_JSON_V1, frozenset({mt.INTEGRITY_JSON_V1, m
 
 def provenance(request: Request) -> Response:
     svc = index_services(request)
-    if (denied := check_read_access(request, svc)) is not None:
-        return denied
+    index = open_index(request, svc)
+    if isinstance(index, Response):
+        return index
     if negotiate(request.headers.get("accept"), _OFFERS) is None:
         return JSONError(406, f"Not Acceptable: this endpoint serves {mt.INTEGRITY_JSON_V1}")
     filename = request.path_params["filename"]
@@ -53,6 +54,7 @@ def provenance(request: Request) -> Response:
             .join(Release, File.release_id == Release.id)
             .join(Project, File.project_id == Project.id)
             .where(
+                File.index_id == index.id,
                 File.filename == filename,
                 Project.normalized_name == project,
                 Release.canonical_version == version,
@@ -65,8 +67,8 @@ def provenance(request: Request) -> Response:
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {"etag": etag, "vary": "Accept", "cache-control": "public, no-cache"}
     # Issue 13: the file's log receipt, beside (not inside) the PEP 740 provenance object.
-    headers["link"] = receipt_link(svc.base_url(request), row.sha256, filename)
-    if svc.settings.private:
+    headers["link"] = receipt_link(svc.base_url(request) + index.prefix, row.sha256, filename)
+    if index.is_private(svc.settings.private):
         headers["cache-control"] = "private, no-cache"
     if not_modified(request.headers, etag):
         return Response(status_code=304, headers=headers)

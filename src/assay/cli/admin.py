@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 import sqlalchemy as sa
@@ -20,9 +22,11 @@ from assay.cli.common import (
     storage_options,
 )
 from assay.config import Settings
+from assay.indexes import IndexRef
+from assay.indexes.registry import load_all
 from assay.storage.blobs import FilesystemBlobStore
 from assay.storage.db import Database
-from assay.storage.models import AuditEvent
+from assay.storage.models import DEFAULT_INDEX_NAME, AuditEvent
 from assay.storage.modes import make_private_dirs
 
 
@@ -38,6 +42,9 @@ class Ctx:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        #: ``--index NAME`` (issue 11, part 3): the index an index-scoped command works on.
+        self.index_name = DEFAULT_INDEX_NAME
+        self._index: IndexRef | None = None
         self._db: Database | None = None
         self._checked = False
         self._created = False
@@ -93,6 +100,16 @@ class Ctx:
             db.dispose()
 
     @property
+    def index(self) -> IndexRef:
+        """The ``--index`` named (the default index without one), which must exist."""
+        if self._index is None:
+            found = next((i for i in load_all(self.db) if i.name == self.index_name), None)
+            if found is None:
+                raise CommandError(f"no index named {self.index_name!r} (see `assay admin index list`)")
+            self._index = found
+        return self._index
+
+    @property
     def blobs(self) -> FilesystemBlobStore:
         self._check_exists()
         return FilesystemBlobStore(self.settings.blob_dir)
@@ -107,6 +124,27 @@ class Ctx:
 
 pass_ctx = click.make_pass_decorator(Ctx)
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _set_index(context: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        context.ensure_object(Ctx).index_name = value
+
+
+def index_option(command: _F) -> _F:
+    """``--index NAME`` on an index-scoped admin command: which index it works on (default:
+    the default index, at the site root)."""
+    return click.option(
+        "--index",
+        "index_name",
+        metavar="NAME",
+        expose_value=False,
+        is_eager=True,
+        callback=_set_index,
+        help="The index to work on (default: the default index).",
+    )(command)
+
 
 @click.group(
     cls=FriendlyGroup,
@@ -116,6 +154,7 @@ pass_ctx = click.make_pass_decorator(Ctx)
         "provenance": "assay.cli.attestations_admin:provenance",
         "fsck": "assay.cli.fsck:fsck",
         "log": "assay.cli.log_admin:log",
+        "index": "assay.cli.index_admin:index",
     },
 )
 @storage_options
@@ -183,6 +222,7 @@ def token() -> None:
 @click.option("--project", "projects_", multiple=True, help="Limit the token to this project (repeatable).")
 @click.option("--expires", help="Lifetime, e.g. 30d, 12h (default: no expiry).")
 @click.option("--description", default="", help="A note to recognise the token by.")
+@index_option
 @pass_ctx
 @friendly_errors
 def token_create(ctx: Ctx, username: str, projects_: tuple[str, ...], expires: str | None, description: str) -> None:
@@ -199,6 +239,7 @@ def token_create(ctx: Ctx, username: str, projects_: tuple[str, ...], expires: s
         description=description,
         prefix=ctx.settings.token_prefix,
         actor=ctx.actor,
+        index_id=ctx.index.id,
     )
     click.echo(issued.token)
     scope = ", ".join(sorted(projects_)) if projects_ else "all projects of " + username
@@ -218,10 +259,11 @@ def token_revoke(ctx: Ctx, token_or_id: str) -> None:
 
 @token.command("list")
 @click.option("--user", "username", help="Only this user's tokens.")
+@index_option
 @pass_ctx
 @friendly_errors
 def token_list(ctx: Ctx, username: str | None) -> None:
-    for t in accounts.list_tokens(ctx.db, username):
+    for t in accounts.list_tokens(ctx.db, username, index_id=ctx.index.id):
         state = "revoked" if t.revoked else (f"expires {t.expires:%Y-%m-%d}" if t.expires else "active")
         scope = ",".join(t.projects) if t.projects else "*"
         click.echo(f"{t.id}\t{t.kind}\t{t.user or '-'}\t{scope}\t{state}\t{t.description}")
@@ -236,11 +278,12 @@ def project() -> None:
 @project.command("create")
 @click.argument("name")
 @click.option("--owner", required=True, help="The user who owns it.")
+@index_option
 @pass_ctx
 @friendly_errors
 def project_create(ctx: Ctx, name: str, owner: str) -> None:
     """Create an empty project (to scope tokens or publishers to it before its first upload)."""
-    normalized = accounts.create_project(ctx.db, name, owner=owner, actor=ctx.actor)
+    normalized = accounts.create_project(ctx.db, name, owner=owner, actor=ctx.actor, index_id=ctx.index.id)
     click.echo(f"created project {normalized} owned by {owner}")
 
 
@@ -248,15 +291,16 @@ def project_create(ctx: Ctx, name: str, owner: str) -> None:
 @click.argument("name")
 @click.argument("username")
 @click.argument("role", type=click.Choice([*accounts.ROLES, "none"]))
+@index_option
 @pass_ctx
 @friendly_errors
 def project_role(ctx: Ctx, name: str, username: str, role: str) -> None:
     """Make USERNAME an owner or maintainer of project NAME ("none" removes the role)."""
     if role == "none":
-        accounts.remove_role(ctx.db, name, username, actor=ctx.actor)
+        accounts.remove_role(ctx.db, name, username, actor=ctx.actor, index_id=ctx.index.id)
         click.echo(f"removed {username}'s role on {name}")
     else:
-        accounts.set_role(ctx.db, name, username, role, actor=ctx.actor)
+        accounts.set_role(ctx.db, name, username, role, actor=ctx.actor, index_id=ctx.index.id)
         click.echo(f"{username} is now {role} of {name}")
 
 
@@ -264,24 +308,26 @@ def project_role(ctx: Ctx, name: str, username: str, role: str) -> None:
 @click.argument("name")
 @click.argument("status", type=click.Choice(projects.STATUSES))
 @click.option("--reason", help="Shown to clients (PEP 792 status reason).")
+@index_option
 @pass_ctx
 @friendly_errors
 def project_status(ctx: Ctx, name: str, status: str, reason: str | None) -> None:
     """Set a project's PEP 792 status (archived and quarantined refuse uploads)."""
-    projects.set_status(ctx.db, name, status, reason, actor=ctx.actor)
+    projects.set_status(ctx.db, name, status, reason, actor=ctx.actor, index_id=ctx.index.id)
     click.echo(f"{name} is now {status}")
 
 
 @project.command("remove")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@index_option
 @pass_ctx
 @friendly_errors
 def project_remove(ctx: Ctx, name: str, yes: bool) -> None:
     """Remove a project with all its releases and files (filenames stay used)."""
     if not yes:
         click.confirm(f"Remove project {name} and all its files?", abort=True)
-    removed = projects.remove_project(ctx.db, ctx.blobs, name, actor=ctx.actor)
+    removed = projects.remove_project(ctx.db, ctx.blobs, name, actor=ctx.actor, index_id=ctx.index.id)
     click.echo(f"removed project {name} ({len(removed)} files)")
 
 
@@ -290,43 +336,47 @@ def project_remove(ctx: Ctx, name: str, yes: bool) -> None:
 @click.argument("name")
 @click.argument("version")
 @click.option("--reason", help="Why (shown by installers, PEP 592).")
+@index_option
 @pass_ctx
 @friendly_errors
 def yank(ctx: Ctx, name: str, version: str, reason: str | None) -> None:
     """Yank a release (PEP 592): installers skip it unless pinned to it exactly."""
-    projects.yank(ctx.db, name, version, reason, actor=ctx.actor)
+    projects.yank(ctx.db, name, version, reason, actor=ctx.actor, index_id=ctx.index.id)
     click.echo(f"yanked {name} {version}")
 
 
 @admin.command()
 @click.argument("name")
 @click.argument("version")
+@index_option
 @pass_ctx
 @friendly_errors
 def unyank(ctx: Ctx, name: str, version: str) -> None:
     """Undo a yank."""
-    projects.unyank(ctx.db, name, version, actor=ctx.actor)
+    projects.unyank(ctx.db, name, version, actor=ctx.actor, index_id=ctx.index.id)
     click.echo(f"unyanked {name} {version}")
 
 
 @admin.command("remove-file")
 @click.argument("filename")
+@index_option
 @pass_ctx
 @friendly_errors
 def remove_file(ctx: Ctx, filename: str) -> None:
     """Remove one file (its filename can never be uploaded again, as on PyPI)."""
-    projects.remove_file(ctx.db, ctx.blobs, filename, actor=ctx.actor)
+    projects.remove_file(ctx.db, ctx.blobs, filename, actor=ctx.actor, index_id=ctx.index.id)
     click.echo(f"removed {filename}")
 
 
 @admin.command("remove-release")
 @click.argument("name")
 @click.argument("version")
+@index_option
 @pass_ctx
 @friendly_errors
 def remove_release(ctx: Ctx, name: str, version: str) -> None:
     """Remove a release and all its files."""
-    removed = projects.remove_release(ctx.db, ctx.blobs, name, version, actor=ctx.actor)
+    removed = projects.remove_release(ctx.db, ctx.blobs, name, version, actor=ctx.actor, index_id=ctx.index.id)
     click.echo(f"removed {name} {version} ({len(removed)} files)")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from assay.admin import AdminError
-from assay.cli.admin import Ctx, pass_ctx
+from assay.cli.admin import Ctx, index_option, pass_ctx
 from assay.cli.common import friendly_errors
 
 
@@ -19,6 +19,7 @@ def provenance() -> None:
 @provenance.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--file", "filename", help="The distribution the provenance is for (default: FILE minus .provenance).")
+@index_option
 @pass_ctx
 @friendly_errors
 def import_command(ctx: Ctx, files: tuple[Path, ...], filename: str | None) -> None:
@@ -34,7 +35,7 @@ def import_command(ctx: Ctx, files: tuple[Path, ...], filename: str | None) -> N
     except TrustRootError as exc:
         raise AdminError(str(exc)) from None
     for path in files:
-        result = import_provenance(ctx.db, trust, path, filename=filename, actor=ctx.actor)
+        result = import_provenance(ctx.db, trust, path, filename=filename, actor=ctx.actor, index_id=ctx.index.id)
         note = (
             " (project has no registered publisher: the bundle's own identity, as proven by its certificates)"
             if result.trusted_block

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import click
 
-from assay.cli.admin import Ctx, pass_ctx
+from assay.cli.admin import Ctx, index_option, pass_ctx
 from assay.cli.common import friendly_errors
 from assay.config import Settings
-from assay.log import entries
 
-_INDEX = click.option(
-    "--index", "index", default=entries.DEFAULT_INDEX, show_default=True,
-    help="The index (this server has only the default one).",
-)
+_INDEX = index_option
 _BASE_URL = click.option(
     "--base-url", help="The index's public URL, as given to `assay serve` (the log's origin). Env: ASSAY_BASE_URL."
 )
@@ -34,7 +30,7 @@ def log() -> None:
 @_BASE_URL
 @pass_ctx
 @friendly_errors
-def key(ctx: Ctx, index: str, base_url: str | None) -> None:
+def key(ctx: Ctx, base_url: str | None) -> None:
     """Print the log's verifier key, <origin>+<key ID>+<base64> (C2SP signed-note).
 
     Creates the signing key if the server has not yet (the same file it would create).
@@ -42,7 +38,7 @@ def key(ctx: Ctx, index: str, base_url: str | None) -> None:
     from assay.log import keys
 
     try:
-        click.echo(keys.signer(_settings(ctx, base_url), index).verifier_key())
+        click.echo(keys.signer(_settings(ctx, base_url), ctx.index.name).verifier_key())
     except keys.LogKeyError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -52,21 +48,23 @@ def key(ctx: Ctx, index: str, base_url: str | None) -> None:
 @_BASE_URL
 @pass_ctx
 @friendly_errors
-def show(ctx: Ctx, index: str, base_url: str | None) -> None:
+def show(ctx: Ctx, base_url: str | None) -> None:
     """Print the log's origin, size and root hash (base64, as in a checkpoint)."""
     from assay.log import keys, note, store
 
     try:
-        origin = keys.origin(_settings(ctx, base_url), index)
+        origin = keys.origin(_settings(ctx, base_url), ctx.index.name)
     except keys.LogKeyError as exc:
         raise click.ClickException(str(exc)) from None
-    size = store.integrate(ctx.db)
+    index_id = ctx.index.id
+    size = store.integrate(ctx.db, index_id)
     with ctx.db.read() as session:
-        root = store.root_hash(session, size)
+        root = store.root_hash(session, index_id, size)
     click.echo(f"origin {origin}\nsize {size}\nroot {note.b64encode(root)}")
 
 
 @log.command("backfill")
+@_INDEX
 @pass_ctx
 @friendly_errors
 def backfill(ctx: Ctx) -> None:
@@ -79,10 +77,11 @@ def backfill(ctx: Ctx) -> None:
     from assay.log import store
 
     actor = ctx.actor
+    index_id = ctx.index.id
     with ctx.db.write() as session:
-        added = store.backfill_uploads(session)
+        added = store.backfill_uploads(session, index_id)
         if added:
             audit.record(session, actor=actor, action="log:backfill", details={"files": len(added)})
     for filename in added:
         click.echo(f"logged {filename}")
-    click.echo(f"{len(added)} file(s) logged; size now {store.integrate(ctx.db)}")
+    click.echo(f"{len(added)} file(s) logged; size now {store.integrate(ctx.db, index_id)}")

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import click
 
 from assay.accounts.tokens import parse_duration
-from assay.cli.admin import Ctx, pass_ctx
+from assay.cli.admin import Ctx, index_option, pass_ctx
 from assay.cli.common import friendly_errors
 from assay.publishers import KINDS, PublisherKind
 from assay.publishing import admin as tp_admin
@@ -147,6 +147,7 @@ def _add(
         pending_days=ctx.settings.pending_publisher_days,
         actor=ctx.actor,
         reserve=reserve,
+        index_id=ctx.index.id,
     )
     if added.auto_trusted_issuer:
         click.echo(f"note: now trusting the {kind} issuer (keys from its OIDC discovery document)", err=True)
@@ -166,6 +167,7 @@ def _kind_command(kind: PublisherKind[Any]) -> click.Command:
 
     @publisher_add.command(kind.name, help=kind.help)
     @_common
+    @index_option
     @pass_ctx
     @friendly_errors
     def command(
@@ -183,12 +185,13 @@ for _kind in KINDS.values():
 
 @publisher.command("list")
 @click.option("--project", help="Only publishers of this project.")
+@index_option
 @pass_ctx
 @friendly_errors
 def publisher_list(ctx: Ctx, project: str | None) -> None:
     """One publisher a line: id, kind, issuer, what it matches (with the repository owner id it is
     pinned to, for GitHub-family kinds), projects, and for a pending one its expiry."""
-    for p in tp_admin.list_publishers(ctx.db, project):
+    for p in tp_admin.list_publishers(ctx.db, project, index_id=ctx.index.id):
         description = p.description
         if p.pins_owner_id:
             description += f" owner-id={p.owner_id or '(recorded at the first publish)'}"
@@ -201,8 +204,9 @@ def publisher_list(ctx: Ctx, project: str | None) -> None:
 @publisher.command("remove")
 @click.argument("publisher_id")
 @click.option("--project", help="Only unregister it from this project.")
+@index_option
 @pass_ctx
 @friendly_errors
 def publisher_remove(ctx: Ctx, publisher_id: str, project: str | None) -> None:
     """Remove a publisher (or a pending one: pending-<id>)."""
-    click.echo(tp_admin.remove_publisher(ctx.db, publisher_id, project=project, actor=ctx.actor))
+    click.echo(tp_admin.remove_publisher(ctx.db, publisher_id, project=project, actor=ctx.actor, index_id=ctx.index.id))

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from assay.index.model import format_upload_time
 from assay.index.pages import ProjectHead
-from assay.index.paths import file_path, provenance_path
+from assay.index.paths import file_path, provenance_path, public_key
+from assay.indexes import IndexRef
 from assay.storage.models import File, Release, Role, User
 
 #: Core metadata (packaging.metadata raw names) -> PyPI JSON "info" keys.
@@ -52,7 +53,7 @@ def _vkey(version: str) -> Version:
         return Version("0")
 
 
-def _file_dict(f: File, release: Release, head: ProjectHead, base: str) -> dict[str, Any]:
+def _file_dict(index: IndexRef, f: File, release: Release, head: ProjectHead, base: str) -> dict[str, Any]:
     upload = f.upload_time.astimezone(dt.UTC)
     return {
         "comment_text": "",
@@ -67,7 +68,7 @@ def _file_dict(f: File, release: Release, head: ProjectHead, base: str) -> dict[
         "size": f.size,
         "upload_time": upload.strftime("%Y-%m-%dT%H:%M:%S"),
         "upload_time_iso_8601": format_upload_time(upload),
-        "url": base + file_path(f.blob_key),
+        "url": base + file_path(public_key(index, f.blob_key)),
         "yanked": release.yanked,
         "yanked_reason": release.yanked_reason if release.yanked else None,
         # PEP 714 metadata file (PyPI added this key for bandersnatch).
@@ -145,7 +146,7 @@ def _latest(loaded: _Loaded) -> Release | None:
     return max(finals or candidates, key=lambda r: _vkey(r.version))
 
 
-def project_json(session: Session, head: ProjectHead, base: str) -> dict[str, Any] | None:
+def project_json(session: Session, index: IndexRef, head: ProjectHead, base: str) -> dict[str, Any] | None:
     loaded = _load(session, head)
     latest = _latest(loaded)
     if latest is None:
@@ -160,14 +161,16 @@ def project_json(session: Session, head: ProjectHead, base: str) -> dict[str, An
     return {
         "info": _info(latest, head, base),
         "last_serial": head.serial,
-        "releases": {r.version: [_file_dict(f, r, head, base) for f in loaded.of(r)] for r in ordered},
-        "urls": [_file_dict(f, latest, head, base) for f in loaded.of(latest)],
+        "releases": {r.version: [_file_dict(index, f, r, head, base) for f in loaded.of(r)] for r in ordered},
+        "urls": [_file_dict(index, f, latest, head, base) for f in loaded.of(latest)],
         "ownership": {"roles": [{"role": role.capitalize(), "user": user} for role, user in roles]},
         "vulnerabilities": [],
     }
 
 
-def release_json(session: Session, head: ProjectHead, version: str, base: str) -> dict[str, Any] | None:
+def release_json(
+    session: Session, index: IndexRef, head: ProjectHead, version: str, base: str
+) -> dict[str, Any] | None:
     loaded = _load(session, head)
     try:
         wanted = canonicalize_version(Version(version))
@@ -179,6 +182,6 @@ def release_json(session: Session, head: ProjectHead, version: str, base: str) -
     return {
         "info": _info(match, head, base),
         "last_serial": head.serial,
-        "urls": [_file_dict(f, match, head, base) for f in loaded.of(match)],
+        "urls": [_file_dict(index, f, match, head, base) for f in loaded.of(match)],
         "vulnerabilities": [],
     }

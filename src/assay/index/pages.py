@@ -21,7 +21,9 @@ from sqlalchemy.orm import Session
 from assay.index import html, json
 from assay.index.model import FileLink, ProjectLink, ProjectList, ProjectPage, ProjectStatus
 from assay.index.negotiate import Format
-from assay.index.paths import file_path, provenance_path
+from assay.index.paths import file_path, provenance_path, public_key
+from assay.indexes import IndexRef
+from assay.storage import counters
 from assay.storage.changes import ProjectChange
 from assay.storage.models import Counter, File, Project, Release
 
@@ -51,7 +53,8 @@ class RenderCache:
             return value
 
     def drop(self, kind: str, project_id: int | None = None) -> int:
-        """Remove the pages of one kind ("project": of ``project_id``; "index": every list);
+        """Remove the pages of one kind ("project": of ``project_id``; "index": the lists of
+        index ``project_id``, or every list when None);
         returns how many. A scan under the lock: it runs once per committed change."""
         with self._lock:
             stale = [k for k in self._data if k[0] == kind and (project_id is None or k[1] == project_id)]
@@ -98,7 +101,7 @@ class ProjectHead:
 #: (SQLAlchemy memoizes the cache key on the statement object).
 _HEAD = sa.select(
     Project.id, Project.name, Project.normalized_name, Project.status, Project.status_reason, Project.serial
-).where(Project.normalized_name == sa.bindparam("name"))
+).where(Project.index_id == sa.bindparam("index_id"), Project.normalized_name == sa.bindparam("name"))
 _VERSIONS = sa.select(Release.version).where(Release.project_id == sa.bindparam("project_id"))
 _FILES = (
     sa.select(
@@ -119,12 +122,13 @@ _FILES = (
 )
 
 
-def project_head(session: Session, normalized_name: str) -> ProjectHead | None:
-    row = session.execute(_HEAD, {"name": normalized_name}).one_or_none()
+def project_head(session: Session, index: IndexRef, normalized_name: str) -> ProjectHead | None:
+    row = session.execute(_HEAD, {"index_id": index.id, "name": normalized_name}).one_or_none()
     return ProjectHead(*row) if row else None
 
 
-def load_project_page(session: Session, head: ProjectHead, base_url: str) -> ProjectPage:
+def load_project_page(session: Session, index: IndexRef, head: ProjectHead, base_url: str) -> ProjectPage:
+    """The page model of ``head``; ``base_url`` is the index's own (site base + its prefix)."""
     versions = [v for (v,) in session.execute(_VERSIONS, {"project_id": head.id})]
     versions.sort(key=_version_key)
     files: list[FileLink] = []
@@ -140,7 +144,7 @@ def load_project_page(session: Session, head: ProjectHead, base_url: str) -> Pro
                 FileLink(
                     filename=r.filename,
                     # Relative to /simple/<project>/, so pages do not depend on the host name.
-                    url="../.." + file_path(r.blob_key),
+                    url="../.." + file_path(public_key(index, r.blob_key)),
                     sha256=r.sha256,
                     size=r.size,
                     upload_time=r.upload_time,
@@ -162,13 +166,17 @@ def load_project_page(session: Session, head: ProjectHead, base_url: str) -> Pro
     )
 
 
-def project_list_serial(session: Session) -> int:
-    value = session.execute(sa.select(Counter.value).where(Counter.name == "projects")).scalar()
+def project_list_serial(session: Session, index: IndexRef) -> int:
+    value = session.execute(sa.select(Counter.value).where(Counter.name == counters.projects(index.id))).scalar()
     return int(value or 0)
 
 
-def load_project_list(session: Session, serial: int) -> ProjectList:
-    rows = session.execute(sa.select(Project.name, Project.normalized_name).order_by(Project.normalized_name)).all()
+def load_project_list(session: Session, index: IndexRef, serial: int) -> ProjectList:
+    rows = session.execute(
+        sa.select(Project.name, Project.normalized_name)
+        .where(Project.index_id == index.id)
+        .order_by(Project.normalized_name)
+    ).all()
     return ProjectList(tuple(ProjectLink(name, norm) for name, norm in rows), serial)
 
 
@@ -176,8 +184,9 @@ def project_key(project_id: int, serial: int, fmt: Format, base_url: str) -> tup
     return ("project", project_id, serial, fmt, base_url)
 
 
-def index_key(serial: int, fmt: Format) -> tuple[object, ...]:
-    return ("index", serial, fmt)
+def index_key(index_id: int, serial: int, fmt: Format) -> tuple[object, ...]:
+    # The second element is what ``RenderCache.drop`` matches: the index's id for lists.
+    return ("index", index_id, serial, fmt)
 
 
 class SimplePages:
@@ -195,22 +204,24 @@ class SimplePages:
         the serial), only memory does."""
         self.cache.drop("project", change.project_id)
         if change.listing_changed:
-            self.cache.drop("index")
+            self.cache.drop("index", change.index_id)
 
-    def render_project(self, session: Session, normalized_name: str, fmt: Format, base_url: str) -> Rendered | None:
-        head = project_head(session, normalized_name)
+    def render_project(
+        self, session: Session, index: IndexRef, normalized_name: str, fmt: Format, base_url: str
+    ) -> Rendered | None:
+        head = project_head(session, index, normalized_name)
         if head is None:
             return None
-        page = load_project_page(session, head, base_url)
+        page = load_project_page(session, index, head, base_url)
         text = json.render_project_page(page) if fmt is Format.JSON else html.render_project_page(page)
         rendered = _rendered(text)
         self.cache.put(project_key(head.id, head.serial, fmt, base_url), rendered)
         return rendered
 
-    def render_index(self, session: Session, fmt: Format) -> Rendered:
-        serial = project_list_serial(session)
-        listing = load_project_list(session, serial)
+    def render_index(self, session: Session, index: IndexRef, fmt: Format) -> Rendered:
+        serial = project_list_serial(session, index)
+        listing = load_project_list(session, index, serial)
         text = json.render_project_list(listing) if fmt is Format.JSON else html.render_project_list(listing)
         rendered = _rendered(text)
-        self.cache.put(index_key(serial, fmt), rendered)
+        self.cache.put(index_key(index.id, serial, fmt), rendered)
         return rendered

@@ -17,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from assay.index.paths import FILES_PREFIX, blob_key, file_path
+from assay.index.paths import FILES_PREFIX, blob_key, file_path, stored_key
 from assay.log import proof
 from assay.log.routes import NO_STORE, LogServices
-from assay.web.access import read_access
+from assay.web.access import open_index_async
 
 #: How long a receipt request waits for a checkpoint covering its entry (the checkpoint
 #: interval, at most this): the receipt of a file just uploaded is then one request away.
@@ -39,24 +39,25 @@ async def receipt_route(request: Request) -> Response:
 
     svc: LogServices = request.app.state.services
     log = svc.log
-    if (denied := await read_access(request, svc)) is not None:
-        return denied
-    found = await run_in_threadpool(log.upload_entry, request.path_params["key"])
+    index = await open_index_async(request, svc)
+    if isinstance(index, Response):
+        return index
+    found = await run_in_threadpool(log.upload_entry, index, stored_key(index, request.path_params["key"]))
     if found is None:
         return TextError(404, "No such file, or the log has no upload entry for it.",
                          headers={"Cache-Control": NO_STORE})
-    index, entry = found
+    seq, entry = found
     deadline = time.monotonic() + min(log.interval, RECEIPT_WAIT)
-    while (body := await run_in_threadpool(log.receipt, index, entry)) is None:
+    while (body := await run_in_threadpool(log.receipt, index, seq, entry)) is None:
         if time.monotonic() >= deadline:
             return TextError(
-                503, f"Log entry {index} is not covered by a signed checkpoint yet; retry later.",
+                503, f"Log entry {seq} is not covered by a signed checkpoint yet; retry later.",
                 headers={"Retry-After": str(max(1, math.ceil(log.interval))), "Cache-Control": NO_STORE},
             )
         await asyncio.sleep(RECEIPT_POLL)
     # Any later receipt proves the same entry against a newer checkpoint: revalidate. A private
     # index's answers are for one reader, never for a shared cache (as its other reads).
-    cache = "private, no-cache" if svc.settings.private else "no-cache"
+    cache = "private, no-cache" if index.is_private(svc.settings.private) else "no-cache"
     return Response(body, media_type="text/plain; charset=utf-8", headers={"Cache-Control": cache})
 
 

@@ -12,12 +12,13 @@ from starlette.routing import Route
 from assay.index import jsonapi
 from assay.index.negotiate import Choice, NotAcceptable, negotiate
 from assay.index.pages import Rendered, index_key, project_head, project_key
-from assay.index.paths import METADATA_SUFFIX
+from assay.index.paths import METADATA_SUFFIX, stored_key
 from assay.index.services import IndexServices as Services
 from assay.index.services import index_services as services
+from assay.indexes import IndexRef
 from assay.storage.blobs import BlobKeyError, check_key
 from assay.storage.models import File, Project
-from assay.web.access import check_read_access, read_access
+from assay.web.access import open_index, open_index_async
 from assay.web.conditional import not_modified
 from assay.web.responses import JSONError, TextError
 
@@ -25,9 +26,14 @@ from assay.web.responses import JSONError, TextError
 IMMUTABLE = "max-age=31536000, immutable"
 
 
-def _cache_scope(svc: Services) -> str:
+def _cache_scope(svc: Services, index: IndexRef) -> str:
     # A private index's responses must not be stored by shared caches.
-    return "private" if svc.settings.private else "public"
+    return "private" if index.is_private(svc.settings.private) else "public"
+
+
+def index_base(svc: Services, request: Request, index: IndexRef) -> str:
+    """The index's own absolute URL: the site's base and the index's path (``…/team``)."""
+    return svc.base_url(request) + index.prefix
 
 
 def _negotiated(request: Request) -> Choice | Response:
@@ -55,99 +61,108 @@ def _no_project(raw: str) -> Response:
 
 async def simple_index(request: Request) -> Response:
     svc = services(request)
-    if (denied := await read_access(request, svc)) is not None:
-        return denied
+    index = await open_index_async(request, svc)
+    if isinstance(index, Response):
+        return index
     choice = _negotiated(request)
     if isinstance(choice, Response):
         return choice
     serials = svc.serials
-    serial = serials.index() if serials.inline else await run_in_threadpool(serials.index)
-    rendered = svc.pages.cache.get(index_key(serial, choice.format))
+    serial = serials.index(index.id) if serials.inline else await run_in_threadpool(serials.index, index.id)
+    rendered = svc.pages.cache.get(index_key(index.id, serial, choice.format))
     if rendered is None:
 
         def render() -> Rendered:
             with svc.db.read() as session:
-                return svc.pages.render_index(session, choice.format)
+                return svc.pages.render_index(session, index, choice.format)
 
         rendered = await run_in_threadpool(render)
-    return _page_response(request, svc, rendered.body, rendered.etag, choice.content_type)
+    return _page_response(request, svc, index, rendered, choice.content_type)
 
 
-def _page_response(request: Request, svc: Services, body: bytes, etag: str, content_type: str) -> Response:
+def _page_response(request: Request, svc: Services, index: IndexRef, rendered: Rendered, content_type: str) -> Response:
+    etag = rendered.etag
     headers = {
         "etag": etag,
         # PEP 691: the representation depends on Accept.
         "vary": "Accept, Accept-Encoding",
         # Revalidate every time (cheap with the ETag): a new upload is visible at once.
-        "cache-control": f"{_cache_scope(svc)}, no-cache",
+        "cache-control": f"{_cache_scope(svc, index)}, no-cache",
     }
     if not_modified(request.headers, etag):
         return Response(status_code=304, headers=headers)
-    return Response(body, media_type=content_type, headers=headers)
+    return Response(rendered.body, media_type=content_type, headers=headers)
 
 
 async def simple_project(request: Request) -> Response:
     """The hot path: one indexed lookup of the project's serial (on the event loop for SQLite),
     a cache hit, and the bytes. Only a miss loads and renders the page, in a thread."""
     svc = services(request)
-    if (denied := await read_access(request, svc)) is not None:
-        return denied
+    index = await open_index_async(request, svc)
+    if isinstance(index, Response):
+        return index
     raw = request.path_params["project"]
     normalized = _project_name(raw)
     if normalized is None:
         return _no_project(raw)
     if raw != normalized or not request.scope["path"].endswith("/"):
         # PEP 503: redirect non-normalized names (and a missing slash) to the canonical URL.
-        url = request.url.replace(path=f"/simple/{normalized}/")
+        url = request.url.replace(path=f"{index.prefix}/simple/{normalized}/")
         return RedirectResponse(str(url), status_code=301)
     choice = _negotiated(request)
     if isinstance(choice, Response):
         return choice
     serials = svc.serials
-    head = serials.project(normalized) if serials.inline else await run_in_threadpool(serials.project, normalized)
+    head = (
+        serials.project(index.id, normalized)
+        if serials.inline
+        else await run_in_threadpool(serials.project, index.id, normalized)
+    )
     if head is None:
         return _no_project(normalized)
-    base = svc.base_url(request)
+    base = index_base(svc, request, index)
     rendered = svc.pages.cache.get(project_key(head[0], head[1], choice.format, base))
     if rendered is None:
 
         def render() -> Rendered | None:
             with svc.db.read() as session:
-                return svc.pages.render_project(session, normalized, choice.format, base)
+                return svc.pages.render_project(session, index, normalized, choice.format, base)
 
         rendered = await run_in_threadpool(render)
         if rendered is None:  # removed between the two reads
             return _no_project(normalized)
-    return _page_response(request, svc, rendered.body, rendered.etag, choice.content_type)
+    return _page_response(request, svc, index, rendered, choice.content_type)
 
 
 async def simple_redirect(request: Request) -> Response:
-    return RedirectResponse(str(request.url.replace(path="/simple/")), status_code=301)
+    prefix = f"/{request.path_params['index']}" if "index" in request.path_params else ""
+    return RedirectResponse(str(request.url.replace(path=f"{prefix}/simple/")), status_code=301)
 
 
 def serve_file(request: Request) -> Response:
     svc = services(request)
-    if (denied := check_read_access(request, svc)) is not None:
-        return denied
-    key = request.path_params["key"]
+    index = open_index(request, svc)
+    if isinstance(index, Response):
+        return index
     try:
-        check_key(key)  # no "..", no absolute path, no control characters
+        check_key(request.path_params["key"])  # no "..", no absolute path, no control characters
     except BlobKeyError:
         return TextError(404, "No such file.")
+    key = stored_key(index, request.path_params["key"])
     is_metadata = key.endswith(METADATA_SUFFIX)
     column = File.metadata_blob_key if is_metadata else File.blob_key
     with svc.db.read() as session:
         row = session.execute(
             sa.select(File.sha256, File.metadata_sha256, File.filename, Project.status)
             .join(Project, File.project_id == Project.id)
-            .where(column == key)
+            .where(column == key, File.index_id == index.id)
         ).one_or_none()
     # PEP 792: a quarantined project's files are not offered for download.
     if row is None or row.status == "quarantined":
         return TextError(404, "No such file.")
     digest = row.metadata_sha256 if is_metadata else row.sha256
     etag = f'"{digest}"'
-    headers = {"etag": etag, "cache-control": f"{_cache_scope(svc)}, {IMMUTABLE}"}
+    headers = {"etag": etag, "cache-control": f"{_cache_scope(svc, index)}, {IMMUTABLE}"}
     if not_modified(request.headers, etag):
         return Response(status_code=304, headers=headers)
     path = svc.blobs.local_path(key)
@@ -164,36 +179,35 @@ def serve_file(request: Request) -> Response:
 
 def json_project(request: Request) -> Response:
     svc = services(request)
-    if (denied := check_read_access(request, svc)) is not None:
-        return denied
+    index = open_index(request, svc)
+    if isinstance(index, Response):
+        return index
     normalized = _project_name(request.path_params["project"])
     if normalized is None:
         return JSONError(404, "Not Found")
     with svc.db.read() as session:
-        head = project_head(session, normalized)
-        doc = jsonapi.project_json(session, head, svc.base_url(request)) if head else None
+        head = project_head(session, index, normalized)
+        doc = jsonapi.project_json(session, index, head, index_base(svc, request, index)) if head else None
     if doc is None:
         return JSONError(404, "Not Found")
-    return JSONResponse(doc, headers={"cache-control": f"{_cache_scope(svc)}, no-cache"})
+    return JSONResponse(doc, headers={"cache-control": f"{_cache_scope(svc, index)}, no-cache"})
 
 
 def json_release(request: Request) -> Response:
     svc = services(request)
-    if (denied := check_read_access(request, svc)) is not None:
-        return denied
+    index = open_index(request, svc)
+    if isinstance(index, Response):
+        return index
     normalized = _project_name(request.path_params["project"])
     if normalized is None:
         return JSONError(404, "Not Found")
     with svc.db.read() as session:
-        head = project_head(session, normalized)
-        doc = (
-            jsonapi.release_json(session, head, request.path_params["version"], svc.base_url(request))
-            if head
-            else None
-        )
+        head = project_head(session, index, normalized)
+        base = index_base(svc, request, index)
+        doc = jsonapi.release_json(session, index, head, request.path_params["version"], base) if head else None
     if doc is None:
         return JSONError(404, "Not Found")
-    return JSONResponse(doc, headers={"cache-control": f"{_cache_scope(svc)}, no-cache"})
+    return JSONResponse(doc, headers={"cache-control": f"{_cache_scope(svc, index)}, no-cache"})
 
 
 routes = [

@@ -20,16 +20,18 @@ from assay.storage import counters
 from assay.storage.db import Database
 from assay.storage.models import Counter, Project
 
-_PROJECT = sa.select(Project.id, Project.serial).where(Project.normalized_name == sa.bindparam("name"))
-_INDEX = sa.select(Counter.value).where(Counter.name == counters.PROJECTS)
+_PROJECT = sa.select(Project.id, Project.serial).where(
+    Project.index_id == sa.bindparam("index_id"), Project.normalized_name == sa.bindparam("name")
+)
+_INDEX = sa.select(Counter.value).where(Counter.name == sa.bindparam("counter"))
 
 
 class Serials(Protocol):
     #: True when the lookups may run on the event loop.
     inline: bool
 
-    def project(self, normalized_name: str) -> tuple[int, int] | None: ...
-    def index(self) -> int: ...
+    def project(self, index_id: int, normalized_name: str) -> tuple[int, int] | None: ...
+    def index(self, index_id: int) -> int: ...
 
 
 class SQLiteSerials:
@@ -50,14 +52,16 @@ class SQLiteSerials:
             self._local.conn = conn
         return conn
 
-    def project(self, normalized_name: str) -> tuple[int, int] | None:
+    def project(self, index_id: int, normalized_name: str) -> tuple[int, int] | None:
         row = self._conn().execute(
-            "SELECT id, serial FROM projects WHERE normalized_name = ?", (normalized_name,)
+            "SELECT id, serial FROM projects WHERE index_id = ? AND normalized_name = ?", (index_id, normalized_name)
         ).fetchone()
         return (int(row[0]), int(row[1])) if row else None
 
-    def index(self) -> int:
-        row = self._conn().execute("SELECT value FROM counters WHERE name = ?", (counters.PROJECTS,)).fetchone()
+    def index(self, index_id: int) -> int:
+        row = self._conn().execute(
+            "SELECT value FROM counters WHERE name = ?", (counters.projects(index_id),)
+        ).fetchone()
         return int(row[0]) if row else 0
 
 
@@ -67,14 +71,14 @@ class SQLSerials:
     def __init__(self, db: Database) -> None:
         self.engine = db.engine
 
-    def project(self, normalized_name: str) -> tuple[int, int] | None:
+    def project(self, index_id: int, normalized_name: str) -> tuple[int, int] | None:
         with self.engine.connect() as conn:
-            row = conn.execute(_PROJECT, {"name": normalized_name}).first()
+            row = conn.execute(_PROJECT, {"index_id": index_id, "name": normalized_name}).first()
         return (int(row[0]), int(row[1])) if row else None
 
-    def index(self) -> int:
+    def index(self, index_id: int) -> int:
         with self.engine.connect() as conn:
-            value = conn.execute(_INDEX).scalar()
+            value = conn.execute(_INDEX, {"counter": counters.projects(index_id)}).scalar()
         return int(value or 0)
 
 

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from assay.config import Settings
 from assay.index.pages import SimplePages
 from assay.index.serials import Serials
+from assay.indexes import Indexes
 from assay.storage.blobs import BlobStore
 from assay.storage.db import Database
 
@@ -22,6 +23,8 @@ class IndexServices(Protocol):
     def settings(self) -> Settings: ...
     @property
     def db(self) -> Database: ...
+    @property
+    def indexes(self) -> Indexes: ...
     @property
     def blobs(self) -> BlobStore: ...
     @property

@@ -14,14 +14,14 @@ hashes per entry, 64 bytes of hash plus Python's overhead).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import rfc8785
 import sqlalchemy as sa
 
 from assay.log import checkpoint, merkle, note
 from assay.storage.db import Database
-from assay.storage.models import File, LogCheckpoint, LogEntry, LogHash, LogState
+from assay.storage.models import DEFAULT_INDEX_ID, File, LogCheckpoint, LogEntry, LogHash, LogState, PackageIndex
 
 BATCH = 5000
 
@@ -50,12 +50,25 @@ _NO_UPLOAD_ENTRY = "the file has no upload entry (stored before the log? `assay 
 
 
 def check(db: Database) -> LogReport:
+    """Every index's log against its files (one log per index: issue 11, part 3)."""
+    report = LogReport()
+    with db.read() as session:
+        indexes = session.execute(sa.select(PackageIndex.id, PackageIndex.name).order_by(PackageIndex.id)).all()
+    for index_id, name in indexes:
+        found = _check_index(db, index_id)
+        report.size += found.size
+        label = "" if index_id == DEFAULT_INDEX_ID else f"{name}:"
+        report.problems += [replace(p, key=label + p.key) for p in found.problems]
+    return report
+
+
+def _check_index(db: Database, index_id: int) -> LogReport:
     report = LogReport()
     problems = report.problems
     computed = merkle.MemoryHashStore()
     uploads: dict[str, list[str]] = {}
     with db.read() as session:
-        size = session.execute(sa.select(LogState.size).where(LogState.id == 1)).scalar_one_or_none()
+        size = session.execute(sa.select(LogState.size).where(LogState.id == index_id)).scalar_one_or_none()
         if size is None:
             problems.append(LogProblem("log-state", "log_state", "the log's size row is missing"))
             return report
@@ -63,6 +76,7 @@ def check(db: Database) -> LogReport:
         expected = 0
         for seq, kind, filename, data in session.execute(
             sa.select(LogEntry.seq, LogEntry.kind, LogEntry.filename, LogEntry.data)
+            .where(LogEntry.index_id == index_id)
             .order_by(LogEntry.seq)
             .execution_options(yield_per=BATCH)
         ):
@@ -87,7 +101,10 @@ def check(db: Database) -> LogReport:
         stored = 0
         for at, (idx, h) in enumerate(
             session.execute(
-                sa.select(LogHash.idx, LogHash.hash).order_by(LogHash.idx).execution_options(yield_per=BATCH)
+                sa.select(LogHash.idx, LogHash.hash)
+                .where(LogHash.index_id == index_id)
+                .order_by(LogHash.idx)
+                .execution_options(yield_per=BATCH)
             )
         ):
             if idx != at or at >= len(computed.hashes) or computed.hashes[at] != h:
@@ -99,7 +116,9 @@ def check(db: Database) -> LogReport:
             # but they must end where a leaf's hashes end.
             if stored and stored not in {merkle.stored_hash_count(k) for k in _leaf_counts_near(stored)}:
                 problems.append(LogProblem("log-hashes", str(stored), "the stored hashes end inside a leaf's"))
-        for cp_size, msg in session.execute(sa.select(LogCheckpoint.size, LogCheckpoint.note)):
+        for cp_size, msg in session.execute(
+            sa.select(LogCheckpoint.size, LogCheckpoint.note).where(LogCheckpoint.index_id == index_id)
+        ):
             try:
                 text, _ = note.parse(msg)
                 cp = checkpoint.Checkpoint.parse(text)
@@ -108,7 +127,7 @@ def check(db: Database) -> LogReport:
                 continue
             if cp.size != cp_size or cp_size > size or cp.root_hash != merkle.tree_hash(cp_size, computed):
                 problems.append(LogProblem("log-checkpoint", str(cp_size), "the signed root is not the log's"))
-        files = session.execute(sa.select(File.filename, File.sha256)).all()
+        files = session.execute(sa.select(File.filename, File.sha256).where(File.index_id == index_id)).all()
     for filename, sha256 in files:
         logged = uploads.get(filename, [])
         if not logged:

@@ -32,13 +32,16 @@ class LogKeyError(RuntimeError):
 
 
 def origin(settings: Settings, index: str = entries.DEFAULT_INDEX) -> str:
-    """The checkpoint origin of `index` (today only the default index, at the root URLs)."""
-    if index != entries.DEFAULT_INDEX:
-        raise LogKeyError(f"no index named {index!r} (this server has only {entries.DEFAULT_INDEX!r})")
+    """The checkpoint origin of `index`: its base URL without the scheme (``example.com`` for
+    the default index at the root, ``example.com/team`` for the index ``team``). One key signs
+    every index's checkpoints, each under its own origin as the key name, so each index has its
+    own verifier key (C2SP signed-note: the key hash covers the name)."""
     if settings.base_url:
-        return settings.base_url.split("://", 1)[1].rstrip("/")
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    return f"{host}:{settings.port}"
+        site = settings.base_url.split("://", 1)[1].rstrip("/")
+    else:
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        site = f"{host}:{settings.port}"
+    return site if index == entries.DEFAULT_INDEX else f"{site}/{index}"
 
 
 def key_path(settings: Settings) -> Path:

@@ -171,6 +171,11 @@ class Ed25519Signer:
         self._public = private_key.public_key().public_bytes_raw()
         self._key_id = key_id(name, bytes([ED25519]) + self._public)
 
+    def renamed(self, name: str) -> Ed25519Signer:
+        """The same key under another name (another origin: one key signs several logs, each
+        with its own verifier key, since the key ID covers the name)."""
+        return Ed25519Signer(name, self._private)
+
     @property
     def name(self) -> str:
         return self._name

@@ -34,26 +34,31 @@ def _signed_by(msg: bytes, signer: note.Ed25519Signer, origin: str) -> bool:
     return parsed.origin == origin and any((s.name, s.key_id) == (signer.name, signer.key_id) for s in sigs)
 
 
-def latest(db: Database, signer: note.Ed25519Signer, origin: str, interval: float) -> bytes:
-    """The checkpoint to serve now (signing and storing a new one when due)."""
+def latest(db: Database, index_id: int, signer: note.Ed25519Signer, origin: str, interval: float) -> bytes:
+    """The checkpoint of index `index_id`'s log to serve now (signing and storing a new one when due)."""
     now = utcnow()
     with db.read() as session:
-        tree_size = store.size(session)
-        newest = sa.select(LogCheckpoint).order_by(LogCheckpoint.size.desc()).limit(1)
+        tree_size = store.size(session, index_id)
+        newest = (
+            sa.select(LogCheckpoint)
+            .where(LogCheckpoint.index_id == index_id)
+            .order_by(LogCheckpoint.size.desc())
+            .limit(1)
+        )
         row = session.execute(newest).scalar_one_or_none()
         if row is not None and _signed_by(row.note, signer, origin):
             fresh = now - row.created < dt.timedelta(seconds=interval)
             if row.size >= tree_size or fresh:
                 return row.note
-    tree_size = store.integrate(db)  # the stored hashes cover every entry committed by now
+    tree_size = store.integrate(db, index_id)  # the stored hashes cover every entry committed by now
     with db.read() as session:
-        root = store.root_hash(session, tree_size)
+        root = store.root_hash(session, index_id, tree_size)
     signed = checkpoint.sign(checkpoint.Checkpoint(origin, tree_size, root), [signer])
     try:
         with db.write() as session:
-            existing = session.get(LogCheckpoint, tree_size)
+            existing = session.get(LogCheckpoint, (index_id, tree_size))
             if existing is None:
-                session.add(LogCheckpoint(size=tree_size, note=signed, created=now))
+                session.add(LogCheckpoint(index_id=index_id, size=tree_size, note=signed, created=now))
             else:  # signed by an earlier key or for an earlier origin: replaced
                 existing.note = signed
                 existing.created = now

@@ -1,4 +1,5 @@
-"""The log's read-only HTTP face, C2SP tlog-tiles at ``{index}/log/`` (today ``/log/``).
+"""The log's read-only HTTP face, C2SP tlog-tiles at ``{index}/log/`` (``/log/`` for the
+default index, ``/team/log/`` for the index ``team``: each index has its own log).
 
 - ``/log/checkpoint``: the signed checkpoint (``text/plain; charset=utf-8``), revalidated on
   every use (``Cache-Control: no-cache``): it changes as the log grows;
@@ -27,14 +28,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from assay.indexes import IndexRef
 from assay.log import checkpoint as checkpoints
 from assay.log import keys, note, proof, publish, store, tiles
 from assay.storage.blobs import BlobKeyError, check_key
 from assay.storage.models import File, LogEntry, Project
-from assay.web.access import read_access
+from assay.web.access import open_index_async
 
 if TYPE_CHECKING:
     from assay.config import Settings
+    from assay.indexes import Indexes
     from assay.storage.db import Database
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -43,22 +46,33 @@ NO_STORE = "no-store"
 
 
 class LogService:
-    """What the routes need, built once per worker: the signer and the origin."""
+    """What the routes need, built once per worker: the signing key, and each index's signer
+    (the key under the index's origin as its name, made on first use)."""
 
     def __init__(self, settings: Settings, db: Database) -> None:
         # Loads (on the very first start: creates) the signing key, so a bad key stops start-up
         # with its message rather than failing the first checkpoint request.
         self.db = db
+        self.settings = settings
         self.origin = keys.origin(settings)
         self.signer = keys.signer(settings)
+        self._signers: dict[str, note.Ed25519Signer] = {self.signer.name: self.signer}
         self.interval = float(settings.log_checkpoint_interval)
 
-    def checkpoint(self) -> bytes:
-        return publish.latest(self.db, self.signer, self.origin, self.interval)
+    def signer_of(self, index: IndexRef) -> note.Ed25519Signer:
+        name = keys.origin(self.settings, index.name)
+        found = self._signers.get(name)
+        if found is None:
+            found = self._signers[name] = self.signer.renamed(name)
+        return found
 
-    def upload_entry(self, key: str) -> tuple[int, bytes] | None:
+    def checkpoint(self, index: IndexRef) -> bytes:
+        signer = self.signer_of(index)
+        return publish.latest(self.db, index.id, signer, signer.name, self.interval)
+
+    def upload_entry(self, index: IndexRef, key: str) -> tuple[int, bytes] | None:
         """The leaf index and canonical bytes of the ``upload`` entry of the file stored at
-        blob `key`, or None (no such file, a quarantined project, no entry yet)."""
+        blob `key` in `index`, or None (no such file, a quarantined project, no entry yet)."""
         try:
             check_key(key)  # as /files/ does: a NUL would reach PostgreSQL (a 500), ".." no file
         except BlobKeyError:
@@ -67,14 +81,14 @@ class LogService:
             row = session.execute(
                 sa.select(File.filename, File.sha256, Project.status)
                 .join(Project, File.project_id == Project.id)
-                .where(File.blob_key == key)
+                .where(File.index_id == index.id, File.blob_key == key)
             ).one_or_none()
             # PEP 792: a quarantined project's files are not offered, nor their receipts.
             if row is None or row.status == "quarantined":
                 return None
             found = session.execute(
                 sa.select(LogEntry.seq, LogEntry.data)
-                .where(LogEntry.kind == "upload", LogEntry.filename == row.filename)
+                .where(LogEntry.index_id == index.id, LogEntry.kind == "upload", LogEntry.filename == row.filename)
                 .order_by(LogEntry.seq.desc())
             ).all()
         for seq, data in found:  # the newest entry for these very bytes
@@ -82,18 +96,18 @@ class LogService:
                 return int(seq), bytes(data)
         return None
 
-    def receipt(self, index: int, entry: bytes) -> bytes | None:
-        """The tlog-proof of entry `index` against the checkpoint served now, or None when that
+    def receipt(self, index: IndexRef, seq: int, entry: bytes) -> bytes | None:
+        """The tlog-proof of entry `seq` against the checkpoint served now, or None when that
         checkpoint does not cover it yet (publish.latest honours the checkpoint interval)."""
-        signed = self.checkpoint()
+        signed = self.checkpoint(index)
         size = checkpoints.Checkpoint.parse(note.parse(signed)[0]).size
-        if index >= size:
+        if seq >= size:
             return None
         # The stored hashes cover every signed checkpoint (latest integrates before signing).
         with self.db.read() as session:
-            return proof.make(index, store.hash_reader(session), signed, extra=entry).format()
+            return proof.make(seq, store.hash_reader(session, index.id), signed, extra=entry).format()
 
-    def tile(self, path: str) -> Response:
+    def tile(self, index: IndexRef, path: str) -> Response:
         from assay.web.responses import TextError
 
         try:
@@ -102,17 +116,19 @@ class LogService:
             return TextError(404, f"Not Found: {exc}", headers={"Cache-Control": NO_STORE})
         db = self.db
         with db.read() as session:
-            tree_size = store.size(session)
-            hashed = store.hashed_size(session)
+            tree_size = store.size(session, index.id)
+            hashed = store.hashed_size(session, index.id)
         if not store.tile_exists(tile, tree_size):
             return TextError(
                 404, f"Not Found: the log has {tree_size} entries, {path} is beyond them",
                 headers={"Cache-Control": NO_STORE},
             )
         if not is_entries and not store.tile_exists(tile, hashed):
-            store.integrate(db)  # committed entries the stored hashes do not cover yet
+            store.integrate(db, index.id)  # committed entries the stored hashes do not cover yet
         with db.read() as session:
-            body = store.read_bundle(session, tile) if is_entries else store.read_tile(session, tile)
+            body = (
+                store.read_bundle(session, index.id, tile) if is_entries else store.read_tile(session, index.id, tile)
+            )
         return Response(
             body, media_type="application/octet-stream",
             headers={"Cache-Control": IMMUTABLE if tile.full else PARTIAL},
@@ -127,6 +143,8 @@ class LogServices(Protocol):
     @property
     def db(self) -> Database: ...
     @property
+    def indexes(self) -> Indexes: ...
+    @property
     def log(self) -> LogService: ...
 
 
@@ -137,9 +155,10 @@ def _service(request: Request) -> tuple[LogServices, LogService]:
 
 async def checkpoint_route(request: Request) -> Response:
     svc, log = _service(request)
-    if (denied := await read_access(request, svc)) is not None:
-        return denied
-    body = await run_in_threadpool(log.checkpoint)
+    index = await open_index_async(request, svc)
+    if isinstance(index, Response):
+        return index
+    body = await run_in_threadpool(log.checkpoint, index)
     return Response(body, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
 
@@ -148,16 +167,18 @@ async def key_route(request: Request) -> Response:
     ``assay verify --tofu`` can pin it on first use. Fetching it proves nothing by itself: a
     client trusts it only as a TOFU pin, and a later change is a failure (``log-fork``)."""
     svc, log = _service(request)
-    if (denied := await read_access(request, svc)) is not None:
-        return denied
-    return Response(log.signer.verifier_key() + "\n", media_type="text/plain; charset=utf-8")
+    index = await open_index_async(request, svc)
+    if isinstance(index, Response):
+        return index
+    return Response(log.signer_of(index).verifier_key() + "\n", media_type="text/plain; charset=utf-8")
 
 
 async def tile_route(request: Request) -> Response:
     svc, log = _service(request)
-    if (denied := await read_access(request, svc)) is not None:
-        return denied
-    return await run_in_threadpool(log.tile, "tile/" + request.path_params["path"])
+    index = await open_index_async(request, svc)
+    if isinstance(index, Response):
+        return index
+    return await run_in_threadpool(log.tile, index, "tile/" + request.path_params["path"])
 
 
 routes: list[BaseRoute] = [

@@ -19,6 +19,7 @@ from assay.publishing.oidc_token import ALLOWED_ALGORITHMS
 from assay.publishing.service import lookup_key
 from assay.storage.db import Database
 from assay.storage.models import (
+    DEFAULT_INDEX_ID,
     DEFAULT_MAX_TOKEN_AGE,
     Issuer,
     PendingPublisher,
@@ -172,6 +173,7 @@ def add_publisher(
     pending_days: int,
     actor: str,
     reserve: bool = False,
+    index_id: int = DEFAULT_INDEX_ID,
 ) -> Added:
     try:
         kind = get_kind(kind_name)
@@ -203,7 +205,9 @@ def add_publisher(
                 session, actor=actor, action="issuer:add", target=issuer_url, details={"implied_by": kind.name}
             )
             auto = True
-        target = session.execute(sa.select(Project).where(Project.normalized_name == normalized)).scalar_one_or_none()
+        target = session.execute(
+            sa.select(Project).where(Project.index_id == index_id, Project.normalized_name == normalized)
+        ).scalar_one_or_none()
         if target is None:
             owner_id = None
             if owner:
@@ -211,6 +215,7 @@ def add_publisher(
                 if owner_id is None:
                     raise AdminError(f"no user named {owner!r}")
             pending = PendingPublisher(
+                index_id=index_id,
                 kind=kind.name,
                 issuer_url=issuer_url,
                 config=normalized_config,
@@ -244,9 +249,12 @@ def add_publisher(
                 f"project {normalized} exists already: --reserve only applies to a pending publisher "
                 "(a name not yet taken)"
             )
-        publisher = session.execute(sa.select(Publisher).where(Publisher.lookup_key == key)).scalar_one_or_none()
+        publisher = session.execute(
+            sa.select(Publisher).where(Publisher.index_id == index_id, Publisher.lookup_key == key)
+        ).scalar_one_or_none()
         if publisher is None:
             publisher = Publisher(
+                index_id=index_id,
                 kind=kind.name,
                 issuer_url=issuer_url,
                 config=normalized_config,
@@ -297,7 +305,9 @@ def _described(kind: PublisherKind[Any], stored: dict[str, Any]) -> tuple[Any, s
     return config, kind.describe(config)
 
 
-def list_publishers(db: Database, project: str | None = None) -> list[PublisherInfo]:
+def list_publishers(
+    db: Database, project: str | None = None, *, index_id: int = DEFAULT_INDEX_ID
+) -> list[PublisherInfo]:
     wanted = canonicalize_name(project) if project else None
     out: list[PublisherInfo] = []
     with db.read() as session:
@@ -308,7 +318,8 @@ def list_publishers(db: Database, project: str | None = None) -> list[PublisherI
             )
         ):
             links.setdefault(pid, []).append(name)
-        for p in session.execute(sa.select(Publisher).order_by(Publisher.id)).scalars():
+        publishers = sa.select(Publisher).where(Publisher.index_id == index_id).order_by(Publisher.id)
+        for p in session.execute(publishers).scalars():
             names = sorted(links.get(p.id, []))
             if wanted and wanted not in names:
                 continue
@@ -328,7 +339,10 @@ def list_publishers(db: Database, project: str | None = None) -> list[PublisherI
                     pins_owner_id=kind.pins_owner_id,
                 )
             )
-        for q in session.execute(sa.select(PendingPublisher).order_by(PendingPublisher.id)).scalars():
+        pendings = (
+            sa.select(PendingPublisher).where(PendingPublisher.index_id == index_id).order_by(PendingPublisher.id)
+        )
+        for q in session.execute(pendings).scalars():
             if wanted and q.normalized_name != wanted:
                 continue
             kind = get_kind(q.kind)
@@ -349,11 +363,13 @@ def list_publishers(db: Database, project: str | None = None) -> list[PublisherI
     return out
 
 
-def remove_publisher(db: Database, publisher_id: str, *, project: str | None, actor: str) -> str:
+def remove_publisher(
+    db: Database, publisher_id: str, *, project: str | None, actor: str, index_id: int = DEFAULT_INDEX_ID
+) -> str:
     with db.write() as session:
         if publisher_id.startswith("pending-"):
             row = session.get(PendingPublisher, int(publisher_id.removeprefix("pending-") or 0))
-            if row is None:
+            if row is None or row.index_id != index_id:
                 raise AdminError(f"no pending publisher {publisher_id}")
             session.delete(row)
             audit.record(
@@ -367,11 +383,13 @@ def remove_publisher(db: Database, publisher_id: str, *, project: str | None, ac
         if not publisher_id.isdigit():
             raise AdminError(f"invalid publisher id {publisher_id!r} (see `assay admin publisher list`)")
         publisher = session.get(Publisher, int(publisher_id))
-        if publisher is None:
+        if publisher is None or publisher.index_id != index_id:
             raise AdminError(f"no publisher {publisher_id}")
         if project:
             target = session.execute(
-                sa.select(Project).where(Project.normalized_name == canonicalize_name(project))
+                sa.select(Project).where(
+                    Project.index_id == index_id, Project.normalized_name == canonicalize_name(project)
+                )
             ).scalar_one_or_none()
             link = session.get(PublisherProject, (publisher.id, target.id)) if target else None
             if link is None or target is None:

@@ -7,6 +7,7 @@ from typing import Protocol
 from starlette.requests import Request
 
 from assay.config import Settings
+from assay.indexes import Indexes
 from assay.publishing.service import TrustedPublishing
 from assay.storage.db import Database
 
@@ -16,6 +17,8 @@ class PublishingServices(Protocol):
     def settings(self) -> Settings: ...
     @property
     def db(self) -> Database: ...
+    @property
+    def indexes(self) -> Indexes: ...
     @property
     def trusted_publishing(self) -> TrustedPublishing: ...
     def base_url(self, request: Request) -> str: ...

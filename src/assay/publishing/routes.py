@@ -1,5 +1,6 @@
 """Trusted Publishing over HTTP, at the host root (clients derive these URLs from the upload
-URL's host and drop its path: uv, twine, the PyPA action).
+URL's host and drop its path: uv, twine, the PyPA action), and under each named index
+(``/team/_/oidc/...``, found through PEP 807 discovery: issue 11, part 3).
 
 * ``GET /_/oidc/audience`` and ``POST /_/oidc/mint-token`` in PyPI's shapes (plus
   ``/_/oidc/github/mint-token``, the legacy path maturin still calls);
@@ -13,6 +14,7 @@ and the RFC 9457 members PEP 807 requires (``type``, ``title``, ``status``, ``de
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -21,9 +23,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from assay import mediatypes as mt
+from assay.indexes import IndexRef
 from assay.publishing.interfaces import publishing_services as services
 from assay.publishing.service import DEFAULT_FEATURES, FEATURES, MintError, TrustedPublishing
+from assay.storage.models import DEFAULT_INDEX_NAME
 from assay.web import refusals
+from assay.web.access import request_index
 from assay.web.negotiation import Offer, Offers, negotiate
 from assay.web.responses import JSONError
 
@@ -64,8 +69,19 @@ def _remote(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+def _index(request: Request) -> IndexRef | Response | None:
+    """The index of a ``/<index>/_/oidc/...`` request; None at the site root."""
+    if "index" not in request.path_params:
+        return None
+    return request_index(request, services(request))
+
+
 async def audience(request: Request) -> Response:
-    return JSONResponse({"audience": _tp(request).audience})
+    index = _index(request)
+    if isinstance(index, Response):
+        return index
+    tp = _tp(request)
+    return JSONResponse({"audience": tp.audience if index is None else tp.audience_of(index)})
 
 
 MAX_BODY = 64 * 1024
@@ -89,9 +105,13 @@ async def mint_token(request: Request) -> Response:
         too_large = "the request body is too large (a token is at most 16 KiB)"
         await refusals.exchange_refused(services(request).db, b"", _remote(request), "invalid-payload", too_large)
         return problem("invalid-payload", too_large, status=413)
+    index = _index(request)
+    if isinstance(index, Response):
+        return index
     tp = _tp(request)
+    every = services(request).indexes.all() if index is None else []
     try:
-        minted = await run_in_threadpool(tp.mint, body, _remote(request))
+        minted = await run_in_threadpool(partial(tp.mint, body, _remote(request), index=index, indexes=every))
     except MintError as exc:
         # Issue 10, item 14: logged and audited (reason code, issuer, subject; never the JWT).
         await refusals.exchange_refused(services(request).db, body, _remote(request), exc.code, exc.description)
@@ -142,12 +162,17 @@ def _discover(request: Request) -> Response:
             message="Discovery failed",
         )
     path = key.rstrip("/") or ""
-    if path not in UPLOAD_PATHS:
+    svc = services(request)
+    base = svc.base_url(request)
+    head, _, tail = path.lstrip("/").partition("/")
+    named = svc.indexes.by_name(head) if tail and head != DEFAULT_INDEX_NAME else None
+    if named is not None and f"/{tail}" in UPLOAD_PATHS:
+        base += named.prefix  # PEP 807: that index's own endpoints, with its own audience
+    elif path not in UPLOAD_PATHS:
         # PEP 807: 404 when Trusted Publishing is not available for that upload URL.
         return problem(
             "not-found", f"no upload endpoint at {key!r} on this host", status=404, message="Discovery failed"
         )
-    base = services(request).base_url(request)
     return JSONResponse(
         {
             "audience-endpoint": f"{base}/_/oidc/audience",
@@ -161,11 +186,15 @@ def _discover(request: Request) -> Response:
     )
 
 
+#: Served at the site root and under each named index.
 routes = [
     Route("/_/oidc/audience", audience, methods=["GET"]),
     Route("/_/oidc/mint-token", mint_token, methods=["POST"]),
     Route("/_/oidc/github/mint-token", mint_token, methods=["POST"]),
     Route("/_/oidc/revoke-token", revoke_token, methods=["POST"]),
     Route("/_/oidc/burn-token", revoke_token, methods=["POST"]),
+]
+#: Served at the site root only.
+site_routes = [
     Route("/.well-known/pytp", discover, methods=["GET"]),
 ]

@@ -26,6 +26,7 @@ from assay import audit, untrusted_json
 from assay.accounts import tokens
 from assay.accounts.tokens import TokenError
 from assay.config import Settings
+from assay.indexes import IndexRef
 from assay.publishers import KINDS, ConfigError, Mismatch, PublisherKind, get_kind
 from assay.publishing import oidc_token
 from assay.publishing.keys import KeyStore
@@ -85,6 +86,8 @@ class Minted:
     token: str
     expires: dt.datetime
     projects: tuple[str, ...]
+    #: The index the token is valid on (the publisher's).
+    index: str
 
 
 class _Body(BaseModel):
@@ -181,6 +184,7 @@ _CANDIDATES = sa.union_all(
     sa.select(
         sa.literal(True).label("pending"),
         PendingPublisher.id,
+        PendingPublisher.index_id,
         PendingPublisher.kind,
         PendingPublisher.config,
         sa.null().label("projects"),
@@ -190,10 +194,12 @@ _CANDIDATES = sa.union_all(
         PendingPublisher.issuer_url == sa.bindparam("issuer"),
         PendingPublisher.match_key.in_(sa.bindparam("keys", expanding=True)),
         PendingPublisher.expires > sa.bindparam("now"),
+        PendingPublisher.index_id.in_(sa.bindparam("indexes", expanding=True)),
     ),
     sa.select(
         sa.literal(False).label("pending"),
         Publisher.id,
+        Publisher.index_id,
         Publisher.kind,
         Publisher.config,
         sa.select(sa.func.aggregate_strings(Project.normalized_name, ","))
@@ -205,6 +211,7 @@ _CANDIDATES = sa.union_all(
     ).where(
         Publisher.issuer_url == sa.bindparam("issuer"),
         Publisher.match_key.in_(sa.bindparam("keys", expanding=True)),
+        Publisher.index_id.in_(sa.bindparam("indexes", expanding=True)),
     ),
 )
 _PUBLISHER_PROJECTS = (
@@ -233,6 +240,7 @@ JTI_SWEEP_SECONDS = 60.0
 class _Candidate:
     pending: bool
     id: int
+    index_id: int
     kind: str
     config: dict[str, Any]
     #: A registered publisher's projects (normalized names); empty for a pending one.
@@ -296,10 +304,31 @@ class TrustedPublishing:
 
     @property
     def audience(self) -> str:
+        """The server's audience: the site-root endpoints' and every index's without its own."""
         return self.settings.oidc_audience
 
+    def audience_of(self, index: IndexRef) -> str:
+        return index.audience or self.settings.oidc_audience
+
     # ---- exchange ----
-    def mint(self, body: bytes, remote_addr: str | None = None) -> Minted:
+    def mint(
+        self,
+        body: bytes,
+        remote_addr: str | None = None,
+        *,
+        index: IndexRef | None = None,
+        indexes: Sequence[IndexRef] = (),
+    ) -> Minted:
+        """Exchange an OIDC token for an upload token. ``index``: the exchange came to that
+        index's own endpoint (``/<index>/_/oidc/mint-token``) and only its publishers count,
+        under its audience; None: the site root's endpoint, where the publisher is found among
+        every index in ``indexes`` whose audience is the server's (PEP 807: clients that do
+        not discover still reach every such index), and the token is for that index alone."""
+        if index is not None:
+            audience, scope = self.audience_of(index), [index]
+        else:
+            audience, scope = self.audience, [i for i in indexes if self.audience_of(i) == self.audience]
+        names = {i.id: i.name for i in scope}
         raw, features = parse_request(body)
         try:
             issuer_url = oidc_token.unverified_issuer(raw)
@@ -309,7 +338,7 @@ class TrustedPublishing:
             cached = self._issuers.get(issuer_url)
             issuer = cached or self._read_issuer(issuer_url)
             try:
-                verified = oidc_token.verify(raw, issuer=issuer, audience=self.audience, keys=self.keys)
+                verified = oidc_token.verify(raw, issuer=issuer, audience=audience, keys=self.keys)
             except TokenRejected as exc:
                 if cached is not None and self._read_issuer(issuer_url) != cached:
                     continue  # refused under an outdated configuration: verify under today's
@@ -317,7 +346,7 @@ class TrustedPublishing:
             try:
                 with self.db.write() as session:
                     self._confirm_issuer(session, issuer)
-                    return self._exchange(session, issuer_url, verified.claims, features, remote_addr)
+                    return self._exchange(session, names, issuer_url, verified.claims, features, remote_addr)
             except _IssuerChanged:
                 # An admin changed or removed the issuer since this process read it: read it
                 # again and verify the token again under what is configured now.
@@ -357,13 +386,18 @@ class TrustedPublishing:
         if current != issuer:
             raise _IssuerChanged
 
-    def _candidates(self, session: Session, issuer: str, claims: dict[str, Any]) -> list[_Candidate]:
+    def _candidates(
+        self, session: Session, indexes: Sequence[int], issuer: str, claims: dict[str, Any]
+    ) -> list[_Candidate]:
         keys = sorted({kind.claims_key(claims) for kind in KINDS.values()} | {""})
-        rows = session.execute(_CANDIDATES, {"issuer": issuer, "keys": keys, "now": utcnow()})
+        rows = session.execute(
+            _CANDIDATES, {"issuer": issuer, "keys": keys, "now": utcnow(), "indexes": list(indexes)}
+        )
         found = [
             _Candidate(
                 bool(r.pending),
                 r.id,
+                r.index_id,
                 r.kind,
                 r.config,
                 tuple(sorted(r.projects.split(","))) if r.projects else (),
@@ -401,11 +435,17 @@ class TrustedPublishing:
         return matches[0]
 
     def _exchange(
-        self, session: Session, issuer: str, claims: dict[str, Any], features: tuple[str, ...], remote_addr: str | None
+        self,
+        session: Session,
+        indexes: dict[int, str],
+        issuer: str,
+        claims: dict[str, Any],
+        features: tuple[str, ...],
+        remote_addr: str | None,
     ) -> Minted:
         refusals: list[_Refusal] = []
         created_project: str | None = None
-        candidates = self._candidates(session, issuer, claims)
+        candidates = self._candidates(session, list(indexes), issuer, claims)
         pending = self._match([c for c in candidates if c.pending], issuer, claims, refusals)
         if pending is not None:
             row = session.get(PendingPublisher, pending.row.id)
@@ -413,7 +453,7 @@ class TrustedPublishing:
                 raise MintError("invalid-payload", "a concurrent change conflicted with this exchange; retry")
             kind = pending.kind
             publisher, created_project = self._reify(session, row, kind, issuer, claims, remote_addr)
-            publisher_id, config = publisher.id, publisher.config
+            publisher_id, config, index_id = publisher.id, publisher.config, publisher.index_id
             projects = list(session.execute(_PUBLISHER_PROJECTS, {"publisher_id": publisher.id}).scalars())
         else:
             match = self._match([c for c in candidates if not c.pending], issuer, claims, refusals)
@@ -424,6 +464,7 @@ class TrustedPublishing:
                 raise _refusal(issuer, claims, refusals)
             kind = match.kind
             publisher_id, config, projects = match.row.id, match.row.config, list(match.row.projects)
+            index_id = match.row.index_id
             if kind.pins_owner_id and match.row.owner_pin is None:
                 self._pin_owner(session, kind, publisher_id, config, issuer, claims)
         if not projects:
@@ -438,6 +479,7 @@ class TrustedPublishing:
             session,
             prefix=self.settings.token_prefix,
             kind="publisher",
+            index_id=index_id,
             publisher_id=publisher_id,
             projects=projects,
             expires=utcnow() + lifetime,
@@ -461,7 +503,7 @@ class TrustedPublishing:
                 },
             )
         assert issued.expires is not None
-        return Minted(issued.token, issued.expires, tuple(projects))
+        return Minted(issued.token, issued.expires, tuple(projects), indexes[index_id])
 
     def _claim_jti(self, session: Session, issuer: str, claims: dict[str, Any], kind: Kind) -> None:
         jti = claims.get("jti")
@@ -527,22 +569,27 @@ class TrustedPublishing:
         """Turn a matched pending publisher into a project and a real publisher (Warehouse's
         "reify"). If the project appeared meanwhile, the pending entry is void."""
         existing = session.execute(
-            sa.select(Project.id).where(Project.normalized_name == pending.normalized_name)
+            sa.select(Project.id).where(
+                Project.index_id == pending.index_id, Project.normalized_name == pending.normalized_name
+            )
         ).first()
         if existing is not None:
             raise PendingVoid(pending.id, pending.normalized_name)
-        project = Project(name=pending.project_name, normalized_name=pending.normalized_name)
+        project = Project(index_id=pending.index_id, name=pending.project_name, normalized_name=pending.normalized_name)
         session.add(project)
         session.flush()
         if pending.owner_id is not None:
             session.add(Role(project_id=project.id, user_id=pending.owner_id, role="owner"))
         project_changed(session, project, listing_changed=True)
         publisher = session.execute(
-            sa.select(Publisher).where(Publisher.lookup_key == pending.lookup_key)
+            sa.select(Publisher).where(
+                Publisher.index_id == pending.index_id, Publisher.lookup_key == pending.lookup_key
+            )
         ).scalar_one_or_none()
         if publisher is None:
             owner = claims.get("repository_owner_id")
             publisher = Publisher(
+                index_id=pending.index_id,
                 kind=pending.kind,
                 issuer_url=pending.issuer_url,
                 config=pending.config,

@@ -2,7 +2,7 @@
 
 Everything a reader keys on moves here, in the writer's transaction: the project's ``serial``
 (which keys the rendered-page cache, ``last_serial`` in the JSON API and the ETags) and, when
-the set of projects changed, the ``projects`` counter (which keys the cached project list).
+the set of projects changed, the index's ``projects:<id>`` counter (which keys its cached project list).
 Uploads, yanks, status changes, removals, provenance imports, fsck quarantines, admin- and
 Trusted-Publishing-created projects all call it; nothing else writes either.
 
@@ -38,6 +38,7 @@ _PENDING = "assay.project_changes"
 @dataclass(frozen=True, slots=True)
 class ProjectChange:
     project_id: int
+    index_id: int
     normalized_name: str
     #: True when the set of projects changed (created or removed): the project list moved too.
     listing_changed: bool
@@ -76,8 +77,9 @@ def project_changed(session: Session, project: Project, *, listing_changed: bool
     # Read again on next access: another writer may have moved it since this session loaded it.
     session.expire(project, ["serial"])
     if listing_changed:
-        counters.bump(session, counters.PROJECTS)
-    session.info.setdefault(_PENDING, []).append(ProjectChange(project.id, project.normalized_name, listing_changed))
+        counters.bump(session, counters.projects(project.index_id))
+    change = ProjectChange(project.id, project.index_id, project.normalized_name, listing_changed)
+    session.info.setdefault(_PENDING, []).append(change)
 
 
 @event.listens_for(Session, "after_commit")

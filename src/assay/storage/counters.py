@@ -7,8 +7,11 @@ from sqlalchemy.orm import Session
 
 from assay.storage.models import Counter
 
-#: Bumped whenever the set of projects changes; keys the cached project list.
-PROJECTS = "projects"
+
+def projects(index_id: int) -> str:
+    """The counter bumped whenever the set of an index's projects changes; it keys that index's
+    cached project list."""
+    return f"projects:{index_id}"
 
 
 def bump(session: Session, name: str) -> None:

@@ -42,7 +42,7 @@ _MIGRATION_LOCK_ID = 0x61_73_73_61  # "assa": the advisory lock key used while m
 
 #: The newest migration. With the schema already there, start-up reads one row and never
 #: imports Alembic (most of a quarter second); tests check this equals Alembic's head.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 
 #: Defaults of the ``db_statement_timeout`` and ``db_pool_timeout`` settings, in seconds.
@@ -283,10 +283,14 @@ class Database:
                 dbapi: Any = conn.connection.dbapi_connection
                 if hasattr(dbapi, "reply_timeout"):
                     dbapi.reply_timeout = None
+            else:
+                # Outside any transaction (SQLite ignores the pragma inside one): batch-mode
+                # migrations copy a table and drop the old one, and with foreign keys on, the
+                # drop of ``projects`` would cascade into every release and file (0006).
+                conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
             command.upgrade(self._alembic_config(conn), "head")
             conn.commit()
-            if not self.is_sqlite:
-                conn.invalidate()  # not back into the pool with the limits lifted
+            conn.invalidate()  # not back into the pool with the limits lifted or foreign keys off
 
     def recorded_revision(self) -> str | None:
         """The schema revision recorded in the database; None when it has no assay schema."""

@@ -67,6 +67,36 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON}
 
 
+#: The default index: the one at the site root (``/simple/``, ``/legacy/``, ...). The migration
+#: that introduced indexes (0006) created it with this id, and it can never be deleted.
+DEFAULT_INDEX_ID = 1
+DEFAULT_INDEX_NAME = "default"
+
+
+def _index_column() -> Mapped[int]:
+    # Every row made before indexes existed belongs to the default index (server default 1).
+    return mapped_column(
+        ForeignKey("indexes.id", ondelete="CASCADE"), index=True, default=DEFAULT_INDEX_ID, server_default="1"
+    )
+
+
+class PackageIndex(Base):
+    """An index: its own projects, files, tokens and publishers, under its own URLs (PEP 807's
+    several registries on one host). Only users are shared between indexes."""
+
+    __tablename__ = "indexes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: URL path segment (``/team/simple/``); "default" names the root index.
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    #: None: follow the server's ``--private`` setting; True/False: this index's own choice.
+    private: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    #: Trusted Publishing audience of this index's OIDC tokens; None: the server's audience.
+    audience: Mapped[str | None] = mapped_column(String(200), default=None)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class User(Base):
     __tablename__ = "users"
 
@@ -78,11 +108,14 @@ class User(Base):
 class Project(Base):
     __tablename__ = "projects"
 
+    __table_args__ = (UniqueConstraint("index_id", "normalized_name", name="uq_projects_index_name"),)
+
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = _index_column()
     #: The name as first uploaded (display name).
     name: Mapped[str] = mapped_column(String(200))
-    #: PEP 503 normalized name: the identity of the project.
-    normalized_name: Mapped[str] = mapped_column(String(200), unique=True)
+    #: PEP 503 normalized name: the identity of the project within its index.
+    normalized_name: Mapped[str] = mapped_column(String(200))
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     #: PEP 792 status: active, archived, quarantined or deprecated.
     status: Mapped[str] = mapped_column(String(20), default="active")
@@ -142,18 +175,22 @@ class File(Base):
             sqlite_where=text("packagetype = 'sdist'"),
             postgresql_where=text("packagetype = 'sdist'"),
         ),
+        #: Filenames are unique within an index, as on PyPI (a filename can never be reused).
+        UniqueConstraint("index_id", "filename", name="uq_files_index_filename"),
+        #: PyPI refuses the same bytes under a second filename (a renamed wheel, say).
+        UniqueConstraint("index_id", "sha256", name="uq_files_index_sha256"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The project's index, repeated here so the filename and digest rules are constraints.
+    index_id: Mapped[int] = _index_column()
     release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"), index=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
-    #: Filenames are unique across the whole index, as on PyPI (a filename can never be reused).
-    filename: Mapped[str] = mapped_column(String(300), unique=True)
+    filename: Mapped[str] = mapped_column(String(300))
     packagetype: Mapped[str] = mapped_column(String(20))  # "sdist" or "bdist_wheel"
     python_version: Mapped[str] = mapped_column(String(100))  # "source" or the wheel's python tag
     size: Mapped[int] = mapped_column(BigInteger)
-    #: Unique: PyPI refuses the same bytes under a second filename (a renamed wheel, say).
-    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
     blake2_256: Mapped[str] = mapped_column(String(64))
     md5: Mapped[str] = mapped_column(String(32))
     upload_time: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -179,6 +216,8 @@ class ApiToken(Base):
 
     #: Public identifier, embedded in the token string.
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: The one index this token is valid on.
+    index_id: Mapped[int] = _index_column()
     secret_sha256: Mapped[str] = mapped_column(String(64))
     #: "user" (admin-issued) or "publisher" (minted by Trusted Publishing).
     kind: Mapped[str] = mapped_column(String(20), default="user")
@@ -238,14 +277,17 @@ class Publisher(Base):
     """A Trusted Publisher: an issuer plus the claims that identify one CI workload."""
 
     __tablename__ = "publishers"
+    #: One workload is one row per index.
+    __table_args__ = (UniqueConstraint("index_id", "lookup_key", name="uq_publishers_index_lookup_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = _index_column()
     kind: Mapped[str] = mapped_column(String(30))
     issuer_url: Mapped[str] = mapped_column(String(500), index=True)
     #: Kind-specific fields (repository, workflow, environment, ...).
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
-    #: A stable string of kind + issuer + config, so one workload is one row.
-    lookup_key: Mapped[str] = mapped_column(String(1000), unique=True)
+    #: A stable string of kind + issuer + config, so one workload is one row (per index).
+    lookup_key: Mapped[str] = mapped_column(String(1000))
     #: The kind's indexed selector (e.g. the lower-cased repository) a token's claims must
     #: reproduce for this publisher to be a candidate; "" for kinds without one.
     match_key: Mapped[str] = mapped_column(String(500), index=True, default="")
@@ -270,6 +312,7 @@ class PendingPublisher(Base):
     __tablename__ = "pending_publishers"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = _index_column()
     kind: Mapped[str] = mapped_column(String(30))
     issuer_url: Mapped[str] = mapped_column(String(500), index=True)
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -297,7 +340,8 @@ class UsedJti(Base):
 
 
 class Counter(Base):
-    """Named change counters shared by all workers (``projects``: bumped when the list changes)."""
+    """Named change counters shared by all workers (``projects:<index id>``: bumped when that
+    index's list of projects changes; see ``assay.storage.counters``)."""
 
     __tablename__ = "counters"
 
@@ -311,6 +355,9 @@ class UsedFilename(Base):
 
     __tablename__ = "used_filenames"
 
+    index_id: Mapped[int] = mapped_column(
+        ForeignKey("indexes.id", ondelete="CASCADE"), primary_key=True, server_default="1"
+    )
     filename: Mapped[str] = mapped_column(String(300), primary_key=True)
 
 
@@ -333,13 +380,14 @@ class PendingBlob(Base):
 
 
 class LogState(Base):
-    """The log's size: one row (``id`` 1). Appending bumps ``size`` with an UPDATE in the writer's
-    own transaction, so the sequence is gap-free and appends are serialised on the row lock
+    """A log's size: one row per index (``id`` = the index's id). Appending bumps ``size`` with
+    an UPDATE in the writer's own transaction, so the sequence is gap-free and appends are serialised on the row lock
     (PostgreSQL) or the write lock (SQLite): a rolled-back writer gives its number back."""
 
     __tablename__ = "log_state"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The index whose log this is (one log per index, one row each; see ``assay.log.store``).
+    id: Mapped[int] = mapped_column(ForeignKey("indexes.id", ondelete="CASCADE"), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
@@ -347,12 +395,16 @@ class LogEntry(Base):
     """One log entry: ``seq`` is its leaf index, ``data`` its canonical bytes (what is hashed)."""
 
     __tablename__ = "log_entries"
+    __table_args__ = (Index("ix_log_entries_index_filename", "index_id", "filename"),)
 
+    index_id: Mapped[int] = mapped_column(
+        ForeignKey("indexes.id", ondelete="CASCADE"), primary_key=True, server_default="1"
+    )
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     #: upload, yank, unyank, status, remove, provenance-import (also inside ``data``).
     kind: Mapped[str] = mapped_column(String(30))
     #: The file an entry is about, if any: lets fsck match files to their upload entries.
-    filename: Mapped[str | None] = mapped_column(String(300), default=None, index=True)
+    filename: Mapped[str | None] = mapped_column(String(300), default=None)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -362,6 +414,9 @@ class LogHash(Base):
 
     __tablename__ = "log_hashes"
 
+    index_id: Mapped[int] = mapped_column(
+        ForeignKey("indexes.id", ondelete="CASCADE"), primary_key=True, server_default="1"
+    )
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))
 
@@ -372,6 +427,9 @@ class LogCheckpoint(Base):
 
     __tablename__ = "log_checkpoints"
 
+    index_id: Mapped[int] = mapped_column(
+        ForeignKey("indexes.id", ondelete="CASCADE"), primary_key=True, server_default="1"
+    )
     size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     note: Mapped[bytes] = mapped_column(LargeBinary)
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -16,6 +16,7 @@ from starlette.requests import Request
 
 from assay.accounts.auth import Principal
 from assay.config import Settings
+from assay.indexes import Indexes
 from assay.storage.blobs import BlobStore
 from assay.storage.db import Database
 from assay.upload.form import UploadForm
@@ -45,6 +46,8 @@ class UploadServices(Protocol):
     def settings(self) -> Settings: ...
     @property
     def db(self) -> Database: ...
+    @property
+    def indexes(self) -> Indexes: ...
     @property
     def blobs(self) -> BlobStore: ...
     @property

@@ -17,7 +17,7 @@ from assay.upload.form import FormError, FormLimits, read_upload_form
 from assay.upload.interfaces import upload_services
 from assay.upload.service import PreparedUpload, UploadContext, UploadRefusal, UploadRejected, prepare
 from assay.web import refusals
-from assay.web.access import auth_error
+from assay.web.access import auth_error, request_index
 from assay.web.responses import TextError
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,9 @@ FIELDS_ALLOWANCE = 20 * 1024 * 1024
 async def legacy_upload(request: Request) -> Response:
     svc = upload_services(request)
     settings = svc.settings
+    index = request_index(request, svc)
+    if isinstance(index, Response):
+        return index
     remote = request.client.host if request.client else None
     authorization = request.headers.get("authorization")
     who: Principal | None = None
@@ -62,7 +65,7 @@ async def legacy_upload(request: Request) -> Response:
     # Authenticate before reading the body: a bad token should not cost a 100 MiB transfer.
     def _auth() -> Principal:
         with svc.db.read() as session:
-            return authenticate(session, authorization, settings.token_prefix)
+            return authenticate(session, authorization, settings.token_prefix, index.id, index.name)
 
     try:
         who = await run_in_threadpool(_auth)
@@ -82,7 +85,7 @@ async def legacy_upload(request: Request) -> Response:
         )
         # PEP 740: the attestations verify (or the upload is refused) before anything is stored.
         prepared.provenance = await run_in_threadpool(svc.attestations.check, prepared, form, who)
-        result = await run_in_threadpool(svc.uploader.commit, prepared, UploadContext(who, remote))
+        result = await run_in_threadpool(svc.uploader.commit, prepared, UploadContext(who, remote, index))
     except (FormError, UploadRejected) as exc:
         return await refuse(exc.status, str(exc), exc.code)
     except ClientDisconnect:
@@ -100,7 +103,7 @@ async def legacy_upload(request: Request) -> Response:
         result.sha256,
     )
     # Issue 13: where the file's log receipt is, and (for a new file) its entry's index.
-    headers = receipt_headers(svc.base_url(request), result.sha256, result.filename, result.log_index)
+    headers = receipt_headers(svc.base_url(request) + index.prefix, result.sha256, result.filename, result.log_index)
     return PlainTextResponse("OK\n" if result.created else "OK (identical file already present)\n", headers=headers)
 
 

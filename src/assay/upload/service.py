@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from assay import audit
 from assay.accounts.auth import AuthError, Principal, check_upload_allowed
 from assay.index.paths import blob_key, metadata_key
+from assay.indexes import DEFAULT, IndexRef
 from assay.log import store as translog
 from assay.storage import recovery
 from assay.storage.blobs import HOST, BlobStore, StagedBlob, process_alive
@@ -235,11 +236,19 @@ def prepare(form: UploadForm, blobs: BlobStore, limits: ArchiveLimits) -> Prepar
     )
 
 
-def _existing(session: Session, filename: str) -> File | None:
-    return session.execute(sa.select(File).where(File.filename == filename)).scalar_one_or_none()
+def _existing(session: Session, index_id: int, filename: str) -> File | None:
+    return session.execute(
+        sa.select(File).where(File.index_id == index_id, File.filename == filename)
+    ).scalar_one_or_none()
 
 
-def _check_duplicate(session: Session, up: PreparedUpload) -> bool:
+def _project(session: Session, index_id: int, normalized: str) -> Project | None:
+    return session.execute(
+        sa.select(Project).where(Project.index_id == index_id, Project.normalized_name == normalized)
+    ).scalar_one_or_none()
+
+
+def _check_duplicate(session: Session, index_id: int, up: PreparedUpload) -> bool:
     """True when an identical file exists (answer 200, as PyPI does, so ``twine upload
     --skip-existing`` and ``uv publish`` treat it as done). Different bytes: refuse."""
     # The used-filename record is read before the file row, not after: under READ COMMITTED
@@ -247,8 +256,8 @@ def _check_duplicate(session: Session, up: PreparedUpload) -> bool:
     # a concurrent upload of this name committing in between (file row and record in one
     # transaction) showed us its record but not its file, and the loser of the race was told
     # "already been used" instead of "File already exists" (tests/reliability/test_races.py).
-    used = session.get(UsedFilename, up.filename)
-    existing = _existing(session, up.filename)
+    used = session.get(UsedFilename, (index_id, up.filename))
+    existing = _existing(session, index_id, up.filename)
     if existing is not None:
         if existing.sha256 == up.sha256:
             return True
@@ -259,7 +268,9 @@ def _check_duplicate(session: Session, up: PreparedUpload) -> bool:
             code="conflict",
         )
     same_bytes = session.execute(
-        sa.select(File.filename).where(File.sha256 == up.sha256, File.filename != up.filename)
+        sa.select(File.filename).where(
+            File.index_id == index_id, File.sha256 == up.sha256, File.filename != up.filename
+        )
     ).first()
     if same_bytes is not None:
         # PyPI (Warehouse's _is_duplicate_file): the same bytes under another name, e.g. a wheel
@@ -300,6 +311,7 @@ def _check_one_sdist(session: Session, up: PreparedUpload, project_id: int) -> N
 
 #: Valid pending publishers that reserve a name (``--reserve``), with the users they name as owner.
 _RESERVING = sa.select(PendingPublisher.owner_id).where(
+    PendingPublisher.index_id == sa.bindparam("index_id"),
     PendingPublisher.normalized_name == sa.bindparam("name"),
     PendingPublisher.reserve.is_(True),
     PendingPublisher.expires > sa.bindparam("now"),
@@ -311,7 +323,9 @@ def _check_not_reserved(session: Session, who: Principal, normalized: str) -> No
     trusted publish (PyPI's pending publishers reserve nothing, so anyone may register the name
     first; issue 10 item 9). Only the user it names as the project's owner may still create it
     (they would own it either way); the reservation lapses when it is used, removed or expires."""
-    owners = set(session.execute(_RESERVING, {"name": normalized, "now": utcnow()}).scalars())
+    owners = set(
+        session.execute(_RESERVING, {"index_id": who.index_id, "name": normalized, "now": utcnow()}).scalars()
+    )
     if owners and (who.user_id is None or who.user_id not in owners):
         raise UploadRejected(
             f"The name {normalized!r} is reserved for a pending trusted publisher: its first trusted "
@@ -324,6 +338,8 @@ def _check_not_reserved(session: Session, who: Principal, normalized: str) -> No
 class UploadContext:
     who: Principal
     remote_addr: str | None
+    #: The index uploaded to (the URL's; ``who``'s token is valid on it, authentication checked).
+    index: IndexRef = DEFAULT
 
 
 #: How long an upload waits for another upload of the very same file to finish.
@@ -424,7 +440,8 @@ class Uploader:
 
     def commit(self, up: PreparedUpload, ctx: UploadContext) -> UploadResult:
         """Authorize and store ``up``. Always cleans up after itself, whatever happens."""
-        key = blob_key(up.sha256, up.filename)
+        index = ctx.index
+        key = blob_key(up.sha256, up.filename, index)
         mkey = metadata_key(key)
         keys = [key, mkey] if up.metadata is not None else [key]
         journaled = False
@@ -435,11 +452,9 @@ class Uploader:
             while True:
                 # Cheap checks before touching the blob store.
                 with self.db.read() as session:
-                    project = session.execute(
-                        sa.select(Project).where(Project.normalized_name == up.normalized)
-                    ).scalar_one_or_none()
+                    project = _project(session, index.id, up.normalized)
                     self._authorize(session, ctx.who, up, project)
-                    if _check_duplicate(session, up):
+                    if _check_duplicate(session, index.id, up):
                         return UploadResult(up.filename, up.normalized, up.version, False, up.sha256)
                     if project is not None:
                         _check_one_sdist(session, up, project.id)
@@ -476,10 +491,8 @@ class Uploader:
                     # against the state it left; the checks raise the right refusal.
                     log.info("upload of %s raced another writer (attempt %d)", up.filename, attempt + 1)
                     with self.db.read() as session:
-                        _check_duplicate(session, up)
-                        project = session.execute(
-                            sa.select(Project).where(Project.normalized_name == up.normalized)
-                        ).scalar_one_or_none()
+                        _check_duplicate(session, index.id, up)
+                        project = _project(session, index.id, up.normalized)
                         if project is not None:
                             _check_one_sdist(session, up, project.id)
                     continue
@@ -571,13 +584,12 @@ class Uploader:
         self, up: PreparedUpload, ctx: UploadContext, key: str, mkey: str, keys: list[str]
     ) -> UploadResult:
         who = ctx.who
+        index_id = ctx.index.id
         with self.db.write() as session:
-            project = session.execute(
-                sa.select(Project).where(Project.normalized_name == up.normalized)
-            ).scalar_one_or_none()
+            project = _project(session, index_id, up.normalized)
             # Re-check inside the write transaction: roles or status may have changed.
             self._authorize(session, who, up, project)
-            if _check_duplicate(session, up):
+            if _check_duplicate(session, index_id, up):
                 # An identical upload committed between our first check and our journal entry.
                 raise _Identical()
             if who.single_use:
@@ -590,7 +602,7 @@ class Uploader:
                     raise UploadRejected("This single-use token has already been used.", 403, "token-reused")
             created_project = False
             if project is None:
-                project = Project(name=up.display_name, normalized_name=up.normalized)
+                project = Project(index_id=index_id, name=up.display_name, normalized_name=up.normalized)
                 session.add(project)
                 session.flush()
                 created_project = True
@@ -624,6 +636,7 @@ class Uploader:
                 session.flush()
             session.add(
                 File(
+                    index_id=index_id,
                     release_id=release.id,
                     project_id=project.id,
                     filename=up.filename,
@@ -644,7 +657,7 @@ class Uploader:
                     provenance=up.provenance.document if up.provenance is not None else None,
                 )
             )
-            session.add(UsedFilename(filename=up.filename))
+            session.add(UsedFilename(index_id=index_id, filename=up.filename))
             # The journal entries go in the same transaction that makes the rows own the blobs.
             session.execute(sa.delete(PendingBlob).where(PendingBlob.key.in_(keys)))
             project_changed(session, project, listing_changed=created_project)
@@ -667,7 +680,8 @@ class Uploader:
                     **(up.provenance.audit_details() if up.provenance is not None else {}),
                 },
             )
-            log_index = translog.append_upload(session, up.filename, who.publisher_id)  # last: the log's lock
+            # Last: the log's lock.
+            log_index = translog.append_upload(session, index_id, up.filename, who.publisher_id)
         return UploadResult(up.filename, up.normalized, up.version, True, up.sha256, log_index)
 
 
