@@ -22,7 +22,9 @@ MIB = 1024 * 1024
 
 
 class ConfigError(ValueError):
-    """A setting has a value that cannot be used; the message names the setting and its source."""
+    """Configuration that cannot be used: a setting (the message names it and its source) or a
+    publisher's configuration (``assay.publishers``). One error type for both, so every command
+    and route that reports configuration mistakes catches one thing."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ def db(tmp_path: Path) -> Iterator[Database]:
 
 def _listing(db: Database) -> int:
     with db.read() as session:
-        return int(session.execute(sa.select(Counter.value).where(Counter.name == counters.PROJECTS)).scalar() or 0)
+        return int(session.execute(sa.select(Counter.value).where(Counter.name == counters.projects(1))).scalar() or 0)
 
 
 def test_a_change_moves_the_serial_and_the_listing_only_when_asked(db: Database) -> None:

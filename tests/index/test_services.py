@@ -48,7 +48,8 @@ def test_build_services_wires_typed_services_and_frees_stale_pages(tmp_path: Pat
         cache = svc.pages.cache
         cache.put(project_key(project_id, 1, Format.HTML, "http://h"), page)
         cache.put(project_key(project_id + 1, 1, Format.HTML, "http://h"), page)
-        cache.put(index_key(1, Format.HTML), page)
+        cache.put(index_key(1, 1, Format.HTML), page)
+        cache.put(index_key(2, 1, Format.HTML), page)  # another index's project list
         with svc.db.write() as session:
             row = session.get(Project, project_id)
             assert row is not None
@@ -56,23 +57,24 @@ def test_build_services_wires_typed_services_and_frees_stale_pages(tmp_path: Pat
         # This project's page is gone, the other project's and the list stay.
         assert cache.get(project_key(project_id, 1, Format.HTML, "http://h")) is None
         assert cache.get(project_key(project_id + 1, 1, Format.HTML, "http://h")) == page
-        assert cache.get(index_key(1, Format.HTML)) == page
+        assert cache.get(index_key(1, 1, Format.HTML)) == page
         with svc.db.write() as session:
             row = session.get(Project, project_id)
             assert row is not None
             project_changed(session, row, listing_changed=True)
-        assert cache.get(index_key(1, Format.HTML)) is None
-        assert cache.size == len(page.body)
+        assert cache.get(index_key(1, 1, Format.HTML)) is None
+        assert cache.get(index_key(2, 1, Format.HTML)) == page  # not this index's: kept
+        assert cache.size == 2 * len(page.body)
     finally:
         svc.close()
     # Closed: its listener is gone, so a later change elsewhere no longer reaches its cache.
-    cache.put(index_key(2, Format.HTML), page)
+    cache.put(index_key(1, 2, Format.HTML), page)
     other = build_services(load_settings({"data_dir": str(tmp_path)}, environ={}))
     try:
         with other.db.write() as session:
             row = session.get(Project, project_id)
             assert row is not None
             project_changed(session, row, listing_changed=True)
-        assert cache.get(index_key(2, Format.HTML)) == page
+        assert cache.get(index_key(1, 2, Format.HTML)) == page
     finally:
         other.close()

@@ -43,8 +43,13 @@ def _upgrade_and_backfill(server: AssayServer, tmp_path: Path) -> None:
         server.stop()
 
     db = server.db()
-    with db.engine.begin() as connection:
+    with db.engine.connect() as connection:
+        if db.is_sqlite:
+            # As Database.migrate runs migrations: batch copies must not cascade (0006).
+            connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
         command.downgrade(db._alembic_config(connection), "0004")
+        connection.commit()
+        connection.invalidate()
     db.dispose()
 
     server.start()

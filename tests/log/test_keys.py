@@ -31,8 +31,9 @@ def test_key_is_created_once_private_and_named_after_the_origin(tmp_path: Path) 
     # Without a base URL: the listen address.
     plain = load_settings({"data_dir": str(tmp_path), "port": "8123"}, environ={})
     assert keys.origin(plain) == "127.0.0.1:8123"
-    with pytest.raises(keys.LogKeyError, match="no index named 'team'"):
-        keys.origin(plain, "team")
+    # A named index's log: the same key under the index's own origin (issue 11, part 3).
+    assert keys.origin(plain, "team") == "127.0.0.1:8123/team"
+    assert keys.origin(s, "team") == "example.com/team/team"
 
 
 def test_a_key_others_can_read_is_refused(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def _fsck_sees_disagreement(server: AssayServer, filename: str) -> None:
     db = server.db()
     with db.write() as session:
         first = session.execute(sa.select(LogEntry).where(LogEntry.filename == filename)).scalar_one()
-        store.append(session, json.loads(first.data))
+        store.append(session, 1, json.loads(first.data))
     assert _problems(server) == {"log-duplicate-upload"}
     with db.write() as session:
         entry = json.loads(first.data)

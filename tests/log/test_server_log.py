@@ -169,21 +169,21 @@ def test_checkpoints_are_signed_at_most_once_per_interval(server: AssayServer, u
     settings = load_settings({"data_dir": str(server.data_dir), "base_url": BASE_URL}, environ={})
     signer = keys.signer(settings)
     db = server.db()
-    first = publish.latest(db, signer, ORIGIN, 0)
+    first = publish.latest(db, 1, signer, ORIGIN, 0)
     server.quick_user("log-dave")
     accounts.create_project(db, unique, owner="log-dave", actor="admin:tests")
     projects.set_status(db, unique, "archived", None, actor="admin:tests")
     # Within the interval the stored checkpoint is served as is (every worker the same one)...
-    assert publish.latest(db, signer, ORIGIN, 3600) == first
+    assert publish.latest(db, 1, signer, ORIGIN, 3600) == first
     # ...and once due, a new one covers the entry.
-    newer = publish.latest(db, signer, ORIGIN, 0)
+    newer = publish.latest(db, 1, signer, ORIGIN, 0)
     cp, _ = checkpoint.open_checkpoint(newer, [signer.verifier()], origin=ORIGIN)
     assert cp.size == checkpoint.Checkpoint.parse(note.parse(first)[0]).size + 1
     # A checkpoint signed by another key (before a rotation) is never served: a new one is.
     other = note.Ed25519Signer.generate(ORIGIN)
-    rotated = publish.latest(db, other, ORIGIN, 3600)
+    rotated = publish.latest(db, 1, other, ORIGIN, 3600)
     checkpoint.open_checkpoint(rotated, [other.verifier()], origin=ORIGIN)
-    restored = publish.latest(db, signer, ORIGIN, 3600)
+    restored = publish.latest(db, 1, signer, ORIGIN, 3600)
     checkpoint.open_checkpoint(restored, [signer.verifier()], origin=ORIGIN)
 
 

@@ -29,7 +29,7 @@ def _append(db: Database, first: int, count: int) -> list[bytes]:
     with db.write() as session:
         for i in range(first, first + count):
             entry = entries.status(f"p{i}", "active", None, when=WHEN)
-            assert store.append(session, entry) == i
+            assert store.append(session, 1, entry) == i
             out.append(entries.encode(entry))
     return out
 
@@ -39,16 +39,16 @@ def test_integrate_in_batches_equals_the_reference_tree(tmp_path: Path) -> None:
     reference = merkle.MemoryHashStore()
     for data in _append(db, 0, 300):
         reference.append(data)
-    assert store.integrate(db, batch=7) == 300
+    assert store.integrate(db, 1, batch=7) == 300
     for data in _append(db, 300, 213):  # past 512: siblings from earlier batches, level 9
         reference.append(data)
-    assert store.integrate(db, batch=100) == 513
+    assert store.integrate(db, 1, batch=100) == 513
     with db.read() as session:
         stored = [h for (h,) in session.execute(sa.select(LogHash.hash).order_by(LogHash.idx))]
-        assert store.hashed_size(session) == 513
-        assert store.root_hash(session, 513) == merkle.tree_hash(513, reference)
+        assert store.hashed_size(session, 1) == 513
+        assert store.root_hash(session, 1, 513) == merkle.tree_hash(513, reference)
     assert stored == reference.hashes
-    assert store.integrate(db) == 513  # nothing to do: idempotent
+    assert store.integrate(db, 1) == 513  # nothing to do: idempotent
 
 
 def test_a_missing_entry_stops_integration(tmp_path: Path) -> None:
@@ -57,5 +57,5 @@ def test_a_missing_entry_stops_integration(tmp_path: Path) -> None:
     with db.write() as session:
         session.execute(sa.delete(LogEntry).where(LogEntry.seq == 4))
     with pytest.raises(store.LogError, match="only 4 are there"):
-        store.integrate(db)
+        store.integrate(db, 1)
     db.dispose()

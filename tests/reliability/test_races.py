@@ -216,7 +216,7 @@ def test_first_projects_created_concurrently_both_count(tmp_path: Path, database
     try:
         assert errors == []
         with db.read() as session:
-            assert session.execute(sa.select(Counter.value).where(Counter.name == counters.PROJECTS)).scalar() == 2
+            assert session.execute(sa.select(Counter.value).where(Counter.name == counters.projects(1))).scalar() == 2
             rows = session.execute(sa.select(Project.normalized_name, Project.serial))
             serials = {name: serial for name, serial in rows}
         assert serials == {"first": 2, "second": 2}

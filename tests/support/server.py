@@ -161,8 +161,10 @@ class AssayServer:
         """What httpx verifies this server's certificate with (the test CA, if any)."""
         return ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else True
 
-    def client(self, **kw: object) -> httpx.Client:
-        return httpx.Client(base_url=self.url, verify=self.verify, timeout=60, **kw)  # type: ignore[arg-type]
+    def client(self, *, index: str | None = None, **kw: object) -> httpx.Client:
+        """An httpx client for the server (``index``: based at that named index's ``/<index>``)."""
+        base = self.url + (f"/{index}" if index else "")
+        return httpx.Client(base_url=base, verify=self.verify, timeout=60, **kw)  # type: ignore[arg-type]
 
     def admin(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "assay", "admin", *self._storage_args(), *args]

@@ -15,8 +15,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import ASGIApp
+from starlette.routing import BaseRoute, Match, Mount, Route
+from starlette.types import ASGIApp, Scope
 
 from assay import __version__
 from assay.app.services import Services, build_services
@@ -28,6 +28,7 @@ from assay.log.routes import routes as log_routes
 from assay.publishing.routes import routes as publishing_routes
 from assay.publishing.routes import site_routes as publishing_site_routes
 from assay.storage import recovery
+from assay.storage.models import DEFAULT_INDEX_NAME
 from assay.upload.routes import routes as upload_routes
 from assay.web import errors, reason
 from assay.web.errors import KeepConnection
@@ -76,6 +77,22 @@ async def _sweep_forever(svc: Services) -> None:
                 log.exception("sweeping after failed uploads")
 
 
+class IndexMount(Mount):
+    """``/{index}/...``: matches only when the first segment names an existing index (other
+    than the default, which lives at the root), so an unknown path stays an ordinary 404 and
+    is never redirected to ``path/`` or answered by an index's routes."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is Match.NONE:
+            return match, child
+        name = child.get("path_params", {}).get("index")
+        svc: Services = scope["app"].state.services
+        if name == DEFAULT_INDEX_NAME or svc.indexes.by_name(str(name)) is None:
+            return Match.NONE, {}
+        return match, child
+
+
 class _App(Starlette):
     def build_middleware_stack(self) -> ASGIApp:
         # Outside Starlette's error middleware, so a 500 gets the security headers too, and the
@@ -118,7 +135,7 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
             *publishing_site_routes,
             *per_index,
             # Last: a first segment no site-root route claims names an index.
-            Mount("/{index}", routes=per_index),
+            IndexMount("/{index}", routes=per_index),
         ],
         # Outages (database, storage) answer 503/507 and everything else 500: assay.web.errors.
         exception_handlers={

@@ -29,11 +29,9 @@ from pydantic.fields import FieldInfo
 if TYPE_CHECKING:
     from sigstore.verify.policy import VerificationPolicy
 
+from assay.config import ConfigError
+
 Claims = Mapping[str, Any]
-
-
-class ConfigError(ValueError):
-    """A publisher configuration that cannot be used."""
 
 
 class Mismatch(Exception):

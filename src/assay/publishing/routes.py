@@ -109,9 +109,8 @@ async def mint_token(request: Request) -> Response:
     if isinstance(index, Response):
         return index
     tp = _tp(request)
-    every = services(request).indexes.all() if index is None else []
     try:
-        minted = await run_in_threadpool(partial(tp.mint, body, _remote(request), index=index, indexes=every))
+        minted = await run_in_threadpool(partial(tp.mint, body, _remote(request), index=index))
     except MintError as exc:
         # Issue 10, item 14: logged and audited (reason code, issuer, subject; never the JWT).
         await refusals.exchange_refused(services(request).db, body, _remote(request), exc.code, exc.description)

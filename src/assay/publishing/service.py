@@ -35,6 +35,7 @@ from assay.storage.changes import project_changed
 from assay.storage.db import Database
 from assay.storage.models import (
     Issuer,
+    PackageIndex,
     PendingPublisher,
     Project,
     Publisher,
@@ -178,6 +179,19 @@ def lookup_key(kind: str, issuer: str, config: dict[str, Any]) -> str:
 #: Statements built once (their cache keys are memoized), with bound parameters: building a
 #: select per call costs more CPU than SQLite takes to run it.
 _ISSUER_BY_URL = sa.select(Issuer).where(Issuer.url == sa.bindparam("url"))
+#: The indexes an exchange may mint for: the one whose endpoint was called (``only``), or at the
+#: site root (``only`` NULL) every index whose audience is the server's. Read in the exchange's
+#: own statement, so an index created a moment ago by another process counts at once.
+_ONLY = sa.bindparam("only", type_=sa.Integer())
+_SCOPE = sa.select(PackageIndex.id).where(
+    sa.or_(
+        PackageIndex.id == _ONLY,
+        sa.and_(
+            _ONLY.is_(None),
+            sa.or_(PackageIndex.audience.is_(None), PackageIndex.audience == sa.bindparam("audience")),
+        ),
+    )
+)
 #: Both kinds of candidate in one statement (one round trip): pending publishers, then
 #: registered ones each with its projects' names (normalized names hold no commas).
 _CANDIDATES = sa.union_all(
@@ -194,7 +208,7 @@ _CANDIDATES = sa.union_all(
         PendingPublisher.issuer_url == sa.bindparam("issuer"),
         PendingPublisher.match_key.in_(sa.bindparam("keys", expanding=True)),
         PendingPublisher.expires > sa.bindparam("now"),
-        PendingPublisher.index_id.in_(sa.bindparam("indexes", expanding=True)),
+        PendingPublisher.index_id.in_(_SCOPE),
     ),
     sa.select(
         sa.literal(False).label("pending"),
@@ -211,7 +225,7 @@ _CANDIDATES = sa.union_all(
     ).where(
         Publisher.issuer_url == sa.bindparam("issuer"),
         Publisher.match_key.in_(sa.bindparam("keys", expanding=True)),
-        Publisher.index_id.in_(sa.bindparam("indexes", expanding=True)),
+        Publisher.index_id.in_(_SCOPE),
     ),
 )
 _PUBLISHER_PROJECTS = (
@@ -252,6 +266,14 @@ class _Candidate:
         """The configuration the token is checked against: the recorded owner id counts as if
         the admin had given it (PyPI always pins GitHub's repository_owner_id)."""
         return kind.with_owner_id(kind.load(self.config), self.owner_pin)
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """Where an exchange looks for its publisher (see ``_SCOPE``)."""
+
+    only: int | None
+    audience: str
 
 
 @dataclass
@@ -311,24 +333,14 @@ class TrustedPublishing:
         return index.audience or self.settings.oidc_audience
 
     # ---- exchange ----
-    def mint(
-        self,
-        body: bytes,
-        remote_addr: str | None = None,
-        *,
-        index: IndexRef | None = None,
-        indexes: Sequence[IndexRef] = (),
-    ) -> Minted:
+    def mint(self, body: bytes, remote_addr: str | None = None, *, index: IndexRef | None = None) -> Minted:
         """Exchange an OIDC token for an upload token. ``index``: the exchange came to that
         index's own endpoint (``/<index>/_/oidc/mint-token``) and only its publishers count,
-        under its audience; None: the site root's endpoint, where the publisher is found among
-        every index in ``indexes`` whose audience is the server's (PEP 807: clients that do
-        not discover still reach every such index), and the token is for that index alone."""
-        if index is not None:
-            audience, scope = self.audience_of(index), [index]
-        else:
-            audience, scope = self.audience, [i for i in indexes if self.audience_of(i) == self.audience]
-        names = {i.id: i.name for i in scope}
+        under its audience; None: the site root's endpoint, where the publisher is found in
+        every index whose audience is the server's (clients that do not discover, uv and
+        twine, still reach each such index), and the token is for that index alone."""
+        audience = self.audience if index is None else self.audience_of(index)
+        scope = _Scope(index.id if index is not None else None, self.audience)
         raw, features = parse_request(body)
         try:
             issuer_url = oidc_token.unverified_issuer(raw)
@@ -346,7 +358,7 @@ class TrustedPublishing:
             try:
                 with self.db.write() as session:
                     self._confirm_issuer(session, issuer)
-                    return self._exchange(session, names, issuer_url, verified.claims, features, remote_addr)
+                    return self._exchange(session, scope, issuer_url, verified.claims, features, remote_addr)
             except _IssuerChanged:
                 # An admin changed or removed the issuer since this process read it: read it
                 # again and verify the token again under what is configured now.
@@ -386,12 +398,11 @@ class TrustedPublishing:
         if current != issuer:
             raise _IssuerChanged
 
-    def _candidates(
-        self, session: Session, indexes: Sequence[int], issuer: str, claims: dict[str, Any]
-    ) -> list[_Candidate]:
+    def _candidates(self, session: Session, scope: _Scope, issuer: str, claims: dict[str, Any]) -> list[_Candidate]:
         keys = sorted({kind.claims_key(claims) for kind in KINDS.values()} | {""})
         rows = session.execute(
-            _CANDIDATES, {"issuer": issuer, "keys": keys, "now": utcnow(), "indexes": list(indexes)}
+            _CANDIDATES,
+            {"issuer": issuer, "keys": keys, "now": utcnow(), "only": scope.only, "audience": scope.audience},
         )
         found = [
             _Candidate(
@@ -437,7 +448,7 @@ class TrustedPublishing:
     def _exchange(
         self,
         session: Session,
-        indexes: dict[int, str],
+        scope: _Scope,
         issuer: str,
         claims: dict[str, Any],
         features: tuple[str, ...],
@@ -445,7 +456,7 @@ class TrustedPublishing:
     ) -> Minted:
         refusals: list[_Refusal] = []
         created_project: str | None = None
-        candidates = self._candidates(session, list(indexes), issuer, claims)
+        candidates = self._candidates(session, scope, issuer, claims)
         pending = self._match([c for c in candidates if c.pending], issuer, claims, refusals)
         if pending is not None:
             row = session.get(PendingPublisher, pending.row.id)
@@ -503,7 +514,9 @@ class TrustedPublishing:
                 },
             )
         assert issued.expires is not None
-        return Minted(issued.token, issued.expires, tuple(projects), indexes[index_id])
+        index = session.get(PackageIndex, index_id)
+        assert index is not None  # the publisher's, in this transaction
+        return Minted(issued.token, issued.expires, tuple(projects), index.name)
 
     def _claim_jti(self, session: Session, issuer: str, claims: dict[str, Any], kind: Kind) -> None:
         jti = claims.get("jti")

@@ -168,5 +168,86 @@ def upgrade() -> None:
             raise RuntimeError(f"migration 0006 would leave broken references: {broken[:5]}")
 
 
+def _unbuild(table: str, columns: list[Any], copied: str) -> None:
+    """``_rebuild`` backwards: the table without ``index_id``, the default index's rows kept."""
+    op.create_table(f"{table}_v5", *columns)
+    op.execute(f"INSERT INTO {table}_v5 ({copied}) SELECT {copied} FROM {table} WHERE index_id = 1")  # noqa: S608
+    op.drop_table(table)
+    op.rename_table(f"{table}_v5", table)
+
+
 def downgrade() -> None:
-    raise NotImplementedError("indexes cannot be merged back into one: restore the backup taken before upgrading")
+    """Back to one index: only possible while the default index is the only one (the rows of
+    another could not be told apart afterwards)."""
+    others = op.get_bind().exec_driver_sql("SELECT count(*) FROM indexes WHERE id != 1").scalar()
+    if others:
+        raise RuntimeError("cannot downgrade below 0006: the database has named indexes; delete them first")
+    op.execute("UPDATE counters SET name = 'projects' WHERE name = 'projects:1'")
+    with op.batch_alter_table("log_state", schema=None) as batch_op:
+        batch_op.drop_constraint("fk_log_state_index_id", type_="foreignkey")
+    _unbuild(
+        "log_checkpoints",
+        [
+            sa.Column("size", sa.BigInteger(), autoincrement=False, nullable=False),
+            sa.Column("note", sa.LargeBinary(), nullable=False),
+            sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+            sa.PrimaryKeyConstraint("size"),
+        ],
+        "size, note, created",
+    )
+    _unbuild(
+        "log_hashes",
+        [
+            sa.Column("idx", sa.BigInteger(), autoincrement=False, nullable=False),
+            sa.Column("hash", sa.LargeBinary(length=32), nullable=False),
+            sa.PrimaryKeyConstraint("idx"),
+        ],
+        "idx, hash",
+    )
+    _unbuild(
+        "log_entries",
+        [
+            sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
+            sa.Column("kind", sa.String(length=30), nullable=False),
+            sa.Column("filename", sa.String(length=300), nullable=True),
+            sa.Column("data", sa.LargeBinary(), nullable=False),
+            sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+            sa.PrimaryKeyConstraint("seq"),
+        ],
+        "seq, kind, filename, data, created",
+    )
+    op.create_index("ix_log_entries_filename", "log_entries", ["filename"], unique=False)
+    _unbuild(
+        "used_filenames",
+        [sa.Column("filename", sa.String(length=300), nullable=False), sa.PrimaryKeyConstraint("filename")],
+        "filename",
+    )
+    with op.batch_alter_table("publishers", schema=None) as batch_op:
+        batch_op.drop_constraint("fk_publishers_index_id", type_="foreignkey")
+        batch_op.drop_constraint("uq_publishers_index_lookup_key", type_="unique")
+        batch_op.drop_index(batch_op.f("ix_publishers_index_id"))
+        batch_op.drop_column("index_id")
+        batch_op.create_unique_constraint(_old_unique("publishers", "lookup_key"), ["lookup_key"])
+    with op.batch_alter_table("projects", schema=None) as batch_op:
+        batch_op.drop_constraint("fk_projects_index_id", type_="foreignkey")
+        batch_op.drop_constraint("uq_projects_index_name", type_="unique")
+        batch_op.drop_index(batch_op.f("ix_projects_index_id"))
+        batch_op.drop_column("index_id")
+        batch_op.create_unique_constraint(_old_unique("projects", "normalized_name"), ["normalized_name"])
+    with op.batch_alter_table("pending_publishers", schema=None) as batch_op:
+        batch_op.drop_constraint("fk_pending_publishers_index_id", type_="foreignkey")
+        batch_op.drop_index(batch_op.f("ix_pending_publishers_index_id"))
+        batch_op.drop_column("index_id")
+    with op.batch_alter_table("files", schema=None) as batch_op:
+        batch_op.drop_constraint("fk_files_index_id", type_="foreignkey")
+        batch_op.drop_constraint("uq_files_index_filename", type_="unique")
+        batch_op.drop_constraint("uq_files_index_sha256", type_="unique")
+        batch_op.drop_index(batch_op.f("ix_files_index_id"))
+        batch_op.drop_column("index_id")
+        batch_op.create_unique_constraint(_old_unique("files", "filename"), ["filename"])
+        batch_op.create_unique_constraint(_old_unique("files", "sha256"), ["sha256"])
+    with op.batch_alter_table("api_tokens", schema=None) as batch_op:
+        batch_op.drop_constraint("fk_api_tokens_index_id", type_="foreignkey")
+        batch_op.drop_index(batch_op.f("ix_api_tokens_index_id"))
+        batch_op.drop_column("index_id")
+    op.drop_table("indexes")
