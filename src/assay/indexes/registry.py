@@ -2,12 +2,13 @@
 per-process view of the ``indexes`` table that routes resolve a URL's first segment with.
 
 Indexes change rarely (an admin's ``assay admin index create|delete``), while every request
-names one, so the table is read once and kept: a name not in the kept view makes it read
-again (at most every ``refresh`` seconds, so requests for a non-existent index cannot turn
-into a query each), and the view is re-read anyway after ``max_age`` seconds, which bounds how
-long a deleted index keeps answering in a process that missed nothing else. A deleted index's
-rows are gone with it (``ON DELETE CASCADE``), so in that window it serves empty pages, never
-another index's data.
+names one, so the table is read once and kept. A name not in the kept view is looked up by
+itself (one indexed query), so an index created a moment ago by another process is found at
+once; a name found missing is remembered as missing for ``refresh`` seconds, so requests for a
+non-existent index cannot turn into a query each. The whole view is read again after
+``max_age`` seconds, which bounds how long a deleted index keeps answering in a process that
+was not told. A deleted index's rows are gone with it (``ON DELETE CASCADE``), so in that
+window it serves empty pages, never another index's data.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class IndexRef:
 DEFAULT = IndexRef(DEFAULT_INDEX_ID, DEFAULT_INDEX_NAME)
 
 
+#: Names remembered as missing, at most (then forgotten at once: a bound, not an LRU).
+_MAX_MISSING = 10_000
+
+
 def _ref(row: PackageIndex) -> IndexRef:
     return IndexRef(row.id, row.name, row.description, row.private, row.audience)
 
@@ -82,6 +87,7 @@ class Indexes:
         self._by_name: dict[str, IndexRef] = {}
         self._by_id: dict[int, IndexRef] = {}
         self._loaded = float("-inf")
+        self._missing: dict[str, float] = {}
 
     def _reload(self) -> None:
         refs = load_all(self._db)
@@ -89,6 +95,7 @@ class Indexes:
             self._by_name = {r.name: r for r in refs}
             self._by_id = {r.id: r for r in refs}
             self._loaded = self._clock()
+            self._missing.clear()
 
     def _fresh(self, *, missed: bool) -> None:
         age = self._clock() - self._loaded
@@ -99,9 +106,23 @@ class Indexes:
         """The index named ``name`` ("default" is the root index), or None."""
         self._fresh(missed=False)
         ref = self._by_name.get(name)
-        if ref is None:
-            self._fresh(missed=True)
-            ref = self._by_name.get(name)
+        if ref is not None:
+            return ref
+        now = self._clock()
+        if now - self._missing.get(name, float("-inf")) < self._refresh:
+            return None
+        with self._db.read() as session:
+            row = session.execute(sa.select(PackageIndex).where(PackageIndex.name == name)).scalar_one_or_none()
+        with self._lock:
+            if row is None:
+                if len(self._missing) > _MAX_MISSING:
+                    self._missing.clear()
+                self._missing[name] = now
+                return None
+            ref = _ref(row)
+            self._by_name[ref.name] = ref
+            self._by_id[ref.id] = ref
+            self._missing.pop(name, None)
         return ref
 
     def by_id(self, index_id: int) -> IndexRef | None:
