@@ -15,9 +15,10 @@ from assay.index.services import IndexServices
 from assay.log.routes import LogService, LogServices
 from assay.publishing.interfaces import PublishingServices
 from assay.publishing.service import TrustedPublishing
-from assay.storage.blobs import BlobStore, FilesystemBlobStore
+from assay.storage.blobs import BlobStore
 from assay.storage.changes import on_project_changed
 from assay.storage.db import Database
+from assay.storage.stores import blob_store
 from assay.upload.interfaces import AttestationService, UploadServices
 from assay.upload.service import Uploader
 from assay.web import urls
@@ -55,7 +56,7 @@ def build_services(settings: Settings) -> Services:
         statement_timeout=settings.db_statement_timeout,
         pool_timeout=settings.db_pool_timeout,
     )
-    blobs = FilesystemBlobStore(settings.blob_dir)
+    blobs = blob_store(settings)
     pages = SimplePages()
     svc = Services(
         settings=settings,

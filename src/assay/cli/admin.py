@@ -20,10 +20,11 @@ from assay.cli.common import (
     storage_options,
 )
 from assay.config import Settings
-from assay.storage.blobs import FilesystemBlobStore
+from assay.storage.blobs import BlobStore
 from assay.storage.db import Database
 from assay.storage.models import AuditEvent
 from assay.storage.modes import make_private_dirs
+from assay.storage.stores import blob_store
 
 
 class Ctx:
@@ -93,9 +94,9 @@ class Ctx:
             db.dispose()
 
     @property
-    def blobs(self) -> FilesystemBlobStore:
+    def blobs(self) -> BlobStore:
         self._check_exists()
-        return FilesystemBlobStore(self.settings.blob_dir)
+        return blob_store(self.settings)
 
     @property
     def actor(self) -> str:
@@ -116,13 +117,29 @@ pass_ctx = click.make_pass_decorator(Ctx)
         "provenance": "assay.cli.attestations_admin:provenance",
         "fsck": "assay.cli.fsck:fsck",
         "log": "assay.cli.log_admin:log",
+        "blobs": "assay.cli.blobs_admin:blobs",
     },
 )
 @storage_options
 @click.pass_context
-def admin(ctx: click.Context, config_file: Path | None, data_dir: Path | None, database_url: str | None) -> None:
+def admin(
+    ctx: click.Context,
+    config_file: Path | None,
+    data_dir: Path | None,
+    database_url: str | None,
+    blob_store: str | None,
+    s3_endpoint_url: str | None,
+) -> None:
     """Administer an index (works on its database and files directly; the server may be running)."""
-    ctx.obj = Ctx(settings_from(config_file, data_dir=data_dir, database_url=database_url))
+    ctx.obj = Ctx(
+        settings_from(
+            config_file,
+            data_dir=data_dir,
+            database_url=database_url,
+            blob_store=blob_store,
+            s3_endpoint_url=s3_endpoint_url,
+        )
+    )
 
 
 @admin.command()

@@ -20,6 +20,7 @@ from assay.app import create_app
 from assay.cli.common import CommandError, open_database, settings_from, storage_options
 from assay.config import MIB, Settings, settings_to_env
 from assay.storage.modes import make_private_dirs
+from assay.storage.stores import blob_store
 from assay.web.hosts import startup_warning
 from assay.web.protocol import GuardedHttpToolsProtocol, ProtocolLimits, UnsupportedUvicorn, check_uvicorn_version
 from assay.web.redact import RedactingFilter
@@ -29,7 +30,7 @@ from assay.web.redact import RedactingFilter
 _EXPLICIT = {
     "config_file", "sources", "data_dir", "database_url", "host", "port", "workers", "tls_cert", "tls_key",
     "base_url", "allowed_hosts", "max_upload_size", "private", "log_level", "db_statement_timeout",
-    "db_pool_timeout", "log_key", "log_checkpoint_interval",
+    "db_pool_timeout", "log_key", "log_checkpoint_interval", "blob_store", "s3_endpoint_url",
 }
 
 
@@ -58,6 +59,18 @@ _HELP: dict[str, tuple[str, str | None]] = {
     "token_upload_attestations": ("Accept attestations on API-token uploads matching a publisher", None),
     "sigstore_trust_root": ("'production', 'staging' or the path of a trusted_root.json", None),
     "token_prefix": ("Prefix of every API token (secret scanners key on it)", None),
+    "blob_store": (
+        "Where files live: empty for <data-dir>/files, or s3://bucket/prefix (credentials and region "
+        "from the AWS_* environment variables)",
+        None,
+    ),
+    "s3_endpoint_url": ("URL of the S3-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS)", None),
+    "s3_multipart_threshold": ("Files from this size on are S3 multipart uploads (5 MiB at least)", "bytes"),
+    "blob_redirect_seconds": (
+        "0 streams downloads; more redirects them to presigned S3 URLs valid this long",
+        "seconds",
+    ),
+    "blob_store_fallback": ("Old files directory read when the store lacks a file (during blobs migrate)", None),
 }
 
 
@@ -242,7 +255,7 @@ def serve(config_file: Path | None, **options: object) -> None:
     shown = f"[{host}]" if ":" in host else host
     url = f"{settings.scheme}://{shown}:{port}/"
     click.echo(f"assay: serving {url} (simple index {url}simple/, uploads {url}legacy/)")
-    click.echo(f"assay: database {db.safe_url}, files in {settings.blob_dir.resolve()}")
+    click.echo(f"assay: database {db.safe_url}, {blob_store(settings).describe()}")
     if (warning := startup_warning(settings)) is not None:
         click.echo(f"assay: warning: {warning}", err=True)
     sys.stdout.flush()

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from packaging.utils import InvalidName, NormalizedName, canonicalize_name
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from assay.index import jsonapi
@@ -15,10 +15,11 @@ from assay.index.pages import Rendered, index_key, project_head, project_key
 from assay.index.paths import METADATA_SUFFIX
 from assay.index.services import IndexServices as Services
 from assay.index.services import index_services as services
-from assay.storage.blobs import BlobKeyError, check_key
+from assay.storage.blobs import BlobKeyError, RangeNotSatisfiable, check_key
 from assay.storage.models import File, Project
 from assay.web.access import check_read_access, read_access
 from assay.web.conditional import not_modified
+from assay.web.ranges import requested_range
 from assay.web.responses import JSONError, TextError
 
 #: Files never change once uploaded (a filename can never be reused).
@@ -150,16 +151,37 @@ def serve_file(request: Request) -> Response:
     headers = {"etag": etag, "cache-control": f"{_cache_scope(svc)}, {IMMUTABLE}"}
     if not_modified(request.headers, etag):
         return Response(status_code=304, headers=headers)
-    path = svc.blobs.local_path(key)
-    if path is None or not path.is_file():
-        return TextError(500, "The file is registered but its content is missing; run `assay admin fsck`.")
     if is_metadata:
-        return FileResponse(path, media_type="text/plain; charset=utf-8", headers=headers)
-    return FileResponse(
-        path,
-        media_type="application/octet-stream",
-        headers={**headers, "content-disposition": f'attachment; filename="{row.filename}"'},
-    )
+        media_type = "text/plain; charset=utf-8"
+    else:
+        media_type = "application/octet-stream"
+        headers["content-disposition"] = f'attachment; filename="{row.filename}"'
+    # Issue 16: an object store may answer the download itself (a presigned URL, setting
+    # blob_redirect_seconds); the redirect is issued only after the read-access check above.
+    served_name = row.filename + (METADATA_SUFFIX if is_metadata else "")
+    url = svc.blobs.download_url(key, filename=served_name, media_type=media_type)
+    if url is not None:
+        # Not cached as the file is: the URL expires. pip, uv and twine follow redirects.
+        return RedirectResponse(url, status_code=302, headers={"cache-control": "private, no-store"})
+    byte_range = requested_range(request.headers, etag)
+    headers["accept-ranges"] = "bytes"
+    try:
+        opened = svc.blobs.open(key, byte_range)
+    except FileNotFoundError:
+        return TextError(500, "The file is registered but its content is missing; run `assay admin fsck`.")
+    except RangeNotSatisfiable as exc:
+        return Response(status_code=416, headers={**headers, "content-range": f"bytes */{exc.total}"})
+    headers["content-length"] = str(opened.size)
+    status = 200
+    if byte_range is not None:
+        status = 206
+        end = opened.offset + opened.size - 1
+        headers["content-range"] = f"bytes {opened.offset}-{end}/{opened.total}"
+    if request.method == "HEAD":
+        opened.reader.close()
+        return Response(status_code=status, headers=headers, media_type=media_type)
+    # Streamed in chunks from whichever store (a file, an S3 GET): never read whole into memory.
+    return StreamingResponse(opened.chunks(), status_code=status, headers=headers, media_type=media_type)
 
 
 def json_project(request: Request) -> Response:
