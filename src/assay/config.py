@@ -52,6 +52,26 @@ class Settings:
     #: A filesystem blob directory read when the main store lacks a key: the old store while
     #: ``assay admin blobs migrate`` copies it (reads stay whole during the move).
     blob_store_fallback: Path | None = None
+    # --- a CDN in front (issue 16; see assay.index.cdn) ---
+    #: Seconds a shared cache (a CDN) may serve simple pages, project JSON and provenance without
+    #: asking again (Cache-Control s-maxage); purges keep them current. 0: revalidate each time.
+    cdn_s_maxage: int = 0
+    #: Seconds a client (pip, uv) may reuse those responses without asking again (max-age).
+    cdn_max_age: int = 0
+    #: Where purges go after each project change; empty: none are sent.
+    cdn_purge_url: str = ""
+    #: "fastly" (POST with the Surrogate-Key header: Fastly's purge by key), "purge" (an HTTP
+    #: PURGE with Surrogate-Key, as Varnish and nginx purge modules take) or "webhook" (POST JSON).
+    cdn_purge_style: str = "fastly"
+    #: Credential sent with each purge (Fastly-Key for "fastly", else a Bearer token).
+    cdn_purge_token: str = ""
+    # --- behind a proxy ---
+    #: Take the client address and scheme from X-Forwarded-For / -Proto (uvicorn's proxy_headers),
+    #: from the addresses in ``forwarded_allow_ips`` only.
+    proxy_headers: bool = False
+    #: Proxies trusted for X-Forwarded-* (uvicorn's forwarded_allow_ips); "*" trusts any.
+    #: Empty: uvicorn's default (127.0.0.1, or FORWARDED_ALLOW_IPS).
+    forwarded_allow_ips: tuple[str, ...] = ()
     # --- how the server listens ---
     host: str = "127.0.0.1"
     port: int = 8000
@@ -192,6 +212,13 @@ class Settings:
                 "blob_redirect_seconds must be between 0 and 604800 (S3 presigned URLs), "
                 f"got {self.blob_redirect_seconds}"
             )
+        for name in ("cdn_s_maxage", "cdn_max_age"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.cdn_purge_style not in ("fastly", "purge", "webhook"):
+            raise ConfigError(f"cdn_purge_style must be fastly, purge or webhook, got {self.cdn_purge_style!r}")
+        if self.cdn_purge_url and not self.cdn_purge_url.startswith(("http://", "https://")):
+            raise ConfigError(f"cdn_purge_url must start with http:// or https://, got {self.cdn_purge_url!r}")
         if self.blob_redirect_seconds and not self.blob_store:
             raise ConfigError("blob_redirect_seconds needs an s3:// blob_store (the filesystem store has no URLs)")
         _check_trust_root(self.sigstore_trust_root)

@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from assay.attestations.deferred import DeferredAttestationService
 from assay.config import Settings
+from assay.index.cdn import purger_for
 from assay.index.pages import SimplePages
 from assay.index.serials import Serials, serials_for
 from assay.index.services import IndexServices
@@ -78,6 +79,11 @@ def build_services(settings: Settings) -> Services:
     # the serial they are keyed by is gone); free them at once rather than when the LRU ages
     # them out. Other workers' stale pages age out the same way, unserved.
     svc._unregister.append(on_project_changed(pages.forget))
+    # Issue 16: a CDN in front drops its copies of a changed project's pages (in the committing
+    # process, after the commit; a background thread sends, so no request waits for the CDN).
+    if (purger := purger_for(settings)) is not None:
+        svc._unregister.append(on_project_changed(purger.on_change))
+        svc._unregister.append(purger.close)
     return svc
 
 

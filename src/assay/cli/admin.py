@@ -78,7 +78,23 @@ class Ctx:
             if not self._created and self.settings.database_url:
                 self._check_schema()
             self._db = open_database(self.settings)
+            self._purge_on_change()
         return self._db
+
+    def _purge_on_change(self) -> None:
+        """Changes made by admin commands (removals, yanks, fsck's quarantine) purge the CDN as
+        the server's do; what is queued is sent before the command exits."""
+        from assay.index.cdn import purger_for
+        from assay.storage.changes import on_project_changed
+
+        purger = purger_for(self.settings)
+        if purger is None:
+            return
+        unregister = on_project_changed(purger.on_change)
+        click_ctx = click.get_current_context(silent=True)
+        if click_ctx is not None:
+            click_ctx.call_on_close(unregister)
+            click_ctx.call_on_close(purger.close)
 
     def _check_schema(self) -> None:
         """A server database (PostgreSQL) without assay's tables is not an index either."""

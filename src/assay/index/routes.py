@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from assay.index import jsonapi
+from assay.index import cdn, jsonapi
 from assay.index.negotiate import Choice, NotAcceptable, negotiate
 from assay.index.pages import Rendered, index_key, project_head, project_key
 from assay.index.paths import METADATA_SUFFIX
@@ -50,8 +50,8 @@ def _project_name(raw: str) -> NormalizedName | None:
         return None
 
 
-def _no_project(raw: str) -> Response:
-    return TextError(404, f"No project named {raw!r} on this index.")
+def _no_project(raw: str, headers: dict[str, str] | None = None) -> Response:
+    return TextError(404, f"No project named {raw!r} on this index.", headers)
 
 
 async def simple_index(request: Request) -> Response:
@@ -71,16 +71,19 @@ async def simple_index(request: Request) -> Response:
                 return svc.pages.render_index(session, choice.format)
 
         rendered = await run_in_threadpool(render)
-    return _page_response(request, svc, rendered.body, rendered.etag, choice.content_type)
+    return _page_response(request, svc, rendered.body, rendered.etag, choice.content_type, cdn.listing_keys())
 
 
-def _page_response(request: Request, svc: Services, body: bytes, etag: str, content_type: str) -> Response:
+def _page_response(
+    request: Request, svc: Services, body: bytes, etag: str, content_type: str, keys: str
+) -> Response:
     headers = {
         "etag": etag,
         # PEP 691: the representation depends on Accept.
         "vary": "Accept, Accept-Encoding",
-        # Revalidate every time (cheap with the ETag): a new upload is visible at once.
-        "cache-control": f"{_cache_scope(svc)}, no-cache",
+        # Revalidate every time (cheap with the ETag) unless a CDN may keep it for s-maxage,
+        # purged by surrogate key on every change (assay.index.cdn): a new upload is visible at once.
+        **cdn.cache_headers(svc.settings, keys),
     }
     if not_modified(request.headers, etag):
         return Response(status_code=304, headers=headers)
@@ -107,7 +110,8 @@ async def simple_project(request: Request) -> Response:
     serials = svc.serials
     head = serials.project(normalized) if serials.inline else await run_in_threadpool(serials.project, normalized)
     if head is None:
-        return _no_project(normalized)
+        # Keyed too: a CDN that keeps this 404 drops it when the project is created.
+        return _no_project(normalized, cdn.cache_headers(svc.settings, cdn.project_keys(normalized)))
     base = svc.base_url(request)
     rendered = svc.pages.cache.get(project_key(head[0], head[1], choice.format, base))
     if rendered is None:
@@ -119,7 +123,8 @@ async def simple_project(request: Request) -> Response:
         rendered = await run_in_threadpool(render)
         if rendered is None:  # removed between the two reads
             return _no_project(normalized)
-    return _page_response(request, svc, rendered.body, rendered.etag, choice.content_type)
+    keys = cdn.project_keys(normalized)
+    return _page_response(request, svc, rendered.body, rendered.etag, choice.content_type, keys)
 
 
 async def simple_redirect(request: Request) -> Response:
@@ -196,7 +201,7 @@ def json_project(request: Request) -> Response:
         doc = jsonapi.project_json(session, head, svc.base_url(request)) if head else None
     if doc is None:
         return JSONError(404, "Not Found")
-    return JSONResponse(doc, headers={"cache-control": f"{_cache_scope(svc)}, no-cache"})
+    return JSONResponse(doc, headers=cdn.cache_headers(svc.settings, cdn.project_keys(normalized)))
 
 
 def json_release(request: Request) -> Response:
@@ -215,7 +220,7 @@ def json_release(request: Request) -> Response:
         )
     if doc is None:
         return JSONError(404, "Not Found")
-    return JSONResponse(doc, headers={"cache-control": f"{_cache_scope(svc)}, no-cache"})
+    return JSONResponse(doc, headers=cdn.cache_headers(svc.settings, cdn.project_keys(normalized)))
 
 
 routes = [
