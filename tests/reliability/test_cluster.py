@@ -13,10 +13,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-import shutil
-import signal
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +25,7 @@ import pytest
 from tests.reliability.conftest import fsck_clean
 from tests.reliability.test_races import _identical_and_different
 from tests.support.dists import make_wheel
+from tests.support.nginx import Nginx, free_port
 from tests.support.oidc_provider import OIDCProvider, github_claims
 from tests.support.postgres import fresh_database
 from tests.support.purge_endpoint import PurgeEndpoint
@@ -39,84 +36,11 @@ from tests.support.upload import upload
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 REPO = "acme/cluster"
 
-NGINX_CONF = """
-user root;
-worker_processes 1;
-daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 512; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    client_max_body_size 200m;
-    upstream assay {{
-{servers}
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://assay;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-For $remote_addr;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            # A dead process: the next one (an upload already sent is not retried: POST).
-            proxy_next_upstream error timeout;
-        }}
-    }}
-}}
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class Nginx:
-    def __init__(self, tmp: Path, port: int, upstreams: list[int]) -> None:
-        binary = shutil.which("nginx") or "/usr/sbin/nginx"
-        if not Path(binary).exists():
-            pytest.fail("nginx is needed (Debian package nginx-light): run scripts/nginx-up", pytrace=False)
-        tmp.mkdir(parents=True, exist_ok=True)
-        servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=1s;" for p in upstreams)
-        conf = tmp / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, servers=servers))
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen([binary, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(self.url + "/simple/", timeout=2)
-                return
-            except httpx.HTTPError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    err = self.proc.stderr.read() if self.proc.stderr else b""
-                    raise RuntimeError(f"nginx did not start: {err!r}") from None
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGQUIT)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 @pytest.fixture
 def cluster(s3: S3Server, tmp_path: Path) -> Iterator[tuple[list[AssayServer], Nginx, PurgeEndpoint, S3Server, str]]:
     bucket = s3.new_bucket()
-    lb_port = _free_port()
-    ports = [_free_port() for _ in range(3)]
+    lb_port = free_port()
+    ports = [free_port() for _ in range(3)]
     with fresh_database() as url, PurgeEndpoint() as purges:
         env = {**s3.env(bucket), "ASSAY_CDN_PURGE_URL": purges.url, "ASSAY_CDN_PURGE_STYLE": "purge"}
         common = ["--base-url", f"http://127.0.0.1:{lb_port}", "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1"]
