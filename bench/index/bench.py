@@ -531,7 +531,8 @@ def main() -> None:
         "assay-w2": Server(
             "assay --workers 2",
             "`assay serve --workers 2`, both CPUs (shared with wrk)",
-            [str(v_assay / "bin/assay"), "serve", "--data-dir", str(assay_data), "--port", "{port}", "--workers", "2"],
+            [str(v_assay / "bin/assay"), "serve", "--data-dir", str(assay_data), "--port", "{port}", "--workers", "2",
+             "--allowed-host", "127.0.0.1"],
             "/simple/",
             ["html", "json"],
             cpus="0,1",

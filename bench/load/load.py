@@ -206,7 +206,7 @@ def run(
         server = AssayServer(
             Path(tmp) / "data",
             database_url=url,
-            args=["--workers", str(workers)],
+            args=["--workers", str(workers), "--allowed-host", "127.0.0.1"],
             env={"ASSAY_ACCESS_LOG": "false"},
         ).start()
         try:

@@ -409,7 +409,7 @@ def run_config(args: argparse.Namespace, db_kind: str, workers: int, out: Path) 
     log(f"== {label}")
     result: dict[str, object] = {"database": db_kind, "workers": workers}
     with database(db_kind) as url, OIDCProvider() as idp, tempfile.TemporaryDirectory(dir=out) as data:
-        server_args = ["--workers", str(workers)] if workers > 1 else []
+        server_args = ["--workers", str(workers), "--allowed-host", "127.0.0.1"] if workers > 1 else []
         # ASSAY_ACCESS_LOG=false: the default configuration (the test helper turns it on).
         server = AssayServer(Path(data), database_url=url, args=server_args, env={"ASSAY_ACCESS_LOG": "false"})
         server.start()
@@ -538,9 +538,9 @@ def compare(args: argparse.Namespace, facts: dict[str, str]) -> str:
                     url = stack.enter_context(database(db_kind))
                     data = stack.enter_context(tempfile.TemporaryDirectory(dir=args.out))
                     env = {"ASSAY_ACCESS_LOG": "false", **({"PYTHONPATH": src} if src else {})}
-                    server = AssayServer(
-                        Path(data), database_url=url, env=env, args=["--workers", str(workers)] if workers > 1 else []
-                    )
+                    # Several workers need the names clients use (issue 16).
+                    server_args = ["--workers", str(workers), "--allowed-host", "127.0.0.1"] if workers > 1 else []
+                    server = AssayServer(Path(data), database_url=url, env=env, args=server_args)
                     server.start()
                     stack.callback(server.stop)
                     configure(server, idp, args.other_publishers)

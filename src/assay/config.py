@@ -40,6 +40,40 @@ class Settings:
     #: Seconds a request waits for a database connection (a free pooled one, or a new one to be
     #: established) before it gets 503.
     db_pool_timeout: int = 10
+    # --- blobs (issue 16; see assay.storage.stores) ---
+    #: Where distribution files live: empty for <data_dir>/files, or s3://bucket/prefix for an
+    #: S3-compatible object store (region and credentials from the usual AWS_* variables).
+    blob_store: str = ""
+    #: The S3 endpoint (MinIO, Ceph, ...); empty: boto3's own choice (AWS_ENDPOINT_URL, else AWS).
+    s3_endpoint_url: str = ""
+    #: Files at least this large, in bytes, are published as S3 multipart uploads (5 MiB at least).
+    s3_multipart_threshold: int = 64 * MIB
+    #: 0: the index streams files from the store. More: downloads are redirected (302) to a
+    #: presigned URL of the object store valid for this many seconds (S3 only; S3 allows 7 days).
+    blob_redirect_seconds: int = 0
+    #: A filesystem blob directory read when the main store lacks a key: the old store while
+    #: ``assay admin blobs migrate`` copies it (reads stay whole during the move).
+    blob_store_fallback: Path | None = None
+    # --- a CDN in front (issue 16; see assay.index.cdn) ---
+    #: Seconds a shared cache (a CDN) may serve simple pages, project JSON and provenance without
+    #: asking again (Cache-Control s-maxage); purges keep them current. 0: revalidate each time.
+    cdn_s_maxage: int = 0
+    #: Seconds a client (pip, uv) may reuse those responses without asking again (max-age).
+    cdn_max_age: int = 0
+    #: Where purges go after each project change; empty: none are sent.
+    cdn_purge_url: str = ""
+    #: "fastly" (POST with the Surrogate-Key header: Fastly's purge by key), "purge" (an HTTP
+    #: PURGE with Surrogate-Key, as Varnish and nginx purge modules take) or "webhook" (POST JSON).
+    cdn_purge_style: str = "fastly"
+    #: Credential sent with each purge (Fastly-Key for "fastly", else a Bearer token).
+    cdn_purge_token: str = ""
+    # --- behind a proxy ---
+    #: Take the client address and scheme from X-Forwarded-For / -Proto (uvicorn's proxy_headers),
+    #: from the addresses in ``forwarded_allow_ips`` only.
+    proxy_headers: bool = False
+    #: Proxies trusted for X-Forwarded-* (uvicorn's forwarded_allow_ips); "*" trusts any.
+    #: Empty: uvicorn's default (127.0.0.1, or FORWARDED_ALLOW_IPS).
+    forwarded_allow_ips: tuple[str, ...] = ()
     # --- how the server listens ---
     host: str = "127.0.0.1"
     port: int = 8000
@@ -126,6 +160,10 @@ class Settings:
         return self.data_dir / "files"
 
     @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
     def scheme(self) -> str:
         return "https" if self.tls_cert else "http"
 
@@ -163,6 +201,28 @@ class Settings:
                     f"allowed_hosts: {entry!r} is not a host name (give names without scheme or port, "
                     "e.g. packages.example.org, .example.org for it and its subdomains, or *)"
                 )
+        if self.blob_store and not re.fullmatch(r"s3://[^/?#]+(/[^?#]*)?", self.blob_store):
+            raise ConfigError(
+                f"blob_store must be empty (files in the data directory) or s3://bucket/prefix, got {self.blob_store!r}"
+            )
+        if self.s3_multipart_threshold < 5 * MIB:
+            raise ConfigError(
+                f"s3_multipart_threshold must be at least 5 MiB (S3's least part), got {self.s3_multipart_threshold}"
+            )
+        if not 0 <= self.blob_redirect_seconds <= 7 * 86400:
+            raise ConfigError(
+                "blob_redirect_seconds must be between 0 and 604800 (S3 presigned URLs), "
+                f"got {self.blob_redirect_seconds}"
+            )
+        for name in ("cdn_s_maxage", "cdn_max_age"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.cdn_purge_style not in ("fastly", "purge", "webhook"):
+            raise ConfigError(f"cdn_purge_style must be fastly, purge or webhook, got {self.cdn_purge_style!r}")
+        if self.cdn_purge_url and not self.cdn_purge_url.startswith(("http://", "https://")):
+            raise ConfigError(f"cdn_purge_url must start with http:// or https://, got {self.cdn_purge_url!r}")
+        if self.blob_redirect_seconds and not self.blob_store:
+            raise ConfigError("blob_redirect_seconds needs an s3:// blob_store (the filesystem store has no URLs)")
         _check_trust_root(self.sigstore_trust_root)
         return self
 

@@ -190,6 +190,9 @@ def test_provenance_is_linked_from_every_read_api(prod_index: AssayServer, publi
         refused = http.get(expected, headers={"Accept": "application/vnd.pypi.integrity.v1+json;q=0, */*"})
         assert refused.status_code == 406
         first = http.get(expected)
+        # Issue 16: keyed with its project, so a CDN in front drops it on the project's change.
+        assert set(first.headers["surrogate-key"].split()) == {"project:default/pypi-attestations", "index:default"}
+        assert first.headers["cache-control"] == "public, no-cache"
         again = http.get(expected, headers={"If-None-Match": first.headers["etag"]})
         assert again.status_code == 304
         missing = http.get("/integrity/pypi-attestations/0.0.19/pypi_attestations-0.0.19-py3-none-any.whl/provenance")

@@ -21,6 +21,9 @@ from tests.support.dists import make_sdist, make_wheel, sha256
 from tests.support.server import AssayServer
 from tests.support.upload import raw_get, upload
 
+#: Also against blobs in an S3 bucket (issue 16; the ``index`` fixture in tests/conftest.py).
+S3_BACKEND = True
+
 
 @dataclass
 class Stored:

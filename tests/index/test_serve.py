@@ -264,7 +264,7 @@ def _read_from_every_worker(server: AssayServer, project: str, tag: str) -> Iter
 def test_two_workers_both_see_an_upload_at_once(tmp_path: Path) -> None:
     # Each worker keeps its own page cache; the cache is keyed by the project's serial in the
     # database, so a worker that rendered the page before the upload never serves it stale.
-    server = AssayServer(tmp_path / "data", args=["--workers", "2"]).start()
+    server = AssayServer(tmp_path / "data", args=["--workers", "2", "--allowed-host", "127.0.0.1"]).start()
     try:
         token = server.quick_token("u")
         first = make_wheel(tmp_path, "multi-worker", "1.0")

@@ -33,6 +33,9 @@ from tests.support.dists import make_sdist, make_wheel, metadata_text
 from tests.support.server import AssayServer
 from tests.support.upload import basic, form_fields, multipart, raw_http, upload
 
+#: Also against blobs in an S3 bucket (issue 16; the ``index`` fixture in tests/conftest.py).
+S3_BACKEND = True
+
 
 @pytest.fixture(scope="module")
 def token(index: AssayServer) -> str:

@@ -35,6 +35,9 @@ from tests.support.postgres import fresh_database
 from tests.support.server import AssayServer
 from tests.support.upload import upload
 
+#: Several workers need the names clients use (issue 16: no URL from an unchecked Host header).
+TWO_WORKERS = ["--workers", "2", "--allowed-host", "127.0.0.1"]
+
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 #: Clients per race, split over the processes; rounds per kind of race.
 CLIENTS = 6
@@ -123,7 +126,7 @@ def test_upload_races_across_workers(tmp_path: Path) -> None:
     """One server, two worker processes (uvicorn's --workers), PostgreSQL: the deployment the
     design recommends. The kernel spreads the clients' connections over both workers."""
     with fresh_database() as url:
-        server = AssayServer(tmp_path / "data", database_url=url, args=["--workers", "2"]).start()
+        server = AssayServer(tmp_path / "data", database_url=url, args=TWO_WORKERS).start()
         try:
             token = server.quick_token("racer")
             stored = _identical_and_different([server.url], token, tmp_path)
@@ -139,7 +142,7 @@ def test_mint_replay_across_workers(tmp_path: Path) -> None:
     upload token is minted, every other request is refused as a replay (PyPI's
     invalid-reuse-token), whichever worker answers it."""
     with OIDCProvider() as idp, fresh_database() as url:
-        server = AssayServer(tmp_path / "data", database_url=url, args=["--workers", "2"]).start()
+        server = AssayServer(tmp_path / "data", database_url=url, args=TWO_WORKERS).start()
         try:
             server.cli("issuer", "add", "--issuer", idp.issuer)
             server.quick_user("owner")

@@ -17,10 +17,11 @@ from pathlib import Path
 import httpx
 
 from assay.config import load_settings
-from assay.storage.blobs import FilesystemBlobStore
+from assay.storage.blobs import BlobStore
 from assay.storage.db import Database
 from tests.support.oidc_provider import clean_ci_environ
 from tests.support.postgres import fresh_database
+from tests.support.s3 import S3Server
 
 _URL = re.compile(r"assay: serving (https?://\S+?)/ ")
 
@@ -77,6 +78,10 @@ class AssayServer:
         args = ["--data-dir", str(self.data_dir)]
         if self.database_url:
             args += ["--database-url", self.database_url]
+        # The blob store comes as a flag too, so the in-process ``cli`` reaches the same one.
+        for name in ("blob_store", "s3_endpoint_url"):
+            if value := self.env.get(f"ASSAY_{name.upper()}"):
+                args += [f"--{name.replace('_', '-')}", value]
         return args
 
     def start(self, timeout: float = 60) -> AssayServer:
@@ -210,12 +215,11 @@ class AssayServer:
             raise AssertionError(result.stderr)
 
     def stored_files(self) -> list[str]:
-        """Every file under the blob store (``files/``), staging files included, as relative
-        paths: what an upload left on disk."""
-        root = self.data_dir / "files"
-        if not root.exists():
-            return []
-        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+        """Every blob in the store (a directory or a bucket) and every staging file (as
+        ``.staging/<name>``): what an upload left behind."""
+        blobs = self.blobs()
+        published = [b.key for b in blobs.iter_blobs()]
+        return sorted(published + [f".staging/{name}" for name, _ in blobs.staging.entries()])
 
     def staging_files(self) -> list[str]:
         return [p for p in self.stored_files() if p.startswith(".staging/")]
@@ -232,14 +236,18 @@ class AssayServer:
     # is tested through the command) --
     def db(self) -> Database:
         if self._db is None:
-            settings = load_settings(
-                {"data_dir": str(self.data_dir), "database_url": self.database_url}, environ={}
-            )
-            self._db = Database(settings.resolved_database_url)
+            self._db = Database(self.settings().resolved_database_url)
         return self._db
 
-    def blobs(self) -> FilesystemBlobStore:
-        return FilesystemBlobStore(self.data_dir / "files")
+    def settings(self):
+        """The settings the server runs with, as far as storage goes (its env and flags)."""
+        env = {k: v for k, v in self.env.items() if k.startswith("ASSAY_")}
+        return load_settings({"data_dir": str(self.data_dir), "database_url": self.database_url}, environ=env)
+
+    def blobs(self) -> BlobStore:
+        from assay.storage.stores import blob_store
+
+        return blob_store(self.settings())
 
     def quick_user(self, user: str) -> None:
         from assay.admin import AdminError, accounts
@@ -266,10 +274,20 @@ class AssayServer:
         return [line for line in self.log if '" ' in line and "HTTP/1.1" in line]
 
 
-def serve_on(tmp: Path, backend: str, args: Sequence[str] = ()) -> Iterator[AssayServer]:
-    """A started server on SQLite in ``tmp``, or on a fresh PostgreSQL database, stopped (and the
-    database dropped) afterwards: the body of every module-scoped server fixture."""
-    if backend == "postgresql":
+def serve_on(
+    tmp: Path, backend: str, args: Sequence[str] = (), s3: S3Server | None = None
+) -> Iterator[AssayServer]:
+    """A started server on SQLite in ``tmp``, or on a fresh PostgreSQL database, or on SQLite
+    with its blobs in a fresh bucket of ``s3`` (backend "s3"), stopped (and the database
+    dropped) afterwards: the body of every module-scoped server fixture."""
+    if backend == "s3":
+        assert s3 is not None, "the s3 backend needs the s3 fixture"
+        server = AssayServer(tmp, args=args, env=s3.env(s3.new_bucket())).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+    elif backend == "postgresql":
         with fresh_database() as url:
             server = AssayServer(tmp, database_url=url, args=args).start()
             try:

@@ -15,7 +15,9 @@ Finds, and with ``repair`` quarantines:
   stored hashes or a signed checkpoint that do not recompute from the entries. These are
   reported, never repaired: the log only grows, so a fix is a new entry, not an edit.
 
-Quarantine never deletes bytes: they move to ``<data dir>/quarantine/<timestamp>/``. A row whose
+Quarantine never deletes bytes: they move to ``<data dir>/quarantine/<timestamp>/`` (an S3
+store: under ``<prefix>.quarantine/<timestamp>/`` in its bucket; staging files, which are local,
+always to the data directory). Blobs are hashed as they stream from the store. A row whose
 blob is missing or corrupt is removed (its filename stays used, as on PyPI) with an audit event,
 so the index stops offering a file it cannot serve intact.
 
@@ -27,8 +29,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +37,11 @@ import sqlalchemy as sa
 
 from assay import audit
 from assay.log import store as translog
-from assay.storage.blobs import FilesystemBlobStore
+from assay.storage.blobs import BlobStore
 from assay.storage.changes import project_changed
 from assay.storage.db import Database
 from assay.storage.models import File, Project
-from assay.storage.modes import loose_modes, make_private_dirs, tighten
+from assay.storage.modes import loose_modes, tighten
 
 CHUNK = 1024 * 1024
 
@@ -70,24 +70,22 @@ class Report:
         return not self.problems
 
 
-def _sha256(path: Path) -> tuple[str, int]:
+def _sha256(blobs: BlobStore, key: str) -> tuple[str, int] | None:
+    """The blob's sha256 and size, hashed as it streams (an S3 object is never downloaded
+    whole); None when there is no such blob."""
+    try:
+        opened = blobs.open(key)
+    except FileNotFoundError:
+        return None
     digest = hashlib.sha256()
     size = 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+    for chunk in opened.chunks(CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
     return digest.hexdigest(), size
 
 
-def _old_enough(path: Path, grace: float) -> bool:
-    try:
-        return time.time() - path.stat().st_mtime >= grace
-    except FileNotFoundError:
-        return False
-
-
-def check(db: Database, blobs: FilesystemBlobStore, *, grace: float = 600.0, data_dir: Path | None = None) -> Report:
+def check(db: Database, blobs: BlobStore, *, grace: float = 600.0, data_dir: Path | None = None) -> Report:
     report = Report()
     if data_dir is not None:
         for loose, mode, expected in loose_modes(data_dir):
@@ -114,11 +112,11 @@ def check(db: Database, blobs: FilesystemBlobStore, *, grace: float = 600.0, dat
     for row in rows:
         report.files_checked += 1
         referenced.add(row.blob_key)
-        path = blobs.local_path(row.blob_key)
-        if path is None or not path.is_file():
+        found = _sha256(blobs, row.blob_key)
+        if found is None:
             report.problems.append(Problem("missing-blob", row.blob_key, "no blob for this file", row.filename))
         else:
-            digest, size = _sha256(path)
+            digest, size = found
             if digest != row.sha256 or size != row.size:
                 report.problems.append(
                     Problem(
@@ -130,12 +128,12 @@ def check(db: Database, blobs: FilesystemBlobStore, *, grace: float = 600.0, dat
                 )
         if row.metadata_blob_key:
             referenced.add(row.metadata_blob_key)
-            mpath = blobs.local_path(row.metadata_blob_key)
-            if mpath is None or not mpath.is_file():
+            mfound = _sha256(blobs, row.metadata_blob_key)
+            if mfound is None:
                 report.problems.append(
                     Problem("missing-metadata", row.metadata_blob_key, "no metadata file (PEP 658)", row.filename)
                 )
-            elif _sha256(mpath)[0] != row.metadata_sha256:
+            elif mfound[0] != row.metadata_sha256:
                 report.problems.append(
                     Problem(
                         "corrupt-metadata",
@@ -144,16 +142,14 @@ def check(db: Database, blobs: FilesystemBlobStore, *, grace: float = 600.0, dat
                         row.filename,
                     )
                 )
-    for key in blobs.iter_keys():
+    now = time.time()
+    for info in blobs.iter_blobs():
         report.blobs_seen += 1
-        if key in referenced:
-            continue
-        path = blobs.local_path(key)
-        if path is not None and _old_enough(path, grace):
-            report.problems.append(Problem("orphan-blob", key, "no file row refers to this blob"))
-    for path in sorted(blobs.staging_dir.iterdir()):
-        if _old_enough(path, grace):
-            report.problems.append(Problem("stale-staging", path.name, "staging file of an interrupted upload"))
+        if info.key not in referenced and now - info.modified >= grace:
+            report.problems.append(Problem("orphan-blob", info.key, "no file row refers to this blob"))
+    for name, modified in blobs.staging.entries():
+        if now - modified >= grace:
+            report.problems.append(Problem("stale-staging", name, "staging file of an interrupted upload"))
     from assay.log import audit as log_audit
 
     log_report = log_audit.check(db)
@@ -162,10 +158,11 @@ def check(db: Database, blobs: FilesystemBlobStore, *, grace: float = 600.0, dat
     return report
 
 
-def repair(db: Database, blobs: FilesystemBlobStore, report: Report, *, data_dir: Path, actor: str) -> Path:
-    """Quarantine what ``check`` found; returns the quarantine directory."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    quarantine = data_dir / "quarantine" / stamp
+def repair(db: Database, blobs: BlobStore, report: Report, *, data_dir: Path, actor: str) -> str | None:
+    """Quarantine what ``check`` found; returns where quarantined blobs went (None: nothing was
+    moved). Everything goes through the store's interface: a directory or a bucket alike."""
+    batch = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    moved = False
     for problem in report.problems:
         if problem.kind == "loose-mode":
             tighten(data_dir / problem.key)
@@ -174,51 +171,29 @@ def repair(db: Database, blobs: FilesystemBlobStore, report: Report, *, data_dir
         if problem.kind.startswith("log-"):
             continue  # the log only grows: nothing to move aside
         if problem.kind == "stale-staging":
-            source = blobs.staging_dir / problem.key
-            target = quarantine / ".staging" / problem.key
+            moved = blobs.staging.quarantine(problem.key, batch) or moved
         else:
-            path = blobs.local_path(problem.key)
-            source = path if path is not None else Path()
-            target = quarantine / problem.key
-        if source.is_file():
-            make_private_dirs(target.parent)
-            shutil.move(str(source), target)
-            if problem.kind != "stale-staging":
-                # Never the staging directory itself, even when it is left empty: running servers
-                # stage every upload there and do not recreate it (an upload would fail with 500).
-                _prune(source.parent, blobs.root)
+            moved = blobs.quarantine(problem.key, batch) or moved
         if problem.kind in ("missing-blob", "corrupt-blob", "missing-metadata", "corrupt-metadata"):
-            _drop_row(db, blobs, problem, actor=actor, quarantine=quarantine)
+            moved = _drop_row(db, blobs, problem, actor=actor, batch=batch) or moved
         report.repaired.append(problem)
-    return quarantine
+    return blobs.quarantine_location(batch) if moved else None
 
 
-def _prune(directory: Path, root: Path) -> None:
-    while directory != root and directory.is_relative_to(root):
-        try:
-            directory.rmdir()
-        except OSError:
-            return
-        directory = directory.parent
-
-
-def _drop_row(db: Database, blobs: FilesystemBlobStore, problem: Problem, *, actor: str, quarantine: Path) -> None:
+def _drop_row(db: Database, blobs: BlobStore, problem: Problem, *, actor: str, batch: str) -> bool:
+    moved = False
     with db.write() as session:
         # By blob key: filenames are unique only within an index, blob keys across them all.
         row = session.execute(
             sa.select(File).where(sa.or_(File.blob_key == problem.key, File.metadata_blob_key == problem.key))
         ).scalar_one_or_none()
         if row is None:
-            return
+            return False
         project = session.get(Project, row.project_id)
         # The other blob of the pair (file or metadata) goes to quarantine as well.
         for key in (row.blob_key, row.metadata_blob_key):
-            path = blobs.local_path(key) if key else None
-            if key and path is not None and path.is_file():
-                target = quarantine / key
-                make_private_dirs(target.parent)
-                shutil.move(str(path), target)
-                _prune(path.parent, blobs.root)
+            if key:
+                moved = blobs.quarantine(key, batch) or moved
         logged = translog.removals(session, [row], project.normalized_name if project else "")
         session.delete(row)
         if project is not None:
@@ -229,6 +204,7 @@ def _drop_row(db: Database, blobs: FilesystemBlobStore, problem: Problem, *, act
             action="fsck:quarantine",
             project=project.normalized_name if project else None,
             target=problem.filename,
-            details={"problem": problem.kind, "detail": problem.detail, "quarantine": os.fspath(quarantine)},
+            details={"problem": problem.kind, "detail": problem.detail, "quarantine": blobs.quarantine_location(batch)},
         )
         translog.append_all(session, row.index_id, logged)
+    return moved

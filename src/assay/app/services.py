@@ -9,16 +9,18 @@ from starlette.requests import Request
 
 from assay.attestations.deferred import DeferredAttestationService
 from assay.config import Settings
+from assay.index.cdn import purger_for
 from assay.index.pages import SimplePages
 from assay.index.serials import Serials, serials_for
 from assay.index.services import IndexServices
-from assay.indexes import Indexes
+from assay.indexes import DEFAULT, Indexes
 from assay.log.routes import LogService, LogServices
 from assay.publishing.interfaces import PublishingServices
 from assay.publishing.service import TrustedPublishing
-from assay.storage.blobs import BlobStore, FilesystemBlobStore
+from assay.storage.blobs import BlobStore
 from assay.storage.changes import on_project_changed
 from assay.storage.db import Database
+from assay.storage.stores import blob_store
 from assay.upload.interfaces import AttestationService, UploadServices
 from assay.upload.service import Uploader
 from assay.web import urls
@@ -58,7 +60,7 @@ def build_services(settings: Settings) -> Services:
         statement_timeout=settings.db_statement_timeout,
         pool_timeout=settings.db_pool_timeout,
     )
-    blobs = FilesystemBlobStore(settings.blob_dir)
+    blobs = blob_store(settings)
     pages = SimplePages()
     svc = Services(
         settings=settings,
@@ -81,6 +83,12 @@ def build_services(settings: Settings) -> Services:
     # the serial they are keyed by is gone); free them at once rather than when the LRU ages
     # them out. Other workers' stale pages age out the same way, unserved.
     svc._unregister.append(on_project_changed(pages.forget))
+    # Issue 16: a CDN in front drops its copies of a changed project's pages (in the committing
+    # process, after the commit; a background thread sends, so no request waits for the CDN).
+    indexes = svc.indexes
+    if (purger := purger_for(settings, lambda index_id: (indexes.by_id(index_id) or DEFAULT).name)) is not None:
+        svc._unregister.append(on_project_changed(purger.on_change))
+        svc._unregister.append(purger.close)
     return svc
 
 

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from assay import mediatypes as mt
+from assay.index import cdn
 from assay.index.receipts import receipt_link
 from assay.index.services import index_services
 from assay.storage.models import File, Project, Release
@@ -65,11 +66,12 @@ def provenance(request: Request) -> Response:
         return JSONError(404, f"No provenance available for {filename}")
     body = json.dumps(row.provenance, separators=(",", ":"), sort_keys=True).encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    headers = {"etag": etag, "vary": "Accept", "cache-control": "public, no-cache"}
+    # Issue 16: cached by a CDN for s-maxage, purged with the project (assay.index.cdn).
+    keys = cdn.project_keys(project, index.name)
+    private = index.is_private(svc.settings.private)
+    headers = {"etag": etag, "vary": "Accept", **cdn.cache_headers(svc.settings, keys, private=private)}
     # Issue 13: the file's log receipt, beside (not inside) the PEP 740 provenance object.
     headers["link"] = receipt_link(svc.base_url(request) + index.prefix, row.sha256, filename)
-    if index.is_private(svc.settings.private):
-        headers["cache-control"] = "private, no-cache"
     if not_modified(request.headers, etag):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=mt.INTEGRITY_JSON_V1, headers=headers)

@@ -24,10 +24,11 @@ from assay.cli.common import (
 from assay.config import Settings
 from assay.indexes import IndexRef
 from assay.indexes.registry import load_all
-from assay.storage.blobs import FilesystemBlobStore
+from assay.storage.blobs import BlobStore
 from assay.storage.db import Database
 from assay.storage.models import DEFAULT_INDEX_NAME, AuditEvent
 from assay.storage.modes import make_private_dirs
+from assay.storage.stores import blob_store
 
 
 class Ctx:
@@ -84,7 +85,29 @@ class Ctx:
             if not self._created and self.settings.database_url:
                 self._check_schema()
             self._db = open_database(self.settings)
+            self._purge_on_change()
         return self._db
+
+    def _purge_on_change(self) -> None:
+        """Changes made by admin commands (removals, yanks, fsck's quarantine) purge the CDN as
+        the server's do; what is queued is sent before the command exits."""
+        from assay.index.cdn import purger_for
+        from assay.storage.changes import on_project_changed
+
+        db = self._db
+        assert db is not None
+
+        def index_name(index_id: int) -> str:
+            return next((i.name for i in load_all(db) if i.id == index_id), str(index_id))
+
+        purger = purger_for(self.settings, index_name)
+        if purger is None:
+            return
+        unregister = on_project_changed(purger.on_change)
+        click_ctx = click.get_current_context(silent=True)
+        if click_ctx is not None:
+            click_ctx.call_on_close(unregister)
+            click_ctx.call_on_close(purger.close)
 
     def _check_schema(self) -> None:
         """A server database (PostgreSQL) without assay's tables is not an index either."""
@@ -110,9 +133,9 @@ class Ctx:
         return self._index
 
     @property
-    def blobs(self) -> FilesystemBlobStore:
+    def blobs(self) -> BlobStore:
         self._check_exists()
-        return FilesystemBlobStore(self.settings.blob_dir)
+        return blob_store(self.settings)
 
     @property
     def actor(self) -> str:
@@ -155,13 +178,29 @@ def index_option(command: _F) -> _F:
         "fsck": "assay.cli.fsck:fsck",
         "log": "assay.cli.log_admin:log",
         "index": "assay.cli.index_admin:index",
+        "blobs": "assay.cli.blobs_admin:blobs",
     },
 )
 @storage_options
 @click.pass_context
-def admin(ctx: click.Context, config_file: Path | None, data_dir: Path | None, database_url: str | None) -> None:
+def admin(
+    ctx: click.Context,
+    config_file: Path | None,
+    data_dir: Path | None,
+    database_url: str | None,
+    blob_store: str | None,
+    s3_endpoint_url: str | None,
+) -> None:
     """Administer an index (works on its database and files directly; the server may be running)."""
-    ctx.obj = Ctx(settings_from(config_file, data_dir=data_dir, database_url=database_url))
+    ctx.obj = Ctx(
+        settings_from(
+            config_file,
+            data_dir=data_dir,
+            database_url=database_url,
+            blob_store=blob_store,
+            s3_endpoint_url=s3_endpoint_url,
+        )
+    )
 
 
 @admin.command()

@@ -21,7 +21,18 @@ R = TypeVar("R")
 
 
 def storage_options(func: Callable[P, R]) -> Callable[P, R]:
-    """--config, --data-dir and --database-url: enough to reach an index's storage."""
+    """--config, --data-dir, --database-url, --blob-store and --s3-endpoint-url: enough to reach
+    an index's storage."""
+    func = click.option(
+        "--s3-endpoint-url",
+        help="URL of the S3-compatible endpoint of an s3:// blob store (default: AWS_ENDPOINT_URL, "
+        "else AWS). Env: ASSAY_S3_ENDPOINT_URL.",
+    )(func)
+    func = click.option(
+        "--blob-store",
+        help="Where files live: empty for <data-dir>/files (default), or s3://bucket/prefix "
+        "(credentials and region from the AWS_* environment variables). Env: ASSAY_BLOB_STORE.",
+    )(func)
     func = click.option(
         "--database-url",
         envvar=None,

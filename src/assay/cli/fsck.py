@@ -42,7 +42,7 @@ def fsck(ctx: Ctx, repair: bool, grace: int, as_json: bool) -> None:
                     "log_entries": report.log_entries,
                     "problems": [vars(p) for p in report.problems],
                     "repaired": len(report.repaired),
-                    "quarantine": str(quarantine) if quarantine else None,
+                    "quarantine": quarantine,
                 }
             )
         )
@@ -52,8 +52,8 @@ def fsck(ctx: Ctx, repair: bool, grace: int, as_json: bool) -> None:
         )
         for p in report.problems:
             click.echo(f"{p.kind}\t{p.filename or '-'}\t{p.key}\t{p.detail}")
-        if quarantine:
-            moved = f"; quarantined into {quarantine}" if quarantine.exists() else ""
+        if repair and report.problems:
+            moved = f"; quarantined into {quarantine}" if quarantine else ""
             click.echo(f"repaired {len(report.repaired)} problem(s){moved}")
     if len(report.problems) > (len(report.repaired) if repair else 0):
         raise click.exceptions.Exit(1)

@@ -20,7 +20,8 @@ from assay.app import create_app
 from assay.cli.common import CommandError, open_database, settings_from, storage_options
 from assay.config import MIB, Settings, settings_to_env
 from assay.storage.modes import make_private_dirs
-from assay.web.hosts import startup_warning
+from assay.storage.stores import blob_store
+from assay.web.hosts import startup_refusal, startup_warning
 from assay.web.protocol import GuardedHttpToolsProtocol, ProtocolLimits, UnsupportedUvicorn, check_uvicorn_version
 from assay.web.redact import RedactingFilter
 
@@ -29,7 +30,7 @@ from assay.web.redact import RedactingFilter
 _EXPLICIT = {
     "config_file", "sources", "data_dir", "database_url", "host", "port", "workers", "tls_cert", "tls_key",
     "base_url", "allowed_hosts", "max_upload_size", "private", "log_level", "db_statement_timeout",
-    "db_pool_timeout", "log_key", "log_checkpoint_interval",
+    "db_pool_timeout", "log_key", "log_checkpoint_interval", "blob_store", "s3_endpoint_url",
 }
 
 
@@ -58,6 +59,25 @@ _HELP: dict[str, tuple[str, str | None]] = {
     "token_upload_attestations": ("Accept attestations on API-token uploads matching a publisher", None),
     "sigstore_trust_root": ("'production', 'staging' or the path of a trusted_root.json", None),
     "token_prefix": ("Prefix of every API token (secret scanners key on it)", None),
+    "blob_store": (
+        "Where files live: empty for <data-dir>/files, or s3://bucket/prefix (credentials and region "
+        "from the AWS_* environment variables)",
+        None,
+    ),
+    "s3_endpoint_url": ("URL of the S3-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS)", None),
+    "s3_multipart_threshold": ("Files from this size on are S3 multipart uploads (5 MiB at least)", "bytes"),
+    "blob_redirect_seconds": (
+        "0 streams downloads; more redirects them to presigned S3 URLs valid this long",
+        "seconds",
+    ),
+    "cdn_s_maxage": ("How long a CDN may serve pages, project JSON and provenance unasked (s-maxage)", "seconds"),
+    "cdn_max_age": ("How long a client may reuse pages, project JSON and provenance unasked (max-age)", "seconds"),
+    "cdn_purge_url": ("Where purges by surrogate key are sent after each project change (empty: none)", None),
+    "cdn_purge_style": ("'fastly' (POST, Surrogate-Key), 'purge' (PURGE, Surrogate-Key) or 'webhook' (JSON)", None),
+    "cdn_purge_token": ("Credential sent with purges (Fastly-Key, else Bearer)", None),
+    "proxy_headers": ("Client address and scheme from X-Forwarded-For/-Proto of trusted proxies", None),
+    "forwarded_allow_ips": ("Proxy addresses trusted for X-Forwarded-* (comma-separated; '*' any)", None),
+    "blob_store_fallback": ("Old files directory read when the store lacks a file (during blobs migrate)", None),
 }
 
 
@@ -205,6 +225,8 @@ def serve(config_file: Path | None, **options: object) -> None:
     except UnsupportedUvicorn as exc:
         raise CommandError(str(exc)) from None
     settings = settings_from(config_file, **options)
+    if (refusal := startup_refusal(settings)) is not None:
+        raise CommandError(refusal)
     logging.basicConfig(level=settings.log_level.upper(), format=_APP_FORMAT)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter(settings.token_prefix))
@@ -232,7 +254,10 @@ def serve(config_file: Path | None, **options: object) -> None:
         timeout_graceful_shutdown=settings.graceful_timeout,
         lifespan="on",
         server_header=False,
-        proxy_headers=False,
+        # Behind a load balancer: the client's address (audit log, access log) and scheme from
+        # X-Forwarded-For/-Proto, believed only from the trusted proxies.
+        proxy_headers=settings.proxy_headers,
+        forwarded_allow_ips=list(settings.forwarded_allow_ips) or None,
     )
     config.assay_limits = ProtocolLimits(  # type: ignore[attr-defined]
         header_timeout=settings.header_timeout, max_header_size=settings.max_header_size
@@ -242,7 +267,7 @@ def serve(config_file: Path | None, **options: object) -> None:
     shown = f"[{host}]" if ":" in host else host
     url = f"{settings.scheme}://{shown}:{port}/"
     click.echo(f"assay: serving {url} (simple index {url}simple/, uploads {url}legacy/)")
-    click.echo(f"assay: database {db.safe_url}, files in {settings.blob_dir.resolve()}")
+    click.echo(f"assay: database {db.safe_url}, {blob_store(settings).describe()}")
     if (warning := startup_warning(settings)) is not None:
         click.echo(f"assay: warning: {warning}", err=True)
     sys.stdout.flush()

@@ -6,29 +6,38 @@ import sqlalchemy as sa
 from packaging.utils import InvalidName, NormalizedName, canonicalize_name
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from assay.index import jsonapi
+from assay.index import cdn, jsonapi
 from assay.index.negotiate import Choice, NotAcceptable, negotiate
 from assay.index.pages import Rendered, index_key, project_head, project_key
 from assay.index.paths import METADATA_SUFFIX, stored_key
 from assay.index.services import IndexServices as Services
 from assay.index.services import index_services as services
 from assay.indexes import IndexRef
-from assay.storage.blobs import BlobKeyError, check_key
+from assay.storage.blobs import BlobKeyError, RangeNotSatisfiable, check_key
 from assay.storage.models import File, Project
 from assay.web.access import open_index, open_index_async
 from assay.web.conditional import not_modified
+from assay.web.ranges import requested_range
 from assay.web.responses import JSONError, TextError
 
 #: Files never change once uploaded (a filename can never be reused).
 IMMUTABLE = "max-age=31536000, immutable"
 
 
+def _private(svc: Services, index: IndexRef) -> bool:
+    return index.is_private(svc.settings.private)
+
+
 def _cache_scope(svc: Services, index: IndexRef) -> str:
     # A private index's responses must not be stored by shared caches.
-    return "private" if index.is_private(svc.settings.private) else "public"
+    return "private" if _private(svc, index) else "public"
+
+
+def _cache(svc: Services, index: IndexRef, keys: str) -> dict[str, str]:
+    return cdn.cache_headers(svc.settings, keys, private=_private(svc, index))
 
 
 def index_base(svc: Services, request: Request, index: IndexRef) -> str:
@@ -55,8 +64,8 @@ def _project_name(raw: str) -> NormalizedName | None:
         return None
 
 
-def _no_project(raw: str) -> Response:
-    return TextError(404, f"No project named {raw!r} on this index.")
+def _no_project(raw: str, headers: dict[str, str] | None = None) -> Response:
+    return TextError(404, f"No project named {raw!r} on this index.", headers)
 
 
 async def simple_index(request: Request) -> Response:
@@ -77,21 +86,24 @@ async def simple_index(request: Request) -> Response:
                 return svc.pages.render_index(session, index, choice.format)
 
         rendered = await run_in_threadpool(render)
-    return _page_response(request, svc, index, rendered, choice.content_type)
+    keys = cdn.listing_keys(index.name)
+    return _page_response(request, svc, index, rendered.body, rendered.etag, choice.content_type, keys)
 
 
-def _page_response(request: Request, svc: Services, index: IndexRef, rendered: Rendered, content_type: str) -> Response:
-    etag = rendered.etag
+def _page_response(
+    request: Request, svc: Services, index: IndexRef, body: bytes, etag: str, content_type: str, keys: str
+) -> Response:
     headers = {
         "etag": etag,
         # PEP 691: the representation depends on Accept.
         "vary": "Accept, Accept-Encoding",
-        # Revalidate every time (cheap with the ETag): a new upload is visible at once.
-        "cache-control": f"{_cache_scope(svc, index)}, no-cache",
+        # Revalidate every time (cheap with the ETag) unless a CDN may keep it for s-maxage,
+        # purged by surrogate key on every change (assay.index.cdn): a new upload is visible at once.
+        **_cache(svc, index, keys),
     }
     if not_modified(request.headers, etag):
         return Response(status_code=304, headers=headers)
-    return Response(rendered.body, media_type=content_type, headers=headers)
+    return Response(body, media_type=content_type, headers=headers)
 
 
 async def simple_project(request: Request) -> Response:
@@ -118,8 +130,10 @@ async def simple_project(request: Request) -> Response:
         if serials.inline
         else await run_in_threadpool(serials.project, index.id, normalized)
     )
+    keys = cdn.project_keys(normalized, index.name)
     if head is None:
-        return _no_project(normalized)
+        # Keyed too: a CDN that keeps this 404 drops it when the project is created.
+        return _no_project(normalized, _cache(svc, index, keys))
     base = index_base(svc, request, index)
     rendered = svc.pages.cache.get(project_key(head[0], head[1], choice.format, base))
     if rendered is None:
@@ -131,7 +145,7 @@ async def simple_project(request: Request) -> Response:
         rendered = await run_in_threadpool(render)
         if rendered is None:  # removed between the two reads
             return _no_project(normalized)
-    return _page_response(request, svc, index, rendered, choice.content_type)
+    return _page_response(request, svc, index, rendered.body, rendered.etag, choice.content_type, keys)
 
 
 async def simple_redirect(request: Request) -> Response:
@@ -165,16 +179,37 @@ def serve_file(request: Request) -> Response:
     headers = {"etag": etag, "cache-control": f"{_cache_scope(svc, index)}, {IMMUTABLE}"}
     if not_modified(request.headers, etag):
         return Response(status_code=304, headers=headers)
-    path = svc.blobs.local_path(key)
-    if path is None or not path.is_file():
-        return TextError(500, "The file is registered but its content is missing; run `assay admin fsck`.")
     if is_metadata:
-        return FileResponse(path, media_type="text/plain; charset=utf-8", headers=headers)
-    return FileResponse(
-        path,
-        media_type="application/octet-stream",
-        headers={**headers, "content-disposition": f'attachment; filename="{row.filename}"'},
-    )
+        media_type = "text/plain; charset=utf-8"
+    else:
+        media_type = "application/octet-stream"
+        headers["content-disposition"] = f'attachment; filename="{row.filename}"'
+    # Issue 16: an object store may answer the download itself (a presigned URL, setting
+    # blob_redirect_seconds); the redirect is issued only after the read-access check above.
+    served_name = row.filename + (METADATA_SUFFIX if is_metadata else "")
+    url = svc.blobs.download_url(key, filename=served_name, media_type=media_type)
+    if url is not None:
+        # Not cached as the file is: the URL expires. pip, uv and twine follow redirects.
+        return RedirectResponse(url, status_code=302, headers={"cache-control": "private, no-store"})
+    byte_range = requested_range(request.headers, etag)
+    headers["accept-ranges"] = "bytes"
+    try:
+        opened = svc.blobs.open(key, byte_range)
+    except FileNotFoundError:
+        return TextError(500, "The file is registered but its content is missing; run `assay admin fsck`.")
+    except RangeNotSatisfiable as exc:
+        return Response(status_code=416, headers={**headers, "content-range": f"bytes */{exc.total}"})
+    headers["content-length"] = str(opened.size)
+    status = 200
+    if byte_range is not None:
+        status = 206
+        end = opened.offset + opened.size - 1
+        headers["content-range"] = f"bytes {opened.offset}-{end}/{opened.total}"
+    if request.method == "HEAD":
+        opened.reader.close()
+        return Response(status_code=status, headers=headers, media_type=media_type)
+    # Streamed in chunks from whichever store (a file, an S3 GET): never read whole into memory.
+    return StreamingResponse(opened.chunks(), status_code=status, headers=headers, media_type=media_type)
 
 
 def json_project(request: Request) -> Response:
@@ -190,7 +225,7 @@ def json_project(request: Request) -> Response:
         doc = jsonapi.project_json(session, index, head, index_base(svc, request, index)) if head else None
     if doc is None:
         return JSONError(404, "Not Found")
-    return JSONResponse(doc, headers={"cache-control": f"{_cache_scope(svc, index)}, no-cache"})
+    return JSONResponse(doc, headers=_cache(svc, index, cdn.project_keys(normalized, index.name)))
 
 
 def json_release(request: Request) -> Response:
@@ -207,7 +242,7 @@ def json_release(request: Request) -> Response:
         doc = jsonapi.release_json(session, index, head, request.path_params["version"], base) if head else None
     if doc is None:
         return JSONError(404, "Not Found")
-    return JSONResponse(doc, headers={"cache-control": f"{_cache_scope(svc, index)}, no-cache"})
+    return JSONResponse(doc, headers=_cache(svc, index, cdn.project_keys(normalized, index.name)))
 
 
 routes = [

@@ -59,12 +59,17 @@ def recover(db: Database, blobs: BlobStore, *, stale_after: float = STALE_AFTER)
             referenced = session.execute(
                 sa.select(File.id).where(sa.or_(File.blob_key == entry.key, File.metadata_blob_key == entry.key))
             ).first()
-            if referenced is None and blobs.exists(entry.key):
+            if referenced is None:
+                if blobs.exists(entry.key):
+                    removed += 1
+                # Unconditionally: a publish cut off mid-way may have left what lists no blob
+                # (an S3 multipart upload's parts), which the store's delete frees as well.
                 blobs.delete(entry.key)
-                removed += 1
             session.delete(row)
             cleared += 1
-    staging = blobs.clean_staging(older_than=stale_after)
+    staging = blobs.staging.clean(older_than=stale_after)
+    # S3: multipart uploads of killed processes list no object, but keep their parts.
+    staging += blobs.abort_stale_uploads(older_than=stale_after)
     if removed or cleared or staging:
         log.info(
             "recovered from an interrupted upload: removed %d unreferenced blob(s), %d journal entr(ies), "

@@ -435,8 +435,8 @@ class Uploader:
             referenced = session.execute(
                 sa.select(File.id).where(sa.or_(File.blob_key == key, File.metadata_blob_key == key))
             ).first()
-            if referenced is None and self.blobs.exists(key):
-                self.blobs.delete(key)
+            if referenced is None:
+                self.blobs.delete(key)  # a no-op when nothing was published
 
     def commit(self, up: PreparedUpload, ctx: UploadContext) -> UploadResult:
         """Authorize and store ``up``. Always cleans up after itself, whatever happens."""

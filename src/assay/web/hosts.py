@@ -139,3 +139,23 @@ def startup_warning(settings: Settings) -> str | None:
         f"{socket.gethostname()}) are answered; give --base-url, or --allowed-host for each "
         "public name of the index"
     )
+
+
+def startup_refusal(settings: Settings) -> str | None:
+    """Why ``serve`` must not start (issue 16): with several workers, or listening beyond
+    loopback, behind a load balancer or a CDN, absolute URLs (provenance, Trusted Publishing
+    discovery, JSON API file URLs) would come from each request's Host header, and a cache
+    would keep a forged one for everybody. Such a set-up names its public URL or its hosts."""
+    if settings.allowed_hosts or settings.base_url:
+        return None
+    if settings.workers > 1:
+        where = f"with {settings.workers} workers"
+    elif not is_loopback(settings.host):
+        where = f"listening on {settings.host}"
+    else:
+        return None
+    return (
+        f"refusing to start {where} without --base-url or --allowed-host: absolute URLs would be "
+        "built from each request's Host header; give --base-url (the index's public URL) or "
+        "--allowed-host for each name clients use"
+    )
