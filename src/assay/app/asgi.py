@@ -7,18 +7,15 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
-from html import escape
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from assay import __version__
 from assay.app.services import Services, build_services
 from assay.attestations.routes import routes as attestation_routes
 from assay.config import Settings, load_settings
@@ -27,6 +24,7 @@ from assay.index.routes import routes as index_routes
 from assay.log.routes import routes as log_routes
 from assay.publishing.routes import routes as publishing_routes
 from assay.storage import recovery
+from assay.ui.routes import routes as ui_routes
 from assay.upload.routes import routes as upload_routes
 from assay.web import errors, reason
 from assay.web.errors import KeepConnection
@@ -35,20 +33,6 @@ from assay.web.responses import TextError
 from assay.web.security import BodyLimits, SecurityHeaders
 
 log = logging.getLogger("assay")
-
-
-async def _home(request: Request) -> Response:
-    # async: it needs no database, so it runs on the event loop and keeps answering when every
-    # thread of the pool is stuck on a hung database (issue 10, item 11).
-    svc: Services = request.app.state.services
-    base = escape(svc.base_url(request))
-    return HTMLResponse(
-        "<!DOCTYPE html>\n<html><head><title>assay</title></head><body>\n"
-        f"<h1>assay {escape(__version__)}</h1>\n"
-        f'<p>Simple index: <a href="/simple/">{base}/simple/</a></p>\n'
-        f"<p>Upload URL: <code>{base}/legacy/</code></p>\n"
-        "</body></html>\n"
-    )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -102,13 +86,14 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
 
     app = _App(
         routes=[
-            Route("/", _home, methods=["GET", "HEAD"]),
             *receipt_routes,  # /files/<key>.tlog-proof, before /files/{key:path}
             *index_routes,
             *upload_routes,
             *publishing_routes,
             *attestation_routes,
             *log_routes,
+            # The pages for people (issue 15): /, /search/, /project/..., /account/...
+            *ui_routes,
         ],
         # Outages (database, storage) answer 503/507 and everything else 500: assay.web.errors.
         exception_handlers={

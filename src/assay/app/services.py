@@ -18,6 +18,8 @@ from assay.publishing.service import TrustedPublishing
 from assay.storage.blobs import BlobStore, FilesystemBlobStore
 from assay.storage.changes import on_project_changed
 from assay.storage.db import Database
+from assay.ui.cache import UIPages
+from assay.ui.services import UIServices
 from assay.upload.interfaces import AttestationService, UploadServices
 from assay.upload.service import Uploader
 from assay.web import urls
@@ -36,6 +38,8 @@ class Services:
     attestations: AttestationService
     #: The transparency log's signer and checkpoints (issue 13).
     log: LogService
+    #: The web pages' cache (issue 15), invalidated by the same project-change hook.
+    ui_pages: UIPages
     #: Undo what ``build_services`` registered (the project-change listener): ``close``.
     _unregister: list[Callable[[], None]] = field(default_factory=list, repr=False, compare=False)
 
@@ -72,15 +76,19 @@ def build_services(settings: Settings) -> Services:
             db, settings.sigstore_trust_root, token_uploads=settings.token_upload_attestations
         ),
         log=LogService(settings, db),
+        ui_pages=UIPages(),
     )
     # This worker's pages of a changed project are stale from its commit on (never served:
     # the serial they are keyed by is gone); free them at once rather than when the LRU ages
     # them out. Other workers' stale pages age out the same way, unserved.
     svc._unregister.append(on_project_changed(pages.forget))
+    svc._unregister.append(on_project_changed(svc.ui_pages.forget))
     return svc
 
 
-def _provides(svc: Services) -> tuple[IndexServices, UploadServices, PublishingServices, LogServices]:
+def _provides(
+    svc: Services,
+) -> tuple[IndexServices, UploadServices, PublishingServices, LogServices, UIServices]:
     """Never called: mypy checks here that ``Services`` provides every interface a capability's
     routes read from the app state (``index_services``, ``upload_services``, ...)."""
-    return svc, svc, svc, svc
+    return svc, svc, svc, svc, svc

@@ -58,6 +58,11 @@ _HELP: dict[str, tuple[str, str | None]] = {
     "token_upload_attestations": ("Accept attestations on API-token uploads matching a publisher", None),
     "sigstore_trust_root": ("'production', 'staging' or the path of a trusted_root.json", None),
     "token_prefix": ("Prefix of every API token (secret scanners key on it)", None),
+    "log_viewer_url": (
+        "Transparency-log viewer URL with {log_index} for an attestation's log index (web pages link there)",
+        None,
+    ),
+    "session_lifetime": ("Longest life of a web session (a token exchanged for a cookie)", "seconds"),
 }
 
 
