@@ -12,7 +12,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from assay.index.pages import Rendered, project_head
-from assay.index.provenance_state import describe_source
 from assay.ui import data, provenance, render
 from assay.ui.cache import page_key
 from assay.ui.common import Context, index_name, readable
@@ -97,7 +96,7 @@ def _render(
             title, _, body = cached.body.decode().partition("\0")
             return body, title
         loaded = data.load_project(session, head)
-        common = {"head": head, "describe": describe_source}
+        common = {"head": head}
         if page == "project":
             meta = loaded.metadata
             title = head.name

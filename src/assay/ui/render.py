@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from email.message import Message
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +21,8 @@ import readme_renderer.txt
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 from starlette.responses import HTMLResponse
+
+from assay.index.provenance_state import describe_source
 
 #: The pages load one style sheet from the index and nothing else: no script at all (the pages
 #: work without JavaScript), no frames, forms posted only to the index itself. It keeps what
@@ -66,6 +69,7 @@ env = Environment(
 env.filters["size"] = _size
 env.filters["when"] = _when
 env.filters["web_url"] = _web_url
+env.globals["describe"] = describe_source
 
 
 def fragment(template: str, **values: Any) -> str:
@@ -91,6 +95,9 @@ def page(
     return response
 
 
+_EMPTY_HEADING_LINK = re.compile(r'<a href="#user-content-[^"<>]*" rel="nofollow"></a>')
+
+
 def description(text: str | None, content_type: str | None) -> Markup:
     """The long description as sanitised HTML, by its Description-Content-Type (core metadata
     2.1): text/markdown (variant GFM or CommonMark), text/x-rst (also when none is given, as on
@@ -110,4 +117,7 @@ def description(text: str | None, content_type: str | None) -> Markup:
         html = readme_renderer.rst.render(text, stream=io.StringIO())
     if html is None:
         html = readme_renderer.txt.render(text)
-    return Markup(html or "")  # noqa: S704 - readme_renderer's output is nh3-cleaned
+    # cmarkgfm puts an empty self-link in every heading: a link with no name (WCAG 2.4.4, axe's
+    # link-name). The heading keeps its id, so links to it still work.
+    html = _EMPTY_HEADING_LINK.sub("", html or "")
+    return Markup(html)  # noqa: S704 - readme_renderer's output is nh3-cleaned
