@@ -89,6 +89,10 @@ def page(
     body = env.get_template("base.html").render(title=title, main=Markup(main), viewer=viewer, csrf=csrf)  # noqa: S704 - main is rendered by our autoescaping templates
     response = HTMLResponse(body, status_code=status_code, headers=headers)
     response.headers["content-security-policy"] = CSP
+    # Not the API's no-referrer: with it a browser sends "Origin: null" on the pages' own form
+    # posts (Fetch: the origin is serialised as null under no-referrer), which the CSRF check
+    # must refuse. same-origin still sends nothing to other sites (a README's links).
+    response.headers["referrer-policy"] = "same-origin"
     # A page may name who is signed in: for one browser only, and revalidated each time.
     response.headers["cache-control"] = "private, no-cache"
     response.headers["vary"] = "Cookie"
