@@ -29,6 +29,7 @@ def _vkey(version: str) -> tuple[int, Version | str]:
 class ReleaseRow:
     id: int
     version: str
+    canonical_version: str
     created: dt.datetime
     yanked: bool
     yanked_reason: str | None
@@ -46,21 +47,26 @@ class ProjectData:
 
 
 _RELEASES = sa.select(
-    Release.id, Release.version, Release.created, Release.yanked, Release.yanked_reason
+    Release.id, Release.version, Release.canonical_version, Release.created, Release.yanked, Release.yanked_reason
 ).where(Release.project_id == sa.bindparam("project_id"))
 # Only what the provenance state needs of each file: its release and its provenance.
 _FILE_PROVENANCE = sa.select(File.release_id, File.provenance).where(File.project_id == sa.bindparam("project_id"))
 
 
-def _latest(rows: list[ReleaseRow]) -> ReleaseRow | None:
+def _latest(rows: list[ReleaseRow], keys: dict[str, tuple[int, Version | str]]) -> ReleaseRow | None:
     """PyPI's choice (as the JSON API's): the newest final non-yanked release with files;
     failing that the newest non-yanked one with files, then the newest of all."""
     with_files = [r for r in rows if r.files]
     candidates = [r for r in with_files if not r.yanked] or with_files or rows
     if not candidates:
         return None
-    finals = [r for r in candidates if _vkey(r.version)[0] == 1 and not Version(r.version).is_prerelease]
-    return max(finals or candidates, key=lambda r: _vkey(r.version))
+
+    def final(r: ReleaseRow) -> bool:
+        key = keys[r.version][1]
+        return isinstance(key, Version) and not key.is_prerelease
+
+    finals = [r for r in candidates if final(r)]
+    return max(finals or candidates, key=lambda r: keys[r.version])
 
 
 def load_project(session: Session, head: ProjectHead) -> ProjectData:
@@ -70,13 +76,17 @@ def load_project(session: Session, head: ProjectHead) -> ProjectData:
     if head.status != "quarantined":
         for release_id, provenance in session.execute(_FILE_PROVENANCE, {"project_id": head.id}):
             sources.setdefault(release_id, []).append(file_sources(provenance))
-    ordered = sorted(raw, key=lambda r: _vkey(r.version))
+    keys = {r.version: _vkey(r.version) for r in raw}  # each version parsed once
+    ordered = sorted(raw, key=lambda r: keys[r.version])
     states = release_states((r.version, sources.get(r.id, [])) for r in ordered)
     rows = [
-        ReleaseRow(r.id, r.version, r.created, r.yanked, r.yanked_reason, len(sources.get(r.id, [])), states[r.version])
+        ReleaseRow(
+            r.id, r.version, r.canonical_version, r.created, r.yanked, r.yanked_reason, len(sources.get(r.id, [])),
+            states[r.version],
+        )
         for r in reversed(ordered)
     ]
-    latest = _latest(rows)
+    latest = _latest(rows, keys)
     metadata: dict[str, Any] = {}
     if latest is not None:
         metadata = session.execute(sa.select(Release.core_metadata).where(Release.id == latest.id)).scalar() or {}
@@ -88,7 +98,7 @@ def find_release(data: ProjectData, version: str) -> ReleaseRow | None:
         wanted = canonicalize_version(Version(version))
     except InvalidVersion:
         return None
-    return next((r for r in data.releases if canonicalize_version(Version(r.version)) == wanted), None)
+    return next((r for r in data.releases if r.canonical_version == wanted), None)
 
 
 @dataclass

@@ -95,7 +95,10 @@ def _render(
         if cached is not None:
             title, _, body = cached.body.decode().partition("\0")
             return body, title
-        loaded = data.load_project(session, head)
+        loaded: data.ProjectData | None = svc.ui_pages.loaded(head.id, head.serial)
+        if loaded is None:
+            loaded = data.load_project(session, head)
+            svc.ui_pages.keep(head.id, head.serial, loaded)
         common = {"head": head}
         if page == "project":
             meta = loaded.metadata
