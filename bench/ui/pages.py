@@ -13,6 +13,8 @@ the provenance state from every file). Then the render alone, without HTTP: the 
 caches are cleared as the project-change hook clears them).
 
 Usage: .venv/bin/python -m bench.ui.pages [--releases 200] [--repeat 30]
+       PYTHONPATH=/tmp/old/src .venv/bin/python -m bench.ui.pages --api-only   (a tree without assay.ui:
+       the simple page and the JSON API only, for the side-by-side with the previous commit)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import canonicalize_version
 from starlette.requests import Request
@@ -91,6 +94,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--releases", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--api-only", action="store_true", help="only the simple page and the JSON API")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings({"data_dir": tmp}, environ={})
@@ -106,13 +110,16 @@ def main() -> None:
             "file page (attested)": f"/project/{NAME}/1.{args.releases - 2}.0/{rel_file}/",
         }
         peers = {"simple page (peer)": f"/simple/{NAME}/", "JSON API": f"/pypi/{NAME}/json"}
+        if args.api_only:
+            pages = {}
         rows = []
         with TestClient(create_app(settings, svc), base_url="http://127.0.0.1") as client:
 
             def get(path: str, miss: bool) -> Callable[[], object]:
                 def run() -> object:
                     if miss:  # cold: nothing of the project cached
-                        svc.ui_pages.forget(CHANGE)
+                        if not args.api_only:
+                            svc.ui_pages.forget(CHANGE)
                         svc.pages.forget(CHANGE)
                     response = client.get(path)
                     assert response.status_code == 200, (path, response.status_code)
@@ -125,18 +132,7 @@ def main() -> None:
                 miss = cpu_ms(get(path, True), args.repeat) if label != "JSON API" else None
                 hit = cpu_ms(get(path, False), args.repeat)
                 rows.append((label, miss, hit, len(client.get(path).content)))
-            # The render alone: what a miss costs beyond HTTP.
-            from assay.ui.common import Context
-            from assay.ui.projects import _render
-
-            request = Request({"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""})
-            ctx = Context(svc, request, None, "x", False)
-
-            def render_only() -> object:
-                svc.ui_pages.forget(CHANGE)
-                return _render(ctx, NAME, "project", None, None)
-
-            render_ms = cpu_ms(render_only, args.repeat)
+            render_ms = None if args.api_only else render_alone(svc, args.repeat)
         svc.close()
     simple_hit = next(r[2] for r in rows if r[0] == "simple page (peer)")
     print(f"{args.releases} releases x 2 files, half attested; CPU ms per request (median of {args.repeat})")
@@ -144,7 +140,23 @@ def main() -> None:
     for label, miss, hit, size in rows:
         miss_text = f"{miss:8.2f}" if miss is not None else f"{'-':>8}"
         print(f"{label:24} {miss_text} {hit:8.2f} {hit / simple_hit:11.2f} {size:9d}")
-    print(f"project page render alone (miss, no HTTP): {render_ms:.2f} ms CPU")
+    if render_ms is not None:
+        print(f"project page render alone (miss, no HTTP): {render_ms:.2f} ms CPU")
+
+
+def render_alone(svc: Any, repeat: int) -> float:
+    """The render alone: what a miss costs beyond HTTP."""
+    from assay.ui.common import Context
+    from assay.ui.projects import _render
+
+    request = Request({"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""})
+    ctx = Context(svc, request, None, "x", False)
+
+    def render_only() -> object:
+        svc.ui_pages.forget(CHANGE)
+        return _render(ctx, NAME, "project", None, None)
+
+    return cpu_ms(render_only, repeat)
 
 
 if __name__ == "__main__":
