@@ -99,3 +99,32 @@ def test_pages_load_only_their_style_sheet(index: AssayServer, unique: str, tmp_
         css = http.get("/_/static/assay.css")
         assert css.status_code == 200
         assert css.headers["content-type"].startswith("text/css")
+
+
+def test_sign_in_and_out_on_both_backends(index: AssayServer, unique: str, tmp_path: Path) -> None:
+    _publish(index, tmp_path, unique, "1.0")
+    token = index.quick_token("uiuser")
+    token_id = token.removeprefix("assay-").split("_", 1)[0]
+    with index.client() as http:
+        assert http.get("/account/").status_code == 401
+        http.get("/account/login")
+        csrf = http.cookies["assay_csrf"]
+        refused = http.post("/account/login", data={"token": "assay-0123456789abcdef_nope", "csrf": csrf})
+        assert refused.status_code == 403
+        signed_in = http.post("/account/login", data={"token": token, "csrf": csrf})
+        assert signed_in.status_code == 303
+        assert signed_in.headers["location"] == "/account/"
+        cookie = signed_in.headers["set-cookie"]
+        assert "HttpOnly" in cookie
+        assert "SameSite=strict" in cookie
+        assert "Secure" not in cookie  # plain HTTP here; the TLS module checks Secure
+        account = _html(http.get("/account/"))
+        assert token_id in account
+        assert token not in account
+        assert f'href="/project/{unique}/"' in account  # a project they own
+        assert "Signed in as" in _html(http.get(f"/project/{unique}/"))
+        assert http.post("/account/logout", data={"csrf": csrf}).status_code == 303
+        assert http.get("/account/").status_code == 401
+    actions = [e["action"] for e in index.audit()]
+    assert "web-sign-in" in actions
+    assert "web-sign-in-refused" in actions

@@ -46,6 +46,7 @@ async def login(request: Request) -> Response:
     try:
         secret, expires = await run_in_threadpool(session.sign_in, ctx.svc, token, remote)
     except session.SignInError as exc:
+        await run_in_threadpool(session.record_refusal, ctx.svc, exc, remote)
         return ctx.sign_in_page(f"That token was refused: {exc}", status_code=403)
     response = RedirectResponse("/account/", status_code=303)
     session.set_session_cookie(response, ctx.svc, request, secret, expires)

@@ -78,7 +78,11 @@ def viewer(svc: UIServices, request: Request) -> Viewer | None:
 
 
 class SignInError(Exception):
-    pass
+    """A refused sign-in; ``code`` says why, for the audit log."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def sign_in(svc: UIServices, token: str, remote: str | None) -> tuple[str, dt.datetime]:
@@ -89,10 +93,14 @@ def sign_in(svc: UIServices, token: str, remote: str | None) -> tuple[str, dt.da
     with svc.db.write() as session:
         try:
             row = tokens.verify(session, token, svc.settings.token_prefix)
-        except (tokens.TokenError, ValueError) as exc:
-            raise SignInError(str(exc) or "Invalid or non-existent authentication information.") from None
+        except tokens.TokenError as exc:
+            raise SignInError(str(exc), exc.code) from None
+        except ValueError as exc:  # not shaped like a token at all
+            raise SignInError(str(exc) or "Invalid or non-existent authentication information.", "invalid-token") from None
         if row.kind != "user":
-            raise SignInError("Only a person's API token can sign in (this one was minted for a Trusted Publisher).")
+            raise SignInError(
+                "Only a person's API token can sign in (this one was minted for a Trusted Publisher).", "not-a-person"
+            )
         secret = secrets.token_urlsafe(32)
         now = utcnow()
         expires = now + dt.timedelta(seconds=svc.settings.session_lifetime)
@@ -103,6 +111,12 @@ def sign_in(svc: UIServices, token: str, remote: str | None) -> tuple[str, dt.da
         username = session.execute(sa.select(User.username).where(User.id == row.user_id)).scalar()
         audit.record(session, actor=f"user:{username}", action="web-sign-in", token_id=row.id, remote_addr=remote)
     return secret, expires
+
+
+def record_refusal(svc: UIServices, exc: SignInError, remote: str | None) -> None:
+    """A refused sign-in goes to the audit log as refused uploads do (counted per source and
+    reason within a window: ``audit.record_refusal``)."""
+    audit.record_refusal(svc.db, action="web-sign-in-refused", reason=exc.code, actor="anonymous", remote_addr=remote)
 
 
 def _prune(session: Session, now: dt.datetime) -> None:
