@@ -95,8 +95,6 @@ def sign_in(svc: UIServices, token: str, remote: str | None) -> tuple[str, dt.da
             row = tokens.verify(session, token, svc.settings.token_prefix)
         except tokens.TokenError as exc:
             raise SignInError(str(exc), exc.code) from None
-        except ValueError as exc:  # not shaped like a token at all
-            raise SignInError(str(exc) or "Invalid or non-existent authentication information.", "invalid-token") from None
         if row.kind != "user":
             raise SignInError(
                 "Only a person's API token can sign in (this one was minted for a Trusted Publisher).", "not-a-person"
