@@ -128,3 +128,16 @@ def test_sign_in_and_out_on_both_backends(index: AssayServer, unique: str, tmp_p
     actions = [e["action"] for e in index.audit()]
     assert "web-sign-in" in actions
     assert "web-sign-in-refused" in actions
+
+
+def test_a_quarantined_project_offers_no_files(index: AssayServer, unique: str, tmp_path: Path) -> None:
+    """PEP 792: the status is shown, and a quarantined project's files are not linked."""
+    wheel = _publish(index, tmp_path, unique, "1.0")
+    index.admin("project", "status", unique, "quarantined", "--reason", "under <i>review</i>")
+    with index.client() as http:
+        project = _html(http.get(f"/project/{unique}/"))
+        assert "This project is quarantined</strong> (PEP 792): under &lt;i&gt;review&lt;/i&gt;" in project
+        release = _html(http.get(f"/project/{unique}/1.0/"))
+        assert "No files are offered (the project is quarantined)" in release
+        assert "/files/" not in release
+        assert http.get(f"/project/{unique}/1.0/{wheel.name}/").status_code == 404

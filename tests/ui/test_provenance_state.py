@@ -57,3 +57,18 @@ def test_changed_names_both_sources() -> None:
 def test_junk_provenance_is_no_source() -> None:
     assert file_sources({"attestation_bundles": "x"}) == frozenset()
     assert file_sources({"attestation_bundles": [{"publisher": A, "attestations": []}, 3]}) == frozenset()
+
+
+def test_the_project_change_hook_frees_a_projects_pages() -> None:
+    from assay.index.pages import Rendered
+    from assay.storage.changes import ProjectChange
+    from assay.ui.cache import UIPages, page_key
+
+    pages = UIPages()
+    pages.cache.put(page_key(1, 5, "project", None, None, ""), Rendered(b"one", ""))
+    pages.cache.put(page_key(2, 5, "project", None, None, ""), Rendered(b"two", ""))
+    pages.keep(1, 5, "loaded")
+    pages.forget(ProjectChange(1, "one", listing_changed=False))
+    assert pages.cache.get(page_key(1, 5, "project", None, None, "")) is None
+    assert pages.loaded(1, 5) is None
+    assert pages.cache.get(page_key(2, 5, "project", None, None, "")) is not None
