@@ -137,6 +137,14 @@ class Settings:
     #: Seconds between two newly signed checkpoints at most (while the log grows, a checkpoint
     #: is at most this old); 0 signs one for every new tree size asked for.
     log_checkpoint_interval: int = 2
+    # --- web interface (issue 15; see docs/web.md) ---
+    #: A transparency-log viewer URL with ``{log_index}`` where an attestation's Rekor log index
+    #: goes: the provenance panel links each attestation's log entry there. Empty: the index
+    #: number is shown without a link.
+    log_viewer_url: str = ""
+    #: Seconds a web session (an API token exchanged for a cookie) lasts at most; it ends sooner
+    #: with its token.
+    session_lifetime: int = 8 * 60 * 60
     #: Prefix of every API token; secret scanners key on it.
     token_prefix: str = "assay-"  # noqa: S105 - a prefix, not a secret
     #: Where a config file was read from (informational).
@@ -223,6 +231,15 @@ class Settings:
             raise ConfigError(f"cdn_purge_url must start with http:// or https://, got {self.cdn_purge_url!r}")
         if self.blob_redirect_seconds and not self.blob_store:
             raise ConfigError("blob_redirect_seconds needs an s3:// blob_store (the filesystem store has no URLs)")
+
+        if self.log_viewer_url and (
+            not self.log_viewer_url.startswith(("http://", "https://")) or "{log_index}" not in self.log_viewer_url
+        ):
+            raise ConfigError(
+                "log_viewer_url must be an http(s) URL containing {log_index}, got " + repr(self.log_viewer_url)
+            )
+        if self.session_lifetime < 60:
+            raise ConfigError(f"session_lifetime must be at least 60 seconds, got {self.session_lifetime}")
         _check_trust_root(self.sigstore_trust_root)
         return self
 

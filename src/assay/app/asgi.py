@@ -7,18 +7,16 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
-from html import escape
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.routing import BaseRoute, Match, Mount, Route
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Scope
 
-from assay import __version__
 from assay.app.services import Services, build_services
 from assay.attestations.routes import routes as attestation_routes
 from assay.config import Settings, load_settings
@@ -29,6 +27,7 @@ from assay.publishing.routes import routes as publishing_routes
 from assay.publishing.routes import site_routes as publishing_site_routes
 from assay.storage import recovery
 from assay.storage.models import DEFAULT_INDEX_NAME
+from assay.ui.routes import routes as ui_routes
 from assay.upload.routes import routes as upload_routes
 from assay.web import errors, reason
 from assay.web.errors import KeepConnection
@@ -37,20 +36,6 @@ from assay.web.responses import TextError
 from assay.web.security import BodyLimits, SecurityHeaders
 
 log = logging.getLogger("assay")
-
-
-async def _home(request: Request) -> Response:
-    # async: it needs no database, so it runs on the event loop and keeps answering when every
-    # thread of the pool is stuck on a hung database (issue 10, item 11).
-    svc: Services = request.app.state.services
-    base = escape(svc.base_url(request))
-    return HTMLResponse(
-        "<!DOCTYPE html>\n<html><head><title>assay</title></head><body>\n"
-        f"<h1>assay {escape(__version__)}</h1>\n"
-        f'<p>Simple index: <a href="/simple/">{base}/simple/</a></p>\n'
-        f"<p>Upload URL: <code>{base}/legacy/</code></p>\n"
-        "</body></html>\n"
-    )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -131,7 +116,9 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
     ]
     app = _App(
         routes=[
-            Route("/", _home, methods=["GET", "HEAD"]),
+            # The pages for people (issue 15): /, /search/, /project/..., /account/... (the
+            # default index's; a named index's pages are still to come).
+            *ui_routes,
             *publishing_site_routes,
             *per_index,
             # Last: a first segment no site-root route claims names an index.

@@ -21,6 +21,8 @@ from assay.storage.blobs import BlobStore
 from assay.storage.changes import on_project_changed
 from assay.storage.db import Database
 from assay.storage.stores import blob_store
+from assay.ui.cache import UIPages
+from assay.ui.services import UIServices
 from assay.upload.interfaces import AttestationService, UploadServices
 from assay.upload.service import Uploader
 from assay.web import urls
@@ -41,6 +43,8 @@ class Services:
     attestations: AttestationService
     #: The transparency log's signer and checkpoints (issue 13).
     log: LogService
+    #: The web pages' cache (issue 15), invalidated by the same project-change hook.
+    ui_pages: UIPages
     #: Undo what ``build_services`` registered (the project-change listener): ``close``.
     _unregister: list[Callable[[], None]] = field(default_factory=list, repr=False, compare=False)
 
@@ -78,6 +82,7 @@ def build_services(settings: Settings) -> Services:
             db, settings.sigstore_trust_root, token_uploads=settings.token_upload_attestations
         ),
         log=LogService(settings, db),
+        ui_pages=UIPages(),
     )
     # This worker's pages of a changed project are stale from its commit on (never served:
     # the serial they are keyed by is gone); free them at once rather than when the LRU ages
@@ -89,10 +94,14 @@ def build_services(settings: Settings) -> Services:
     if (purger := purger_for(settings, lambda index_id: (indexes.by_id(index_id) or DEFAULT).name)) is not None:
         svc._unregister.append(on_project_changed(purger.on_change))
         svc._unregister.append(purger.close)
+
+    svc._unregister.append(on_project_changed(svc.ui_pages.forget))
     return svc
 
 
-def _provides(svc: Services) -> tuple[IndexServices, UploadServices, PublishingServices, LogServices]:
+def _provides(
+    svc: Services,
+) -> tuple[IndexServices, UploadServices, PublishingServices, LogServices, UIServices]:
     """Never called: mypy checks here that ``Services`` provides every interface a capability's
     routes read from the app state (``index_services``, ``upload_services``, ...)."""
-    return svc, svc, svc, svc
+    return svc, svc, svc, svc, svc

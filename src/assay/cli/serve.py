@@ -78,6 +78,12 @@ _HELP: dict[str, tuple[str, str | None]] = {
     "proxy_headers": ("Client address and scheme from X-Forwarded-For/-Proto of trusted proxies", None),
     "forwarded_allow_ips": ("Proxy addresses trusted for X-Forwarded-* (comma-separated; '*' any)", None),
     "blob_store_fallback": ("Old files directory read when the store lacks a file (during blobs migrate)", None),
+
+    "log_viewer_url": (
+        "Transparency-log viewer URL with {log_index} for an attestation's log index (web pages link there)",
+        None,
+    ),
+    "session_lifetime": ("Longest life of a web session (a token exchanged for a cookie)", "seconds"),
 }
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from assay.index.model import format_upload_time
 from assay.index.pages import ProjectHead
 from assay.index.paths import file_path, provenance_path, public_key
+from assay.index.provenance_state import ReleaseProvenance, file_sources, release_states
 from assay.indexes import IndexRef
 from assay.storage.models import File, Release, Role, User
 
@@ -85,7 +86,7 @@ def _file_dict(index: IndexRef, f: File, release: Release, head: ProjectHead, ba
     }
 
 
-def _info(release: Release, head: ProjectHead, base: str) -> dict[str, Any]:
+def _info(release: Release, head: ProjectHead, base: str, prov: ReleaseProvenance | None) -> dict[str, Any]:
     meta = release.core_metadata or {}
     info: dict[str, Any] = {key: None for key in _INFO_KEYS.values()}
     for src, dst in _INFO_KEYS.items():
@@ -108,6 +109,10 @@ def _info(release: Release, head: ProjectHead, base: str) -> dict[str, Any]:
             "downloads": {"last_day": -1, "last_month": -1, "last_week": -1},
             "project_status": {"status": head.status}
             | ({"reason": head.status_reason} if head.status_reason else {}),
+            # Issue 15: the release's provenance over time (assay.index.provenance_state: none,
+            # full, partial, inconsistent, lost, changed); the web pages show the same value.
+            # Not in PyPI's JSON API.
+            "provenance_state": prov.state if prov else "none",
         }
     )
     return info
@@ -120,6 +125,10 @@ class _Loaded:
 
     def of(self, release: Release) -> list[File]:
         return self.files.get(release.id, [])
+
+    def states(self) -> dict[str, ReleaseProvenance]:
+        ordered = sorted(self.releases, key=lambda r: _vkey(r.version))
+        return release_states((r.version, [file_sources(f.provenance) for f in self.of(r)]) for r in ordered)
 
 
 def _load(session: Session, head: ProjectHead) -> _Loaded:
@@ -159,7 +168,7 @@ def project_json(session: Session, index: IndexRef, head: ProjectHead, base: str
         .order_by(User.username)
     ).all()
     return {
-        "info": _info(latest, head, base),
+        "info": _info(latest, head, base, loaded.states().get(latest.version)),
         "last_serial": head.serial,
         "releases": {r.version: [_file_dict(index, f, r, head, base) for f in loaded.of(r)] for r in ordered},
         "urls": [_file_dict(index, f, latest, head, base) for f in loaded.of(latest)],
@@ -180,7 +189,7 @@ def release_json(
     if match is None:
         return None
     return {
-        "info": _info(match, head, base),
+        "info": _info(match, head, base, loaded.states().get(match.version)),
         "last_serial": head.serial,
         "urls": [_file_dict(index, f, match, head, base) for f in loaded.of(match)],
         "vulnerabilities": [],

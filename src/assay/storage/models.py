@@ -433,3 +433,20 @@ class LogCheckpoint(Base):
     size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     note: Mapped[bytes] = mapped_column(LargeBinary)
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class WebSession(Base):
+    """A signed-in browser (issue 15, item 4): an API token exchanged for a session cookie. The
+    cookie's secret is stored only as its SHA-256, as tokens are; the session ends with its
+    token (revoked, expired, deleted) or at ``expires``, whichever comes first."""
+
+    __tablename__ = "web_sessions"
+
+    secret_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[str] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True)
+    #: The index the session belongs to (1: the default index; several per server: issue 11).
+    index_id: Mapped[int] = mapped_column(
+        ForeignKey("indexes.id", ondelete="CASCADE"), default=DEFAULT_INDEX_ID, server_default="1"
+    )
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires: Mapped[dt.datetime] = mapped_column(index=True)
