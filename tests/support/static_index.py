@@ -66,6 +66,9 @@ class IndexFile:
     modified: float = field(default_factory=time.time)
     #: PEP 700 ``upload-time`` to list (ISO 8601 text), or None for no key.
     upload_time: str | None = None
+    #: Send this many bytes of the file, then stall (until the client goes or the server
+    #: stops): a download a test can interrupt halfway.
+    stall_after: int | None = None
 
     @property
     def sha256(self) -> str:
@@ -296,7 +299,18 @@ class StaticIndex:
         entry = self.files.get(request.path_params["filename"])
         if entry is None:
             return Response(status_code=404)
+        if entry.stall_after is not None:
+            return StreamingResponse(
+                self._stalled(entry.content, entry.stall_after),
+                media_type="application/octet-stream",
+                headers={"Content-Length": str(len(entry.content))},
+            )
         return Response(entry.content, media_type="application/octet-stream")
+
+    async def _stalled(self, content: bytes, after: int) -> AsyncIterator[bytes]:
+        yield content[:after]
+        while not self._stopping.is_set():
+            await asyncio.sleep(0.05)
 
     async def _provenance(self, request: Request) -> Response:
         # PyPI's Integrity API (see research/attestations.md §2).

@@ -40,7 +40,7 @@ from assay.log import store as translog
 from assay.storage.blobs import FilesystemBlobStore
 from assay.storage.changes import project_changed
 from assay.storage.db import Database
-from assay.storage.models import File, Project
+from assay.storage.models import File, MirrorFile, Project
 from assay.storage.modes import loose_modes, make_private_dirs, tighten
 
 CHUNK = 1024 * 1024
@@ -144,6 +144,13 @@ def check(db: Database, blobs: FilesystemBlobStore, *, grace: float = 600.0, dat
                         row.filename,
                     )
                 )
+    with db.read() as session:
+        # Mirrored files (assay.mirror.files) own their blobs as file rows do; their checks
+        # against upstream's sha256 happened before they were published.
+        for key, mkey in session.execute(sa.select(MirrorFile.blob_key, MirrorFile.metadata_blob_key)):
+            referenced.add(key)
+            if mkey:
+                referenced.add(mkey)
     for key in blobs.iter_keys():
         report.blobs_seen += 1
         if key in referenced:

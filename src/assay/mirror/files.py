@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 MIRROR_PREFIX = "mirror"
 #: Largest core metadata file taken from upstream (as ``max_metadata_size`` for uploads).
 MAX_METADATA_BYTES = 4 * 1024 * 1024
-CHUNK = 256 * 1024
 
 
 class FileRefused(Exception):
@@ -82,7 +81,7 @@ async def _download(
         async with client.stream("GET", url, follow_redirects=True) as response:
             if response.status_code != 200:
                 raise FileRefused(f"upstream answered {response.status_code} for {what} ({url})")
-            async for chunk in response.aiter_bytes(CHUNK):
+            async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > limit:
                     raise FileRefused(f"upstream sent more than {limit} bytes for {what}")
