@@ -288,6 +288,10 @@ def test_tofu_records_a_pin_once_and_never_changes_it(mirror: Mirror) -> None:
     (v2,) = mirror.publish(project, "2.0", github("org/second"))
     mirror.clock.advance(seconds=61)
     assert _reasons(_page(mirror, project, policy)) == {v1: None, v2: "identity-changed"}
+    # Upstream drops the release the pin came from: the pin stays, the other signer stays out.
+    del mirror.static.files[v1]
+    mirror.clock.advance(seconds=61)
+    assert _reasons(_page(mirror, project, policy)) == {v2: "identity-changed"}
     with mirror.db.read() as session:
         pins = list(session.execute(sa.select(MirrorPin).where(MirrorPin.project == project)).scalars())
         events = list(
