@@ -116,6 +116,7 @@ pass_ctx = click.make_pass_decorator(Ctx)
         "provenance": "assay.cli.attestations_admin:provenance",
         "fsck": "assay.cli.fsck:fsck",
         "log": "assay.cli.log_admin:log",
+        "policy": "assay.cli.policy_admin:policy",
     },
 )
 @storage_options

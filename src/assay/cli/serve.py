@@ -58,6 +58,11 @@ _HELP: dict[str, tuple[str, str | None]] = {
     "token_upload_attestations": ("Accept attestations on API-token uploads matching a publisher", None),
     "sigstore_trust_root": ("'production', 'staging' or the path of a trusted_root.json", None),
     "token_prefix": ("Prefix of every API token (secret scanners key on it)", None),
+    "mirror_page_ttl": (
+        "How long a mirrored upstream page is served as kept before it is revalidated (0: every request)",
+        "seconds",
+    ),
+    "mirror_max_file_size": ("Largest file taken from an upstream on its first download", "bytes"),
 }
 
 

@@ -68,7 +68,8 @@ Names = Annotated[frozenset[str], BeforeValidator(_names)]
 
 
 class _Table(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
+    # No populate_by_name: "min_age" for "min-age" is a typo to report, not an alias.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Cooldown(_Table):
