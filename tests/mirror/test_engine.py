@@ -108,6 +108,23 @@ def test_json_page_from_an_assay_upstream_and_first_download(
     assert not [line for line in sqlite_index.access_log() if "/files/" in line]
 
 
+def test_yank_and_project_status_pass_through(mirror: Mirror, sqlite_index: AssayServer, alice_token: str) -> None:
+    project = mirror.name("yanked")
+    wheel = make_wheel(mirror.tmp, project, "1.0")
+    with sqlite_index.client() as client:
+        assert upload(client, wheel, alice_token).status_code == 200
+    sqlite_index.cli("yank", project, "1.0", "--reason", "broken build")
+    sqlite_index.cli("project", "status", project, "deprecated", "--reason", "use another")
+    result = _page(mirror, project, upstream=sqlite_index.simple)
+    assert result.page is not None
+    (link,) = result.page.files
+    assert link.yanked == "broken build"  # PEP 592, with its reason
+    assert (result.page.status.status, result.page.status.reason) == ("deprecated", "use another")  # PEP 792
+    doc = json.loads(index_json.render_project_page(result.page))
+    assert doc["project-status"] == {"status": "deprecated", "reason": "use another"}
+    assert doc["files"][0]["yanked"] == "broken build"
+
+
 def test_html_fallback(mirror: Mirror, authority: object) -> None:
     project = mirror.name("html")
     (name,) = mirror.publish(project, "1.0", github("org/html"))
@@ -143,14 +160,25 @@ def test_revalidation_uses_the_validators(mirror: Mirror) -> None:
 def test_upstream_down_serves_the_kept_page_with_a_warning(mirror: Mirror) -> None:
     with StaticIndex() as upstream:
         project = mirror.name("down")
-        upstream.publish(project, "1.0", f"{project.replace('-', '_')}-1.0.tar.gz", b"sdist bytes")
+        held = f"{project.replace('-', '_')}-1.0.tar.gz"
+        upstream.publish(project, "1.0", held, b"sdist bytes")
+        upstream.publish(project, "2.0", f"{project.replace('-', '_')}-2.0.tar.gz", b"never downloaded")
         upstream_url = upstream.simple
         first = _page(mirror, project, upstream=upstream_url)
+        assert _blob(mirror, _open(mirror, held, upstream=upstream_url)) == b"sdist bytes"
     mirror.clock.advance(seconds=120)
     stale = _page(mirror, project, upstream=upstream_url)
     assert stale.page == first.page
     assert stale.warnings
     assert "unreachable" in stale.warnings[0]
+    # Files already held are still served (with the warning); others cannot be fetched.
+    opened = _open(mirror, held, upstream=upstream_url)
+    assert _blob(mirror, opened) == b"sdist bytes"
+    assert isinstance(opened, Opened)
+    assert opened.warnings
+    refused = _open(mirror, f"{project.replace('-', '_')}-2.0.tar.gz", upstream=upstream_url)
+    assert isinstance(refused, Refused)
+    assert refused.status == 502
     # A page never fetched cannot be served: an error for the route to answer (502), never
     # an error page posing as a simple page.
     with pytest.raises(UpstreamUnavailable):
