@@ -8,22 +8,30 @@ from pathlib import Path
 
 from assay.mirror.report import get_policy
 from assay.mirror.service import MirrorService
-from tests.mirror.conftest import run
+from tests.mirror.conftest import github, run
 from tests.support.dists import make_wheel
 from tests.support.server import AssayServer
-from tests.support.static_index import StaticIndex
+from tests.support.sigstore_authority import LocalSigstore
+from tests.support.static_index import StaticIndex, provenance_document
 
 
-def test_policy_set_show_report(sqlite_index: AssayServer, static: StaticIndex, tmp_path: Path) -> None:
+def test_policy_set_show_report(
+    sqlite_index: AssayServer, static: StaticIndex, authority: LocalSigstore, tmp_path: Path
+) -> None:
     wheel = make_wheel(tmp_path, "cli-evil", "1.0")
     static.publish("cli-evil", "1.0", wheel.name, wheel.read_bytes())
+    attested = make_wheel(tmp_path, "cli-tofu", "1.0")
+    entry = static.publish("cli-tofu", "1.0", attested.name, attested.read_bytes())
+    signer, publisher = github("org/tofu")
+    statement = authority.attest(attested.name, entry.sha256, signer).model_dump(mode="json")
+    static.set_provenance(attested.name, provenance_document([(publisher.to_publisher(), [statement])]))
     (tmp_path / "pins.toml").write_text(
         '[packages.cli-good]\nkind = "GitHub"\nrepository = "org/good"\nworkflow = "release.yml"\n'
     )
     policy_file = tmp_path / "policy.toml"
     policy_file.write_text(
-        '[cooldown]\nmin-age = "7d"\nexempt = ["cli-evil"]\n'
-        '[provenance]\npins = "pins.toml"\n'
+        '[cooldown]\nmin-age = "7d"\nexempt = ["cli-evil", "cli-tofu"]\n'
+        '[provenance]\npins = "pins.toml"\ntofu = true\nrequire = "pinned"\n'
         '[projects]\ndeny = ["cli-evil"]\n'
     )
     done = sqlite_index.cli("policy", "set", "--index", "default", str(policy_file))
@@ -35,15 +43,20 @@ def test_policy_set_show_report(sqlite_index: AssayServer, static: StaticIndex, 
     async def decide() -> None:
         db = sqlite_index.db()
         async with MirrorService(
-            db, sqlite_index.blobs(), trust_root="staging", page_ttl=60, max_file_size=10**7
+            db, sqlite_index.blobs(), trust_root=str(authority.trusted_root_path), page_ttl=60, max_file_size=10**7
         ) as svc:
-            await svc.project_page(1, static.simple, get_policy(db, 1), "cli-evil", base_url="")
+            for name in ("cli-evil", "cli-tofu"):
+                await svc.project_page(1, static.simple, get_policy(db, 1), name, base_url="")
 
     run(decide())
     lines = sqlite_index.cli("policy", "report", "--json").stdout.splitlines()
     entries = [json.loads(line) for line in lines]
     assert [(e["filename"], e["reason"], e["current"]) for e in entries] == [(wheel.name, "denied", True)]
     assert "denied" in sqlite_index.cli("policy", "report").stdout
+    shown = sqlite_index.cli("policy", "show").stdout
+    assert (
+        f"# cli-tofu: kind = 'GitHub', repository = 'org/tofu', workflow = 'release.yml' (from {attested.name}" in shown
+    )
     assert any(e["action"] == "policy:set" for e in sqlite_index.audit())
 
 

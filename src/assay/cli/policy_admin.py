@@ -10,7 +10,7 @@ import click
 from assay.cli.admin import Ctx, pass_ctx
 from assay.cli.common import CommandError, friendly_errors
 from assay.mirror.policy import PolicyError, load_policy
-from assay.mirror.report import get_policy, report, set_policy
+from assay.mirror.report import get_policy, report, set_policy, tofu_pins
 
 #: Until indexes are first-class (issue 11 part 3) there is one: "default", index_id 1.
 _INDEXES = {"default": 1}
@@ -54,13 +54,20 @@ def policy_set(ctx: Ctx, index: str, file: Path) -> None:
 @pass_ctx
 @friendly_errors
 def policy_show(ctx: Ctx, index: str) -> None:
-    """Print the index's policy as set (and its pins file)."""
-    current = get_policy(ctx.db, _index_id(index))
+    """Print the index's policy as set (and its pins file), and the pins TOFU recorded."""
+    index_id = _index_id(index)
+    current = get_policy(ctx.db, index_id)
     click.echo(f"# source: {current.source}")
     click.echo(current.text.rstrip("\n") or "# (no policy: every upstream file is served)")
     if current.pins_text is not None:
         click.echo(f"\n# pins ({current.doc.provenance.pins}):")
         click.echo(current.pins_text.rstrip("\n"))
+    recorded = tofu_pins(ctx.db, index_id)
+    if recorded:
+        click.echo("\n# pins recorded trust-on-first-use (never changed; review and move them to the pins file):")
+        for pin in recorded:
+            fields = ", ".join(f"{k} = {v!r}" for k, v in pin.pin.items())
+            click.echo(f"# {pin.project}: {fields} (from {pin.filename}, {pin.created:%Y-%m-%d %H:%M:%S})")
 
 
 @policy.command("report")

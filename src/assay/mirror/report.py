@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from assay import audit
 from assay.mirror.policy import Policy, empty_policy, parse_policy
 from assay.storage.db import Database
-from assay.storage.models import MirrorConflict, MirrorDecision, MirrorPolicy, utcnow
+from assay.storage.models import MirrorConflict, MirrorDecision, MirrorPin, MirrorPolicy, utcnow
 
 
 def set_policy(db: Database, index_id: int, policy: Policy, *, actor: str) -> None:
@@ -109,3 +109,21 @@ def report(db: Database, index_id: int) -> list[ReportEntry]:
         for c in conflicts
     ]
     return sorted(entries, key=lambda e: (e.since, e.project, e.filename))
+
+
+@dataclass(frozen=True)
+class TofuPin:
+    project: str
+    pin: dict[str, str]
+    #: The file whose verified provenance it was taken from.
+    filename: str
+    created: dt.datetime
+
+
+def tofu_pins(db: Database, index_id: int) -> list[TofuPin]:
+    """The pins recorded trust-on-first-use (``tofu = true``), by project."""
+    with db.read() as session:
+        rows = session.execute(
+            sa.select(MirrorPin).where(MirrorPin.index_id == index_id).order_by(MirrorPin.project)
+        ).scalars()
+        return [TofuPin(r.project, dict(r.pin), r.filename, r.created) for r in rows]
