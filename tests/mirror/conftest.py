@@ -72,7 +72,8 @@ def engine_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 
 
 @pytest.fixture(scope="module")
-def blobs(tmp_path_factory: pytest.TempPathFactory) -> FilesystemBlobStore:
+def blobs(engine_db: Database, tmp_path_factory: pytest.TempPathFactory) -> FilesystemBlobStore:
+    """The blob store beside ``engine_db``: one per database, as on a server."""
     return FilesystemBlobStore(tmp_path_factory.mktemp("mirror-blobs"))
 
 

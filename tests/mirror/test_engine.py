@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from assay.admin import fsck
 from assay.index import html as index_html
 from assay.index import json as index_json
 from assay.mirror.pagecache import UpstreamUnavailable
@@ -106,6 +107,29 @@ def test_json_page_from_an_assay_upstream_and_first_download(
     sqlite_index.log.clear()
     assert _blob(mirror, _open(mirror, wheel.name, upstream=sqlite_index.simple)) == wheel.read_bytes()
     assert not [line for line in sqlite_index.access_log() if "/files/" in line]
+
+
+def test_metadata_alone_is_fetched_without_the_file(
+    mirror: Mirror, sqlite_index: AssayServer, alice_token: str
+) -> None:
+    project = mirror.name("meta-first")
+    wheel = make_wheel(mirror.tmp, project, "1.0")
+    with sqlite_index.client() as client:
+        assert upload(client, wheel, alice_token).status_code == 200
+        upstream_metadata = client.get(
+            f"/simple/{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+        ).json()["files"][0]["core-metadata"]["sha256"]
+    sqlite_index.log.clear()
+    metadata = _open(mirror, wheel.name + ".metadata", upstream=sqlite_index.simple)
+    assert hashlib.sha256(_blob(mirror, metadata)).hexdigest() == upstream_metadata
+    fetched = [line for line in sqlite_index.access_log() if "/files/" in line]
+    assert len(fetched) == 1  # the PEP 658 file only: a resolver's read costs no wheel download
+    assert ".metadata" in fetched[0]
+    # fsck knows the metadata row owns its blob.
+    assert not [p for p in fsck.check(mirror.db, mirror.blobs, grace=0).problems if p.kind == "orphan-blob"]
+    assert _blob(mirror, _open(mirror, wheel.name, upstream=sqlite_index.simple)) == wheel.read_bytes()
+    again = _open(mirror, wheel.name + ".metadata", upstream=sqlite_index.simple)
+    assert hashlib.sha256(_blob(mirror, again)).hexdigest() == upstream_metadata
 
 
 def test_yank_and_project_status_pass_through(mirror: Mirror, sqlite_index: AssayServer, alice_token: str) -> None:

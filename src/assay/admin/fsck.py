@@ -40,7 +40,7 @@ from assay.log import store as translog
 from assay.storage.blobs import FilesystemBlobStore
 from assay.storage.changes import project_changed
 from assay.storage.db import Database
-from assay.storage.models import File, MirrorFile, Project
+from assay.storage.models import File, MirrorFile, MirrorMetadata, Project
 from assay.storage.modes import loose_modes, make_private_dirs, tighten
 
 CHUNK = 1024 * 1024
@@ -151,6 +151,7 @@ def check(db: Database, blobs: FilesystemBlobStore, *, grace: float = 600.0, dat
             referenced.add(key)
             if mkey:
                 referenced.add(mkey)
+        referenced.update(session.execute(sa.select(MirrorMetadata.blob_key)).scalars())
     for key in blobs.iter_keys():
         report.blobs_seen += 1
         if key in referenced:

@@ -19,12 +19,13 @@ import anyio
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from assay.index.paths import blob_key, metadata_key
 from assay.mirror.upstream import UpstreamFile
 from assay.storage.blobs import HOST, BlobStore, StagedBlob
 from assay.storage.db import Database
-from assay.storage.models import MirrorFile, PendingBlob
+from assay.storage.models import MirrorFile, MirrorMetadata, PendingBlob
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,27 @@ def _kept(row: MirrorFile) -> Kept:
     return Kept(row.filename, row.sha256, row.size, row.blob_key, row.metadata_blob_key, row.metadata_sha256)
 
 
+@dataclass(frozen=True)
+class KeptMetadata:
+    """A core metadata file (PEP 658) held on its own."""
+
+    blob_key: str
+    sha256: str
+    size: int
+
+
+def kept_metadata(db: Database, index_id: int, filename: str, file_sha256: str) -> KeptMetadata | None:
+    with db.read() as session:
+        row = session.execute(
+            sa.select(MirrorMetadata).where(
+                MirrorMetadata.index_id == index_id,
+                MirrorMetadata.filename == filename,
+                MirrorMetadata.file_sha256 == file_sha256,
+            )
+        ).scalar_one_or_none()
+        return KeptMetadata(row.blob_key, row.sha256, row.size) if row else None
+
+
 def kept_file(db: Database, index_id: int, filename: str) -> Kept | None:
     with db.read() as session:
         row = session.execute(
@@ -91,6 +113,18 @@ async def _download(
         raise FileRefused(f"upstream is unreachable for {what}: {type(exc).__name__}: {exc}") from None
     staged.close()
     return digest.hexdigest(), size
+
+
+def owned(session: Session, key: str) -> bool:
+    """Whether a mirror row refers to the blob ``key`` (a file, its metadata, or metadata
+    held on its own)."""
+    return (
+        session.execute(
+            sa.select(MirrorFile.id).where(sa.or_(MirrorFile.blob_key == key, MirrorFile.metadata_blob_key == key))
+        ).first()
+        is not None
+        or session.execute(sa.select(MirrorMetadata.id).where(MirrorMetadata.blob_key == key)).first() is not None
+    )
 
 
 class FileFetcher:
@@ -181,6 +215,63 @@ class FileFetcher:
             if metadata is not None:
                 metadata.discard()
 
+    async def fetch_metadata(self, index_id: int, entry: UpstreamFile) -> KeptMetadata:
+        """Fetch only ``entry``'s core metadata file (what a resolver reads before it picks a
+        file), checked against the hash upstream's page lists; ``FileRefused`` otherwise."""
+        expected = entry.metadata_sha256
+        if entry.sha256 is None or expected is None:
+            raise FileRefused(f"upstream lists no sha256 for the metadata of {entry.filename}; it cannot be checked")
+        key = metadata_key(mirror_key(index_id, entry.sha256, entry.filename))
+        staged = self.blobs.stage()
+        journaled = False
+        try:
+            sha, size = await _download(
+                self.client,
+                entry.url + ".metadata",
+                staged,
+                limit=MAX_METADATA_BYTES,
+                what=f"{entry.filename}.metadata",
+            )
+            if sha != expected:
+                raise FileRefused(
+                    f"upstream served a metadata file for {entry.filename} whose sha256 is {sha}, "
+                    f"not the {expected} its page lists; nothing was kept"
+                )
+            if not await anyio.to_thread.run_sync(self._journal, [key]):
+                raise InProgress(entry.filename + ".metadata")
+            journaled = True
+            file_sha = entry.sha256
+
+            def publish_and_commit() -> KeptMetadata:
+                self.blobs.publish(staged, key)
+                with self.db.write() as session:
+                    session.add(
+                        MirrorMetadata(
+                            index_id=index_id,
+                            filename=entry.filename,
+                            file_sha256=file_sha,
+                            sha256=sha,
+                            size=size,
+                            blob_key=key,
+                        )
+                    )
+                    session.execute(sa.delete(PendingBlob).where(PendingBlob.key == key))
+                return KeptMetadata(key, sha, size)
+
+            try:
+                kept = await anyio.to_thread.run_sync(publish_and_commit)
+            except IntegrityError:
+                winner = await anyio.to_thread.run_sync(kept_metadata, self.db, index_id, entry.filename, file_sha)
+                if winner is None:
+                    raise
+                return winner
+            journaled = False
+            return kept
+        finally:
+            if journaled:
+                await anyio.to_thread.run_sync(self._abandon, [key])
+            staged.discard()
+
     def _journal(self, keys: list[str]) -> bool:
         try:
             with self.db.write() as session:
@@ -195,12 +286,7 @@ class FileFetcher:
         for k in keys:
             try:
                 with self.db.write() as session:
-                    referenced = session.execute(
-                        sa.select(MirrorFile.id).where(
-                            sa.or_(MirrorFile.blob_key == k, MirrorFile.metadata_blob_key == k)
-                        )
-                    ).first()
-                    if referenced is None:
+                    if not owned(session, k):
                         self.blobs.delete(k)
                     session.execute(sa.delete(PendingBlob).where(PendingBlob.key == k))
             except Exception as exc:  # the database went away: recovery takes it at start-up

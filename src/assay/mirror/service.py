@@ -28,7 +28,16 @@ from assay.index.model import FileLink, ProjectPage, ProjectStatus
 from assay.index.paths import FILES_PREFIX, METADATA_SUFFIX, provenance_path
 from assay.mirror.attested import Attestations, Evidence
 from assay.mirror.decide import Decision, decide, file_version
-from assay.mirror.files import FileFetcher, FileRefused, InProgress, Kept, kept_file, mirror_key
+from assay.mirror.files import (
+    FileFetcher,
+    FileRefused,
+    InProgress,
+    Kept,
+    KeptMetadata,
+    kept_file,
+    kept_metadata,
+    mirror_key,
+)
 from assay.mirror.pagecache import PageCache, UpstreamUnavailable
 from assay.mirror.policy import Policy
 from assay.mirror.upstream import UpstreamFile, UpstreamPage
@@ -367,6 +376,16 @@ class MirrorService:
             return visible
         decision, entry, project, warnings = visible
         held = await anyio.to_thread.run_sync(kept_file, self.db, index_id, dist)
+        if metadata:
+            if held is not None and held.metadata_blob_key is not None and held.metadata_sha256 is not None:
+                size = await anyio.to_thread.run_sync(self.blobs.size, held.metadata_blob_key)
+                return Opened(filename, held.metadata_blob_key, held.metadata_sha256, size, warnings)
+            if held is not None or entry.metadata_sha256 is None:
+                return Refused(404, f"upstream has no metadata file for {dist}")
+            got = await self._metadata(index_id, entry, decision.sha256)
+            if isinstance(got, Refused):
+                return got
+            return Opened(filename, got.blob_key, got.sha256, got.size, warnings)
         deadline = anyio.current_time() + IN_PROGRESS_WAIT
         while held is None:
             if entry.sha256 != decision.sha256:  # pragma: no cover - decisions use upstream's sha when none is kept
@@ -381,12 +400,25 @@ class MirrorService:
                     return Refused(503, f"{dist} is being fetched from upstream; retry shortly")
                 await anyio.sleep(0.1)
                 held = await anyio.to_thread.run_sync(kept_file, self.db, index_id, dist)
-        if metadata:
-            if held.metadata_blob_key is None or held.metadata_sha256 is None:
-                return Refused(404, f"upstream has no metadata file for {dist}")
-            size = await anyio.to_thread.run_sync(self.blobs.size, held.metadata_blob_key)
-            return Opened(filename, held.metadata_blob_key, held.metadata_sha256, size, warnings)
         return Opened(dist, held.blob_key, held.sha256, held.size, warnings)
+
+    async def _metadata(self, index_id: int, entry: UpstreamFile, file_sha256: str) -> KeptMetadata | Refused:
+        """PEP 658: the metadata file alone, so a resolver reading it does not make the mirror
+        download every candidate distribution."""
+        deadline = anyio.current_time() + IN_PROGRESS_WAIT
+        while True:
+            kept = await anyio.to_thread.run_sync(kept_metadata, self.db, index_id, entry.filename, file_sha256)
+            if kept is not None:
+                return kept
+            try:
+                return await self.fetcher.fetch_metadata(index_id, entry)
+            except FileRefused as exc:
+                log.warning("mirror: refused the metadata of %s: %s", entry.filename, exc)
+                return Refused(502, str(exc))
+            except InProgress:
+                if anyio.current_time() > deadline:
+                    return Refused(503, f"{entry.filename}.metadata is being fetched from upstream; retry shortly")
+                await anyio.sleep(0.1)
 
     async def provenance(self, index_id: int, upstream_url: str, policy: Policy, filename: str) -> bytes | Refused:
         """The PEP 740 provenance upstream serves for a visible file, re-served unchanged."""

@@ -437,6 +437,25 @@ class MirrorFile(Base):
     fetched: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class MirrorMetadata(Base):
+    """A mirrored file's core metadata fetched on its own (PEP 658 / 714: a resolver reads it
+    before choosing a file), checked against the hash upstream's page lists. The file itself
+    may never be downloaded."""
+
+    __tablename__ = "mirror_metadata"
+    __table_args__ = (UniqueConstraint("index_id", "filename", "file_sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    #: The distribution's filename (the metadata file is served at its URL + ".metadata").
+    filename: Mapped[str] = mapped_column(String(300))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    blob_key: Mapped[str] = mapped_column(String(500), unique=True)
+    fetched: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class MirrorProvenance(Base):
     """The PEP 740 provenance object upstream serves for a file, kept as fetched (bytes and
     digest), so it is re-served unchanged and verified once per (file, provenance, pin)."""

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from assay.storage.blobs import HOST, BlobStore, process_alive
 from assay.storage.db import Database
-from assay.storage.models import File, MirrorFile, PendingBlob
+from assay.storage.models import File, MirrorFile, MirrorMetadata, PendingBlob
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,10 @@ def recover(db: Database, blobs: BlobStore, *, stale_after: float = STALE_AFTER)
                     sa.select(MirrorFile.id).where(
                         sa.or_(MirrorFile.blob_key == entry.key, MirrorFile.metadata_blob_key == entry.key)
                     )
+                ).first()
+            if referenced is None:
+                referenced = session.execute(
+                    sa.select(MirrorMetadata.id).where(MirrorMetadata.blob_key == entry.key)
                 ).first()
             if referenced is None and blobs.exists(entry.key):
                 blobs.delete(entry.key)
