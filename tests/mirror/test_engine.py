@@ -371,3 +371,43 @@ def test_no_policy_is_a_plain_mirror(mirror: Mirror, tmp_path: Path) -> None:
             return await svc.project_page(1, mirror.static.simple, empty_policy(), project, base_url=BASE)
 
     assert _reasons(run(go())) == {name: None}
+
+
+def test_attested_hides_broken_or_unavailable_provenance(mirror: Mirror) -> None:
+    project = mirror.name("attested")
+    (good,) = mirror.publish(project, "1.0", github("org/attested"))
+    (broken,) = mirror.publish(project, "2.0")
+    mirror.static.set_provenance(broken, b'{"version": 1, "attestation_bundles": "no"}')
+    (none,) = mirror.publish(project, "3.0")
+    policy = '[provenance]\nrequire = "attested"\n'
+    page = _page(mirror, project, policy)
+    assert _reasons(page) == {good: None, broken: "invalid", none: "unattested"}
+    other = mirror.name("disabled")
+    (later,) = mirror.publish(other, "1.0", github("org/attested"))
+    mirror.static.attestations_disabled = True  # the Integrity API answers 403
+    try:
+        assert _reasons(_page(mirror, other, policy)) == {later: "provenance-unavailable"}
+    finally:
+        mirror.static.attestations_disabled = False
+    mirror.clock.advance(seconds=61)
+    # Not kept as an answer: once upstream serves it again, the file is verified and shown.
+    assert _reasons(_page(mirror, other, policy)) == {later: None}
+
+
+def test_provenance_is_re_served_unchanged(mirror: Mirror) -> None:
+    project = mirror.name("reserve")
+    (attested,) = mirror.publish(project, "1.0", github("org/reserve"))
+    (bare,) = mirror.publish(project, "2.0")
+
+    async def go(filename: str, policy: str = "") -> bytes | Refused:
+        async with mirror.service() as svc:
+            return await svc.provenance(1, mirror.static.simple, mirror.policy(policy), filename)
+
+    assert run(go(attested)) == mirror.static.files[attested].provenance
+    missing = run(go(bare))
+    assert isinstance(missing, Refused)
+    assert (missing.status, missing.reason) == (404, f"No provenance available for {bare}")
+    hidden = run(go(attested, f'[projects]\ndeny = ["{project}"]\n'))
+    assert isinstance(hidden, Refused)
+    assert hidden.status == 404
+    assert "denied" in hidden.reason
