@@ -145,6 +145,13 @@ class Settings:
     #: Seconds a web session (an API token exchanged for a cookie) lasts at most; it ends sooner
     #: with its token.
     session_lifetime: int = 8 * 60 * 60
+
+    # --- upstream mirrors (issue 12; see assay.mirror and docs/mirrors.md) ---
+    #: Seconds a mirrored upstream page is served as kept before it is revalidated with upstream
+    #: (If-None-Match / If-Modified-Since); while upstream is unreachable the kept page is served.
+    mirror_page_ttl: int = 600
+    #: Largest file taken from an upstream on first download, in bytes.
+    mirror_max_file_size: int = 1024 * MIB
     #: Prefix of every API token; secret scanners key on it.
     token_prefix: str = "assay-"  # noqa: S105 - a prefix, not a secret
     #: Where a config file was read from (informational).
@@ -186,10 +193,12 @@ class Settings:
             raise ConfigError("max_upload_size must be positive")
         for name in (
             "keep_alive_timeout", "header_timeout", "max_header_size", "body_timeout", "max_request_body",
-            "db_statement_timeout", "db_pool_timeout",
+            "db_statement_timeout", "db_pool_timeout", "mirror_max_file_size",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.mirror_page_ttl < 0:
+            raise ConfigError(f"mirror_page_ttl must not be negative, got {self.mirror_page_ttl}")
         if self.log_checkpoint_interval < 0:
             raise ConfigError(f"log_checkpoint_interval must not be negative, got {self.log_checkpoint_interval}")
         if self.body_min_rate < 0:

@@ -64,6 +64,11 @@ class IndexFile:
     #: The sha256 the page lists (default: the content's); set to lie.
     listed_sha256: str | None = None
     modified: float = field(default_factory=time.time)
+    #: PEP 700 ``upload-time`` to list (ISO 8601 text), or None for no key.
+    upload_time: str | None = None
+    #: Send this many bytes of the file, then stall (until the client goes or the server
+    #: stops): a download a test can interrupt halfway.
+    stall_after: int | None = None
 
     @property
     def sha256(self) -> str:
@@ -244,6 +249,8 @@ class StaticIndex:
                 "hashes": {"sha256": entry.listed_sha256 or entry.sha256},
                 "size": len(entry.content),
             }
+            if entry.upload_time is not None:
+                item["upload-time"] = entry.upload_time
             if entry.mode == URL:
                 # Like PyPI: the Integrity API URL (which answers 404 when there is none).
                 item["provenance"] = entry.provenance_url or f"{self.url}{self.provenance_path(entry)}"
@@ -253,11 +260,31 @@ class StaticIndex:
         doc = {"meta": {"api-version": "1.3"}, "name": project, "versions": [], "files": files}
         return json.dumps(doc).encode()
 
+    def _page_html(self, project: str) -> str:
+        """The PEP 503 form of the page (for clients' HTML fallback): hash fragments, PEP 740
+        ``data-provenance``, no PEP 700 fields (HTML has none)."""
+        anchors = []
+        for entry in self.files.values():
+            if entry.project != project:
+                continue
+            sha = entry.listed_sha256 or entry.sha256
+            extra = ""
+            if entry.mode == URL:
+                extra = f' data-provenance="{entry.provenance_url or self.url + self.provenance_path(entry)}"'
+            anchors.append(f'<a href="../../files/{entry.filename}#sha256={sha}"{extra}>{entry.filename}</a><br>')
+        return (
+            '<!DOCTYPE html><html><head><meta name="pypi:repository-version" content="1.3"></head><body>'
+            + "\n".join(anchors)
+            + "</body></html>"
+        )
+
     async def _page(self, request: Request) -> Response:
         project = canonicalize_name(request.path_params["project"])
         override = self.page_override.get(project)
         if override == "html":
             return Response("<html><body><a href='/x'>x</a></body></html>", media_type="text/html")
+        if override == "html-page":
+            return Response(self._page_html(project), media_type="text/html")
         if override == "missing" or not any(e.project == project for e in self.files.values()):
             return JSONResponse({"message": "not found"}, status_code=404)
         if override is not None:
@@ -272,7 +299,18 @@ class StaticIndex:
         entry = self.files.get(request.path_params["filename"])
         if entry is None:
             return Response(status_code=404)
+        if entry.stall_after is not None:
+            return StreamingResponse(
+                self._stalled(entry.content, entry.stall_after),
+                media_type="application/octet-stream",
+                headers={"Content-Length": str(len(entry.content))},
+            )
         return Response(entry.content, media_type="application/octet-stream")
+
+    async def _stalled(self, content: bytes, after: int) -> AsyncIterator[bytes]:
+        yield content[:after]
+        while not self._stopping.is_set():
+            await asyncio.sleep(0.05)
 
     async def _provenance(self, request: Request) -> Response:
         # PyPI's Integrity API (see research/attestations.md §2).

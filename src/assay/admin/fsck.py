@@ -40,7 +40,7 @@ from assay.log import store as translog
 from assay.storage.blobs import BlobStore
 from assay.storage.changes import project_changed
 from assay.storage.db import Database
-from assay.storage.models import File, Project
+from assay.storage.models import File, MirrorFile, MirrorMetadata, Project
 from assay.storage.modes import loose_modes, tighten
 
 CHUNK = 1024 * 1024
@@ -142,6 +142,14 @@ def check(db: Database, blobs: BlobStore, *, grace: float = 600.0, data_dir: Pat
                         row.filename,
                     )
                 )
+    with db.read() as session:
+        # Mirrored files (assay.mirror.files) own their blobs as file rows do; their checks
+        # against upstream's sha256 happened before they were published.
+        for key, mkey in session.execute(sa.select(MirrorFile.blob_key, MirrorFile.metadata_blob_key)):
+            referenced.add(key)
+            if mkey:
+                referenced.add(mkey)
+        referenced.update(session.execute(sa.select(MirrorMetadata.blob_key)).scalars())
     now = time.time()
     for info in blobs.iter_blobs():
         report.blobs_seen += 1

@@ -179,6 +179,8 @@ def index_option(command: _F) -> _F:
         "log": "assay.cli.log_admin:log",
         "index": "assay.cli.index_admin:index",
         "blobs": "assay.cli.blobs_admin:blobs",
+
+        "policy": "assay.cli.policy_admin:policy",
     },
 )
 @storage_options

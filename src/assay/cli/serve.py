@@ -84,6 +84,12 @@ _HELP: dict[str, tuple[str, str | None]] = {
         None,
     ),
     "session_lifetime": ("Longest life of a web session (a token exchanged for a cookie)", "seconds"),
+
+    "mirror_page_ttl": (
+        "How long a mirrored upstream page is served as kept before it is revalidated (0: every request)",
+        "seconds",
+    ),
+    "mirror_max_file_size": ("Largest file taken from an upstream on its first download", "bytes"),
 }
 
 

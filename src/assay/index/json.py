@@ -30,9 +30,10 @@ def render_project_page(page: ProjectPage) -> str:
             "url": f.url,
             # PEP 691: hashes MUST be present; sha256 recommended.
             "hashes": {"sha256": f.sha256},
-            # PEP 700: size is required from API 1.1, upload-time optional.
-            "size": f.size,
-            "upload-time": format_upload_time(f.upload_time),
+            # PEP 700: size is required from API 1.1, upload-time optional (a mirrored file
+            # passes on what its upstream gave: nothing, from a PEP 503 HTML page).
+            **({"size": f.size} if f.size is not None else {}),
+            **({"upload-time": format_upload_time(f.upload_time)} if f.upload_time is not None else {}),
             # PEP 592 / 691: false, or the reason (a non-empty string), or true.
             "yanked": f.yanked if f.yanked != "" else True,
         }

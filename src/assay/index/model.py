@@ -29,10 +29,12 @@ class FileLink:
     url: str
     #: PEP 503 / 691: hex digests by lowercase hashlib name; sha256 always present.
     sha256: str
-    #: PEP 700: size in bytes (required from API 1.1).
-    size: int
-    #: PEP 700: upload time; serialized as ISO 8601 UTC with a "Z".
-    upload_time: dt.datetime
+    #: PEP 700: size in bytes (required from API 1.1). None only for a mirrored file whose
+    #: upstream gave none (a PEP 503 HTML page) and that is not held yet (assay.mirror).
+    size: int | None
+    #: PEP 700: upload time; serialized as ISO 8601 UTC with a "Z". None only for a mirrored
+    #: file whose upstream gave none (PEP 700 makes it optional).
+    upload_time: dt.datetime | None
     #: PEP 503 data-requires-python / PEP 691 requires-python.
     requires_python: str | None
     #: PEP 592: False, or True / a reason string when yanked.

@@ -31,6 +31,8 @@ RESERVED = frozenset(
         "api",
         "health",
         "well-known",
+        # blob keys: mirrored files live under mirror/<index id>/ (assay.mirror.files)
+        "mirror",
     }
 )
 

@@ -450,3 +450,181 @@ class WebSession(Base):
     )
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires: Mapped[dt.datetime] = mapped_column(index=True)
+
+# ---- upstream mirrors (issue 12; see assay.mirror and docs/mirrors.md) ----
+# ``index_id`` is the index a row belongs to (its rows go with it: ON DELETE CASCADE).
+
+
+class MirrorPolicy(Base):
+    """An index's mirror policy (``assay admin policy set``): the TOML as given, and the pins
+    file it names, read at the same time, so every worker decides from the same text."""
+
+    __tablename__ = "mirror_policies"
+
+    index_id: Mapped[int] = mapped_column(
+        ForeignKey("indexes.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    text: Mapped[str] = mapped_column(Text)
+    pins_text: Mapped[str | None] = mapped_column(Text, default=None)
+    #: Where the policy was read from (informational: ``policy show``).
+    source: Mapped[str] = mapped_column(String(1000))
+    updated: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MirrorPage(Base):
+    """An upstream project page as last fetched, parsed (``assay.mirror.upstream.UpstreamPage``
+    as JSON), with the validators to revalidate it (RFC 9110 ETag / Last-Modified)."""
+
+    __tablename__ = "mirror_pages"
+    __table_args__ = (UniqueConstraint("index_id", "upstream", "project"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = mapped_column(
+        ForeignKey("indexes.id", ondelete="CASCADE"), default=DEFAULT_INDEX_ID, server_default=text("1")
+    )
+    #: The upstream simple index's URL (ends with "/").
+    upstream: Mapped[str] = mapped_column(String(1000))
+    project: Mapped[str] = mapped_column(String(200))
+    #: The parsed page; None when upstream answered 404 (no such project there).
+    page: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, default=None)
+    etag: Mapped[str | None] = mapped_column(String(300), default=None)
+    last_modified: Mapped[str | None] = mapped_column(String(100), default=None)
+    #: When upstream last confirmed the page (200 or 304): the TTL counts from here.
+    fetched: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MirrorFile(Base):
+    """A file fetched from upstream, checked against the upstream page's sha256 and stored in
+    the blob store. Committed after its blobs are published (like ``File``)."""
+
+    __tablename__ = "mirror_files"
+    __table_args__ = (UniqueConstraint("index_id", "filename"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = mapped_column(
+        ForeignKey("indexes.id", ondelete="CASCADE"), default=DEFAULT_INDEX_ID, server_default=text("1")
+    )
+    project: Mapped[str] = mapped_column(String(200))
+    filename: Mapped[str] = mapped_column(String(300))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    blob_key: Mapped[str] = mapped_column(String(500), unique=True)
+    #: PEP 658 / 714: the upstream's core metadata file, when it advertised one.
+    metadata_blob_key: Mapped[str | None] = mapped_column(String(500), default=None)
+    metadata_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    upstream_url: Mapped[str] = mapped_column(String(2000))
+    fetched: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MirrorMetadata(Base):
+    """A mirrored file's core metadata fetched on its own (PEP 658 / 714: a resolver reads it
+    before choosing a file), checked against the hash upstream's page lists. The file itself
+    may never be downloaded."""
+
+    __tablename__ = "mirror_metadata"
+    __table_args__ = (UniqueConstraint("index_id", "filename", "file_sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = mapped_column(
+        ForeignKey("indexes.id", ondelete="CASCADE"), default=DEFAULT_INDEX_ID, server_default=text("1")
+    )
+    #: The distribution's filename (the metadata file is served at its URL + ".metadata").
+    filename: Mapped[str] = mapped_column(String(300))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    blob_key: Mapped[str] = mapped_column(String(500), unique=True)
+    fetched: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MirrorProvenance(Base):
+    """The PEP 740 provenance object upstream serves for a file, kept as fetched (bytes and
+    digest), so it is re-served unchanged and verified once per (file, provenance, pin)."""
+
+    __tablename__ = "mirror_provenance"
+    __table_args__ = (UniqueConstraint("index_id", "filename", "file_sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = mapped_column(
+        ForeignKey("indexes.id", ondelete="CASCADE"), default=DEFAULT_INDEX_ID, server_default=text("1")
+    )
+    filename: Mapped[str] = mapped_column(String(300))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2000))
+    #: The body; None when upstream advertised a URL that answered 404 (no provenance).
+    body: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    digest: Mapped[str | None] = mapped_column(String(64), default=None)
+    fetched: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MirrorVerification(Base):
+    """A provenance check's result, keyed by what it depends on: the file's sha256, the
+    provenance's digest, the pin and the trust root (``assay.mirror.attested``)."""
+
+    __tablename__ = "mirror_verifications"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    #: Every attestation verified (cryptography, subject, digest).
+    sound: Mapped[bool] = mapped_column(Boolean)
+    #: Sound and by the pinned identity; None when no pin was given.
+    pinned: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    #: The publisher blocks of the bundles whose attestations verified (TOFU proposes from them).
+    publishers: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MirrorPin(Base):
+    """A publisher pin recorded trust-on-first-use (``tofu = true``): the first verified
+    publisher of a project with no pin. Never changed once recorded."""
+
+    __tablename__ = "mirror_pins"
+
+    index_id: Mapped[int] = mapped_column(
+        ForeignKey("indexes.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    project: Mapped[str] = mapped_column(String(200), primary_key=True)
+    #: The pin table, in ``.provenance.toml`` form (``kind`` and that kind's fields).
+    pin: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: The file whose verified provenance the pin was taken from.
+    filename: Mapped[str] = mapped_column(String(300))
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MirrorDecision(Base):
+    """A policy decision about one upstream file: one row per (file, outcome), so the first
+    decision of each kind is kept, with when it was made (``policy report``)."""
+
+    __tablename__ = "mirror_decisions"
+    __table_args__ = (UniqueConstraint("index_id", "filename", "sha256", "outcome"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = mapped_column(
+        ForeignKey("indexes.id", ondelete="CASCADE"), default=DEFAULT_INDEX_ID, server_default=text("1")
+    )
+    project: Mapped[str] = mapped_column(String(200))
+    filename: Mapped[str] = mapped_column(String(300))
+    sha256: Mapped[str] = mapped_column(String(64))
+    #: "visible", or the reason code a file is hidden (assay.mirror.decide.REASONS).
+    outcome: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    decided: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MirrorConflict(Base):
+    """Upstream offered a file's name with a sha256 other than the one kept: the new bytes are
+    refused, the old ones served (``policy report`` lists these)."""
+
+    __tablename__ = "mirror_conflicts"
+    __table_args__ = (UniqueConstraint("index_id", "filename", "offered_sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = mapped_column(
+        ForeignKey("indexes.id", ondelete="CASCADE"), default=DEFAULT_INDEX_ID, server_default=text("1")
+    )
+    project: Mapped[str] = mapped_column(String(200))
+    filename: Mapped[str] = mapped_column(String(300))
+    kept_sha256: Mapped[str] = mapped_column(String(64))
+    offered_sha256: Mapped[str] = mapped_column(String(64))
+    first_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)

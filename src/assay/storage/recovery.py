@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from assay.storage.blobs import HOST, BlobStore, process_alive
 from assay.storage.db import Database
-from assay.storage.models import File, PendingBlob
+from assay.storage.models import File, MirrorFile, MirrorMetadata, PendingBlob
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,17 @@ def recover(db: Database, blobs: BlobStore, *, stale_after: float = STALE_AFTER)
             referenced = session.execute(
                 sa.select(File.id).where(sa.or_(File.blob_key == entry.key, File.metadata_blob_key == entry.key))
             ).first()
+            if referenced is None:
+                # A mirrored file (assay.mirror.files) journals its blobs the same way.
+                referenced = session.execute(
+                    sa.select(MirrorFile.id).where(
+                        sa.or_(MirrorFile.blob_key == entry.key, MirrorFile.metadata_blob_key == entry.key)
+                    )
+                ).first()
+            if referenced is None:
+                referenced = session.execute(
+                    sa.select(MirrorMetadata.id).where(MirrorMetadata.blob_key == entry.key)
+                ).first()
             if referenced is None:
                 if blobs.exists(entry.key):
                     removed += 1

@@ -17,6 +17,7 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
+
 def upgrade() -> None:
     op.create_table(
         "web_sessions",
@@ -32,6 +33,7 @@ def upgrade() -> None:
     with op.batch_alter_table("web_sessions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_web_sessions_expires"), ["expires"], unique=False)
         batch_op.create_index(batch_op.f("ix_web_sessions_token_id"), ["token_id"], unique=False)
+
 
 def downgrade() -> None:
     op.drop_table("web_sessions")
