@@ -76,6 +76,24 @@ def create_project(db: Database, name: str, *, owner: str, actor: str, index_id:
     return normalized
 
 
+def reserve_project(db: Database, name: str, *, actor: str, index_id: int = DEFAULT_INDEX_ID) -> str:
+    """Issue 12: keep a name from coming from an upstream mirror without hosting anything: an
+    empty project with no owner. A hosted project shadows every base entirely (no dependency
+    confusion), and with no role on it nobody can upload to it until an admin gives one."""
+    normalized = canonicalize_name(name)
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", name):
+        raise AdminError(f"invalid project name {name!r} (see the name normalization spec)")
+    try:
+        with db.write() as session:
+            project = Project(index_id=index_id, name=name, normalized_name=normalized)
+            session.add(project)
+            project_changed(session, project, listing_changed=True)
+            audit.record(session, actor=actor, action="project:reserve", project=normalized)
+    except IntegrityError:
+        raise AdminError(f"project {normalized!r} already exists") from None
+    return normalized
+
+
 def set_role(
     db: Database, project: str, username: str, role: str, *, actor: str, index_id: int = DEFAULT_INDEX_ID
 ) -> None:

@@ -8,7 +8,9 @@ The default index, at the site root, can be neither created nor deleted.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +33,15 @@ from assay.storage.models import (
 )
 
 
+def _mirror_url(url: str) -> str:
+    """An upstream simple index's URL: http(s), with a host, ending in "/" (a project's page
+    is ``<url><project>/``, PEP 503)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise AdminError(f"--mirror must be an http(s) URL of a simple index (e.g. https://host/simple/), got {url!r}")
+    return url if url.endswith("/") else url + "/"
+
+
 @dataclass(frozen=True)
 class IndexInfo:
     name: str
@@ -44,6 +55,8 @@ class IndexInfo:
     publishers: int
     #: The index's path below the site root ("" for the default).
     prefix: str
+    mirror_url: str | None = None
+    bases: tuple[str, ...] = ()
 
 
 def create_index(
@@ -53,17 +66,41 @@ def create_index(
     description: str = "",
     private: bool | None = None,
     audience: str | None = None,
+    mirror: str | None = None,
+    bases: Sequence[str] = (),
     actor: str,
 ) -> None:
+    """Create an index: hosted (uploads), a mirror of the simple index at ``mirror`` (no
+    uploads; issue 12), or hosted and layered over the mirror indexes ``bases``."""
     try:
         check_name(name)
     except IndexNameError as exc:
         raise AdminError(str(exc)) from None
     if audience is not None and not audience.strip():
         raise AdminError("--audience must not be empty")
+    if mirror is not None and bases:
+        raise AdminError("an index is a mirror (--mirror) or layered over mirrors (--bases), not both")
+    mirror = _mirror_url(mirror) if mirror is not None else None
     try:
         with db.write() as session:
-            row = PackageIndex(name=name, description=description, private=private, audience=audience)
+            for base in bases:
+                found = session.execute(
+                    sa.select(PackageIndex.mirror_url).where(PackageIndex.name == base)
+                ).one_or_none()
+                if found is None:
+                    raise AdminError(f"--bases: no index named {base!r}")
+                if found.mirror_url is None:
+                    raise AdminError(f"--bases: {base!r} is not a mirror index (create it with --mirror URL)")
+            if len(set(bases)) != len(bases):
+                raise AdminError("--bases names an index twice")
+            row = PackageIndex(
+                name=name,
+                description=description,
+                private=private,
+                audience=audience,
+                mirror_url=mirror,
+                bases=list(bases) or None,
+            )
             session.add(row)
             session.flush()
             session.add(LogState(id=row.id, size=0))  # its own log, empty
@@ -72,7 +109,7 @@ def create_index(
                 actor=actor,
                 action="index:create",
                 target=name,
-                details={"private": private, "audience": audience},
+                details={"private": private, "audience": audience, "mirror": mirror, "bases": list(bases)},
             )
     except IntegrityError:
         raise AdminError(f"index {name!r} already exists") from None
@@ -97,6 +134,8 @@ def list_indexes(db: Database) -> list[IndexInfo]:
                 _count(session, ApiToken.index_id, r.id),
                 _count(session, Publisher.index_id, r.id),
                 "" if r.id == DEFAULT_INDEX_ID else f"/{r.name}",
+                r.mirror_url,
+                tuple(r.bases or ()),
             )
             for r in rows
         ]
@@ -117,6 +156,13 @@ def delete_index(db: Database, blobs: BlobStore, name: str, *, actor: str) -> in
         row = session.execute(sa.select(PackageIndex).where(PackageIndex.name == name)).scalar_one_or_none()
         if row is None:
             raise AdminError(f"no index named {name!r}")
+        layered = [
+            other
+            for other, bases in session.execute(sa.select(PackageIndex.name, PackageIndex.bases))
+            if bases and name in bases
+        ]
+        if layered:
+            raise AdminError(f"index {name!r} is a base of {', '.join(sorted(layered))}: delete or change those first")
         keys = [
             k
             for blob, meta in session.execute(

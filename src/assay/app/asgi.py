@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Scope
 from assay.app.services import Services, build_services
 from assay.attestations.routes import routes as attestation_routes
 from assay.config import Settings, load_settings
+from assay.index.mirrored import routes as mirrored_routes
 from assay.index.receipts import receipt_routes
 from assay.index.routes import routes as index_routes
 from assay.log.routes import routes as log_routes
@@ -101,6 +102,7 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
         sweeper = asyncio.create_task(_sweep_forever(svc))
         yield
         sweeper.cancel()
+        await svc.mirror_engine.aclose()
         svc.close()
 
     # What every index serves: the default index's at the site root, a named index's under
@@ -108,6 +110,7 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
     # root: the default index) through ``assay.web.access``.
     per_index: list[BaseRoute] = [
         *receipt_routes,  # /files/<key>.tlog-proof, before /files/{key:path}
+        *mirrored_routes,  # /files/mirror/..., before /files/{key:path}
         *index_routes,
         *upload_routes,
         *publishing_routes,

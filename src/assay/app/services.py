@@ -7,14 +7,17 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from assay.app.mirrors import EngineMirrors
 from assay.attestations.deferred import DeferredAttestationService
 from assay.config import Settings
 from assay.index.cdn import purger_for
+from assay.index.mirrors import Mirrors
 from assay.index.pages import SimplePages
 from assay.index.serials import Serials, serials_for
 from assay.index.services import IndexServices
 from assay.indexes import DEFAULT, Indexes
 from assay.log.routes import LogService, LogServices
+from assay.mirror.service import MirrorService
 from assay.publishing.interfaces import PublishingServices
 from assay.publishing.service import TrustedPublishing
 from assay.storage.blobs import BlobStore
@@ -43,6 +46,9 @@ class Services:
     attestations: AttestationService
     #: The transparency log's signer and checkpoints (issue 13).
     log: LogService
+    #: Upstream mirrors (issue 12): the engine, and the read path's port over it.
+    mirror_engine: MirrorService
+    mirrors: Mirrors
     #: The web pages' cache (issue 15), invalidated by the same project-change hook.
     ui_pages: UIPages
     #: Undo what ``build_services`` registered (the project-change listener): ``close``.
@@ -65,11 +71,20 @@ def build_services(settings: Settings) -> Services:
         pool_timeout=settings.db_pool_timeout,
     )
     blobs = blob_store(settings)
+    indexes = Indexes(db)
+    # One per worker: its HTTP client keeps connections to the upstreams.
+    engine = MirrorService(
+        db,
+        blobs,
+        trust_root=settings.sigstore_trust_root,
+        page_ttl=settings.mirror_page_ttl,
+        max_file_size=settings.mirror_max_file_size,
+    )
     pages = SimplePages()
     svc = Services(
         settings=settings,
         db=db,
-        indexes=Indexes(db),
+        indexes=indexes,
         blobs=blobs,
         pages=pages,
         serials=serials_for(db),
@@ -83,6 +98,8 @@ def build_services(settings: Settings) -> Services:
         ),
         log=LogService(settings, db),
         ui_pages=UIPages(),
+        mirror_engine=engine,
+        mirrors=EngineMirrors(engine, db, indexes),
     )
     # This worker's pages of a changed project are stale from its commit on (never served:
     # the serial they are keyed by is gone); free them at once rather than when the LRU ages
@@ -90,7 +107,6 @@ def build_services(settings: Settings) -> Services:
     svc._unregister.append(on_project_changed(pages.forget))
     # Issue 16: a CDN in front drops its copies of a changed project's pages (in the committing
     # process, after the commit; a background thread sends, so no request waits for the CDN).
-    indexes = svc.indexes
     if (purger := purger_for(settings, lambda index_id: (indexes.by_id(index_id) or DEFAULT).name)) is not None:
         svc._unregister.append(on_project_changed(purger.on_change))
         svc._unregister.append(purger.close)

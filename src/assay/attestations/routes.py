@@ -14,16 +14,18 @@ import json
 import sqlalchemy as sa
 from packaging.utils import InvalidName, canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from assay import mediatypes as mt
 from assay.index import cdn
+from assay.index.mirrors import MirrorRefusal
 from assay.index.receipts import receipt_link
 from assay.index.services import index_services
 from assay.storage.models import File, Project, Release
-from assay.web.access import open_index
+from assay.web.access import open_index, request_index
 from assay.web.conditional import not_modified
 from assay.web.negotiation import Offer, Offers, negotiate
 from assay.web.responses import JSONError
@@ -77,6 +79,33 @@ def provenance(request: Request) -> Response:
     return Response(body, media_type=mt.INTEGRITY_JSON_V1, headers=headers)
 
 
+async def provenance_route(request: Request) -> Response:
+    """The hosted file's provenance; for a project an index does not host but mirrors (issue
+    12), the upstream's provenance object, re-served unchanged (a hosted name shadows it)."""
+    response = await run_in_threadpool(provenance, request)
+    if response.status_code != 404:
+        return response
+    svc = index_services(request)
+    index = request_index(request, svc)
+    if isinstance(index, Response) or not svc.mirrors.serves(index):
+        return response
+    try:
+        project = canonicalize_name(request.path_params["project"], validate=True)
+    except InvalidName:
+        return response
+    if await run_in_threadpool(svc.serials.project, index.id, project) is not None:
+        return response  # hosted here: never from upstream
+    got = await svc.mirrors.provenance(index, request.path_params["filename"])
+    if isinstance(got, MirrorRefusal):
+        return JSONError(got.status, got.reason)
+    etag = '"' + hashlib.sha256(got).hexdigest()[:32] + '"'
+    private = index.is_private(svc.settings.private)
+    headers = {"etag": etag, "vary": "Accept", "cache-control": f"{'private' if private else 'public'}, no-cache"}
+    if not_modified(request.headers, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(got, media_type=mt.INTEGRITY_JSON_V1, headers=headers)
+
+
 routes = [
-    Route("/integrity/{project}/{version}/{filename}/provenance", provenance, methods=["GET", "HEAD"]),
+    Route("/integrity/{project}/{version}/{filename}/provenance", provenance_route, methods=["GET", "HEAD"]),
 ]

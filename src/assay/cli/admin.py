@@ -328,6 +328,18 @@ def project_create(ctx: Ctx, name: str, owner: str) -> None:
     click.echo(f"created project {normalized} owned by {owner}")
 
 
+@project.command("reserve")
+@click.argument("name")
+@index_option
+@pass_ctx
+@friendly_errors
+def project_reserve(ctx: Ctx, name: str) -> None:
+    """Keep NAME from coming from an upstream mirror, hosting nothing (an empty project without
+    owners; give it one with `project role` to upload to it)."""
+    normalized = accounts.reserve_project(ctx.db, name, actor=ctx.actor, index_id=ctx.index.id)
+    click.echo(f"reserved {normalized}: no base of this index will serve it")
+
+
 @project.command("role")
 @click.argument("name")
 @click.argument("username")

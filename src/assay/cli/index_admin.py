@@ -26,14 +26,45 @@ def index() -> None:
     help="Whether reading needs a token of this index (default: the server's --private setting).",
 )
 @click.option("--audience", help="Its Trusted Publishing audience (default: the server's).")
+@click.option(
+    "--mirror",
+    metavar="URL",
+    help="Make it a mirror of this PEP 691/503 simple index (served through its policy; no uploads).",
+)
+@click.option(
+    "--bases",
+    metavar="NAME[,NAME...]",
+    help="Mirror indexes this hosted index is layered over, in order; a project it hosts shadows them.",
+)
 @pass_ctx
 @friendly_errors
-def create(ctx: Ctx, name: str, description: str, private: bool | None, audience: str | None) -> None:
+def create(
+    ctx: Ctx,
+    name: str,
+    description: str,
+    private: bool | None,
+    audience: str | None,
+    mirror: str | None,
+    bases: str | None,
+) -> None:
     """Create an empty index served under /NAME/ (/NAME/simple/, /NAME/legacy/, ...)."""
+    names = [b.strip() for b in bases.split(",")] if bases else []
+    if any(not b for b in names):
+        raise click.BadParameter("a comma-separated list of index names", param_hint="--bases")
     indexes.create_index(
-        ctx.db, name, description=description, private=private, audience=audience, actor=ctx.actor
+        ctx.db,
+        name,
+        description=description,
+        private=private,
+        audience=audience,
+        mirror=mirror,
+        bases=names,
+        actor=ctx.actor,
     )
-    click.echo(f"created index {name}: /{name}/simple/ (upload to /{name}/legacy/)")
+    if mirror:
+        click.echo(f"created index {name}: /{name}/simple/ mirrors {mirror} (set its policy: assay admin policy set)")
+    else:
+        click.echo(f"created index {name}: /{name}/simple/ (upload to /{name}/legacy/)")
 
 
 @index.command("list")
@@ -61,6 +92,8 @@ def _doc(i: indexes.IndexInfo) -> dict[str, object]:
         "files": i.files,
         "tokens": i.tokens,
         "publishers": i.publishers,
+        "mirror": i.mirror_url,
+        "bases": list(i.bases),
     }
 
 

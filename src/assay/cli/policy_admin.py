@@ -7,25 +7,12 @@ from pathlib import Path
 
 import click
 
-from assay.cli.admin import Ctx, pass_ctx
+from assay.cli.admin import Ctx, index_option, pass_ctx
 from assay.cli.common import CommandError, friendly_errors
 from assay.mirror.policy import PolicyError, load_policy
 from assay.mirror.report import get_policy, report, set_policy, tofu_pins
 
-#: Until indexes are first-class (issue 11 part 3) there is one: "default", index_id 1.
-_INDEXES = {"default": 1}
-
-_INDEX = click.option(
-    "--index", "index", default="default", show_default=True,
-    help="The index whose policy this is (this server has only the default one).",
-)  # fmt: skip
-
-
-def _index_id(name: str) -> int:
-    try:
-        return _INDEXES[name]
-    except KeyError:
-        raise CommandError(f"no index named {name!r} (this server has only: {', '.join(_INDEXES)})") from None
+_INDEX = index_option
 
 
 @click.group()
@@ -38,9 +25,9 @@ def policy() -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @pass_ctx
 @friendly_errors
-def policy_set(ctx: Ctx, index: str, file: Path) -> None:
+def policy_set(ctx: Ctx, file: Path) -> None:
     """Check FILE (TOML) and the pins file it names, and make it the index's policy."""
-    index_id = _index_id(index)
+    index_id, index = ctx.index.id, ctx.index.name
     try:
         parsed = load_policy(file)
     except PolicyError as exc:
@@ -53,9 +40,9 @@ def policy_set(ctx: Ctx, index: str, file: Path) -> None:
 @_INDEX
 @pass_ctx
 @friendly_errors
-def policy_show(ctx: Ctx, index: str) -> None:
+def policy_show(ctx: Ctx) -> None:
     """Print the index's policy as set (and its pins file), and the pins TOFU recorded."""
-    index_id = _index_id(index)
+    index_id = ctx.index.id
     current = get_policy(ctx.db, index_id)
     click.echo(f"# source: {current.source}")
     click.echo(current.text.rstrip("\n") or "# (no policy: every upstream file is served)")
@@ -75,9 +62,9 @@ def policy_show(ctx: Ctx, index: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @pass_ctx
 @friendly_errors
-def policy_report(ctx: Ctx, index: str, as_json: bool) -> None:
+def policy_report(ctx: Ctx, as_json: bool) -> None:
     """What the policy hid and why, and every hash upstream changed under a kept name."""
-    for entry in report(ctx.db, _index_id(index)):
+    for entry in report(ctx.db, ctx.index.id):
         if as_json:
             click.echo(json.dumps(entry.to_json()))
         else:

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from assay.index import cdn, jsonapi
+from assay.index import cdn, jsonapi, mirrored
 from assay.index.negotiate import Choice, NotAcceptable, negotiate
 from assay.index.pages import Rendered, index_key, project_head, project_key
 from assay.index.paths import METADATA_SUFFIX, stored_key
@@ -131,10 +131,13 @@ async def simple_project(request: Request) -> Response:
         else await run_in_threadpool(serials.project, index.id, normalized)
     )
     keys = cdn.project_keys(normalized, index.name)
+    base = index_base(svc, request, index)
     if head is None:
+        if svc.mirrors.serves(index):
+            # Issue 12: not hosted here (a hosted or reserved name shadows every upstream).
+            return await mirrored.project_page(request, svc, index, normalized, choice, base)
         # Keyed too: a CDN that keeps this 404 drops it when the project is created.
         return _no_project(normalized, _cache(svc, index, keys))
-    base = index_base(svc, request, index)
     rendered = svc.pages.cache.get(project_key(head[0], head[1], choice.format, base))
     if rendered is None:
 

@@ -33,6 +33,10 @@ class IndexRef:
     private: bool | None = None
     #: None: the server's Trusted Publishing audience.
     audience: str | None = None
+    #: A mirror index's upstream simple index URL (issue 12); None: hosted.
+    mirror_url: str | None = None
+    #: The mirror indexes a hosted index is layered over, in order (issue 12).
+    bases: tuple[str, ...] = ()
 
     @property
     def is_default(self) -> bool:
@@ -50,6 +54,10 @@ class IndexRef:
         two indexes are two blobs that one index's removal cannot take from the other."""
         return "" if self.is_default else f"{self.name}/"
 
+    @property
+    def is_mirror(self) -> bool:
+        return self.mirror_url is not None
+
     def is_private(self, server_default: bool) -> bool:
         return server_default if self.private is None else self.private
 
@@ -62,7 +70,9 @@ _MAX_MISSING = 10_000
 
 
 def _ref(row: PackageIndex) -> IndexRef:
-    return IndexRef(row.id, row.name, row.description, row.private, row.audience)
+    return IndexRef(
+        row.id, row.name, row.description, row.private, row.audience, row.mirror_url, tuple(row.bases or ())
+    )
 
 
 def load_all(db: Database) -> list[IndexRef]:

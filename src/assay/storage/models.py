@@ -94,6 +94,12 @@ class PackageIndex(Base):
     private: Mapped[bool | None] = mapped_column(Boolean, default=None)
     #: Trusted Publishing audience of this index's OIDC tokens; None: the server's audience.
     audience: Mapped[str | None] = mapped_column(String(200), default=None)
+    #: Issue 12: a mirror index serves this upstream simple index (PEP 691/503) through its
+    #: policy, and takes no uploads. None: a hosted index.
+    mirror_url: Mapped[str | None] = mapped_column(String(1000), default=None)
+    #: Issue 12: mirror indexes (names, in order) a hosted index is layered over; a project it
+    #: hosts (or reserves) shadows them entirely.
+    bases: Mapped[list[str] | None] = mapped_column(NullableJSON, default=None)
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -32,6 +32,9 @@ async def legacy_upload(request: Request) -> Response:
     index = request_index(request, svc)
     if isinstance(index, Response):
         return index
+    if index.is_mirror:
+        # Issue 12: what a mirror serves comes from its upstream, through its policy, only.
+        return TextError(403, f"Index {index.name!r} is a mirror of {index.mirror_url}: it takes no uploads.")
     remote = request.client.host if request.client else None
     authorization = request.headers.get("authorization")
     who: Principal | None = None

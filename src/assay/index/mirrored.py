@@ -1,0 +1,106 @@
+"""The read routes' mirrored half (issue 12): pages and files an index serves from upstream.
+
+``routes.simple_project`` comes here for a project the index does not host; ``/files/mirror/``
+is the route of mirrored files. What a mirror shows is decided again on every request (the
+policy may have changed, a cooldown may have passed), so nothing here is cached as immutable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from assay.index import html, json
+from assay.index.mirrors import MIRROR_FILES, MirrorRefusal
+from assay.index.negotiate import Choice, Format
+from assay.index.paths import METADATA_SUFFIX
+from assay.index.services import IndexServices, index_services
+from assay.indexes import IndexRef
+from assay.storage.blobs import BlobKeyError, check_key
+from assay.web.access import open_index_async
+from assay.web.conditional import not_modified
+from assay.web.responses import TextError
+
+log = logging.getLogger(__name__)
+
+
+def _warning(warnings: tuple[str, ...]) -> dict[str, str]:
+    """RFC 9111's ``Warning`` is obsolete, but its shape is what tools and people recognise for
+    "stale": code 110 (Response is Stale), the agent, the text (quotes and controls removed)."""
+    if not warnings:
+        return {}
+    text = "; ".join(warnings).replace('"', "'")
+    text = "".join(c for c in text if c.isprintable())[:500]
+    return {"warning": f'110 assay "{text}"'}
+
+
+def _scope(svc: IndexServices, index: IndexRef) -> str:
+    return "private" if index.is_private(svc.settings.private) else "public"
+
+
+async def project_page(
+    request: Request, svc: IndexServices, index: IndexRef, name: str, choice: Choice, base: str
+) -> Response:
+    got = await svc.mirrors.page(index, name, base)
+    if got is None:
+        return TextError(404, f"No project named {name!r} on this index or its upstreams.")
+    if isinstance(got, MirrorRefusal):
+        # Upstream unreachable and nothing kept: an error, never an error page posing as a page.
+        return TextError(got.status, got.reason)
+    if got.warnings:
+        log.warning("mirror: serving the kept page of %s: %s", name, "; ".join(got.warnings))
+    text = json.render_project_page(got.page) if choice.format is Format.JSON else html.render_project_page(got.page)
+    body = text.encode()
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    headers = {
+        "etag": etag,
+        "vary": "Accept, Accept-Encoding",
+        "cache-control": f"{_scope(svc, index)}, no-cache",
+        **_warning(got.warnings),
+    }
+    if not_modified(request.headers, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=choice.content_type, headers=headers)
+
+
+async def mirrored_file(request: Request) -> Response:
+    """``/files/mirror/<key>``: fetched from upstream and checked against its sha256 on the
+    first download (nothing is served before the check), from the blob store afterwards."""
+    svc = index_services(request)
+    index = await open_index_async(request, svc)
+    if isinstance(index, Response):
+        return index
+    key = MIRROR_FILES + request.path_params["key"]
+    try:
+        check_key(key)
+    except BlobKeyError:
+        return TextError(404, "No such file.")
+    got = await svc.mirrors.open_file(index, key)
+    if isinstance(got, MirrorRefusal):
+        return TextError(got.status, got.reason)
+    is_metadata = key.endswith(METADATA_SUFFIX)
+    etag = f'"{got.sha256}"'
+    headers = {"etag": etag, "cache-control": f"{_scope(svc, index)}, no-cache", **_warning(got.warnings)}
+    if not_modified(request.headers, etag):
+        return Response(status_code=304, headers=headers)
+    media_type = "text/plain; charset=utf-8" if is_metadata else "application/octet-stream"
+    if not is_metadata:
+        headers["content-disposition"] = f'attachment; filename="{got.filename}"'
+    try:
+        opened = await run_in_threadpool(svc.blobs.open, got.blob_key)
+    except FileNotFoundError:
+        return TextError(500, "The mirrored file is registered but its content is missing; run `assay admin fsck`.")
+    headers["content-length"] = str(opened.size)
+    if request.method == "HEAD":
+        opened.reader.close()
+        return Response(headers=headers, media_type=media_type)
+    return StreamingResponse(opened.chunks(), headers=headers, media_type=media_type)
+
+
+#: Before ``/files/{key:path}``: a mirrored file has no ``File`` row.
+routes = [Route("/files/mirror/{key:path}", mirrored_file, methods=["GET", "HEAD"])]

@@ -1,0 +1,173 @@
+"""Mirror indexes end to end (issue 12): the one index pip and uv point at.
+
+The upstream is a second ``assay serve`` holding a dependency chain; the index under test has a
+mirror index ``up`` of it, and a hosted index ``team`` layered over ``up``. pip and uv install
+through both, unchanged; a name hosted (or reserved) locally shadows upstream entirely; the
+policy hides files with the reason at their URL; upstream down, the kept pages are served with
+a warning.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from uv import find_uv_bin
+
+from tests.support.dists import build_project
+from tests.support.server import AssayServer, client_environ, serve_on
+from tests.support.upload import upload
+
+UV = find_uv_bin()
+JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AssayServer]:
+    """The upstream index: a chain m-top -> m-mid -> m-base, and a few loose projects."""
+    tmp = tmp_path_factory.mktemp("upstream")
+    for server in serve_on(tmp / "data", "sqlite"):
+        token = server.quick_token("up-alice")
+        chain = [("m-base", ()), ("m-mid", ("m-base",)), ("m-top", ("m-mid",)), ("m-reserved", ()), ("m-denied", ())]
+        with server.client() as http:
+            for name, deps in chain:
+                built = build_project(tmp / name, name, "1.0", dependencies=deps)
+                for dist in built.files:
+                    assert upload(http, dist, token).status_code == 200
+        yield server
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def mirror(
+    request: pytest.FixtureRequest, upstream: AssayServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AssayServer]:
+    tmp = tmp_path_factory.mktemp(f"mirror-{request.param}")
+    # TTL 0: every page request revalidates with upstream (so "upstream down" is seen at once).
+    for server in serve_on(tmp / "data", request.param, ["--mirror-page-ttl", "0"]):
+        server.cli("index", "create", "up", "--mirror", upstream.simple)
+        server.cli("index", "create", "team", "--bases", "up")
+        policy = tmp / "policy.toml"
+        policy.write_text('[projects]\ndeny = ["m-denied"]\n')
+        server.cli("policy", "set", "--index", "up", str(policy))
+        yield server
+
+
+def _install(tool: str, url: str, requirement: str, target: Path) -> subprocess.CompletedProcess[str]:
+    if tool == "pip":
+        cmd = [sys.executable, "-m", "pip", "install", "--no-cache-dir", "--index-url", url, "--target", str(target)]
+    else:
+        cmd = [UV, "pip", "install", "--no-cache", "--index-url", url, "--python", sys.executable, "--target",
+               str(target)]  # fmt: skip
+    return subprocess.run([*cmd, requirement], capture_output=True, text=True, env=client_environ(), timeout=300)
+
+
+def _installed(target: Path) -> dict[str, str]:
+    found = {}
+    for meta in target.glob("*.dist-info/METADATA"):
+        fields = dict(line.split(": ", 1) for line in meta.read_text().splitlines() if ": " in line)
+        found[fields["Name"]] = fields["Version"]
+    return found
+
+
+@pytest.mark.parametrize("tool", ["pip", "uv"])
+def test_a_dependency_chain_installs_through_the_mirror(mirror: AssayServer, tool: str, tmp_path: Path) -> None:
+    result = _install(tool, mirror.url + "/up/simple/", "m-top", tmp_path / "site")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _installed(tmp_path / "site") == {"m-top": "1.0", "m-mid": "1.0", "m-base": "1.0"}
+    with mirror.client() as http:
+        page = http.get("/up/simple/m-top/", headers=JSON).json()
+        # The files are served by the mirror itself, below its own prefix.
+        url = httpx.URL(mirror.url + "/up/simple/m-top/").join(page["files"][0]["url"])
+        assert url.path.startswith("/up/files/mirror/")
+
+
+def test_a_locally_hosted_name_shadows_every_base(mirror: AssayServer, upstream: AssayServer, tmp_path: Path) -> None:
+    # team hosts its own m-base 9.0: through team, upstream's m-base does not exist at all.
+    mirror.quick_user("team-bob")
+    team_token = mirror.cli("token", "create", "--user", "team-bob", "--index", "team").stdout.strip()
+    built = build_project(tmp_path / "b", "m-base", "9.0")
+    with mirror.client(index="team") as http:
+        for dist in built.files:
+            response = upload(http, dist, team_token)
+            assert response.status_code == 200, response.text
+        page = http.get("/simple/m-base/", headers=JSON).json()
+    assert {f["filename"].split("-")[1].removesuffix(".tar.gz") for f in page["files"]} == {"9.0"}
+    result = _install("uv", mirror.url + "/team/simple/", "m-top", tmp_path / "site")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _installed(tmp_path / "site") == {"m-top": "1.0", "m-mid": "1.0", "m-base": "9.0"}
+    # ... while the mirror itself still serves upstream's.
+    with mirror.client(index="up") as http:
+        page = http.get("/simple/m-base/", headers=JSON).json()
+    assert {f["filename"].split("-")[1].removesuffix(".tar.gz") for f in page["files"]} == {"1.0"}
+
+
+def test_a_reserved_name_never_comes_from_upstream(mirror: AssayServer, tmp_path: Path) -> None:
+    mirror.cli("project", "reserve", "m-reserved", "--index", "up")
+    with mirror.client(index="up") as http:
+        page = http.get("/simple/m-reserved/", headers=JSON)
+    assert page.status_code == 200
+    assert page.json()["files"] == []
+    result = _install("pip", mirror.url + "/up/simple/", "m-reserved", tmp_path / "site")
+    assert result.returncode != 0
+    assert "No matching distribution" in result.stderr
+
+
+def test_the_policy_hides_a_file_and_says_why_at_its_url(mirror: AssayServer, upstream: AssayServer) -> None:
+    with mirror.client(index="up") as http:
+        assert http.get("/simple/m-denied/", headers=JSON).json()["files"] == []
+        # The URL the file would have (the mirror's own, as for an allowed project) says why not.
+        allowed = http.get("/simple/m-base/", headers=JSON).json()["files"][0]["url"]
+        mirror_id = allowed.split("/files/mirror/")[1].split("/")[0]
+        denied = httpx.get(upstream.simple + "m-denied/", headers=JSON).json()["files"][0]
+        sha = denied["hashes"]["sha256"]
+        response = http.get(f"/files/mirror/{mirror_id}/{sha[:2]}/{sha[2:4]}/{sha[4:]}/{denied['filename']}")
+    assert response.status_code == 404
+    assert "hidden by this index's policy (denied)" in response.text
+    report = mirror.cli("policy", "report", "--index", "up").stdout
+    assert "m-denied" in report
+    assert "denied" in report
+
+
+def test_a_mirror_takes_no_uploads(mirror: AssayServer, tmp_path: Path) -> None:
+    mirror.quick_user("up-carol")
+    token = mirror.cli("token", "create", "--user", "up-carol", "--index", "up").stdout.strip()
+    built = build_project(tmp_path, "m-new", "1.0")
+    with mirror.client(index="up") as http:
+        response = upload(http, built.wheel, token)
+    assert response.status_code == 403
+    assert "is a mirror of" in response.text
+
+
+def test_admin_refuses_bad_mirror_settings(mirror: AssayServer) -> None:
+    for args, message in (
+        (["bad1", "--mirror", "ftp://x/simple/"], "must be an http(s) URL"),
+        (["bad2", "--bases", "nosuch"], "no index named 'nosuch'"),
+        (["bad3", "--bases", "team"], "is not a mirror index"),
+        (["bad4", "--mirror", "http://127.0.0.1:1/simple/", "--bases", "up"], "not both"),
+    ):
+        result = mirror.cli("index", "create", *args, check=False)
+        assert result.returncode == 1, result
+        assert message in result.stderr, result.stderr
+    assert "is a base of team" in mirror.cli("index", "delete", "up", "--yes", check=False).stderr
+
+
+def test_upstream_down_serves_the_kept_pages_with_a_warning(mirror: AssayServer, upstream: AssayServer) -> None:
+    """Last in the module: it stops the upstream (and starts it again for the other backend)."""
+    with mirror.client(index="up") as http:
+        assert http.get("/simple/m-mid/").status_code == 200  # kept now
+        upstream.stop()
+        try:
+            response = http.get("/simple/m-mid/", headers=JSON)
+            assert response.status_code == 200
+            assert response.json()["files"]
+            assert response.headers["warning"].startswith('110 assay "')
+            # Never fetched: an error, not an error page posing as a simple page.
+            never = http.get("/simple/m-never-seen/")
+            assert never.status_code == 502
+            assert never.headers["content-type"].startswith("text/plain")
+        finally:
+            upstream.start()
