@@ -7,6 +7,10 @@ over (``bases``), in order; each mirror index has its own policy (``assay admin 
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
 import anyio
 
 from assay.index.mirrors import MIRROR_FILES, MirroredFile, MirroredPage, MirrorRefusal
@@ -16,12 +20,29 @@ from assay.mirror.report import get_policy
 from assay.mirror.service import MirrorService, Refused, UpstreamUnavailable
 from assay.storage.db import Database
 
+#: At most this many seconds (and never longer than the page TTL) a worker reuses a mirrored
+#: page it has just decided, instead of reading the kept page, the kept files and the recorded
+#: decisions again: a policy change or a cooldown's end is seen within this bound.
+PAGE_REUSE = 5.0
+_REUSED_PAGES = 4096
+
 
 class EngineMirrors:
-    def __init__(self, service: MirrorService, db: Database, indexes: Indexes) -> None:
+    def __init__(
+        self,
+        service: MirrorService,
+        db: Database,
+        indexes: Indexes,
+        *,
+        page_ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.service = service
         self.db = db
         self.indexes = indexes
+        self.reuse = min(PAGE_REUSE, page_ttl)
+        self.clock = clock
+        self._pages: OrderedDict[tuple[int, str, str], tuple[float, MirroredPage]] = OrderedDict()
 
     def _upstreams(self, index: IndexRef) -> list[IndexRef]:
         if index.is_mirror:
@@ -39,6 +60,10 @@ class EngineMirrors:
         trouble: str | None = None
         for base in self._upstreams(index):
             assert base.mirror_url is not None
+            key = (base.id, name, base_url)
+            reused = self._pages.get(key)
+            if reused is not None and self.clock() < reused[0]:
+                return reused[1]
             try:
                 got = await self.service.project_page(
                     base.id, base.mirror_url, await self._policy(base), name, base_url=base_url
@@ -47,7 +72,13 @@ class EngineMirrors:
                 trouble = str(exc)
                 continue  # the next base may have it
             if got.page is not None:
-                return MirroredPage(got.page, got.warnings)
+                page = MirroredPage(got.page, got.warnings)
+                if self.reuse > 0 and not got.warnings:  # a stale page is asked again
+                    self._pages[key] = (self.clock() + self.reuse, page)
+                    self._pages.move_to_end(key)
+                    while len(self._pages) > _REUSED_PAGES:
+                        self._pages.popitem(last=False)
+                return page
         return MirrorRefusal(502, trouble) if trouble else None
 
     async def open_file(self, index: IndexRef, key: str) -> MirroredFile | MirrorRefusal:

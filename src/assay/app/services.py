@@ -99,7 +99,7 @@ def build_services(settings: Settings) -> Services:
         log=LogService(settings, db),
         ui_pages=UIPages(),
         mirror_engine=engine,
-        mirrors=EngineMirrors(engine, db, indexes),
+        mirrors=EngineMirrors(engine, db, indexes, page_ttl=settings.mirror_page_ttl),
     )
     # This worker's pages of a changed project are stale from its commit on (never served:
     # the serial they are keyed by is gone); free them at once rather than when the LRU ages

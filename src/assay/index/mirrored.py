@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from weakref import WeakKeyDictionary
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -16,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from assay.index import html, json
-from assay.index.mirrors import MIRROR_FILES, MirrorRefusal
+from assay.index.mirrors import MIRROR_FILES, MirroredPage, MirrorRefusal
 from assay.index.negotiate import Choice, Format
 from assay.index.paths import METADATA_SUFFIX
 from assay.index.services import IndexServices, index_services
@@ -43,6 +44,21 @@ def _scope(svc: IndexServices, index: IndexRef) -> str:
     return "private" if index.is_private(svc.settings.private) else "public"
 
 
+#: A mirrored page's bytes and ETag per format, for as long as the page object lives (the port
+#: reuses one for a few seconds: assay.app.mirrors.PAGE_REUSE).
+_rendered: WeakKeyDictionary[MirroredPage, dict[Format, tuple[bytes, str]]] = WeakKeyDictionary()
+
+
+def _render(got: MirroredPage, fmt: Format) -> tuple[bytes, str]:
+    forms = _rendered.setdefault(got, {})
+    done = forms.get(fmt)
+    if done is None:
+        text = json.render_project_page(got.page) if fmt is Format.JSON else html.render_project_page(got.page)
+        body = text.encode()
+        done = forms[fmt] = (body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+    return done
+
+
 async def project_page(
     request: Request, svc: IndexServices, index: IndexRef, name: str, choice: Choice, base: str
 ) -> Response:
@@ -54,9 +70,7 @@ async def project_page(
         return TextError(got.status, got.reason)
     if got.warnings:
         log.warning("mirror: serving the kept page of %s: %s", name, "; ".join(got.warnings))
-    text = json.render_project_page(got.page) if choice.format is Format.JSON else html.render_project_page(got.page)
-    body = text.encode()
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    body, etag = _render(got, choice.format)
     headers = {
         "etag": etag,
         "vary": "Accept, Accept-Encoding",

@@ -24,7 +24,7 @@ from assay.indexes import IndexRef
 MIRROR_FILES = "mirror/"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared (and hashed) by identity: routes memoise its rendering
 class MirroredPage:
     #: Visible files only; their URLs are relative, as hosted pages' are.
     page: ProjectPage
