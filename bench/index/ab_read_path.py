@@ -40,6 +40,11 @@ def main() -> None:
     ap.add_argument("--projects", type=int, required=True, help="how many projects it holds")
     ap.add_argument("--a", type=Path, required=True, help="src/ directory of the first tree")
     ap.add_argument("--b", type=Path, required=True, help="src/ directory of the second tree")
+    ap.add_argument(
+        "--b-data",
+        type=Path,
+        help="a copy of DATA for the second tree, when its schema is newer (it migrates the copy at start)",
+    )
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--seconds", type=int, default=20, help="measured seconds per run")
     ap.add_argument("--connections", type=int, default=10)
@@ -54,7 +59,8 @@ def main() -> None:
     for r in range(args.rounds):
         for name in ["a", "b"] if r % 2 == 0 else ["b", "a"]:
             port = free_port()
-            cmd = [sys.executable, "-m", "assay", "serve", "--data-dir", str(args.data), "--port", str(port)]
+            data = args.b_data if name == "b" and args.b_data else args.data
+            cmd = [sys.executable, "-m", "assay", "serve", "--data-dir", str(data), "--port", str(port)]
             server = bench.Server(name, "", cmd, "/simple/", ["html"], env={"PYTHONPATH": trees[name]})
             with bench.running(server, port, work / f"ab-{name}.log"):
                 bench.wrk(port, "/simple/", "text/html", args.connections, 3, paths, 30)  # warm-up

@@ -155,6 +155,30 @@ def test_admin_refuses_bad_mirror_settings(mirror: AssayServer) -> None:
     assert "is a base of team" in mirror.cli("index", "delete", "up", "--yes", check=False).stderr
 
 
+def test_uv_lock_with_the_mirror_as_default_index(mirror: AssayServer, tmp_path: Path) -> None:
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "app"\nversion = "0.1"\nrequires-python = ">=3.8"\ndependencies = ["m-top"]\n'
+    )
+    url = mirror.url + "/up/simple/"
+    result = subprocess.run(
+        [UV, "lock", "--default-index", url, "--no-cache", "--python", sys.executable],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=client_environ(),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lock = (project / "uv.lock").read_text()
+    for name in ("m-top", "m-mid", "m-base"):
+        assert f'name = "{name}"' in lock
+    # Every file the lock pins is the mirror's own URL (the provenance of each is re-served there).
+    assert f'registry = "{url}"' in lock or f'registry = "{url.rstrip("/")}"' in lock
+    assert "/up/files/mirror/" in lock
+
+
 def test_upstream_down_serves_the_kept_pages_with_a_warning(mirror: AssayServer, upstream: AssayServer) -> None:
     """Last in the module: it stops the upstream (and starts it again for the other backend)."""
     with mirror.client(index="up") as http:
