@@ -119,11 +119,12 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
     ]
     app = _App(
         routes=[
+            # The read path first: routes are tried in order, and these serve nearly every request.
+            *per_index,
             # The pages for people (issue 15): /, /search/, /project/..., /account/... (the
             # default index's; a named index's pages are still to come).
             *ui_routes,
             *publishing_site_routes,
-            *per_index,
             # Last: a first segment no site-root route claims names an index.
             IndexMount("/{index}", routes=per_index),
         ],
