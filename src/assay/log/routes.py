@@ -3,6 +3,8 @@
 - ``/log/checkpoint``: the signed checkpoint (``text/plain; charset=utf-8``), revalidated on
   every use (``Cache-Control: no-cache``): it changes as the log grows;
 - ``/log/key``: the signer's verifier key (``text/plain``), what ``assay verify --tofu`` pins;
+- ``POST /log/cosignature``: a witness submits its cosignature of a checkpoint (issue 13
+  item 5, see ``witnesses``); the checkpoint is then served with it;
 - ``/log/tile/<L>/<N>[.p/<W>]``: hash tiles; ``/log/tile/entries/<N>[.p/<W>]``: entry bundles
   (``application/octet-stream``). A full tile never changes, so it is cached for a year as
   ``immutable`` (tlog-tiles: full tiles are immutable; a CDN or a static host may serve them);
@@ -28,7 +30,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from assay.log import checkpoint as checkpoints
-from assay.log import keys, note, proof, publish, store, tiles
+from assay.log import keys, note, proof, publish, store, tiles, witnesses
 from assay.storage.blobs import BlobKeyError, check_key
 from assay.storage.models import File, LogEntry, Project
 from assay.web.access import read_access
@@ -54,7 +56,13 @@ class LogService:
         self.interval = float(settings.log_checkpoint_interval)
 
     def checkpoint(self) -> bytes:
-        return publish.latest(self.db, self.signer, self.origin, self.interval)
+        """The checkpoint to serve, with the cosignatures witnesses submitted for it."""
+        signed = publish.latest(self.db, self.signer, self.origin, self.interval)
+        with self.db.read() as session:
+            return witnesses.attach(session, signed)
+
+    def cosign(self, body: bytes) -> list[str]:
+        return witnesses.submit(self.db, body, self.origin)
 
     def upload_entry(self, key: str) -> tuple[int, bytes] | None:
         """The leaf index and canonical bytes of the ``upload`` entry of the file stored at
@@ -153,6 +161,26 @@ async def key_route(request: Request) -> Response:
     return Response(log.signer.verifier_key() + "\n", media_type="text/plain; charset=utf-8")
 
 
+async def cosignature_route(request: Request) -> Response:
+    """``POST /log/cosignature``: the body is the checkpoint's note text and the witness's
+    cosignature line(s) (``text/plain``; the log's own signature may be there too, and is
+    ignored). 200 with the names of the stored keys; 4xx saying what was wrong."""
+    from assay.web.responses import TextError
+
+    svc, log = _service(request)
+    if (denied := await read_access(request, svc)) is not None:
+        return denied
+    body = await request.body()
+    try:
+        accepted = await run_in_threadpool(log.cosign, body)
+    except witnesses.WitnessError as exc:
+        return TextError(exc.status, f"cosignature refused: {exc}")
+    return Response(
+        "".join(f"accepted {name}\n" for name in accepted), media_type="text/plain; charset=utf-8",
+        headers={"Cache-Control": NO_STORE},
+    )
+
+
 async def tile_route(request: Request) -> Response:
     svc, log = _service(request)
     if (denied := await read_access(request, svc)) is not None:
@@ -163,5 +191,6 @@ async def tile_route(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/log/checkpoint", checkpoint_route, methods=["GET", "HEAD"]),
     Route("/log/key", key_route, methods=["GET", "HEAD"]),
+    Route("/log/cosignature", cosignature_route, methods=["POST"]),
     Route("/log/tile/{path:path}", tile_route, methods=["GET", "HEAD"]),
 ]
