@@ -28,10 +28,10 @@ from urllib.parse import urljoin
 
 import platformdirs
 
-from assay.log import merkle, note, proof, tiles
+from assay.log import cosignature, merkle, note, proof, tiles
 from assay.log.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from assay.verify.cache import DiskCache
-from assay.verify.errors import FetchError
+from assay.verify.errors import FetchError, InputError
 from assay.verify.files import LockedFile
 from assay.verify.pins import write_atomically
 from assay.verify.simple import ProjectPage
@@ -74,6 +74,10 @@ class IndexLog:
     #: The checkpoints of the receipts that verified, to be checked against the current one.
     seen: list[Checkpoint] = field(default_factory=list)
     fork: str | None = None
+    #: Per file position, its receipt's signed checkpoint (cosignatures included), verbatim.
+    seen_notes: dict[int, bytes] = field(default_factory=dict)
+    #: Online: the log's current checkpoint as served (with the cosignatures it collected).
+    current_note: bytes | None = None
 
 
 def check_receipt(data: bytes, file: LockedFile, log: IndexLog) -> tuple[Checkpoint | None, Problem | None]:
@@ -153,6 +157,7 @@ def check_consistency(log: IndexLog, state: CheckpointState, http: Http | None) 
         if got.status != 200:
             raise FetchError(f"HTTP {got.status}")
         current, _ = open_checkpoint(got.body, [log.verifier], log.origin)
+        log.current_note = got.body
     except (FetchError, note.NoteError, CheckpointError) as exc:
         log.fork = f"the log's current checkpoint cannot be checked: {exc}"
         return None
@@ -201,3 +206,68 @@ def receipt_for(
 
 def offers_log(pages: Sequence[ProjectPage]) -> bool:
     return any(f.log_receipt for page in pages for f in page.files)
+
+
+# ---- witnesses (issue 13 item 5: --require-witnesses K) ------------------------------------
+
+
+def receipt_checkpoint(data: bytes) -> bytes:
+    """The signed checkpoint a (parsed already, sound) receipt carries, cosignatures included."""
+    return proof.TlogProof.parse(data).checkpoint
+
+
+def witness_verifiers(keys: Sequence[str], *, where: str) -> list[cosignature.CosignatureVerifier]:
+    """The pinned witness keys (cosignature/v1 verifier keys), each once."""
+    found: dict[tuple[str, int], cosignature.CosignatureVerifier] = {}
+    for key in keys:
+        try:
+            verifier = cosignature.CosignatureVerifier.from_verifier_key(key.strip())
+        except note.NoteError as exc:
+            raise InputError(f"{where}: {key[:80]!r} is not a witness verifier key: {exc}") from None
+        found.setdefault((verifier.name, verifier.key_id), verifier)
+    return list(found.values())
+
+
+def count_cosignatures(signed: bytes, verifiers: Sequence[cosignature.CosignatureVerifier]) -> int:
+    """How many of ``verifiers`` validly cosigned this checkpoint note (C2SP tlog-cosignature:
+    a cosignature/v1 line over the note's text). A pinned key's failing line does not count;
+    lines of other keys are ignored (signed-note)."""
+    try:
+        text, sigs = note.parse(signed)
+    except note.NoteError:
+        return 0
+    known = {(v.name, v.key_id): v for v in verifiers}
+    valid: set[tuple[str, int]] = set()
+    for sig in sigs:
+        verifier = known.get((sig.name, sig.key_id))
+        if verifier is not None and verifier.verify(text.encode(), sig.signature):
+            valid.add((sig.name, sig.key_id))
+    return len(valid)
+
+
+def check_witnesses(
+    log: IndexLog, verifiers: Sequence[cosignature.CosignatureVerifier], required: int
+) -> dict[int, str]:
+    """What falls short of ``required`` cosignatures: key -1 for every file (online, the log's
+    current checkpoint, which every receipt's checkpoint was proven a prefix of), or per file
+    position (offline: each receipt's own checkpoint)."""
+    if len(verifiers) < required:
+        return {-1: (
+            f"--require-witnesses {required}, but {len(verifiers)} witness key(s) are pinned for {log.index} "
+            f"(witnesses = [...] in [log.\"{log.index}\"] of the pins file, or --witness-key)"
+        )}
+    if log.current_note is not None:
+        got = count_cosignatures(log.current_note, verifiers)
+        if got < required:
+            return {-1: f"the log's checkpoint carries {got} valid cosignature(s) by pinned witnesses, "
+                        f"{required} required"}
+        return {}
+    short = {}
+    for position, signed in log.seen_notes.items():
+        got = count_cosignatures(signed, verifiers)
+        if got < required:
+            short[position] = (
+                f"offline: the receipt's checkpoint carries {got} valid cosignature(s) by pinned witnesses, "
+                f"{required} required"
+            )
+    return short

@@ -66,6 +66,10 @@ class Settings:
     recheck: bool = False
     #: Where the largest log checkpoint seen per origin is kept (None: the user's state dir).
     log_state_dir: Path | None = None
+    #: How many valid cosignatures by pinned witnesses each checked checkpoint needs (0: none).
+    require_witnesses: int = 0
+    #: Witness verifier keys (cosignature/v1) given on the command line, for every index.
+    witness_keys: tuple[str, ...] = ()
 
 
 @dataclass
@@ -398,15 +402,29 @@ def _check_logs(
         f = slot.file
         if f.index is not None and f.not_on_index is None and f.sha256 is not None and f.filename is not None:
             by_index[f.index].append(position)
+    required = settings.require_witnesses
     for index, positions in by_index.items():
+        problems: dict[int, logcheck.Problem] = {}
+
+        def unchecked(why: str, positions: list[int] = positions) -> None:
+            """The log is not checked: a warning, or with --require-witnesses a failure."""
+            if required:
+                for position in positions:
+                    _fail(outcome, position, logcheck.Problem(
+                        Verdict.LOG_UNWITNESSED, f"--require-witnesses {required}: {why}"
+                    ))
+            else:
+                outcome.warnings.append(why)
+
         offered = logcheck.offers_log([p for (i, _), p in pages.items() if i == index])
         key = pins.file.log_keys.get(index)
         if key is None and not offered:
+            if required:
+                unchecked(f"{index} has no transparency log (no receipts, no pinned log key)")
             continue  # an index without a log, and no pin expecting one
-        problems: dict[int, logcheck.Problem] = {}
         if key is None:
             if not settings.tofu or http is None:
-                outcome.warnings.append(
+                unchecked(
                     f"{index} offers a transparency log whose key is not pinned: its receipts are not "
                     "checked (run with --tofu to pin the key)"
                 )
@@ -417,13 +435,16 @@ def _check_logs(
             except (FetchError, UnicodeDecodeError):
                 key = None
             if key is None:
-                outcome.warnings.append(f"{index} offers a transparency log but no key at log/key")
+                unchecked(f"{index} offers a transparency log but no key at log/key")
                 continue
             outcome.new_log_keys[index] = key
         try:
             verifier = note.Ed25519Verifier.from_verifier_key(key)
         except note.NoteError as exc:
             raise InputError(f"the log key pinned for {index} is not a verifier key: {exc}") from None
+        witnesses = logcheck.witness_verifiers(
+            [*pins.file.log_witnesses.get(index, []), *settings.witness_keys], where=f"the witnesses of {index}"
+        )
         # C2SP tlog-checkpoint: the log's key name is its origin, so the pinned key says which
         # log (origin) the checkpoints must come from.
         log = logcheck.IndexLog(index, key, verifier.name, verifier)
@@ -440,11 +461,20 @@ def _check_logs(
                 problems[position] = problem
             elif checkpoint is not None:
                 log.seen.append(checkpoint)
+                log.seen_notes[position] = logcheck.receipt_checkpoint(data)
         if note_ := logcheck.check_consistency(log, state, http):
             outcome.warnings.append(note_)
+        unwitnessed = logcheck.check_witnesses(log, witnesses, required) if required else {}
         for position in positions:
             if log.fork is not None and position not in problems:
                 problems[position] = logcheck.Problem(Verdict.LOG_FORK, log.fork)
-            result = outcome.results[position]
-            if (problem := problems.get(position)) is not None and result.verdict not in FAILURES:
-                outcome.results[position] = FileResult(result.file, problem.verdict, problem.reason, result.identity)
+            if position not in problems and (why := unwitnessed.get(position, unwitnessed.get(-1))):
+                problems[position] = logcheck.Problem(Verdict.LOG_UNWITNESSED, why)
+            if (problem := problems.get(position)) is not None:
+                _fail(outcome, position, problem)
+
+
+def _fail(outcome: Outcome, position: int, problem: logcheck.Problem) -> None:
+    result = outcome.results[position]
+    if result.verdict not in FAILURES:
+        outcome.results[position] = FileResult(result.file, problem.verdict, problem.reason, result.identity)

@@ -65,6 +65,9 @@ class Verdict(enum.StrEnum):
     LOG_MISSING = "log-missing"
     LOG_MISMATCH = "log-mismatch"
     LOG_FORK = "log-fork"
+    #: --require-witnesses K: the checkpoint checked carries fewer than K valid cosignatures
+    #: by pinned witness keys (C2SP tlog-cosignature), or the index's log is not checked.
+    LOG_UNWITNESSED = "log-unwitnessed"
 
 
 FAILURES = frozenset(
@@ -76,6 +79,7 @@ FAILURES = frozenset(
         Verdict.LOG_MISSING,
         Verdict.LOG_MISMATCH,
         Verdict.LOG_FORK,
+        Verdict.LOG_UNWITNESSED,
     }
 )
 
