@@ -448,9 +448,21 @@ def _check_logs(
         # C2SP tlog-checkpoint: the log's key name is its origin, so the pinned key says which
         # log (origin) the checkpoints must come from.
         log = logcheck.IndexLog(index, key, verifier.name, verifier)
+
+        def receipt(position: int) -> bytes | None:
+            file = slots[position].file
+            return logcheck.receipt_for(file, pages.get(_project_key(file)), cache, http)[0]
+
+        # One request per file: on `jobs` threads, as the provenance is fetched (serially,
+        # 500 receipts cost 500 round trips).
+        if http is not None and len(positions) > 1:
+            with ThreadPoolExecutor(max_workers=settings.jobs, thread_name_prefix="assay-log") as pool:
+                receipts = dict(zip(positions, pool.map(receipt, positions), strict=True))
+        else:
+            receipts = {position: receipt(position) for position in positions}
         for position in positions:
             slot = slots[position]
-            data, _ = logcheck.receipt_for(slot.file, pages.get(_project_key(slot.file)), cache, http)
+            data = receipts[position]
             if data is None:
                 problems[position] = logcheck.Problem(
                     Verdict.LOG_MISSING, f"the log of {index} has no receipt for {slot.file.filename}"
