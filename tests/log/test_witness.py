@@ -20,6 +20,7 @@ from assay.cli import main
 from assay.log import checkpoint, cosignature, note
 from assay.log.keys import _parse as parse_log_key
 from assay.logclient import witness
+from tests.log.conftest import Oracle
 from tests.support.dists import make_wheel
 from tests.support.server import AssayServer, serve_on
 from tests.support.static_log import StaticLog
@@ -188,3 +189,24 @@ def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
     shown = assay_log("witness-key", "--state", str(tmp_path))
     assert shown.exit_code == 1
     assert "chmod 600" in shown.output
+
+
+def test_go_opens_the_served_checkpoint_with_its_cosignatures(
+    server: AssayServer, tmp_path: Path, oracle: Oracle
+) -> None:
+    """The reference (Go's sumdb/note, with the oracle's C2SP cosignature/v1 verifier) opens the
+    checkpoint the index serves after two witnesses ran: the log's signature and both lines."""
+    grow(server, tmp_path, "witnessed-five")
+    states = [make_witness(server, tmp_path, f"w6.test/{n}") for n in ("a", "b")]
+    for state, _ in states:
+        assert cosign(server, state).exit_code == 0
+    _, body = served(server)
+    key = log_key(server)
+    both, without = oracle([
+        {"op": "open_note", "note": body.decode(), "vkeys": [key], "cosigner_vkeys": [v for _, v in states]},
+        {"op": "open_note", "note": body.decode().replace("\n", "\n\n", 1), "vkeys": [key],
+         "cosigner_vkeys": [v for _, v in states]},
+    ])
+    assert both["ok"], both
+    assert both["verified"] == ["+".join(k.split("+")[:2]) for k in (key, *(v for _, v in states))]
+    assert not without["ok"]  # the oracle says no to an altered note
