@@ -23,6 +23,9 @@ verdict                   meaning                                               
                           another file or sha256, or its proof does not verify)
 ``log-fork``              the log's checkpoint is not signed by the pinned key, or    failure
                           is not consistent with one seen before (a fork, rollback)
+``log-unwitnessed``       ``--require-witnesses K``: the checkpoint checked carries   failure
+                          fewer than K valid cosignatures by pinned witnesses, or
+                          the index's log is not checked at all
 ========================  ==========================================================  =======
 
 No path that meets an error ends in ``verified``: a verdict is ``verified`` only when every
