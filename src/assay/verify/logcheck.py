@@ -83,8 +83,11 @@ class IndexLog:
     opened: dict[bytes, Checkpoint] = field(default_factory=dict)
 
 
-def check_receipt(data: bytes, file: LockedFile, log: IndexLog) -> tuple[Checkpoint | None, Problem | None]:
-    """The receipt's checkpoint, or what is wrong with the receipt for ``file``."""
+def check_receipt(
+    data: bytes, file: LockedFile, log: IndexLog, position: int | None = None
+) -> tuple[Checkpoint | None, Problem | None]:
+    """The receipt's checkpoint, or what is wrong with the receipt for ``file``; a sound
+    receipt's signed checkpoint is kept in ``log.seen_notes[position]`` (for witnesses)."""
     try:
         receipt = proof.TlogProof.parse(data)
     except proof.TlogProofError as exc:
@@ -115,6 +118,8 @@ def check_receipt(data: bytes, file: LockedFile, log: IndexLog) -> tuple[Checkpo
         )
     except merkle.ProofError as exc:
         return None, Problem(Verdict.LOG_MISMATCH, f"the log receipt does not prove its entry: {exc}")
+    if position is not None:
+        log.seen_notes[position] = receipt.checkpoint
     return checkpoint, None
 
 
@@ -218,11 +223,6 @@ def offers_log(pages: Sequence[ProjectPage]) -> bool:
 
 
 # ---- witnesses (issue 13 item 5: --require-witnesses K) ------------------------------------
-
-
-def receipt_checkpoint(data: bytes) -> bytes:
-    """The signed checkpoint a (parsed already, sound) receipt carries, cosignatures included."""
-    return proof.TlogProof.parse(data).checkpoint
 
 
 def witness_verifiers(keys: Sequence[str], *, where: str) -> list[cosignature.CosignatureVerifier]:

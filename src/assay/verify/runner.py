@@ -468,12 +468,11 @@ def _check_logs(
                     Verdict.LOG_MISSING, f"the log of {index} has no receipt for {slot.file.filename}"
                 )
                 continue
-            checkpoint, problem = logcheck.check_receipt(data, slot.file, log)
+            checkpoint, problem = logcheck.check_receipt(data, slot.file, log, position)
             if problem is not None:
                 problems[position] = problem
-            elif checkpoint is not None:
-                log.seen.append(checkpoint)
-                log.seen_notes[position] = logcheck.receipt_checkpoint(data)
+            elif checkpoint is not None and checkpoint not in log.seen:
+                log.seen.append(checkpoint)  # each distinct one is proven a prefix once, not per file
         if note_ := logcheck.check_consistency(log, state, http):
             outcome.warnings.append(note_)
         unwitnessed = logcheck.check_witnesses(log, witnesses, required) if required else {}
