@@ -248,10 +248,22 @@ def run(
         http = Http(timeout=settings.timeout, retries=settings.retries, connections=settings.jobs)
     retriever = Retriever(cache, http, preread=preread)
     pages: dict[tuple[str, NormalizedName], ProjectPage] = {}
+    # Receipts fetched while provenance is (issue 13): for files of an index whose log key is
+    # pinned (or is being pinned, --tofu), as soon as their project's page names the receipt.
+    receipts: dict[int, bytes | None] = {}
+
+    def fetch_receipt(file: LockedFile, page: ProjectPage) -> bytes | None:
+        return logcheck.receipt_for(file, page, cache, http)[0]
+
+    def wants_receipt(file: LockedFile) -> bool:
+        return file.index is not None and (settings.tofu or file.index in pins.file.log_keys)
+
     try:
-        _gather(slots, retriever, checks, memo, settings, on_progress, stats, pages)
+        _gather(slots, retriever, checks, memo, settings, on_progress, stats, pages,
+                receipts=receipts, fetch_receipt=fetch_receipt if http is not None else None,
+                wants_receipt=wants_receipt)
         outcome = _decide(slots, settings)
-        _check_logs(outcome, slots, pages, pins, settings, cache, http)
+        _check_logs(outcome, slots, pages, pins, settings, cache, http, prefetched=receipts)
     finally:
         checks.close()
         if http is not None:
@@ -280,6 +292,10 @@ def _gather(
     on_progress: Callable[[LockedFile], None] | None,
     stats: Counter[str],
     pages: dict[tuple[str, NormalizedName], ProjectPage],
+    *,
+    receipts: dict[int, bytes | None] | None = None,
+    fetch_receipt: Callable[[LockedFile, ProjectPage], bytes | None] | None = None,
+    wants_receipt: Callable[[LockedFile], bool] | None = None,
 ) -> None:
     def done(slot: _Slot, evidence: Evidence) -> None:
         slot.evidence = evidence
@@ -330,6 +346,14 @@ def _gather(
                     pages[subject[0].file.index, subject[0].file.name] = page
                 for slot in subject:
                     lookup(slot, page)
+                    if (
+                        fetch_receipt is not None and wants_receipt is not None and isinstance(page, ProjectPage)
+                        and slot.file.filename and slot.file.sha256 and wants_receipt(slot.file)
+                    ):
+                        track(io.submit(fetch_receipt, slot.file, page), "receipt", slot)
+            elif kind == "receipt":
+                if receipts is not None:
+                    receipts[id(subject)] = future.result()
             elif kind == "provenance":
                 slot = subject
                 resolved, retrieval = future.result()
@@ -393,6 +417,7 @@ def _check_logs(
     settings: Settings,
     cache: DiskCache,
     http: Http | None,
+    prefetched: dict[int, bytes | None] | None = None,
 ) -> None:
     """The index's transparency log (``assay.verify.logcheck``): a log failure replaces a
     verdict that was not already a failure."""
@@ -450,12 +475,15 @@ def _check_logs(
         log = logcheck.IndexLog(index, key, verifier.name, verifier)
 
         def receipt(position: int) -> bytes | None:
+            if prefetched is not None and id(slots[position]) in prefetched:
+                return prefetched[id(slots[position])]
             file = slots[position].file
             return logcheck.receipt_for(file, pages.get(_project_key(file)), cache, http)[0]
 
-        # One request per file: on `jobs` threads, as the provenance is fetched (serially,
+        # Those not fetched during _gather: one request per file, on `jobs` threads (serially,
         # 500 receipts cost 500 round trips).
-        if http is not None and len(positions) > 1:
+        missing = [p for p in positions if prefetched is None or id(slots[p]) not in prefetched]
+        if http is not None and len(missing) > 1:
             with ThreadPoolExecutor(max_workers=settings.jobs, thread_name_prefix="assay-log") as pool:
                 receipts = dict(zip(positions, pool.map(receipt, positions), strict=True))
         else:
