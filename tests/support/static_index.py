@@ -107,6 +107,11 @@ class StaticIndex:
         #: Bytes the endless/huge hostile bodies have sent so far.
         self.hostile_bytes_sent = 0
         self._flaky: dict[str, int] = {}
+        #: A transparency log (issue 13), if one is set: ``/log/<path>`` bodies, and per
+        #: filename its C2SP tlog-proof receipt (``/files/<filename>.tlog-proof``, listed on
+        #: the page as ``_assay_log_receipt``, as assay serves it).
+        self.log_files: dict[str, bytes] = {}
+        self.receipts: dict[str, bytes] = {}
         self._stopping = threading.Event()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -211,7 +216,9 @@ class StaticIndex:
         app = Starlette(
             routes=[
                 Route("/simple/{project}/", self._page),
+                Route("/files/{filename}.tlog-proof", self._receipt),
                 Route("/files/{filename}", self._file),
+                Route("/log/{path:path}", self._log),
                 Route("/integrity/{project}/{version}/{filename}/provenance", self._provenance),
                 Route("/hostile/{kind}", self._hostile),
                 Route("/hostile/flaky/{failures:int}/{rest:path}", self._flaky_route),
@@ -256,6 +263,8 @@ class StaticIndex:
                 item["provenance"] = entry.provenance_url or f"{self.url}{self.provenance_path(entry)}"
             elif entry.mode == NULL:
                 item["provenance"] = None
+            if entry.filename in self.receipts:
+                item["_assay_log_receipt"] = f"/files/{entry.filename}.tlog-proof"
             files.append(item)
         doc = {"meta": {"api-version": "1.3"}, "name": project, "versions": [], "files": files}
         return json.dumps(doc).encode()
@@ -294,6 +303,18 @@ class StaticIndex:
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers={"ETag": etag})
         return Response(body, media_type=SIMPLE_JSON, headers={"ETag": etag})
+
+    async def _receipt(self, request: Request) -> Response:
+        body = self.receipts.get(request.path_params["filename"])
+        if body is None:
+            return Response(status_code=404)
+        return Response(body, media_type="text/plain; charset=utf-8")
+
+    async def _log(self, request: Request) -> Response:
+        body = self.log_files.get(request.path_params["path"])
+        if body is None:
+            return Response(status_code=404)
+        return Response(body, media_type="application/octet-stream")
 
     async def _file(self, request: Request) -> Response:
         entry = self.files.get(request.path_params["filename"])

@@ -110,7 +110,8 @@ def test_no_provenance_is_never_verified(evidence: NoProvenance | Unknown | Unav
 
 def test_failures_are_the_contract() -> None:
     assert {v.value for v in FAILURES} == {
-        "identity-changed", "unpinned", "attestation-lost", "invalid", "log-missing", "log-mismatch", "log-fork"
+        "identity-changed", "unpinned", "attestation-lost", "invalid", "log-missing", "log-mismatch", "log-fork",
+        "log-unwitnessed",
     }
     assert [v.value for v in Verdict] == [
         "verified",
@@ -123,6 +124,7 @@ def test_failures_are_the_contract() -> None:
         "log-missing",
         "log-mismatch",
         "log-fork",
+        "log-unwitnessed",
     ]
 
 

@@ -35,6 +35,7 @@ VERDICTS = {
     "log-missing",
     "log-mismatch",
     "log-fork",
+    "log-unwitnessed",
 }
 
 

@@ -20,6 +20,7 @@ from assay.cli.lazy import LazyGroup
         "verify": "assay.cli.verify:verify",
         "install": "assay.cli.verify:install_command",
         "pins": "assay.cli.verify:pins",
+        "log": "assay.cli.log_client:log",
     },
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )

@@ -85,3 +85,61 @@ def backfill(ctx: Ctx) -> None:
     for filename in added:
         click.echo(f"logged {filename}")
     click.echo(f"{len(added)} file(s) logged; size now {store.integrate(ctx.db, index_id)}")
+
+
+@log.group("witness")
+def witness() -> None:
+    """Witnesses whose cosignatures the index accepts at POST /log/cosignature (C2SP
+    tlog-cosignature) and serves with its checkpoint."""
+
+
+@witness.command("add")
+@click.argument("name")
+@click.argument("key")
+@_INDEX
+@pass_ctx
+@friendly_errors
+def witness_add(ctx: Ctx, name: str, key: str) -> None:
+    """Accept cosignatures by KEY, a cosignature/v1 verifier key (<name>+<key ID>+<base64>,
+    as `assay log witness-key` prints it), under the label NAME."""
+    from assay import audit
+    from assay.log import witnesses
+
+    actor = ctx.actor
+    try:
+        added = witnesses.add(ctx.db, name, key, ctx.index.id)
+    except witnesses.WitnessError as exc:
+        raise click.ClickException(str(exc)) from None
+    with ctx.db.write() as session:
+        audit.record(session, actor=actor, action="log:witness-add", details={"label": name, "key": added.vkey})
+    click.echo(f"witness {name} added: {added.vkey}")
+
+
+@witness.command("list")
+@_INDEX
+@pass_ctx
+@friendly_errors
+def witness_list(ctx: Ctx) -> None:
+    """The configured witnesses: label and verifier key, one per line."""
+    from assay.log import witnesses
+
+    for w in witnesses.listed(ctx.db, ctx.index.id):
+        click.echo(f"{w.label}\t{w.vkey}")
+
+
+@witness.command("remove")
+@click.argument("name")
+@_INDEX
+@pass_ctx
+@friendly_errors
+def witness_remove(ctx: Ctx, name: str) -> None:
+    """Stop accepting NAME's cosignatures; those it submitted are no longer served."""
+    from assay import audit
+    from assay.log import witnesses
+
+    actor = ctx.actor
+    if not witnesses.remove(ctx.db, name, ctx.index.id):
+        raise click.ClickException(f"no witness named {name!r}")
+    with ctx.db.write() as session:
+        audit.record(session, actor=actor, action="log:witness-remove", details={"label": name})
+    click.echo(f"witness {name} removed")

@@ -136,6 +136,21 @@ _verification_options = _options(
         "(remembered only for identical inputs, under a key in the user's state directory).",
     ),
     click.option(
+        "--require-witnesses",
+        type=click.IntRange(0, 50),
+        default=0,
+        show_default=True,
+        help="Fail (log-unwitnessed) unless the log checkpoint checked for each file carries this many "
+        "valid cosignatures by pinned witnesses (C2SP tlog-cosignature).",
+    ),
+    click.option(
+        "--witness-key",
+        "witness_keys",
+        multiple=True,
+        help="A witness's verifier key (<name>+<key ID>+<base64>, as `assay log witness-key` prints it) "
+        "to count for every index, besides the witnesses pinned in the pins file (repeatable).",
+    ),
+    click.option(
         "-v",
         "--verbose",
         is_flag=True,
@@ -160,6 +175,8 @@ def _settings(opts: dict[str, Any], *, tofu: bool = False) -> Settings:
         tofu=tofu,
         strict=opts["strict"],
         recheck=opts["recheck"],
+        require_witnesses=opts["require_witnesses"],
+        witness_keys=opts["witness_keys"],
     )
 
 

@@ -123,3 +123,23 @@ def provenance_import(project: str, filename: str, sha256: str, provenance: dict
     entry.update(project=project, filename=filename, sha256=sha256,
                  provenance_sha256=provenance_digest(provenance))
     return entry
+
+
+def decode(data: bytes) -> dict[str, Any]:
+    """An entry read back from a log (a monitor's replay): JSON, depth-guarded, an object of
+    this format's version and a known kind, in its one canonical spelling (anything else was
+    not written by an assay index, or was altered)."""
+    from assay import untrusted_json
+
+    try:
+        entry = untrusted_json.loads(data)
+    except ValueError as exc:  # JSONDecodeError, JSONTooDeep, UnicodeDecodeError
+        raise EntryError(f"a log entry is not JSON: {exc}") from None
+    if not isinstance(entry, dict):
+        raise EntryError("a log entry is a JSON object")
+    if entry.get("v") != VERSION or entry.get("kind") not in KINDS:
+        got = f"v={entry.get('v')!r}, kind={entry.get('kind')!r}"
+        raise EntryError(f"not a version {VERSION} entry of a known kind ({got})")
+    if rfc8785.dumps(entry) != data:
+        raise EntryError("a log entry is not in its canonical (RFC 8785) spelling")
+    return entry

@@ -4,6 +4,8 @@ default index, ``/team/log/`` for the index ``team``: each index has its own log
 - ``/log/checkpoint``: the signed checkpoint (``text/plain; charset=utf-8``), revalidated on
   every use (``Cache-Control: no-cache``): it changes as the log grows;
 - ``/log/key``: the signer's verifier key (``text/plain``), what ``assay verify --tofu`` pins;
+- ``POST /log/cosignature``: a witness submits its cosignature of a checkpoint (issue 13
+  item 5, see ``witnesses``); the checkpoint is then served with it;
 - ``/log/tile/<L>/<N>[.p/<W>]``: hash tiles; ``/log/tile/entries/<N>[.p/<W>]``: entry bundles
   (``application/octet-stream``). A full tile never changes, so it is cached for a year as
   ``immutable`` (tlog-tiles: full tiles are immutable; a CDN or a static host may serve them);
@@ -30,7 +32,7 @@ from starlette.routing import BaseRoute, Route
 
 from assay.indexes import IndexRef
 from assay.log import checkpoint as checkpoints
-from assay.log import keys, note, proof, publish, store, tiles
+from assay.log import keys, note, proof, publish, store, tiles, witnesses
 from assay.storage.blobs import BlobKeyError, check_key
 from assay.storage.models import File, LogEntry, Project
 from assay.web.access import open_index_async
@@ -67,8 +69,14 @@ class LogService:
         return found
 
     def checkpoint(self, index: IndexRef) -> bytes:
+        """The index's checkpoint to serve, with the cosignatures witnesses submitted for it."""
         signer = self.signer_of(index)
-        return publish.latest(self.db, index.id, signer, signer.name, self.interval)
+        signed = publish.latest(self.db, index.id, signer, signer.name, self.interval)
+        with self.db.read() as session:
+            return witnesses.attach(session, signed, index.id)
+
+    def cosign(self, index: IndexRef, body: bytes) -> list[str]:
+        return witnesses.submit(self.db, body, self.signer_of(index).name, index.id)
 
     def upload_entry(self, index: IndexRef, key: str) -> tuple[int, bytes] | None:
         """The leaf index and canonical bytes of the ``upload`` entry of the file stored at
@@ -173,6 +181,27 @@ async def key_route(request: Request) -> Response:
     return Response(log.signer_of(index).verifier_key() + "\n", media_type="text/plain; charset=utf-8")
 
 
+async def cosignature_route(request: Request) -> Response:
+    """``POST /log/cosignature``: the body is the checkpoint's note text and the witness's
+    cosignature line(s) (``text/plain``; the log's own signature may be there too, and is
+    ignored). 200 with the names of the stored keys; 4xx saying what was wrong."""
+    from assay.web.responses import TextError
+
+    svc, log = _service(request)
+    index = await open_index_async(request, svc)
+    if isinstance(index, Response):
+        return index
+    body = await request.body()
+    try:
+        accepted = await run_in_threadpool(log.cosign, index, body)
+    except witnesses.WitnessError as exc:
+        return TextError(exc.status, f"cosignature refused: {exc}")
+    return Response(
+        "".join(f"accepted {name}\n" for name in accepted), media_type="text/plain; charset=utf-8",
+        headers={"Cache-Control": NO_STORE},
+    )
+
+
 async def tile_route(request: Request) -> Response:
     svc, log = _service(request)
     index = await open_index_async(request, svc)
@@ -184,5 +213,6 @@ async def tile_route(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/log/checkpoint", checkpoint_route, methods=["GET", "HEAD"]),
     Route("/log/key", key_route, methods=["GET", "HEAD"]),
+    Route("/log/cosignature", cosignature_route, methods=["POST"]),
     Route("/log/tile/{path:path}", tile_route, methods=["GET", "HEAD"]),
 ]

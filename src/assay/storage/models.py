@@ -634,3 +634,40 @@ class MirrorConflict(Base):
     kept_sha256: Mapped[str] = mapped_column(String(64))
     offered_sha256: Mapped[str] = mapped_column(String(64))
     first_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+class LogWitness(Base):
+    """A witness whose cosignatures the index accepts (``assay admin log witness add``): a
+    C2SP tlog-cosignature verifier key (``<name>+<key ID>+<base64(0x04 || key)>``) under a
+    label the admin chose; witnesses are per index (each index has its own log)."""
+
+    __tablename__ = "log_witnesses"
+    __table_args__ = (UniqueConstraint("index_id", "label"), UniqueConstraint("index_id", "vkey"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = mapped_column(
+        ForeignKey("indexes.id", ondelete="CASCADE"), default=DEFAULT_INDEX_ID, server_default="1"
+    )
+    label: Mapped[str] = mapped_column(String(100))
+    vkey: Mapped[str] = mapped_column(String(300))
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class LogCosignature(Base):
+    """A witness's cosignature on the checkpoint of ``size`` (C2SP tlog-cosignature), verified
+    when submitted; ``/log/checkpoint`` serves it as an extra signature line. ``text_sha256``
+    is SHA-256 of the checkpoint text it signs: a checkpoint re-signed for another origin at
+    the same size does not carry it. One per witness key and size (the newest submitted)."""
+
+    __tablename__ = "log_cosignatures"
+    __table_args__ = (UniqueConstraint("index_id", "size", "witness_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = mapped_column(
+        ForeignKey("indexes.id", ondelete="CASCADE"), default=DEFAULT_INDEX_ID, server_default="1"
+    )
+    size: Mapped[int] = mapped_column(BigInteger, index=True)
+    witness_id: Mapped[int] = mapped_column(ForeignKey("log_witnesses.id", ondelete="CASCADE"))
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    #: The whole signature line, ``— <name> <base64(key ID || timestamp || signature)>\n``.
+    line: Mapped[str] = mapped_column(String(500))
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)

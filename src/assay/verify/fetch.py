@@ -129,6 +129,24 @@ class Http:
             raise FetchError(f"{redact(response.url)}: HTTP {response.status}")
         return response
 
+    def post(self, url: str, body: bytes, *, content_type: str, limit: int) -> Response:
+        """POST ``body`` once (no retries: a POST need not be idempotent), reading at most
+        ``limit`` bytes of the answer; raises ``FetchError`` when no answer came."""
+        try:
+            with self._client.stream(
+                "POST", url, content=body, headers={"Content-Type": content_type, "Accept": "text/plain"}
+            ) as response:
+                chunks: list[bytes] = []
+                received = 0
+                for chunk in response.iter_bytes():
+                    received += len(chunk)
+                    if received > limit:
+                        raise FetchError(f"{redact(url)}: the answer exceeds the {_size(limit)} allowed")
+                    chunks.append(chunk)
+                return Response(str(response.url), response.status_code, response.headers, b"".join(chunks))
+        except httpx.HTTPError as exc:
+            raise FetchError(f"{redact(url)}: {type(exc).__name__}: {exc}") from None
+
     # -- internals ------------------------------------------------------------------------
 
     def _request(

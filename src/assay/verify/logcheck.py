@@ -28,10 +28,10 @@ from urllib.parse import urljoin
 
 import platformdirs
 
-from assay.log import merkle, note, proof, tiles
+from assay.log import cosignature, merkle, note, proof, tiles
 from assay.log.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from assay.verify.cache import DiskCache
-from assay.verify.errors import FetchError
+from assay.verify.errors import FetchError, InputError
 from assay.verify.files import LockedFile
 from assay.verify.pins import write_atomically
 from assay.verify.simple import ProjectPage
@@ -74,10 +74,20 @@ class IndexLog:
     #: The checkpoints of the receipts that verified, to be checked against the current one.
     seen: list[Checkpoint] = field(default_factory=list)
     fork: str | None = None
+    #: Per file position, its receipt's signed checkpoint (cosignatures included), verbatim.
+    seen_notes: dict[int, bytes] = field(default_factory=dict)
+    #: Online: the log's current checkpoint as served (with the cosignatures it collected).
+    current_note: bytes | None = None
+    #: Signed checkpoints already verified in this run (most receipts share one): their
+    #: signature is checked once, not once per file.
+    opened: dict[bytes, Checkpoint] = field(default_factory=dict)
 
 
-def check_receipt(data: bytes, file: LockedFile, log: IndexLog) -> tuple[Checkpoint | None, Problem | None]:
-    """The receipt's checkpoint, or what is wrong with the receipt for ``file``."""
+def check_receipt(
+    data: bytes, file: LockedFile, log: IndexLog, position: int | None = None
+) -> tuple[Checkpoint | None, Problem | None]:
+    """The receipt's checkpoint, or what is wrong with the receipt for ``file``; a sound
+    receipt's signed checkpoint is kept in ``log.seen_notes[position]`` (for witnesses)."""
     try:
         receipt = proof.TlogProof.parse(data)
     except proof.TlogProofError as exc:
@@ -94,14 +104,22 @@ def check_receipt(data: bytes, file: LockedFile, log: IndexLog) -> tuple[Checkpo
             Verdict.LOG_MISMATCH,
             f"the log records {got!r}, not {file.filename} with sha256 {file.sha256}",
         )
+    checkpoint = log.opened.get(receipt.checkpoint)
+    if checkpoint is None:
+        try:
+            checkpoint, _ = open_checkpoint(receipt.checkpoint, [log.verifier], log.origin)
+        except (note.NoteError, CheckpointError) as exc:
+            return None, Problem(Verdict.LOG_FORK, f"the receipt's checkpoint is not the pinned log's: {exc}")
+        log.opened[receipt.checkpoint] = checkpoint
     try:
-        checkpoint, _ = open_checkpoint(receipt.checkpoint, [log.verifier], log.origin)
-    except (note.NoteError, CheckpointError) as exc:
-        return None, Problem(Verdict.LOG_FORK, f"the receipt's checkpoint is not the pinned log's: {exc}")
-    try:
-        receipt.verify(receipt.extra, [log.verifier], log.origin)
-    except proof.TlogProofError as exc:
+        # What TlogProof.verify checks after the signature (RFC 9162 §2.1.3.2).
+        merkle.verify_inclusion(
+            merkle.leaf_hash(receipt.extra), receipt.index, checkpoint.size, receipt.hashes, checkpoint.root_hash
+        )
+    except merkle.ProofError as exc:
         return None, Problem(Verdict.LOG_MISMATCH, f"the log receipt does not prove its entry: {exc}")
+    if position is not None:
+        log.seen_notes[position] = receipt.checkpoint
     return checkpoint, None
 
 
@@ -153,6 +171,7 @@ def check_consistency(log: IndexLog, state: CheckpointState, http: Http | None) 
         if got.status != 200:
             raise FetchError(f"HTTP {got.status}")
         current, _ = open_checkpoint(got.body, [log.verifier], log.origin)
+        log.current_note = got.body
     except (FetchError, note.NoteError, CheckpointError) as exc:
         log.fork = f"the log's current checkpoint cannot be checked: {exc}"
         return None
@@ -201,3 +220,63 @@ def receipt_for(
 
 def offers_log(pages: Sequence[ProjectPage]) -> bool:
     return any(f.log_receipt for page in pages for f in page.files)
+
+
+# ---- witnesses (issue 13 item 5: --require-witnesses K) ------------------------------------
+
+
+def witness_verifiers(keys: Sequence[str], *, where: str) -> list[cosignature.CosignatureVerifier]:
+    """The pinned witness keys (cosignature/v1 verifier keys), each once."""
+    found: dict[tuple[str, int], cosignature.CosignatureVerifier] = {}
+    for key in keys:
+        try:
+            verifier = cosignature.CosignatureVerifier.from_verifier_key(key.strip())
+        except note.NoteError as exc:
+            raise InputError(f"{where}: {key[:80]!r} is not a witness verifier key: {exc}") from None
+        found.setdefault((verifier.name, verifier.key_id), verifier)
+    return list(found.values())
+
+
+def count_cosignatures(signed: bytes, verifiers: Sequence[cosignature.CosignatureVerifier]) -> int:
+    """How many of ``verifiers`` validly cosigned this checkpoint note (C2SP tlog-cosignature:
+    a cosignature/v1 line over the note's text). A pinned key's failing line does not count;
+    lines of other keys are ignored (signed-note)."""
+    try:
+        text, sigs = note.parse(signed)
+    except note.NoteError:
+        return 0
+    known = {(v.name, v.key_id): v for v in verifiers}
+    valid: set[tuple[str, int]] = set()
+    for sig in sigs:
+        verifier = known.get((sig.name, sig.key_id))
+        if verifier is not None and verifier.verify(text.encode(), sig.signature):
+            valid.add((sig.name, sig.key_id))
+    return len(valid)
+
+
+def check_witnesses(
+    log: IndexLog, verifiers: Sequence[cosignature.CosignatureVerifier], required: int
+) -> dict[int, str]:
+    """What falls short of ``required`` cosignatures: key -1 for every file (online, the log's
+    current checkpoint, which every receipt's checkpoint was proven a prefix of), or per file
+    position (offline: each receipt's own checkpoint)."""
+    if len(verifiers) < required:
+        return {-1: (
+            f"--require-witnesses {required}, but {len(verifiers)} witness key(s) are pinned for {log.index} "
+            f"(witnesses = [...] in [log.\"{log.index}\"] of the pins file, or --witness-key)"
+        )}
+    if log.current_note is not None:
+        got = count_cosignatures(log.current_note, verifiers)
+        if got < required:
+            return {-1: f"the log's checkpoint carries {got} valid cosignature(s) by pinned witnesses, "
+                        f"{required} required"}
+        return {}
+    short = {}
+    for position, signed in log.seen_notes.items():
+        got = count_cosignatures(signed, verifiers)
+        if got < required:
+            short[position] = (
+                f"offline: the receipt's checkpoint carries {got} valid cosignature(s) by pinned witnesses, "
+                f"{required} required"
+            )
+    return short

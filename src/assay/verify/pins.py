@@ -144,6 +144,9 @@ class PinFile:
     #: ``[log."<index URL>"] key = "<verifier key>"``: the pinned transparency-log key of an
     #: index (assay.verify.logcheck); pinned by --tofu from ``/log/key``, never re-pinned.
     log_keys: dict[str, str] = field(default_factory=dict)
+    #: ``[log."<index URL>"] witnesses = ["<cosignature/v1 verifier key>", ...]``: the witnesses
+    #: whose cosignatures ``--require-witnesses`` counts on that index's checkpoints.
+    log_witnesses: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> PinFile:
@@ -188,6 +191,11 @@ class PinFile:
             if not isinstance(table, dict) or not isinstance(table.get("key"), str):
                 raise InputError(f"{path}: [log.{url!r}] needs key = \"<log verifier key>\"")
             pin_file.log_keys[url] = table["key"]
+            witnesses = table.get("witnesses", [])
+            if not isinstance(witnesses, list) or not all(isinstance(w, str) for w in witnesses):
+                raise InputError(f"{path}: [log.{url!r}] witnesses must be a list of witness verifier keys")
+            if witnesses:
+                pin_file.log_witnesses[url] = list(witnesses)
         return pin_file
 
     def set(self, name: NormalizedName, matcher: Matcher, *, comment: str | None = None) -> None:
@@ -208,7 +216,10 @@ class PinFile:
             packages[name] = table
         doc: dict[str, Any] = {"packages": packages}
         if self.log_keys:
-            doc["log"] = {url: {"key": key} for url, key in sorted(self.log_keys.items())}
+            doc["log"] = {
+                url: {"key": key, **({"witnesses": w} if (w := self.log_witnesses.get(url)) else {})}
+                for url, key in sorted(self.log_keys.items())
+            }
         return _HEADER + tomli_w.dumps(doc)
 
     def save(self) -> None:

@@ -66,6 +66,10 @@ class Settings:
     recheck: bool = False
     #: Where the largest log checkpoint seen per origin is kept (None: the user's state dir).
     log_state_dir: Path | None = None
+    #: How many valid cosignatures by pinned witnesses each checked checkpoint needs (0: none).
+    require_witnesses: int = 0
+    #: Witness verifier keys (cosignature/v1) given on the command line, for every index.
+    witness_keys: tuple[str, ...] = ()
 
 
 @dataclass
@@ -244,10 +248,22 @@ def run(
         http = Http(timeout=settings.timeout, retries=settings.retries, connections=settings.jobs)
     retriever = Retriever(cache, http, preread=preread)
     pages: dict[tuple[str, NormalizedName], ProjectPage] = {}
+    # Receipts fetched while provenance is (issue 13): for files of an index whose log key is
+    # pinned (or is being pinned, --tofu), as soon as their project's page names the receipt.
+    receipts: dict[int, bytes | None] = {}
+
+    def fetch_receipt(file: LockedFile, page: ProjectPage) -> bytes | None:
+        return logcheck.receipt_for(file, page, cache, http)[0]
+
+    def wants_receipt(file: LockedFile) -> bool:
+        return file.index is not None and (settings.tofu or file.index in pins.file.log_keys)
+
     try:
-        _gather(slots, retriever, checks, memo, settings, on_progress, stats, pages)
+        _gather(slots, retriever, checks, memo, settings, on_progress, stats, pages,
+                receipts=receipts, fetch_receipt=fetch_receipt if http is not None else None,
+                wants_receipt=wants_receipt)
         outcome = _decide(slots, settings)
-        _check_logs(outcome, slots, pages, pins, settings, cache, http)
+        _check_logs(outcome, slots, pages, pins, settings, cache, http, prefetched=receipts)
     finally:
         checks.close()
         if http is not None:
@@ -276,6 +292,10 @@ def _gather(
     on_progress: Callable[[LockedFile], None] | None,
     stats: Counter[str],
     pages: dict[tuple[str, NormalizedName], ProjectPage],
+    *,
+    receipts: dict[int, bytes | None] | None = None,
+    fetch_receipt: Callable[[LockedFile, ProjectPage], bytes | None] | None = None,
+    wants_receipt: Callable[[LockedFile], bool] | None = None,
 ) -> None:
     def done(slot: _Slot, evidence: Evidence) -> None:
         slot.evidence = evidence
@@ -326,6 +346,14 @@ def _gather(
                     pages[subject[0].file.index, subject[0].file.name] = page
                 for slot in subject:
                     lookup(slot, page)
+                    if (
+                        fetch_receipt is not None and wants_receipt is not None and isinstance(page, ProjectPage)
+                        and slot.file.filename and slot.file.sha256 and wants_receipt(slot.file)
+                    ):
+                        track(io.submit(fetch_receipt, slot.file, page), "receipt", slot)
+            elif kind == "receipt":
+                if receipts is not None:
+                    receipts[id(subject)] = future.result()
             elif kind == "provenance":
                 slot = subject
                 resolved, retrieval = future.result()
@@ -389,6 +417,7 @@ def _check_logs(
     settings: Settings,
     cache: DiskCache,
     http: Http | None,
+    prefetched: dict[int, bytes | None] | None = None,
 ) -> None:
     """The index's transparency log (``assay.verify.logcheck``): a log failure replaces a
     verdict that was not already a failure."""
@@ -398,15 +427,29 @@ def _check_logs(
         f = slot.file
         if f.index is not None and f.not_on_index is None and f.sha256 is not None and f.filename is not None:
             by_index[f.index].append(position)
+    required = settings.require_witnesses
     for index, positions in by_index.items():
+        problems: dict[int, logcheck.Problem] = {}
+
+        def unchecked(why: str, positions: list[int] = positions) -> None:
+            """The log is not checked: a warning, or with --require-witnesses a failure."""
+            if required:
+                for position in positions:
+                    _fail(outcome, position, logcheck.Problem(
+                        Verdict.LOG_UNWITNESSED, f"--require-witnesses {required}: {why}"
+                    ))
+            else:
+                outcome.warnings.append(why)
+
         offered = logcheck.offers_log([p for (i, _), p in pages.items() if i == index])
         key = pins.file.log_keys.get(index)
         if key is None and not offered:
+            if required:
+                unchecked(f"{index} has no transparency log (no receipts, no pinned log key)")
             continue  # an index without a log, and no pin expecting one
-        problems: dict[int, logcheck.Problem] = {}
         if key is None:
             if not settings.tofu or http is None:
-                outcome.warnings.append(
+                unchecked(
                     f"{index} offers a transparency log whose key is not pinned: its receipts are not "
                     "checked (run with --tofu to pin the key)"
                 )
@@ -417,34 +460,60 @@ def _check_logs(
             except (FetchError, UnicodeDecodeError):
                 key = None
             if key is None:
-                outcome.warnings.append(f"{index} offers a transparency log but no key at log/key")
+                unchecked(f"{index} offers a transparency log but no key at log/key")
                 continue
             outcome.new_log_keys[index] = key
         try:
             verifier = note.Ed25519Verifier.from_verifier_key(key)
         except note.NoteError as exc:
             raise InputError(f"the log key pinned for {index} is not a verifier key: {exc}") from None
+        witnesses = logcheck.witness_verifiers(
+            [*pins.file.log_witnesses.get(index, []), *settings.witness_keys], where=f"the witnesses of {index}"
+        )
         # C2SP tlog-checkpoint: the log's key name is its origin, so the pinned key says which
         # log (origin) the checkpoints must come from.
         log = logcheck.IndexLog(index, key, verifier.name, verifier)
+
+        def receipt(position: int) -> bytes | None:
+            if prefetched is not None and id(slots[position]) in prefetched:
+                return prefetched[id(slots[position])]
+            file = slots[position].file
+            return logcheck.receipt_for(file, pages.get(_project_key(file)), cache, http)[0]
+
+        # Those not fetched during _gather: one request per file, on `jobs` threads (serially,
+        # 500 receipts cost 500 round trips).
+        missing = [p for p in positions if prefetched is None or id(slots[p]) not in prefetched]
+        if http is not None and len(missing) > 1:
+            with ThreadPoolExecutor(max_workers=settings.jobs, thread_name_prefix="assay-log") as pool:
+                receipts = dict(zip(positions, pool.map(receipt, positions), strict=True))
+        else:
+            receipts = {position: receipt(position) for position in positions}
         for position in positions:
             slot = slots[position]
-            data, _ = logcheck.receipt_for(slot.file, pages.get(_project_key(slot.file)), cache, http)
+            data = receipts[position]
             if data is None:
                 problems[position] = logcheck.Problem(
                     Verdict.LOG_MISSING, f"the log of {index} has no receipt for {slot.file.filename}"
                 )
                 continue
-            checkpoint, problem = logcheck.check_receipt(data, slot.file, log)
+            checkpoint, problem = logcheck.check_receipt(data, slot.file, log, position)
             if problem is not None:
                 problems[position] = problem
-            elif checkpoint is not None:
-                log.seen.append(checkpoint)
+            elif checkpoint is not None and checkpoint not in log.seen:
+                log.seen.append(checkpoint)  # each distinct one is proven a prefix once, not per file
         if note_ := logcheck.check_consistency(log, state, http):
             outcome.warnings.append(note_)
+        unwitnessed = logcheck.check_witnesses(log, witnesses, required) if required else {}
         for position in positions:
             if log.fork is not None and position not in problems:
                 problems[position] = logcheck.Problem(Verdict.LOG_FORK, log.fork)
-            result = outcome.results[position]
-            if (problem := problems.get(position)) is not None and result.verdict not in FAILURES:
-                outcome.results[position] = FileResult(result.file, problem.verdict, problem.reason, result.identity)
+            if position not in problems and (why := unwitnessed.get(position, unwitnessed.get(-1))):
+                problems[position] = logcheck.Problem(Verdict.LOG_UNWITNESSED, why)
+            if (problem := problems.get(position)) is not None:
+                _fail(outcome, position, problem)
+
+
+def _fail(outcome: Outcome, position: int, problem: logcheck.Problem) -> None:
+    result = outcome.results[position]
+    if result.verdict not in FAILURES:
+        outcome.results[position] = FileResult(result.file, problem.verdict, problem.reason, result.identity)

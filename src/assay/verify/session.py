@@ -109,6 +109,8 @@ def settings(
     tofu: bool,
     strict: bool,
     recheck: bool = False,
+    require_witnesses: int = 0,
+    witness_keys: Sequence[str] = (),
 ) -> Settings:
     return Settings(
         trust=trust_root(staging=staging, path=trust_root_path),
@@ -120,6 +122,8 @@ def settings(
         tofu=tofu,
         strict=strict,
         recheck=recheck,
+        require_witnesses=require_witnesses,
+        witness_keys=tuple(witness_keys),
     )
 
 

@@ -23,6 +23,9 @@ verdict                   meaning                                               
                           another file or sha256, or its proof does not verify)
 ``log-fork``              the log's checkpoint is not signed by the pinned key, or    failure
                           is not consistent with one seen before (a fork, rollback)
+``log-unwitnessed``       ``--require-witnesses K``: the checkpoint checked carries   failure
+                          fewer than K valid cosignatures by pinned witnesses, or
+                          the index's log is not checked at all
 ========================  ==========================================================  =======
 
 No path that meets an error ends in ``verified``: a verdict is ``verified`` only when every
@@ -65,6 +68,9 @@ class Verdict(enum.StrEnum):
     LOG_MISSING = "log-missing"
     LOG_MISMATCH = "log-mismatch"
     LOG_FORK = "log-fork"
+    #: --require-witnesses K: the checkpoint checked carries fewer than K valid cosignatures
+    #: by pinned witness keys (C2SP tlog-cosignature), or the index's log is not checked.
+    LOG_UNWITNESSED = "log-unwitnessed"
 
 
 FAILURES = frozenset(
@@ -76,6 +82,7 @@ FAILURES = frozenset(
         Verdict.LOG_MISSING,
         Verdict.LOG_MISMATCH,
         Verdict.LOG_FORK,
+        Verdict.LOG_UNWITNESSED,
     }
 )
 
