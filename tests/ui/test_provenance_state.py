@@ -68,7 +68,7 @@ def test_the_project_change_hook_frees_a_projects_pages() -> None:
     pages.cache.put(page_key(1, 5, "project", None, None, ""), Rendered(b"one", ""))
     pages.cache.put(page_key(2, 5, "project", None, None, ""), Rendered(b"two", ""))
     pages.keep(1, 5, "loaded")
-    pages.forget(ProjectChange(1, "one", listing_changed=False))
+    pages.forget(ProjectChange(1, 1, "one", listing_changed=False))
     assert pages.cache.get(page_key(1, 5, "project", None, None, "")) is None
     assert pages.loaded(1, 5) is None
     assert pages.cache.get(page_key(2, 5, "project", None, None, "")) is not None
