@@ -198,3 +198,38 @@ def remove_project(
         removed = [f.filename for f in files]
     _delete_blobs(blobs, keys)
     return removed
+
+
+#: Issue 14: how a project's uploads go live.
+RELEASE_MODES = ("direct", "staged")
+
+
+def set_releases(
+    db: Database,
+    name: str,
+    *,
+    mode: str | None,
+    four_eyes: bool | None,
+    actor: str,
+    index_id: int = DEFAULT_INDEX_ID,
+) -> tuple[str, bool]:
+    """``--releases staged|direct`` and ``--four-eyes``; returns the settings now in force.
+    Stages already open stay open either way (approve or reject them)."""
+    if mode is not None and mode not in RELEASE_MODES:
+        raise AdminError(f"invalid release mode {mode!r}: use one of {', '.join(RELEASE_MODES)}")
+    with db.write() as session:
+        project = _project(session, name, index_id)
+        before = {"releases": project.releases_mode, "four_eyes": project.four_eyes}
+        if mode is not None:
+            project.releases_mode = mode
+        if four_eyes is not None:
+            project.four_eyes = four_eyes
+        after = {"releases": project.releases_mode, "four_eyes": project.four_eyes}
+        audit.record(
+            session,
+            actor=actor,
+            action="project:set",
+            project=project.normalized_name,
+            details={"before": before, "after": after},
+        )
+        return project.releases_mode, project.four_eyes

@@ -1,0 +1,278 @@
+"""Staged releases and approval (issue 14, items 1 and 2), against a real server on SQLite
+and PostgreSQL: token uploads and a trusted publish (uv, the OIDC stand-in) land in a stage,
+absent from every live read; pip and uv install from the preview index; an owner approves
+with TOTP (pyotp computes the code) and every file goes live at once; reject removes it;
+four eyes, wrong and replayed codes, CI credentials and bad input are refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+from uv import find_uv_bin
+
+from tests.stages.conftest import Maintainer, maintainer, release_cli
+from tests.support.dists import build_project, make_wheel
+from tests.support.oidc_provider import OIDCProvider, github_actions_env, github_claims
+from tests.support.server import AssayServer, client_environ
+from tests.support.upload import basic, upload
+
+UV = find_uv_bin()
+JSON_V1 = "application/vnd.pypi.simple.v1+json"
+
+
+def _staged_project(server: AssayServer, name: str, owner: str, *extra: str) -> Maintainer:
+    server.quick_user(owner)
+    server.cli("project", "create", name, "--owner", owner)
+    server.cli("project", "set", name, "--releases", "staged", *extra)
+    uri = server.cli("user", "totp", "enable", owner).stdout.strip()
+    import pyotp
+
+    totp = pyotp.parse_uri(uri)
+    assert isinstance(totp, pyotp.TOTP)
+    return Maintainer(owner, server.quick_token(owner), totp)
+
+
+def _live_files(server: AssayServer, project: str) -> list[str]:
+    with server.client() as http:
+        r = http.get(f"/simple/{project}/", headers={"Accept": JSON_V1})
+    assert r.status_code == 200, r.text
+    return sorted(f["filename"] for f in r.json()["files"])
+
+
+def _show(server: AssayServer, project: str, version: str, token: str) -> dict:  # type: ignore[type-arg]
+    code, out = release_cli(server, "show", project, version, "--json", token=token)
+    assert code == 0, out
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def _install(server: AssayServer, index_url: str, requirement: str, target: Path) -> None:
+    """pip and uv each install ``requirement`` from ``index_url`` alone (no other index)."""
+    env = client_environ({"SSL_CERT_FILE": str(server.ca_file)})
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-cache-dir", "--target", str(target / "pip"),
+         "--cert", str(server.ca_file), "--index-url", index_url, requirement],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    uv = subprocess.run(
+        [UV, "pip", "install", "--no-deps", "--no-cache", "--target", str(target / "uv"), "--index-url", index_url,
+         requirement],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert uv.returncode == 0, uv.stdout + uv.stderr
+
+
+def test_token_upload_is_staged_previewed_and_approved(staged: AssayServer, unique: str, tmp_path: Path) -> None:
+    owner = _staged_project(staged, unique, f"{unique}-owner")
+    built = build_project(tmp_path, unique, "1.0")
+    with staged.client() as http:
+        for path in built.files:
+            r = upload(http, path, owner.token)
+            assert r.status_code == 200, r.text
+            assert "staged" in r.text
+            assert "/stage/" in r.headers["assay-stage-preview"]
+        # Absent from every live read: the simple page (both formats), the JSON API, search.
+        assert _live_files(staged, unique) == []
+        assert http.get(f"/simple/{unique}/").text.count("<a ") == 0
+        assert http.get(f"/pypi/{unique}/1.0/json").status_code == 404
+        assert built.wheel.name not in http.get("/search/", params={"q": unique}).text
+        # Reserved: nobody may upload the staged filename (or its bytes) meanwhile.
+        other = staged.quick_token(f"{unique}-other")
+        r = upload(http, built.wheel, other)
+        assert r.status_code == 403  # not a maintainer of the project anyway
+        staged.cli("project", "role", unique, f"{unique}-other", "maintainer")
+        r = upload(http, make_wheel(tmp_path, unique, "1.0", filename=built.wheel.name), other)
+        assert r.status_code == 400, r.text
+        assert "stage awaiting approval" in r.text
+        # The same file again: idempotent, as for a live file.
+        assert upload(http, built.wheel, owner.token).status_code == 200
+
+    stage = _show(staged, unique, "1.0", owner.token)
+    assert sorted(f["filename"] for f in stage["files"]) == sorted(p.name for p in built.files)
+    assert {f["digests"]["sha256"] for f in stage["files"]} == {
+        __import__("hashlib").sha256(p.read_bytes()).hexdigest() for p in built.files
+    }
+    code, text = release_cli(staged, "show", unique, "1.0", token=owner.token)
+    assert code == 0
+    assert stage["preview"] in text
+    assert "sha256:" in text
+    preview = stage["preview"]
+    _install(staged, preview, f"{unique}==1.0", tmp_path / "preview")
+    with httpx.Client(verify=staged.verify) as http:
+        # The rest of the index is visible through the preview.
+        assert unique in http.get(preview).text
+
+    # A wrong code, and a malformed one, are refused; nothing goes live.
+    code, out = release_cli(staged, "approve", unique, "1.0", "--totp", "000000", token=owner.token)
+    assert code != 0
+    assert "Wrong or already used TOTP code" in out
+    code, out = release_cli(staged, "approve", unique, "1.0", "--totp", "12ab", token=owner.token)
+    assert code != 0
+    assert "6 digits" in out
+    assert _live_files(staged, unique) == []
+
+    used = owner.code()
+    code, out = release_cli(staged, "approve", unique, "1.0", "--totp", used, token=owner.token)
+    assert code == 0, out
+    assert "approved" in out
+    assert "log entry" in out
+    assert _live_files(staged, unique) == sorted(p.name for p in built.files)
+    with staged.client() as http:
+        assert http.get(f"/pypi/{unique}/1.0/json").status_code == 200
+        assert httpx.get(preview, verify=staged.verify).status_code == 404  # the stage is gone
+    _install(staged, staged.simple, f"{unique}==1.0", tmp_path / "live")
+    events = [e for e in staged.audit() if e.get("project") == unique]
+    assert any(e["action"] == "stage:approve" for e in events)
+    assert sum(e["action"] == "stage:upload" for e in events) == 2
+
+    # The code just used is refused for the next approval (RFC 6238 section 5.2).
+    with staged.client() as http:
+        assert upload(http, make_wheel(tmp_path, unique, "1.1"), owner.token).status_code == 200
+    code, out = release_cli(staged, "approve", unique, "1.1", "--totp", used, token=owner.token)
+    assert code != 0
+    assert "already used" in out
+
+
+def test_reject_leaves_only_the_audit_trail(staged: AssayServer, unique: str, tmp_path: Path) -> None:
+    owner = _staged_project(staged, unique, f"{unique}-owner")
+    wheel = make_wheel(tmp_path, unique, "2.0")
+    before = set(staged.stored_files())
+    with staged.client() as http:
+        assert upload(http, wheel, owner.token).status_code == 200
+    assert len(set(staged.stored_files()) - before) == 2  # the wheel and its METADATA
+    preview = _show(staged, unique, "2.0", owner.token)["preview"]
+    code, out = release_cli(staged, "reject", unique, "2.0", "--reason", "broken build", token=owner.token)
+    assert code == 0, out
+    assert "1 file(s) removed" in out
+    assert set(staged.stored_files()) == before  # blobs removed
+    assert httpx.get(preview, verify=staged.verify).status_code == 404
+    code, out = release_cli(staged, "list", unique, token=owner.token)
+    assert code == 0
+    assert "no staged releases" in out
+    # PyPI's never-reuse rule: the filename stays used.
+    with staged.client() as http:
+        r = upload(http, wheel, owner.token)
+    assert r.status_code == 400
+    assert "already been used" in r.text
+    actions = [e["action"] for e in staged.audit() if e.get("project") == unique]
+    assert "stage:reject" in actions
+    assert "stage:upload" in actions
+
+
+def test_trusted_publish_staged_with_four_eyes_and_stage_only(
+    staged: AssayServer, idp: OIDCProvider, unique: str, tmp_path: Path
+) -> None:
+    """A stage-only GitHub publisher's uv publish lands in a stage although the project
+    publishes directly; the job's actor may not approve under four eyes; another owner may."""
+    staged.quick_user("carol")
+    staged.cli("project", "create", unique, "--owner", "carol")
+    staged.cli("project", "set", unique, "--four-eyes")
+    staged.cli(
+        "publisher", "add", "github", "--project", unique, "--issuer", idp.issuer, "--repository", f"acme/{unique}",
+        "--workflow", "release.yml", "--stage-only",
+    )
+    idp.github_job = github_claims(f"acme/{unique}", "release.yml", actor="Carol")
+    built = build_project(tmp_path, unique, "3.0")
+    env = client_environ({**github_actions_env(idp), "SSL_CERT_FILE": str(staged.ca_file)})
+    result = subprocess.run(
+        [UV, "publish", "--publish-url", staged.upload_url, "--trusted-publishing", "always", *map(str, built.files)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _live_files(staged, unique) == []  # the direct publish did not go live
+
+    carol = maintainer(staged, "carol", unique)
+    stage = _show(staged, unique, "3.0", carol.token)
+    assert {f["triggered_by"] for f in stage["files"]} == {"ci:Carol"}
+    _install(staged, stage["preview"], f"{unique}==3.0", tmp_path / "preview")
+    code, out = release_cli(staged, "approve", unique, "3.0", "--totp", carol.code(), token=carol.token)
+    assert code != 0
+    assert "Four eyes" in out, out
+    dave = maintainer(staged, f"{unique}-dave", unique)
+    code, out = release_cli(staged, "approve", unique, "3.0", "--totp", dave.code(), token=dave.token)
+    assert code == 0, out
+    assert _live_files(staged, unique) == sorted(p.name for p in built.files)
+    with staged.client() as http:
+        doc = http.get(f"/pypi/{unique}/json").json()
+    assert {u["trusted_publisher"]["repository"] for u in doc["urls"]} == {f"acme/{unique}"}
+    refusals = [e for e in staged.audit() if e["action"] == "stage:approve-refused"]
+    assert any(e["target"] == "four-eyes" for e in refusals)
+
+
+def test_bad_input_is_refused_clearly(staged: AssayServer, unique: str, tmp_path: Path) -> None:
+    owner = _staged_project(staged, unique, f"{unique}-owner")
+    helper = maintainer(staged, f"{unique}-helper", unique, role="maintainer")
+    with staged.client() as http:
+        assert upload(http, make_wheel(tmp_path, unique, "4.0"), owner.token).status_code == 200
+        base = f"/_/releases/{unique}"
+        r = http.get(f"{base}/")
+        assert r.status_code == 401
+        assert "Authentication required" in r.json()["message"]
+        auth = basic(owner.token)
+        assert http.get(f"{base}/", headers=basic("assay-nope_nope")).status_code == 403
+        assert http.get("/_/releases/no-such-project/", headers=auth).status_code == 404
+        r = http.get(f"{base}/not..a..version/", headers=auth)
+        assert r.status_code == 400
+        assert "Invalid version" in r.json()["message"]
+        assert http.get(f"{base}/9.9/", headers=auth).status_code == 404
+        r = http.post(f"{base}/4.0/approve", headers=auth, content=b"{not json", )
+        assert r.status_code == 400
+        assert "not valid JSON" in r.json()["message"]
+        r = http.post(f"{base}/4.0/approve", headers=auth, json=["totp"])
+        assert r.status_code == 400
+        assert "JSON object" in r.json()["message"]
+        r = http.post(f"{base}/4.0/approve", headers=auth, json={})
+        assert r.status_code == 400
+        assert "TOTP code" in r.json()["message"]
+        r = http.post(f"{base}/4.0/approve", headers=auth, json={"totp": 123456})
+        assert r.status_code == 400
+        r = http.post(f"{base}/4.0/approve", headers=auth, content=b"x" * 20000)
+        assert r.status_code == 413
+        r = http.post(f"{base}/4.0/reject", headers=auth, json={"reason": 5})
+        assert r.status_code == 400
+        assert "reason" in r.json()["message"]
+        # A maintainer may look and reject, not approve.
+        h = basic(helper.token)
+        assert http.get(f"{base}/4.0/", headers=h).status_code == 200
+        r = http.post(f"{base}/4.0/approve", headers=h, json={"totp": helper.code()})
+        assert r.status_code == 403
+        assert "needs an owner" in r.json()["message"]
+        # A user without a role sees nothing.
+        stranger = staged.quick_token(f"{unique}-stranger")
+        assert http.get(f"{base}/", headers=basic(stranger)).status_code == 403
+        # Preview: an unknown stage id, and junk.
+        assert http.get("/stage/nope/simple/").status_code == 404
+        assert http.get(f"/stage/{'x' * 100}/simple/").status_code == 404
+        stage = http.get(f"{base}/4.0/", headers=auth).json()
+        sid = stage["stage"]
+        assert http.get(f"/stage/{sid}/simple/{unique}/", headers={"Accept": "text/nonsense"}).status_code == 406
+        assert http.get(f"/stage/{sid}/files/../../etc/passwd").status_code == 404
+        assert http.get(f"/stage/{sid}/simple/no-such-project/").status_code == 404
+        r = http.get(f"/stage/{sid}/simple/{unique.upper()}/", follow_redirects=False)
+        assert r.status_code == 301
+        assert r.headers["location"].endswith(f"/stage/{sid}/simple/{unique}/")
+    # The client command and the admin commands.
+    code, out = release_cli(staged, "list", unique)
+    assert code != 0
+    assert "ASSAY_TOKEN" in out
+    from click.testing import CliRunner
+
+    from assay.cli import main
+
+    r2 = CliRunner().invoke(main, ["release", "list", unique, "--repository-url", "ftp://x", "--token", "t"])
+    assert r2.exit_code != 0
+    assert "http(s) URL" in r2.output
+    assert staged.cli("project", "set", unique, check=False).returncode != 0
+    bad = staged.cli("project", "set", unique, "--releases", "sometimes", check=False)
+    assert bad.returncode != 0
+    assert "sometimes" in bad.stdout + bad.stderr
+    again = staged.cli("user", "totp", "enable", owner.name, check=False)
+    assert again.returncode != 0
+    assert "already" in again.stdout + again.stderr
+    nobody = staged.cli("user", "totp", "enable", "no-such-user", check=False)
+    assert nobody.returncode != 0
+    assert "no user" in nobody.stdout + nobody.stderr
