@@ -1,9 +1,10 @@
 """SIGKILL during an approval: afterwards every file of the stage is live, or none is and the
 stage is intact (issue 14: approval is one transaction).
 
-On PostgreSQL the kill lands inside the approval's transaction for certain: the test holds the
-log's row lock (``log_state``), which the approval takes last, after writing its file rows, so
-the server is killed while it waits there. On SQLite (one writer at a time, the lock taken at
+On PostgreSQL the kill lands inside the approval for certain: the test holds a row lock on the
+middle file of the stage (``staged_files``), which the approval reaches after writing the live
+rows, so the server is killed while it waits there (an approval going live file by file would
+have left the first half live). On SQLite (one writer at a time, the lock taken at
 the transaction's start) the kill comes at a random moment of an approval of many files, a few
 times."""
 
@@ -100,13 +101,15 @@ def test_sigkill_during_approve_leaves_all_or_nothing(server: AssayServer, tmp_p
         if postgres:
             url = sa.engine.make_url(server.database_url).set(drivername="postgresql")
             lock = psycopg.connect(url.render_as_string(hide_password=False))
-            lock.execute("SELECT size FROM log_state WHERE id = 1 FOR UPDATE")
+            # The middle file's staged row: an approval that went live file by file would have
+            # committed the first half before waiting here.
+            lock.execute("SELECT id FROM staged_files WHERE filename = %s FOR UPDATE", (names[FILES // 2],))
         thread = threading.Thread(
             target=lambda out=answers, p=project, o=owner: out.append(_approve(server, p, "1.0", o))
         )
         thread.start()
         if postgres:
-            # Wait until the approval is blocked on the log's lock: its file rows are written.
+            # Wait until the approval is blocked on that row: its file rows are written.
             assert lock is not None
             deadline = time.monotonic() + 20
             waiting = 0
@@ -117,7 +120,7 @@ def test_sigkill_during_approve_leaves_all_or_nothing(server: AssayServer, tmp_p
                         (lock.info.dbname,),
                     ).fetchone()[0]  # type: ignore[index]
                 time.sleep(0.05)
-            assert waiting, "the approval never reached the log's lock"
+            assert waiting, "the approval never reached the locked row"
         else:
             time.sleep(random.uniform(0.0, 0.15))
         server.kill()
