@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 from uv import find_uv_bin
 
+from tests.publishing.conftest import AUDIENCE
 from tests.stages.conftest import Maintainer, maintainer, release_cli
 from tests.support.dists import build_project, make_wheel
 from tests.support.oidc_provider import OIDCProvider, github_actions_env, github_claims
@@ -202,6 +203,56 @@ def test_trusted_publish_staged_with_four_eyes_and_stage_only(
     refusals = [e for e in staged.audit() if e["action"] == "stage:approve-refused"]
     assert any(e["target"] == "four-eyes" for e in refusals)
 
+    # The publisher's own minted token may read the stage (CI gets the preview URL back) but
+    # can neither approve nor reject: a CI credential can at most create a stage.
+    with staged.client() as http:
+        minted = http.post("/_/oidc/mint-token", json={"token": idp.token(AUDIENCE, idp.github_job)})
+        assert minted.status_code == 200, minted.text
+        ci_token = minted.json()["token"]
+        ci = basic(ci_token)
+        r = upload(http, make_wheel(tmp_path, unique, "3.1"), ci_token)
+        assert r.status_code == 200, r.text
+        assert "staged" in r.text
+        assert http.get(f"/_/releases/{unique}/3.1/", headers=ci).status_code == 200
+        for action, body in (("approve", {"totp": dave.code()}), ("reject", {})):
+            r = http.post(f"/_/releases/{unique}/3.1/{action}", headers=ci, json=body)
+            assert r.status_code == 403
+            assert "not a trusted publisher's" in r.json()["message"]
+    assert [s["version"] for s in json.loads(release_cli(staged, "list", unique, "--json", token=dave.token)[1])[
+        "stages"
+    ]] == ["3.1"]
+
+
+def test_a_named_index_has_its_own_stages(staged: AssayServer, unique: str, tmp_path: Path) -> None:
+    index = f"t{unique.replace('-', '')}"[:30]
+    staged.cli("index", "create", index)
+    owner = f"{unique}-owner"
+    staged.quick_user(owner)
+    staged.cli("project", "create", unique, "--owner", owner, "--index", index)
+    staged.cli("project", "set", unique, "--releases", "staged", "--index", index)
+    token = staged.cli("token", "create", "--user", owner, "--index", index).stdout.strip()
+    wheel = make_wheel(tmp_path, unique, "1.0")
+    with staged.client(index=index) as http:
+        r = upload(http, wheel, token)
+        assert r.status_code == 200, r.text
+        preview = r.headers["assay-stage-preview"]
+        assert f"/{index}/stage/" in preview
+        assert http.get(f"/simple/{unique}/", headers={"Accept": JSON_V1}).json()["files"] == []
+        page = httpx.get(preview + f"{unique}/", headers={"Accept": JSON_V1}, verify=staged.verify).json()
+        assert [f["filename"] for f in page["files"]] == [wheel.name]
+        # The wheel and its PEP 658 metadata download through the preview.
+        url = httpx.URL(preview + f"{unique}/").join(page["files"][0]["url"])
+        got = httpx.get(url, verify=staged.verify)
+        assert got.status_code == 200
+        assert got.content == wheel.read_bytes()
+        assert httpx.get(str(url) + ".metadata", verify=staged.verify).status_code == 200
+        # Another index's preview path does not know the stage; the token is this index's only.
+        sid = preview.rsplit("/stage/", 1)[1].split("/")[0]
+        assert httpx.get(f"{staged.url}/stage/{sid}/simple/", verify=staged.verify).status_code == 404
+        assert http.get(f"/_/releases/{unique}/", headers=basic(token)).status_code == 200
+    with staged.client() as http:
+        assert http.get(f"/_/releases/{unique}/", headers=basic(token)).status_code == 403
+
 
 def test_bad_input_is_refused_clearly(staged: AssayServer, unique: str, tmp_path: Path) -> None:
     owner = _staged_project(staged, unique, f"{unique}-owner")
@@ -215,6 +266,9 @@ def test_bad_input_is_refused_clearly(staged: AssayServer, unique: str, tmp_path
         auth = basic(owner.token)
         assert http.get(f"{base}/", headers=basic("assay-nope_nope")).status_code == 403
         assert http.get("/_/releases/no-such-project/", headers=auth).status_code == 404
+        # Junk never reaches the database (PostgreSQL refuses a NUL): a plain 404.
+        assert http.get("/_/releases/a%00b/", headers=auth).status_code == 404
+        assert http.get("/stage/a%00b/simple/").status_code == 404
         r = http.get(f"{base}/not..a..version/", headers=auth)
         assert r.status_code == 400
         assert "Invalid version" in r.json()["message"]

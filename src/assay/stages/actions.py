@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from packaging.utils import canonicalize_name, canonicalize_version
+from packaging.utils import InvalidName, canonicalize_name, canonicalize_version
 from sqlalchemy.orm import Session
 
 from assay import audit
@@ -48,8 +48,13 @@ class Approved:
 
 
 def find_project(session: Session, index: IndexRef, name: str) -> Project:
+    try:
+        # Validated: junk (a NUL, say) never reaches the database, where PostgreSQL refuses it.
+        normalized = canonicalize_name(name, validate=True)
+    except InvalidName:
+        raise StageError(f"No project named {name!r} on this index.", 404, "no-project") from None
     project = session.execute(
-        sa.select(Project).where(Project.index_id == index.id, Project.normalized_name == canonicalize_name(name))
+        sa.select(Project).where(Project.index_id == index.id, Project.normalized_name == normalized)
     ).scalar_one_or_none()
     if project is None:
         raise StageError(f"No project named {name!r} on this index.", 404, "no-project")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -57,8 +58,12 @@ def _open(now: dt.datetime) -> sa.ColumnElement[bool]:
     return Stage.expires > now
 
 
+#: What ``secrets.token_urlsafe`` makes: anything else is no stage (and never reaches the database).
+_STAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def stage_by_id(session: Session, stage_id: str, now: dt.datetime | None = None) -> Stage | None:
-    if not stage_id or len(stage_id) > 64:
+    if not _STAGE_ID.fullmatch(stage_id):
         return None
     return session.execute(
         sa.select(Stage).where(Stage.id == stage_id, _open(now or utcnow()))
