@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,7 @@ from uv import find_uv_bin
 
 from tests.publishing.conftest import AUDIENCE
 from tests.stages.conftest import Maintainer, maintainer, release_cli
-from tests.support.dists import build_project, make_wheel
+from tests.support.dists import build_project, make_sdist, make_wheel, metadata_text
 from tests.support.oidc_provider import OIDCProvider, github_actions_env, github_claims
 from tests.support.server import AssayServer, client_environ
 from tests.support.upload import basic, upload
@@ -330,3 +331,30 @@ def test_bad_input_is_refused_clearly(staged: AssayServer, unique: str, tmp_path
     nobody = staged.cli("user", "totp", "enable", "no-such-user", check=False)
     assert nobody.returncode != 0
     assert "no user" in nobody.stdout + nobody.stderr
+
+
+def test_release_rules_span_the_stage_and_the_live_release(staged: AssayServer, unique: str, tmp_path: Path) -> None:
+    """One sdist per release counts the stage's; an archived project lets nothing go live;
+    removing a project removes its stages' blobs too."""
+    owner = _staged_project(staged, unique, f"{unique}-owner")
+    before = set(staged.stored_files())
+    with staged.client() as http:
+        assert upload(http, make_sdist(tmp_path, unique, "5.0"), owner.token).status_code == 200
+        module = unique.replace("-", "_")
+        zipped = tmp_path / f"{module}-5.0.zip"
+        with zipfile.ZipFile(zipped, "w") as zf:
+            zf.writestr(f"{module}-5.0/PKG-INFO", metadata_text(unique, "5.0"))
+        r = upload(http, zipped, owner.token)
+        assert r.status_code == 400
+        assert "Only one sdist" in r.text
+        # Back to direct publishing: the staged sdist still counts for the live release.
+        staged.cli("project", "set", unique, "--releases", "direct")
+        r = upload(http, zipped, owner.token)
+        assert r.status_code == 400
+        assert "the stage of 5.0 already has" in r.text
+    staged.cli("project", "status", unique, "archived")
+    code, out = release_cli(staged, "approve", unique, "5.0", "--totp", owner.code(), token=owner.token)
+    assert code != 0
+    assert "archived" in out
+    staged.cli("project", "remove", unique, "--yes")
+    assert set(staged.stored_files()) == before

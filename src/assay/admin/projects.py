@@ -14,7 +14,16 @@ from assay.log import store as translog
 from assay.storage.blobs import BlobStore
 from assay.storage.changes import project_changed
 from assay.storage.db import Database
-from assay.storage.models import DEFAULT_INDEX_ID, File, Project, PublisherProject, Release, utcnow
+from assay.storage.models import (
+    DEFAULT_INDEX_ID,
+    File,
+    Project,
+    PublisherProject,
+    Release,
+    Stage,
+    StagedFile,
+    utcnow,
+)
 
 #: PEP 792's statuses.
 STATUSES = ("active", "archived", "quarantined", "deprecated")
@@ -178,6 +187,17 @@ def remove_project(
         project = _project(session, name, index_id)
         files = list(session.execute(sa.select(File).where(File.project_id == project.id)).scalars())
         keys = [k for f in files for k in (f.blob_key, f.metadata_blob_key) if k]
+        # Issue 14: its stages go with it (the rows by cascade), and their blobs.
+        keys += [
+            k
+            for blob, meta in session.execute(
+                sa.select(StagedFile.blob_key, StagedFile.metadata_blob_key)
+                .join(Stage, Stage.id == StagedFile.stage_id)
+                .where(Stage.project_id == project.id)
+            )
+            for k in (blob, meta)
+            if k
+        ]
         # Before the row goes: the change is recorded against the project it was.
         project_changed(session, project, listing_changed=True)
         session.execute(sa.delete(PublisherProject).where(PublisherProject.project_id == project.id))

@@ -28,6 +28,9 @@ from assay.storage.changes import project_changed
 from assay.storage.db import Database
 from assay.storage.models import File, Project, Release, StagedFile, User, utcnow
 
+#: PEP 792: these statuses take no new files (as ``upload.service.CLOSED_STATUSES``).
+CLOSED_STATUSES = frozenset({"archived", "quarantined"})
+
 
 class StageError(Exception):
     """A refused stage action: ``status`` is the HTTP status, the message says why."""
@@ -110,6 +113,13 @@ def approve(
         stage = store.stage_of(session, project, version, lock=True)
         if stage is None:
             raise StageError(f"No open stage for {project.normalized_name} {version}.", 404, "no-stage")
+        if project.status in CLOSED_STATUSES:
+            # PEP 792: an archived or quarantined project takes no new files, staged ones neither.
+            raise StageError(
+                f"Project {project.normalized_name!r} is {project.status}: nothing can go live (PEP 792).",
+                409,
+                "closed",
+            )
         files = store.staged_files(session, stage.id)
         if project.four_eyes and (trigger := _four_eyes_violation(who.username or "", files)):
             raise StageError(

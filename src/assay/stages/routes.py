@@ -16,6 +16,7 @@ import datetime as dt
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -141,6 +142,12 @@ async def _handle(request: Request, action: str) -> Response:
         )
         return JSONResponse(
             {"project": project, "version": version, "status": "rejected", "files": list(files)}, headers=NO_STORE
+        )
+    except IntegrityError:
+        # A live file took a staged file's place meanwhile (the same bytes under another name,
+        # or an sdist of the release uploaded directly after the project went back to direct).
+        return JSONError(
+            409, "The stage conflicts with a file that went live meanwhile; reject it and upload a new version."
         )
     except AuthError as exc:
         headers = {"www-authenticate": 'Basic realm="assay"'} if exc.status == 401 else None

@@ -322,6 +322,12 @@ def _check_one_sdist(session: Session, up: PreparedUpload, project_id: int) -> N
         raise UploadRejected(
             f"Only one sdist may be uploaded per release: version {up.version} already has {other[0]!r}."
         )
+    # Issue 14: an sdist waiting in the release's stage counts too.
+    staged = staging.staged_sdist_of_release(session, project_id, up.version)
+    if staged is not None and staged != up.filename:
+        raise UploadRejected(
+            f"Only one sdist may be uploaded per release: the stage of {up.version} already has {staged!r}."
+        )
 
 
 #: Valid pending publishers that reserve a name (``--reserve``), with the users they name as owner.
@@ -711,10 +717,6 @@ class Uploader:
             raise UploadRejected(str(exc), 409, "conflict") from None
         # PyPI's one sdist per release, counting the live release's and the stage's.
         _check_one_sdist(session, up, project.id)
-        if up.packagetype == "sdist" and (other := staging.staged_sdist(session, stage.id)) is not None:
-            raise UploadRejected(
-                f"Only one sdist may be uploaded per release: the stage of {up.version} already has {other!r}."
-            )
         row = StagedFile(
             index_id=project.index_id,
             filename=up.filename,

@@ -54,9 +54,16 @@ def staged_duplicate(session: Session, index_id: int, filename: str, sha256: str
     ).scalars().first()
 
 
-def staged_sdist(session: Session, stage_id: str) -> str | None:
+def staged_sdist_of_release(session: Session, project_id: int, version: str) -> str | None:
+    """The sdist in the stage of ``project_id``'s release ``version``, if any."""
     return session.execute(
-        sa.select(StagedFile.filename).where(StagedFile.stage_id == stage_id, StagedFile.packagetype == "sdist")
+        sa.select(StagedFile.filename)
+        .join(Stage, Stage.id == StagedFile.stage_id)
+        .where(
+            Stage.project_id == project_id,
+            Stage.canonical_version == canonicalize_version(version),
+            StagedFile.packagetype == "sdist",
+        )
     ).scalar()
 
 
