@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -358,3 +359,30 @@ def test_release_rules_span_the_stage_and_the_live_release(staged: AssayServer, 
     assert "archived" in out
     staged.cli("project", "remove", unique, "--yes")
     assert set(staged.stored_files()) == before
+
+
+def test_m_of_n_owners_must_approve(staged: AssayServer, unique: str, tmp_path: Path) -> None:
+    first = _staged_project(staged, unique, f"{unique}-first")
+    staged.cli("project", "set", unique, "--approvals", "2")
+    second = maintainer(staged, f"{unique}-second", unique)
+    with staged.client() as http:
+        assert upload(http, make_wheel(tmp_path, unique, "6.0"), first.token).status_code == 200
+    code, out = release_cli(staged, "approve", unique, "6.0", "--totp", first.code(), token=first.token)
+    assert code == 0, out
+    assert "1 of 2 owners" in out
+    assert _live_files(staged, unique) == []
+    assert _show(staged, unique, "6.0", first.token)["approvers"] == [first.name]
+    # The same owner twice does not count twice (the next step's code: not a replay).
+    code, out = release_cli(
+        staged, "approve", unique, "6.0", "--totp", first.totp.at(time.time() + 30), token=first.token
+    )
+    assert code != 0
+    assert "approved this stage already" in out
+    code, out = release_cli(staged, "approve", unique, "6.0", "--totp", second.code(), token=second.token)
+    assert code == 0, out
+    assert _live_files(staged, unique) == [f"{unique.replace('-', '_')}-6.0-py3-none-any.whl"]
+    approved = [e for e in staged.audit() if e.get("project") == unique and e["action"] == "stage:approve"]
+    assert approved[0]["details"]["approvers"] == [first.name, second.name]  # type: ignore[index]
+    bad = staged.cli("project", "set", unique, "--approvals", "0", check=False)
+    assert bad.returncode != 0
+    assert "between 1 and 10" in bad.stdout + bad.stderr

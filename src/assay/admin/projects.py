@@ -222,6 +222,8 @@ def remove_project(
 
 #: Issue 14: how a project's uploads go live.
 RELEASE_MODES = ("direct", "staged")
+#: M of N: at most this many owners may be required to approve a stage.
+MAX_APPROVALS = 10
 
 
 def set_releases(
@@ -232,19 +234,31 @@ def set_releases(
     four_eyes: bool | None,
     actor: str,
     index_id: int = DEFAULT_INDEX_ID,
-) -> tuple[str, bool]:
+    approvals: int | None = None,
+) -> tuple[str, bool, int]:
     """``--releases staged|direct`` and ``--four-eyes``; returns the settings now in force.
     Stages already open stay open either way (approve or reject them)."""
     if mode is not None and mode not in RELEASE_MODES:
         raise AdminError(f"invalid release mode {mode!r}: use one of {', '.join(RELEASE_MODES)}")
+    if approvals is not None and not 1 <= approvals <= MAX_APPROVALS:
+        raise AdminError(f"--approvals must be between 1 and {MAX_APPROVALS}, got {approvals}")
     with db.write() as session:
         project = _project(session, name, index_id)
-        before = {"releases": project.releases_mode, "four_eyes": project.four_eyes}
+        def settings() -> dict[str, object]:
+            return {
+                "releases": project.releases_mode,
+                "four_eyes": project.four_eyes,
+                "approvals": project.approvals_required,
+            }
+
+        before = settings()
         if mode is not None:
             project.releases_mode = mode
         if four_eyes is not None:
             project.four_eyes = four_eyes
-        after = {"releases": project.releases_mode, "four_eyes": project.four_eyes}
+        if approvals is not None:
+            project.approvals_required = approvals
+        after = settings()
         audit.record(
             session,
             actor=actor,
@@ -252,4 +266,4 @@ def set_releases(
             project=project.normalized_name,
             details={"before": before, "after": after},
         )
-        return project.releases_mode, project.four_eyes
+        return project.releases_mode, project.four_eyes, project.approvals_required

@@ -397,17 +397,24 @@ def project_status(ctx: Ctx, name: str, status: str, reason: str | None) -> None
     default=None,
     help="Whether the approver of a stage must be someone other than who triggered its uploads.",
 )
+@click.option(
+    "--approvals",
+    type=int,
+    help=f"M of N: how many different owners must approve a stage (1 to {projects.MAX_APPROVALS}; default 1).",
+)
 @index_option
 @pass_ctx
 @friendly_errors
-def project_set(ctx: Ctx, name: str, releases: str | None, four_eyes: bool | None) -> None:
+def project_set(
+    ctx: Ctx, name: str, releases: str | None, four_eyes: bool | None, approvals: int | None
+) -> None:
     """Change how project NAME's releases go live."""
-    if releases is None and four_eyes is None:
-        raise click.UsageError("nothing to set: give --releases and/or --four-eyes/--no-four-eyes")
-    mode, eyes = projects.set_releases(
-        ctx.db, name, mode=releases, four_eyes=four_eyes, actor=ctx.actor, index_id=ctx.index.id
+    if releases is None and four_eyes is None and approvals is None:
+        raise click.UsageError("nothing to set: give --releases, --four-eyes/--no-four-eyes or --approvals")
+    mode, eyes, required = projects.set_releases(
+        ctx.db, name, mode=releases, four_eyes=four_eyes, approvals=approvals, actor=ctx.actor, index_id=ctx.index.id
     )
-    click.echo(f"{name}: releases {mode}, four eyes {'on' if eyes else 'off'}")
+    click.echo(f"{name}: releases {mode}, four eyes {'on' if eyes else 'off'}, approvals required {required}")
 
 
 @project.command("remove")

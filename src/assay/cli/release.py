@@ -45,6 +45,8 @@ def _run(repository_url: str, token: str | None, call: Callable[[Any], dict[str,
 def _print_stage(stage: dict[str, Any]) -> None:
     click.echo(f"{stage['project']} {stage['version']}: staged, expires {stage['expires']}")
     click.echo(f"  preview: {stage['preview']}")
+    if stage["approvers"]:
+        click.echo(f"  approved so far by: {', '.join(stage['approvers'])}")
     for f in stage["files"]:
         click.echo(f"  {f['filename']}  {f['size']} bytes  sha256:{f['digests']['sha256']}")
         click.echo(f"    uploaded {f['upload_time']} by {f['triggered_by']}" + (", attested" if f["attested"] else ""))
@@ -97,6 +99,12 @@ def release_approve(
     doc = _run(repository_url, token, lambda c: c.approve(project, version, str(code).strip()))
     if as_json:
         click.echo(json.dumps(doc, indent=2))
+        return
+    if doc["status"] == "pending":
+        click.echo(
+            f"approval recorded for {doc['project']} {doc['version']}: {len(doc['approvers'])} of "
+            f"{doc['approvals_required']} owners ({', '.join(doc['approvers'])}); not live yet"
+        )
         return
     click.echo(f"approved {doc['project']} {doc['version']}: {len(doc['files'])} file(s) live")
     for name, index in zip(doc["files"], doc["log_indexes"], strict=True):

@@ -26,7 +26,7 @@ from assay.stages import store
 from assay.storage.blobs import BlobStore
 from assay.storage.changes import project_changed
 from assay.storage.db import Database
-from assay.storage.models import File, Project, Release, StagedFile, User, utcnow
+from assay.storage.models import File, Project, Release, StageApproval, StagedFile, User, utcnow
 
 #: PEP 792: these statuses take no new files (as ``upload.service.CLOSED_STATUSES``).
 CLOSED_STATUSES = frozenset({"archived", "quarantined"})
@@ -46,8 +46,12 @@ class StageError(Exception):
 class Approved:
     project: str
     version: str
+    #: "approved" (live) or "pending" (M of N: more owners must approve).
+    status: str
     files: tuple[str, ...]
     log_indexes: tuple[int, ...]
+    approvers: tuple[str, ...]
+    required: int
 
 
 def find_project(session: Session, index: IndexRef, name: str) -> Project:
@@ -138,6 +142,29 @@ def approve(
         if step is None:
             raise StageError("Wrong or already used TOTP code.", 403, "totp")
         user.totp_last_step = step
+        # M of N: each owner approves once; the last approval needed makes it live.
+        if session.get(StageApproval, (stage.id, user.id)) is not None:
+            raise StageError(
+                f"{user.username!r} has approved this stage already; another owner must approve too.",
+                409,
+                "already-approved",
+            )
+        session.add(StageApproval(stage_id=stage.id, user_id=user.id, time=utcnow()))
+        session.flush()
+        approvers = tuple(store.approvers(session, stage.id))
+        required = max(1, project.approvals_required)
+        if len(approvers) < required:
+            audit.record(
+                session,
+                actor=who.actor,
+                action="stage:approval",
+                project=project.normalized_name,
+                target=stage.version,
+                token_id=who.token_id,
+                remote_addr=remote_addr,
+                details={"stage": stage.id, "approvers": list(approvers), "required": required},
+            )
+            return Approved(project.normalized_name, stage.version, "pending", (), (), approvers, required)
         _go_live(session, project, stage.version, files)
         stage_id, stage_version = stage.id, stage.version
         project_changed(session, project, listing_changed=False)
@@ -169,13 +196,17 @@ def approve(
                 "triggered_by": triggered,
                 "second_factor": "totp",
                 "four_eyes": project.four_eyes,
+                "approvers": list(approvers),
+                "required": required,
             },
         )
         live = [(f.filename, f.publisher_id) for f in files]
         store.delete_rows(session, stage)
         # Last: the log's lock (every writer appends as its transaction's last statement).
         indexes = tuple(translog.append_upload(session, index.id, filename, pid) for filename, pid in live)
-        return Approved(project.normalized_name, stage_version, tuple(n for n, _ in live), indexes)
+        return Approved(
+            project.normalized_name, stage_version, "approved", tuple(n for n, _ in live), indexes, approvers, required
+        )
 
 
 def _go_live(session: Session, project: Project, version: str, files: list[StagedFile]) -> None:

@@ -49,6 +49,7 @@ def stage_json(view: store.StageView, preview_base: str) -> dict[str, Any]:
         "preview": f"{preview_base}/stage/{view.id}/simple/",
         "created": _iso(view.created),
         "expires": _iso(view.expires),
+        "approvers": list(view.approvers),
         "files": [
             {
                 "filename": f.filename,
@@ -128,7 +129,9 @@ async def _handle(request: Request, action: str) -> Response:
                 {
                     "project": done.project,
                     "version": done.version,
-                    "status": "approved",
+                    "status": done.status,
+                    "approvers": list(done.approvers),
+                    "approvals_required": done.required,
                     "files": list(done.files),
                     "log_indexes": list(done.log_indexes),
                 },
@@ -153,7 +156,7 @@ async def _handle(request: Request, action: str) -> Response:
         headers = {"www-authenticate": 'Basic realm="assay"'} if exc.status == 401 else None
         return JSONError(exc.status, str(exc), headers=headers)
     except StageError as exc:
-        if action == "approve" and exc.reason in ("totp", "four-eyes", "not-owner", "not-user"):
+        if action == "approve" and exc.reason in ("totp", "four-eyes", "not-owner", "not-user", "already-approved"):
             # Security-relevant refusals are audited (issue 10, item 14).
             await run_in_threadpool(
                 audit.record_refusal,
@@ -177,6 +180,7 @@ def _list(svc: StageServices, index: IndexRef, name: str, who: Principal, base: 
             "project": project.normalized_name,
             "releases": project.releases_mode,
             "four_eyes": project.four_eyes,
+            "approvals_required": project.approvals_required,
             "stages": [stage_json(v, base) for v in store.project_stages(session, project)],
         }
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from assay import audit
 from assay.storage.blobs import HOST, BlobStore
 from assay.storage.db import Database
-from assay.storage.models import PendingBlob, Project, Stage, StagedFile, utcnow
+from assay.storage.models import PendingBlob, Project, Stage, StageApproval, StagedFile, User, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class StageView:
     created: dt.datetime
     expires: dt.datetime
     files: tuple[StagedFileView, ...]
+    approvers: tuple[str, ...]
 
 
 def _open(now: dt.datetime) -> sa.ColumnElement[bool]:
@@ -92,6 +93,18 @@ def staged_files(session: Session, stage_id: str) -> list[StagedFile]:
     )
 
 
+def approvers(session: Session, stage_id: str) -> list[str]:
+    """Who has approved the stage so far (M of N), in order."""
+    return list(
+        session.execute(
+            sa.select(User.username)
+            .join(StageApproval, StageApproval.user_id == User.id)
+            .where(StageApproval.stage_id == stage_id)
+            .order_by(StageApproval.time, User.username)
+        ).scalars()
+    )
+
+
 def view(session: Session, stage: Stage, project: str) -> StageView:
     return StageView(
         id=stage.id,
@@ -106,6 +119,7 @@ def view(session: Session, stage: Stage, project: str) -> StageView:
             )
             for f in staged_files(session, stage.id)
         ),
+        approvers=tuple(approvers(session, stage.id)),
     )
 
 
@@ -132,6 +146,7 @@ def drop_stage(session: Session, stage: Stage) -> list[str]:
 
 def delete_rows(session: Session, stage: Stage) -> None:
     """The stage's rows (approval keeps the blobs: the new ``files`` rows own them)."""
+    session.execute(sa.delete(StageApproval).where(StageApproval.stage_id == stage.id))
     session.execute(sa.delete(StagedFile).where(StagedFile.stage_id == stage.id))
     session.execute(sa.delete(Stage).where(Stage.id == stage.id))
 
@@ -157,7 +172,10 @@ def purge_expired(db: Database, blobs: BlobStore, now: dt.datetime | None = None
     removed = 0
     for stage_id in expired:
         with db.write() as session:
-            stage = session.get(Stage, stage_id)
+            # Locked: an upload adding a file to it (which takes a key-share lock on the row)
+            # either commits first, and its file goes with the stage, or waits and then finds
+            # the stage gone (its insert fails, and the upload's retry reports it).
+            stage = session.execute(sa.select(Stage).where(Stage.id == stage_id).with_for_update()).scalar()
             if stage is None or stage.expires > moment:
                 continue  # another process purged (or approval took) it
             project = session.get(Project, stage.project_id)

@@ -132,6 +132,8 @@ class Project(Base):
     releases_mode: Mapped[str] = mapped_column(String(10), default="direct", server_default="direct")
     #: Four eyes: the approver of a stage must not be who triggered its uploads.
     four_eyes: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: M of N: how many different owners must approve a stage before it goes live.
+    approvals_required: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     releases: Mapped[list[Release]] = relationship(
         back_populates="project", cascade="all, delete-orphan", passive_deletes=True
@@ -361,6 +363,17 @@ class Stage(Base):
     canonical_version: Mapped[str] = mapped_column(String(100))
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class StageApproval(Base):
+    """One owner's approval of a stage, while it waits for the project's ``approvals_required``
+    (M of N); deleted with the stage."""
+
+    __tablename__ = "stage_approvals"
+
+    stage_id: Mapped[str] = mapped_column(ForeignKey("stages.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    time: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class StagedFile(Base):

@@ -3,9 +3,10 @@
 Revision ID: 0009
 Revises: 0008
 
-Issue 14: a project's releases may be staged (projects.releases_mode, four_eyes), a
-publisher stage-only; a stage (stages) holds its files (staged_files) until an owner
-approves it with a TOTP code (users.totp_secret). Existing rows keep publishing directly.
+Issue 14: a project's releases may be staged (projects.releases_mode, four_eyes,
+approvals_required), a publisher stage-only; a stage (stages) holds its files (staged_files)
+until enough owners approve it (stage_approvals) with a TOTP code (users.totp_secret).
+Existing rows keep publishing directly.
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_stages_index_id"), ["index_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_stages_project_id"), ["project_id"], unique=False)
 
+    op.create_table(
+        "stage_approvals",
+        sa.Column("stage_id", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["stage_id"], ["stages.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("stage_id", "user_id"),
+    )
     op.create_table(
         "staged_files",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -88,6 +98,7 @@ def upgrade() -> None:
     with op.batch_alter_table("projects", schema=None) as batch_op:
         batch_op.add_column(sa.Column("releases_mode", sa.String(length=10), server_default="direct", nullable=False))
         batch_op.add_column(sa.Column("four_eyes", sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch_op.add_column(sa.Column("approvals_required", sa.Integer(), server_default="1", nullable=False))
 
     with op.batch_alter_table("publishers", schema=None) as batch_op:
         batch_op.add_column(sa.Column("stage_only", sa.Boolean(), server_default=sa.false(), nullable=False))
@@ -107,6 +118,7 @@ def downgrade() -> None:
         batch_op.drop_column("stage_only")
 
     with op.batch_alter_table("projects", schema=None) as batch_op:
+        batch_op.drop_column("approvals_required")
         batch_op.drop_column("four_eyes")
         batch_op.drop_column("releases_mode")
 
@@ -123,6 +135,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_staged_files_index_id"))
 
     op.drop_table("staged_files")
+    op.drop_table("stage_approvals")
     with op.batch_alter_table("stages", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_stages_project_id"))
         batch_op.drop_index(batch_op.f("ix_stages_index_id"))
