@@ -386,3 +386,29 @@ def test_m_of_n_owners_must_approve(staged: AssayServer, unique: str, tmp_path: 
     bad = staged.cli("project", "set", unique, "--approvals", "0", check=False)
     assert bad.returncode != 0
     assert "between 1 and 10" in bad.stdout + bad.stderr
+
+
+def test_a_private_indexs_preview_needs_its_read_token(staged: AssayServer, unique: str, tmp_path: Path) -> None:
+    """The stage id is a capability, but on a private index not the only one: the preview asks
+    for a token of that index, as its /simple/ does."""
+    index = f"p{unique.replace('-', '')}"[:30]
+    staged.cli("index", "create", index, "--private")
+    owner = f"{unique}-owner"
+    staged.quick_user(owner)
+    staged.cli("project", "create", unique, "--owner", owner, "--index", index)
+    staged.cli("project", "set", unique, "--releases", "staged", "--index", index)
+    token = staged.cli("token", "create", "--user", owner, "--index", index).stdout.strip()
+    wheel = make_wheel(tmp_path, unique, "1.0")
+    with staged.client(index=index) as http:
+        r = upload(http, wheel, token)
+        assert r.status_code == 200, r.text
+    preview = r.headers["assay-stage-preview"]
+    with httpx.Client(verify=staged.verify) as http:
+        assert http.get(preview).status_code == 401
+        assert http.get(preview, headers=basic(staged.quick_token(f"{unique}-elsewhere"))).status_code == 403
+        page = http.get(preview + f"{unique}/", headers={**basic(token), "Accept": JSON_V1})
+        assert page.status_code == 200
+        assert [f["filename"] for f in page.json()["files"]] == [wheel.name]
+        url = httpx.URL(preview + f"{unique}/").join(page.json()["files"][0]["url"])
+        assert http.get(url).status_code == 401
+        assert http.get(url, headers=basic(token)).content == wheel.read_bytes()
