@@ -138,6 +138,21 @@ def test_token_upload_is_staged_previewed_and_approved(staged: AssayServer, uniq
     code, out = release_cli(staged, "approve", unique, "1.1", "--totp", used, token=owner.token)
     assert code != 0
     assert "already used" in out
+    # The preview of 1.1 is the project as it will be: 1.0's live files and 1.1's wheel; a live
+    # file's link redirects to the index's own /files/.
+    preview = _show(staged, unique, "1.1", owner.token)["preview"]
+    with httpx.Client(verify=staged.verify) as http:
+        page = http.get(preview + f"{unique}/", headers={"Accept": JSON_V1}).json()
+        assert sorted(f["filename"] for f in page["files"]) == sorted(
+            [*(p.name for p in built.files), f"{unique.replace('-', '_')}-1.1-py3-none-any.whl"]
+        )
+        assert page["versions"] == ["1.0", "1.1"]
+        live = next(f for f in page["files"] if f["filename"] == built.wheel.name)
+        url = httpx.URL(preview + f"{unique}/").join(live["url"])
+        moved = http.get(url)
+        assert moved.status_code == 307
+        assert moved.headers["location"].startswith(staged.url + "/files/")
+        assert http.get(url, follow_redirects=True).content == built.wheel.read_bytes()
 
 
 def test_reject_leaves_only_the_audit_trail(staged: AssayServer, unique: str, tmp_path: Path) -> None:

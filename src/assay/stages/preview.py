@@ -15,6 +15,7 @@ are, resolves under the preview).
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import sqlalchemy as sa
 from packaging.utils import InvalidName, canonicalize_name
@@ -166,7 +167,8 @@ async def stage_file(request: Request) -> Response:
     key = stored_key(index, public)
     is_metadata = key.endswith(METADATA_SUFFIX)
 
-    def lookup() -> tuple[str, str | None] | bool:
+    def lookup() -> tuple[str, str | None] | Literal["live"] | None:
+        """The staged file's (filename, digest), "live" for a live file of the index, or None."""
         with svc.db.read() as session:
             column = StagedFile.metadata_blob_key if is_metadata else StagedFile.blob_key
             row = session.execute(
@@ -182,13 +184,13 @@ async def stage_file(request: Request) -> Response:
                     live_column == key, File.index_id == index.id, Project.status != "quarantined"
                 )
             ).first()
-            return live is not None
+            return "live" if live is not None else None
 
     found_file = await run_in_threadpool(lookup)
-    if found_file is True:
+    if found_file == "live":
         # A live file: the index serves it (with its caching, ranges and redirects).
         return RedirectResponse(svc.base_url(request) + index.prefix + file_path(public), 307)
-    if found_file is False or isinstance(found_file, bool):
+    if not isinstance(found_file, tuple):
         return TextError(404, "No such file.")
     filename, digest = found_file
     headers = {"etag": f'"{digest}"', "cache-control": NO_STORE}
