@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -427,3 +428,52 @@ def test_a_private_indexs_preview_needs_its_read_token(staged: AssayServer, uniq
         url = httpx.URL(preview + f"{unique}/").join(page.json()["files"][0]["url"])
         assert http.get(url).status_code == 401
         assert http.get(url, headers=basic(token)).content == wheel.read_bytes()
+
+
+def test_two_approvals_at_once_make_it_live_once(staged: AssayServer, unique: str, tmp_path: Path) -> None:
+    first = _staged_project(staged, unique, f"{unique}-first")
+    second = maintainer(staged, f"{unique}-second", unique)
+    with staged.client() as http:
+        for tag in ("py3-none-any", "py2.py3-none-any"):
+            assert upload(http, make_wheel(tmp_path, unique, "7.0", tag=tag), first.token).status_code == 200
+    answers: list[httpx.Response] = []
+
+    def approve(who: Maintainer) -> None:
+        with staged.client() as http:
+            answers.append(
+                http.post(f"/_/releases/{unique}/7.0/approve", headers=basic(who.token), json={"totp": who.code()})
+            )
+
+    threads = [threading.Thread(target=approve, args=(m,)) for m in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(r.status_code for r in answers) == [200, 404], [r.text for r in answers]
+    assert len(_live_files(staged, unique)) == 2
+    with staged.client() as http:
+        doc = http.get(f"/pypi/{unique}/json").json()
+    assert len(doc["urls"]) == 2
+    events = [e for e in staged.audit() if e.get("project") == unique]
+    assert sum(e["action"] == "stage:approve" for e in events) == 1
+    assert sum(e["action"] == "file:upload" for e in events) == 2
+
+
+def test_a_pending_stage_only_publisher_stages_the_first_release(
+    staged: AssayServer, idp: OIDCProvider, unique: str, tmp_path: Path
+) -> None:
+    staged.quick_user(f"{unique}-owner")
+    staged.cli(
+        "publisher", "add", "github", "--project", unique, "--owner", f"{unique}-owner", "--issuer", idp.issuer,
+        "--repository", f"acme/{unique}", "--workflow", "release.yml", "--stage-only",
+    )
+    claims = github_claims(f"acme/{unique}", "release.yml", actor="someone")
+    with staged.client() as http:
+        minted = http.post("/_/oidc/mint-token", json={"token": idp.token(AUDIENCE, claims)})
+        assert minted.status_code == 200, minted.text
+        r = upload(http, make_wheel(tmp_path, unique, "0.1"), minted.json()["token"])
+        assert r.status_code == 200, r.text
+        assert "staged" in r.text
+    assert _live_files(staged, unique) == []  # the project exists (the publisher created it), empty
+    listed = staged.cli("publisher", "list", "--project", unique).stdout
+    assert unique in listed
