@@ -74,8 +74,8 @@ async def _purge_stages_forever(svc: Services) -> None:
     while True:
         try:
             await run_in_threadpool(stage_store.purge_expired, svc.db, svc.blobs)
-        except Exception:  # the database away: the next round tries again
-            log.warning("purging expired stages failed; retrying later", exc_info=True)
+        except Exception as exc:  # the database away: the next round tries again
+            log.warning("purging expired stages failed (retried in %.0f s): %s", STAGE_PURGE_INTERVAL, exc)
         await asyncio.sleep(STAGE_PURGE_INTERVAL)
 
 
