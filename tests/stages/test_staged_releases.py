@@ -6,6 +6,7 @@ four eyes, wrong and replayed codes, CI credentials and bad input are refused.""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -15,8 +16,10 @@ import zipfile
 from pathlib import Path
 
 import httpx
+import pytest
 from uv import find_uv_bin
 
+from assay.log import note
 from tests.publishing.conftest import AUDIENCE
 from tests.stages.conftest import Maintainer, maintainer, release_cli
 from tests.support.dists import build_project, make_sdist, make_wheel, metadata_text
@@ -98,7 +101,7 @@ def test_token_upload_is_staged_previewed_and_approved(staged: AssayServer, uniq
     stage = _show(staged, unique, "1.0", owner.token)
     assert sorted(f["filename"] for f in stage["files"]) == sorted(p.name for p in built.files)
     assert {f["digests"]["sha256"] for f in stage["files"]} == {
-        __import__("hashlib").sha256(p.read_bytes()).hexdigest() for p in built.files
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in built.files
     }
     code, text = release_cli(staged, "show", unique, "1.0", token=owner.token)
     assert code == 0
@@ -129,6 +132,21 @@ def test_token_upload_is_staged_previewed_and_approved(staged: AssayServer, uniq
         assert http.get(f"/pypi/{unique}/1.0/json").status_code == 200
         assert httpx.get(preview, verify=staged.verify).status_code == 404  # the stage is gone
     _install(staged, staged.simple, f"{unique}==1.0", tmp_path / "live")
+    # The approval's statement, signed by the index's key (the verifier key is /log/key).
+    with staged.client() as http:
+        doc = http.get(f"/_/releases/{unique}/1.0/approvals").json()
+        verifier = note.Ed25519Verifier.from_verifier_key(http.get(doc["key"]).text.strip())
+        assert http.get(f"/_/releases/{unique}/9.9/approvals").status_code == 404
+    [signed] = doc["statements"]
+    opened = note.open_note(signed.encode(), [verifier])
+    lines = opened.text.splitlines()
+    assert lines[0] == "assay release approval v1"
+    assert f"approver {owner.name}" in lines
+    for path in built.files:
+        assert f"file sha256:{hashlib.sha256(path.read_bytes()).hexdigest()} {path.name}" in lines
+    forged = signed.replace(built.wheel.name, built.wheel.name.replace("1.0", "6.6"), 1)
+    with pytest.raises(note.NoteError):
+        note.open_note(forged.encode(), [verifier])
     events = [e for e in staged.audit() if e.get("project") == unique]
     assert any(e["action"] == "stage:approve" for e in events)
     assert sum(e["action"] == "stage:upload" for e in events) == 2

@@ -11,6 +11,7 @@ stage either wholly live or wholly staged.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -21,12 +22,22 @@ from assay import audit
 from assay.accounts import totp
 from assay.accounts.auth import AuthError, Principal, check_upload_allowed, role_on
 from assay.indexes import IndexRef
+from assay.log import note
 from assay.log import store as translog
 from assay.stages import store
 from assay.storage.blobs import BlobStore
 from assay.storage.changes import project_changed
 from assay.storage.db import Database
-from assay.storage.models import File, Project, Release, StageApproval, StagedFile, User, utcnow
+from assay.storage.models import (
+    ApprovalStatement,
+    File,
+    Project,
+    Release,
+    StageApproval,
+    StagedFile,
+    User,
+    utcnow,
+)
 
 #: PEP 792: these statuses take no new files (as ``upload.service.CLOSED_STATUSES``).
 CLOSED_STATUSES = frozenset({"archived", "quarantined"})
@@ -100,8 +111,41 @@ def _four_eyes_violation(username: str, files: list[StagedFile]) -> str | None:
     return None
 
 
+def statement_text(
+    origin: str, project: str, version: str, stage_id: str, approvers: tuple[str, ...], files: list[StagedFile],
+    when: dt.datetime,
+) -> str:
+    """The approval's signed statement (the text of a C2SP signed note, one fact a line): what
+    went live, with which digests, approved by whom and when, triggered by whom."""
+
+    def clean(value: str) -> str:
+        # A note's text holds no control characters (C2SP signed-note); names are validated
+        # at upload, a CI login comes from a verified token but is not ours to trust.
+        return "".join(ch if ch >= " " else "?" for ch in value)
+
+    lines = [
+        "assay release approval v1",
+        f"index {clean(origin)}",
+        f"project {project}",
+        f"version {version}",
+        f"stage {stage_id}",
+        f"approved {when.astimezone(dt.UTC).isoformat().replace('+00:00', 'Z')}",
+        *(f"approver {clean(a)}" for a in approvers),
+        *(f"triggered-by {clean(t)}" for t in sorted({f.triggered_by for f in files})),
+        *(f"file sha256:{f.sha256} {f.filename}" for f in sorted(files, key=lambda f: f.filename)),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def approve(
-    db: Database, index: IndexRef, name: str, version: str, who: Principal, code: str, remote_addr: str | None
+    db: Database,
+    index: IndexRef,
+    name: str,
+    version: str,
+    who: Principal,
+    code: str,
+    remote_addr: str | None,
+    signer: note.Signer | None = None,
 ) -> Approved:
     if not totp.well_formed(code):
         raise StageError("The TOTP code must be 6 digits (from the authenticator app enrolled for you).", 400, "totp")
@@ -167,6 +211,20 @@ def approve(
             return Approved(project.normalized_name, stage.version, "pending", (), (), approvers, required)
         _go_live(session, project, stage.version, files)
         stage_id, stage_version = stage.id, stage.version
+        if signer is not None:
+            # Issue 14: the approval as a statement signed by the index's key (its log key,
+            # under the index's origin: /log/key is the verifier key).
+            text = statement_text(
+                signer.name, project.normalized_name, stage_version, stage_id, approvers, files, utcnow()
+            )
+            session.add(
+                ApprovalStatement(
+                    index_id=project.index_id,
+                    project_id=project.id,
+                    canonical_version=canonicalize_version(stage_version),
+                    note=note.sign(text, [signer]).decode(),
+                )
+            )
         project_changed(session, project, listing_changed=False)
         triggered = sorted({f.triggered_by for f in files})
         for f in files:
@@ -251,6 +309,21 @@ def _go_live(session: Session, project: Project, version: str, files: list[Stage
                 provenance=f.provenance,
             )
         )
+
+
+def statements(session: Session, index: IndexRef, name: str, version: str) -> list[str]:
+    """The signed approval statements of ``name``'s release ``version``, oldest first."""
+    project = find_project(session, index, name)
+    return list(
+        session.execute(
+            sa.select(ApprovalStatement.note)
+            .where(
+                ApprovalStatement.project_id == project.id,
+                ApprovalStatement.canonical_version == canonicalize_version(version),
+            )
+            .order_by(ApprovalStatement.id)
+        ).scalars()
+    )
 
 
 def reject(

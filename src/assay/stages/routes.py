@@ -28,7 +28,7 @@ from assay.indexes import IndexRef
 from assay.stages import actions, store
 from assay.stages.actions import StageError
 from assay.stages.services import StageServices, stage_services
-from assay.web.access import request_index
+from assay.web.access import open_index, request_index
 from assay.web.responses import JSONError
 
 #: A stage's JSON is the maintainer's view of unreleased files: never cached.
@@ -124,7 +124,10 @@ async def _handle(request: Request, action: str) -> Response:
             code = body.get("totp")
             if not isinstance(code, str):
                 raise StageError('Approving needs your TOTP code: {"totp": "123456"}.', 400, "totp")
-            done = await run_in_threadpool(actions.approve, svc.db, index, project, version, who, code, remote)
+            signer = svc.log.signer_of(index)
+            done = await run_in_threadpool(
+                actions.approve, svc.db, index, project, version, who, code, remote, signer
+            )
             return JSONResponse(
                 {
                     "project": done.project,
@@ -195,6 +198,29 @@ def _show(svc: StageServices, index: IndexRef, name: str, version: str, who: Pri
         return stage_json(store.view(session, stage, project.normalized_name), base)
 
 
+async def approval_statements(request: Request) -> Response:
+    """``GET /_/releases/<project>/<version>/approvals``: the release's signed approval
+    statements (public, as its files are; each a C2SP signed note by the key at /log/key)."""
+    svc = stage_services(request)
+    index = await run_in_threadpool(open_index, request, svc)
+    if isinstance(index, Response):
+        return index
+    version = request.path_params["version"]
+
+    def load() -> list[str]:
+        _check_version(version)
+        with svc.db.read() as session:
+            return actions.statements(session, index, request.path_params["project"], version)
+
+    try:
+        notes = await run_in_threadpool(load)
+    except StageError as exc:
+        return JSONError(exc.status, str(exc))
+    if not notes:
+        return JSONError(404, f"No approved stage of version {version!r}.")
+    return JSONResponse({"statements": notes, "key": index.prefix + "/log/key"})
+
+
 async def list_stages(request: Request) -> Response:
     return await _handle(request, "list")
 
@@ -215,5 +241,6 @@ routes = [
     Route("/_/releases/{project}/", list_stages, methods=["GET"]),
     Route("/_/releases/{project}/{version}/", show_stage, methods=["GET"]),
     Route("/_/releases/{project}/{version}/approve", approve_stage, methods=["POST"]),
+    Route("/_/releases/{project}/{version}/approvals", approval_statements, methods=["GET"]),
     Route("/_/releases/{project}/{version}/reject", reject_stage, methods=["POST"]),
 ]

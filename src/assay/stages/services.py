@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from assay.config import Settings
 from assay.indexes import Indexes
+from assay.log.routes import LogService
 from assay.storage.blobs import BlobStore
 from assay.storage.db import Database
 
@@ -21,6 +22,8 @@ class StageServices(Protocol):
     def indexes(self) -> Indexes: ...
     @property
     def blobs(self) -> BlobStore: ...
+    @property
+    def log(self) -> LogService: ...
     def base_url(self, request: Request) -> str: ...
 
 

@@ -365,6 +365,21 @@ class Stage(Base):
     expires: Mapped[dt.datetime] = mapped_column(index=True)
 
 
+class ApprovalStatement(Base):
+    """Issue 14: the signed statement of an approval (a C2SP signed note by the index's log
+    key: which files, with which digests, went live by whose approval); kept with the release,
+    served at ``/_/releases/<project>/<version>/approvals``."""
+
+    __tablename__ = "approval_statements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = _index_column()
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    canonical_version: Mapped[str] = mapped_column(String(100))
+    note: Mapped[str] = mapped_column(Text)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class StageApproval(Base):
     """One owner's approval of a stage, while it waits for the project's ``approvals_required``
     (M of N); deleted with the stage."""

@@ -5,8 +5,8 @@ Revises: 0008
 
 Issue 14: a project's releases may be staged (projects.releases_mode, four_eyes,
 approvals_required), a publisher stage-only; a stage (stages) holds its files (staged_files)
-until enough owners approve it (stage_approvals) with a TOTP code (users.totp_secret).
-Existing rows keep publishing directly.
+until enough owners approve it (stage_approvals) with a TOTP code (users.totp_secret); each
+approval's signed statement is kept (approval_statements). Existing rows publish directly.
 """
 
 from __future__ import annotations
@@ -21,6 +21,22 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "approval_statements",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("index_id", sa.Integer(), server_default="1", nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("canonical_version", sa.String(length=100), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["index_id"], ["indexes.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("approval_statements", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_approval_statements_index_id"), ["index_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_approval_statements_project_id"), ["project_id"], unique=False)
+
     op.create_table(
         "stages",
         sa.Column("id", sa.String(length=64), nullable=False),
@@ -142,3 +158,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_stages_expires"))
 
     op.drop_table("stages")
+    with op.batch_alter_table("approval_statements", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_approval_statements_project_id"))
+        batch_op.drop_index(batch_op.f("ix_approval_statements_index_id"))
+
+    op.drop_table("approval_statements")
