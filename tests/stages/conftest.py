@@ -56,9 +56,11 @@ def maintainer(server: AssayServer, name: str, project: str, role: str = "owner"
 def release_cli(server: AssayServer, *args: str, token: str | None = None) -> tuple[int, str]:
     """``assay release ARGS --repository-url <upload URL>`` in this process (click's runner),
     trusting the server's test CA; returns (exit code, output)."""
-    env = {"SSL_CERT_FILE": str(server.ca_file), "ASSAY_TOKEN": token} if token else {
-        "SSL_CERT_FILE": str(server.ca_file)
-    }
+    env = (
+        {"SSL_CERT_FILE": str(server.ca_file), "ASSAY_TOKEN": token}
+        if token
+        else {"SSL_CERT_FILE": str(server.ca_file)}
+    )
     saved = os.environ.pop("ASSAY_TOKEN", None)
     try:
         result = CliRunner().invoke(

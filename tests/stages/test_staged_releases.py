@@ -60,15 +60,44 @@ def _install(server: AssayServer, index_url: str, requirement: str, target: Path
     """pip and uv each install ``requirement`` from ``index_url`` alone (no other index)."""
     env = client_environ({"SSL_CERT_FILE": str(server.ca_file)})
     pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-cache-dir", "--target", str(target / "pip"),
-         "--cert", str(server.ca_file), "--index-url", index_url, requirement],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-cache-dir",
+            "--target",
+            str(target / "pip"),
+            "--cert",
+            str(server.ca_file),
+            "--index-url",
+            index_url,
+            requirement,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert pip.returncode == 0, pip.stdout + pip.stderr
     uv = subprocess.run(
-        [UV, "pip", "install", "--no-deps", "--no-cache", "--target", str(target / "uv"), "--index-url", index_url,
-         requirement],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            UV,
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-cache",
+            "--target",
+            str(target / "uv"),
+            "--index-url",
+            index_url,
+            requirement,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert uv.returncode == 0, uv.stdout + uv.stderr
 
@@ -209,15 +238,28 @@ def test_trusted_publish_staged_with_four_eyes_and_stage_only(
     staged.cli("project", "create", unique, "--owner", "carol")
     staged.cli("project", "set", unique, "--four-eyes")
     staged.cli(
-        "publisher", "add", "github", "--project", unique, "--issuer", idp.issuer, "--repository", f"acme/{unique}",
-        "--workflow", "release.yml", "--stage-only",
+        "publisher",
+        "add",
+        "github",
+        "--project",
+        unique,
+        "--issuer",
+        idp.issuer,
+        "--repository",
+        f"acme/{unique}",
+        "--workflow",
+        "release.yml",
+        "--stage-only",
     )
     idp.github_job = github_claims(f"acme/{unique}", "release.yml", actor="Carol")
     built = build_project(tmp_path, unique, "3.0")
     env = client_environ({**github_actions_env(idp), "SSL_CERT_FILE": str(staged.ca_file)})
     result = subprocess.run(
         [UV, "publish", "--publish-url", staged.upload_url, "--trusted-publishing", "always", *map(str, built.files)],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert _live_files(staged, unique) == []  # the direct publish did not go live
@@ -254,9 +296,9 @@ def test_trusted_publish_staged_with_four_eyes_and_stage_only(
             r = http.post(f"/_/releases/{unique}/3.1/{action}", headers=ci, json=body)
             assert r.status_code == 403
             assert "not a trusted publisher's" in r.json()["message"]
-    assert [s["version"] for s in json.loads(release_cli(staged, "list", unique, "--json", token=dave.token)[1])[
-        "stages"
-    ]] == ["3.1"]
+    assert [
+        s["version"] for s in json.loads(release_cli(staged, "list", unique, "--json", token=dave.token)[1])["stages"]
+    ] == ["3.1"]
 
 
 def test_a_named_index_has_its_own_stages(staged: AssayServer, unique: str, tmp_path: Path) -> None:
@@ -309,7 +351,11 @@ def test_bad_input_is_refused_clearly(staged: AssayServer, unique: str, tmp_path
         assert r.status_code == 400
         assert "Invalid version" in r.json()["message"]
         assert http.get(f"{base}/9.9/", headers=auth).status_code == 404
-        r = http.post(f"{base}/4.0/approve", headers=auth, content=b"{not json", )
+        r = http.post(
+            f"{base}/4.0/approve",
+            headers=auth,
+            content=b"{not json",
+        )
         assert r.status_code == 400
         assert "not valid JSON" in r.json()["message"]
         r = http.post(f"{base}/4.0/approve", headers=auth, json=["totp"])
@@ -482,8 +528,20 @@ def test_a_pending_stage_only_publisher_stages_the_first_release(
 ) -> None:
     staged.quick_user(f"{unique}-owner")
     staged.cli(
-        "publisher", "add", "github", "--project", unique, "--owner", f"{unique}-owner", "--issuer", idp.issuer,
-        "--repository", f"acme/{unique}", "--workflow", "release.yml", "--stage-only",
+        "publisher",
+        "add",
+        "github",
+        "--project",
+        unique,
+        "--owner",
+        f"{unique}-owner",
+        "--issuer",
+        idp.issuer,
+        "--repository",
+        f"acme/{unique}",
+        "--workflow",
+        "release.yml",
+        "--stage-only",
     )
     claims = github_claims(f"acme/{unique}", "release.yml", actor="someone")
     with staged.client() as http:

@@ -13,9 +13,9 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _connection(command: _F) -> _F:
-    command = click.option(
-        "--json", "as_json", is_flag=True, help="Print the index's JSON answer instead of text."
-    )(command)
+    command = click.option("--json", "as_json", is_flag=True, help="Print the index's JSON answer instead of text.")(
+        command
+    )
     command = click.option(
         "--token",
         envvar="ASSAY_TOKEN",

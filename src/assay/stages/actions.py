@@ -112,7 +112,12 @@ def _four_eyes_violation(username: str, files: list[StagedFile]) -> str | None:
 
 
 def statement_text(
-    origin: str, project: str, version: str, stage_id: str, approvers: tuple[str, ...], files: list[StagedFile],
+    origin: str,
+    project: str,
+    version: str,
+    stage_id: str,
+    approvers: tuple[str, ...],
+    files: list[StagedFile],
     when: dt.datetime,
 ) -> str:
     """The approval's signed statement (the text of a C2SP signed note, one fact a line): what
@@ -236,8 +241,13 @@ def approve(
                 target=f.filename,
                 token_id=who.token_id,
                 remote_addr=remote_addr,
-                details={"version": stage.version, "sha256": f.sha256, "size": f.size, "stage": stage_id,
-                         "triggered_by": f.triggered_by},
+                details={
+                    "version": stage.version,
+                    "sha256": f.sha256,
+                    "size": f.size,
+                    "stage": stage_id,
+                    "triggered_by": f.triggered_by,
+                },
             )
         audit.record(
             session,
@@ -327,8 +337,14 @@ def statements(session: Session, index: IndexRef, name: str, version: str) -> li
 
 
 def reject(
-    db: Database, blobs: BlobStore, index: IndexRef, name: str, version: str, who: Principal,
-    reason: str | None, remote_addr: str | None,
+    db: Database,
+    blobs: BlobStore,
+    index: IndexRef,
+    name: str,
+    version: str,
+    who: Principal,
+    reason: str | None,
+    remote_addr: str | None,
 ) -> tuple[str, ...]:
     """An owner or maintainer throws a stage away: rows now, blobs right after (``store``)."""
     with db.write() as session:

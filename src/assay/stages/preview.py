@@ -180,9 +180,9 @@ async def stage_file(request: Request) -> Response:
                 return row.filename, (row.metadata_sha256 if is_metadata else row.sha256)
             live_column = File.metadata_blob_key if is_metadata else File.blob_key
             live = session.execute(
-                sa.select(File.id).join(Project, Project.id == File.project_id).where(
-                    live_column == key, File.index_id == index.id, Project.status != "quarantined"
-                )
+                sa.select(File.id)
+                .join(Project, Project.id == File.project_id)
+                .where(live_column == key, File.index_id == index.id, Project.status != "quarantined")
             ).first()
             return "live" if live is not None else None
 

@@ -125,9 +125,7 @@ async def _handle(request: Request, action: str) -> Response:
             if not isinstance(code, str):
                 raise StageError('Approving needs your TOTP code: {"totp": "123456"}.', 400, "totp")
             signer = svc.log.signer_of(index)
-            done = await run_in_threadpool(
-                actions.approve, svc.db, index, project, version, who, code, remote, signer
-            )
+            done = await run_in_threadpool(actions.approve, svc.db, index, project, version, who, code, remote, signer)
             return JSONResponse(
                 {
                     "project": done.project,
@@ -143,9 +141,7 @@ async def _handle(request: Request, action: str) -> Response:
         reason = body.get("reason")
         if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
             raise StageError("'reason' must be a string of at most 1000 characters.", 400, "invalid")
-        files = await run_in_threadpool(
-            actions.reject, svc.db, svc.blobs, index, project, version, who, reason, remote
-        )
+        files = await run_in_threadpool(actions.reject, svc.db, svc.blobs, index, project, version, who, reason, remote)
         return JSONResponse(
             {"project": project, "version": version, "status": "rejected", "files": list(files)}, headers=NO_STORE
         )

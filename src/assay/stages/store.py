@@ -66,9 +66,7 @@ _STAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 def stage_by_id(session: Session, stage_id: str, now: dt.datetime | None = None) -> Stage | None:
     if not _STAGE_ID.fullmatch(stage_id):
         return None
-    return session.execute(
-        sa.select(Stage).where(Stage.id == stage_id, _open(now or utcnow()))
-    ).scalar_one_or_none()
+    return session.execute(sa.select(Stage).where(Stage.id == stage_id, _open(now or utcnow()))).scalar_one_or_none()
 
 
 def stage_of(
@@ -114,7 +112,14 @@ def view(session: Session, stage: Stage, project: str) -> StageView:
         expires=stage.expires,
         files=tuple(
             StagedFileView(
-                f.filename, f.packagetype, f.size, f.sha256, f.blake2_256, f.md5, f.upload_time, f.triggered_by,
+                f.filename,
+                f.packagetype,
+                f.size,
+                f.sha256,
+                f.blake2_256,
+                f.md5,
+                f.upload_time,
+                f.triggered_by,
                 f.provenance is not None,
             )
             for f in staged_files(session, stage.id)

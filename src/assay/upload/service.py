@@ -103,7 +103,7 @@ class UploadResult:
     sha256: str
     #: The file's ``upload`` entry in the transparency log (None: the file was already there).
     log_index: int | None = None
-    #: Issue 14: the stage the file landed in (None: it is live), and when that stage expires.
+    #: Issue 14: the stage the file landed in (None: it went live).
     stage_id: str | None = None
 
 
@@ -703,9 +703,14 @@ class Uploader:
             log_index = translog.append_upload(session, index_id, up.filename, who.publisher_id)
         return UploadResult(up.filename, up.normalized, up.version, True, up.sha256, log_index)
 
-
     def _stage_rows(
-        self, session: Session, up: PreparedUpload, ctx: UploadContext, project: Project, key: str, mkey: str,
+        self,
+        session: Session,
+        up: PreparedUpload,
+        ctx: UploadContext,
+        project: Project,
+        key: str,
+        mkey: str,
         keys: list[str],
     ) -> UploadResult:
         """Issue 14: the rows of a staged upload (``assay.upload.staging``), in the caller's
@@ -739,7 +744,7 @@ class Uploader:
             provenance=up.provenance.document if up.provenance is not None else None,
             triggered_by=staging.triggered_by(who),
         )
-        staging.add_staged_file(session, stage, row, who)
+        staging.add_staged_file(session, stage, row)
         session.execute(sa.delete(PendingBlob).where(PendingBlob.key.in_(keys)))
         session.execute(sa.update(ApiToken).where(ApiToken.id == who.token_id).values(last_used=utcnow()))
         staging.record(session, stage, row, who, ctx.remote_addr, project.normalized_name)

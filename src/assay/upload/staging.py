@@ -47,11 +47,15 @@ def triggered_by(who: Principal) -> str:
 def staged_duplicate(session: Session, index_id: int, filename: str, sha256: str) -> StagedFile | None:
     """The staged file with this name, or with these bytes under another name (the caller
     decides: the same name and bytes is an idempotent re-upload, anything else a conflict)."""
-    return session.execute(
-        sa.select(StagedFile).where(
-            StagedFile.index_id == index_id, sa.or_(StagedFile.filename == filename, StagedFile.sha256 == sha256)
+    return (
+        session.execute(
+            sa.select(StagedFile).where(
+                StagedFile.index_id == index_id, sa.or_(StagedFile.filename == filename, StagedFile.sha256 == sha256)
+            )
         )
-    ).scalars().first()
+        .scalars()
+        .first()
+    )
 
 
 def staged_sdist_of_release(session: Session, project_id: int, version: str) -> str | None:
@@ -78,8 +82,7 @@ def open_stage(session: Session, project: Project, version: str, ttl: float) -> 
     if stage is not None and stage.expires <= now:
         # Expired but not yet purged: it can take no more files (the purge removes it).
         raise StageExpired(
-            f"The stage of {project.normalized_name} {version} has expired and is being removed; "
-            "upload a new version."
+            f"The stage of {project.normalized_name} {version} has expired and is being removed; upload a new version."
         )
     if stage is None:
         stage = Stage(
@@ -97,7 +100,8 @@ def open_stage(session: Session, project: Project, version: str, ttl: float) -> 
     return stage
 
 
-def add_staged_file(session: Session, stage: Stage, row: StagedFile, who: Principal) -> None:
+def add_staged_file(session: Session, stage: Stage, row: StagedFile) -> None:
+    """The file joins its stage; its filename is used from now on (reserved, never reused)."""
     row.stage_id = stage.id
     session.add(row)
     session.add(UsedFilename(index_id=stage.index_id, filename=row.filename))
