@@ -127,6 +127,9 @@ class Settings:
     #: Accept attestations on API-token uploads when they match a registered publisher
     #: (off by default, as on PyPI).
     token_upload_attestations: bool = False
+    # --- staged releases (issue 14; see assay.stages) ---
+    #: Seconds a stage waits for approval before it expires and is removed (default 7 days).
+    stage_ttl: int = 7 * 24 * 3600
     # --- attestations ---
     #: "production", "staging" (sigstore-python's embedded roots) or a path to trusted_root.json.
     sigstore_trust_root: str = "production"
@@ -193,7 +196,7 @@ class Settings:
             raise ConfigError("max_upload_size must be positive")
         for name in (
             "keep_alive_timeout", "header_timeout", "max_header_size", "body_timeout", "max_request_body",
-            "db_statement_timeout", "db_pool_timeout", "mirror_max_file_size",
+            "db_statement_timeout", "db_pool_timeout", "mirror_max_file_size", "stage_ttl",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from assay import audit
-from assay.accounts import tokens
+from assay.accounts import tokens, totp
 from assay.admin import AdminError
 from assay.storage.changes import project_changed
 from assay.storage.db import Database
@@ -214,3 +214,28 @@ def list_tokens(db: Database, username: str | None = None, *, index_id: int = DE
             TokenInfo(t.id, t.kind, u, t.projects, t.created, t.expires, t.revoked, t.description)
             for t, u in session.execute(query.order_by(ApiToken.created))
         ]
+
+
+def enable_totp(db: Database, username: str, *, actor: str) -> str:
+    """Enrol ``username`` in TOTP (issue 14: the second factor of a stage approval); returns the
+    ``otpauth://`` URI, shown this once (the secret is not printed again)."""
+    with db.write() as session:
+        user = _user(session, username)
+        if user.totp_secret is not None:
+            raise AdminError(
+                f"user {username!r} has TOTP enabled already; `assay admin user totp disable {username}` first"
+            )
+        user.totp_secret = totp.new_secret()
+        user.totp_last_step = None
+        audit.record(session, actor=actor, action="user:totp-enable", target=username)
+        return totp.provisioning_uri(user.totp_secret, username)
+
+
+def disable_totp(db: Database, username: str, *, actor: str) -> None:
+    with db.write() as session:
+        user = _user(session, username)
+        if user.totp_secret is None:
+            raise AdminError(f"user {username!r} has no TOTP enabled")
+        user.totp_secret = None
+        user.totp_last_step = None
+        audit.record(session, actor=actor, action="user:totp-disable", target=username)

@@ -40,7 +40,7 @@ from assay.log import store as translog
 from assay.storage.blobs import BlobStore
 from assay.storage.changes import project_changed
 from assay.storage.db import Database
-from assay.storage.models import File, MirrorFile, MirrorMetadata, Project
+from assay.storage.models import File, MirrorFile, MirrorMetadata, Project, StagedFile
 from assay.storage.modes import loose_modes, tighten
 
 CHUNK = 1024 * 1024
@@ -150,6 +150,11 @@ def check(db: Database, blobs: BlobStore, *, grace: float = 600.0, data_dir: Pat
             if mkey:
                 referenced.add(mkey)
         referenced.update(session.execute(sa.select(MirrorMetadata.blob_key)).scalars())
+        # Issue 14: a stage's files own their blobs (under their final keys) until approval.
+        for key, mkey in session.execute(sa.select(StagedFile.blob_key, StagedFile.metadata_blob_key)):
+            referenced.add(key)
+            if mkey:
+                referenced.add(mkey)
     now = time.time()
     for info in blobs.iter_blobs():
         report.blobs_seen += 1

@@ -30,6 +30,7 @@ from assay.storage.models import (
     PackageIndex,
     Project,
     Publisher,
+    StagedFile,
 )
 
 
@@ -165,9 +166,12 @@ def delete_index(db: Database, blobs: BlobStore, name: str, *, actor: str) -> in
             raise AdminError(f"index {name!r} is a base of {', '.join(sorted(layered))}: delete or change those first")
         keys = [
             k
-            for blob, meta in session.execute(
-                sa.select(File.blob_key, File.metadata_blob_key).where(File.index_id == row.id)
+            for statement in (
+                sa.select(File.blob_key, File.metadata_blob_key).where(File.index_id == row.id),
+                # Issue 14: its stages' files too.
+                sa.select(StagedFile.blob_key, StagedFile.metadata_blob_key).where(StagedFile.index_id == row.id),
             )
+            for blob, meta in session.execute(statement)
             for k in (blob, meta)
             if k
         ]

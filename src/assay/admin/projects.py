@@ -14,7 +14,16 @@ from assay.log import store as translog
 from assay.storage.blobs import BlobStore
 from assay.storage.changes import project_changed
 from assay.storage.db import Database
-from assay.storage.models import DEFAULT_INDEX_ID, File, Project, PublisherProject, Release, utcnow
+from assay.storage.models import (
+    DEFAULT_INDEX_ID,
+    File,
+    Project,
+    PublisherProject,
+    Release,
+    Stage,
+    StagedFile,
+    utcnow,
+)
 
 #: PEP 792's statuses.
 STATUSES = ("active", "archived", "quarantined", "deprecated")
@@ -178,6 +187,17 @@ def remove_project(
         project = _project(session, name, index_id)
         files = list(session.execute(sa.select(File).where(File.project_id == project.id)).scalars())
         keys = [k for f in files for k in (f.blob_key, f.metadata_blob_key) if k]
+        # Issue 14: its stages go with it (the rows by cascade), and their blobs.
+        keys += [
+            k
+            for blob, meta in session.execute(
+                sa.select(StagedFile.blob_key, StagedFile.metadata_blob_key)
+                .join(Stage, Stage.id == StagedFile.stage_id)
+                .where(Stage.project_id == project.id)
+            )
+            for k in (blob, meta)
+            if k
+        ]
         # Before the row goes: the change is recorded against the project it was.
         project_changed(session, project, listing_changed=True)
         session.execute(sa.delete(PublisherProject).where(PublisherProject.project_id == project.id))
@@ -198,3 +218,52 @@ def remove_project(
         removed = [f.filename for f in files]
     _delete_blobs(blobs, keys)
     return removed
+
+
+#: Issue 14: how a project's uploads go live.
+RELEASE_MODES = ("direct", "staged")
+#: M of N: at most this many owners may be required to approve a stage.
+MAX_APPROVALS = 10
+
+
+def set_releases(
+    db: Database,
+    name: str,
+    *,
+    mode: str | None,
+    four_eyes: bool | None,
+    actor: str,
+    index_id: int = DEFAULT_INDEX_ID,
+    approvals: int | None = None,
+) -> tuple[str, bool, int]:
+    """``--releases staged|direct`` and ``--four-eyes``; returns the settings now in force.
+    Stages already open stay open either way (approve or reject them)."""
+    if mode is not None and mode not in RELEASE_MODES:
+        raise AdminError(f"invalid release mode {mode!r}: use one of {', '.join(RELEASE_MODES)}")
+    if approvals is not None and not 1 <= approvals <= MAX_APPROVALS:
+        raise AdminError(f"--approvals must be between 1 and {MAX_APPROVALS}, got {approvals}")
+    with db.write() as session:
+        project = _project(session, name, index_id)
+        def settings() -> dict[str, object]:
+            return {
+                "releases": project.releases_mode,
+                "four_eyes": project.four_eyes,
+                "approvals": project.approvals_required,
+            }
+
+        before = settings()
+        if mode is not None:
+            project.releases_mode = mode
+        if four_eyes is not None:
+            project.four_eyes = four_eyes
+        if approvals is not None:
+            project.approvals_required = approvals
+        after = settings()
+        audit.record(
+            session,
+            actor=actor,
+            action="project:set",
+            project=project.normalized_name,
+            details={"before": before, "after": after},
+        )
+        return project.releases_mode, project.four_eyes, project.approvals_required

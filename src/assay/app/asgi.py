@@ -26,6 +26,9 @@ from assay.index.routes import routes as index_routes
 from assay.log.routes import routes as log_routes
 from assay.publishing.routes import routes as publishing_routes
 from assay.publishing.routes import site_routes as publishing_site_routes
+from assay.stages import store as stage_store
+from assay.stages.preview import routes as stage_preview_routes
+from assay.stages.routes import routes as stage_routes
 from assay.storage import recovery
 from assay.storage.models import DEFAULT_INDEX_NAME
 from assay.ui.routes import routes as ui_routes
@@ -61,6 +64,20 @@ async def _sweep_forever(svc: Services) -> None:
                 await run_in_threadpool(svc.uploader.sweep)
             except Exception:  # pragma: no cover - sweep() catches what the database raises
                 log.exception("sweeping after failed uploads")
+
+
+#: Seconds between two purges of expired stages (issue 14). Readers never see an expired stage
+#: whatever the purge's timing (each query filters on the expiry); this frees its blobs.
+STAGE_PURGE_INTERVAL = 60.0
+
+
+async def _purge_stages_forever(svc: Services) -> None:
+    while True:
+        try:
+            await run_in_threadpool(stage_store.purge_expired, svc.db, svc.blobs)
+        except Exception as exc:  # the database away: the next round tries again
+            log.warning("purging expired stages failed (retried in %.0f s): %s", STAGE_PURGE_INTERVAL, exc)
+        await asyncio.sleep(STAGE_PURGE_INTERVAL)
 
 
 class IndexMount(Mount):
@@ -100,8 +117,10 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
         gc.collect()
         gc.freeze()
         sweeper = asyncio.create_task(_sweep_forever(svc))
+        purger = asyncio.create_task(_purge_stages_forever(svc))
         yield
         sweeper.cancel()
+        purger.cancel()
         await svc.mirror_engine.aclose()
         svc.close()
 
@@ -116,6 +135,9 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
         *publishing_routes,
         *attestation_routes,
         *log_routes,
+        # Issue 14: the maintainers' /_/releases/ API and the stages' preview indexes.
+        *stage_routes,
+        *stage_preview_routes,
     ]
     app = _App(
         routes=[

@@ -20,6 +20,7 @@ from assay.log.routes import LogService, LogServices
 from assay.mirror.service import MirrorService
 from assay.publishing.interfaces import PublishingServices
 from assay.publishing.service import TrustedPublishing
+from assay.stages.services import StageServices
 from assay.storage.blobs import BlobStore
 from assay.storage.changes import on_project_changed
 from assay.storage.db import Database
@@ -88,7 +89,7 @@ def build_services(settings: Settings) -> Services:
         blobs=blobs,
         pages=pages,
         serials=serials_for(db),
-        uploader=Uploader(db, blobs),
+        uploader=Uploader(db, blobs, stage_ttl=settings.stage_ttl),
         trusted_publishing=TrustedPublishing(db, settings),
         # One trust root, and so one sigstore verifier, per worker, loaded by the first upload
         # with attestations (see assay.attestations.deferred). PyPI: the production root;
@@ -117,7 +118,7 @@ def build_services(settings: Settings) -> Services:
 
 def _provides(
     svc: Services,
-) -> tuple[IndexServices, UploadServices, PublishingServices, LogServices, UIServices]:
+) -> tuple[IndexServices, UploadServices, PublishingServices, LogServices, UIServices, StageServices]:
     """Never called: mypy checks here that ``Services`` provides every interface a capability's
     routes read from the app state (``index_services``, ``upload_services``, ...)."""
-    return svc, svc, svc, svc, svc
+    return svc, svc, svc, svc, svc, svc

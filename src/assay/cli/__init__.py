@@ -17,6 +17,7 @@ from assay.cli.lazy import LazyGroup
         "serve": "assay.cli.serve:serve",
         "admin": "assay.cli.admin:admin",
         "publish": "assay.cli.publish:publish_command",
+        "release": "assay.cli.release:release",
         "verify": "assay.cli.verify:verify",
         "install": "assay.cli.verify:install_command",
         "pins": "assay.cli.verify:pins",

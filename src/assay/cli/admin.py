@@ -252,6 +252,32 @@ def user_list(ctx: Ctx) -> None:
         click.echo(f"{name}\t{created:%Y-%m-%d}")
 
 
+@user.group("totp")
+def user_totp() -> None:
+    """TOTP (RFC 6238), the second factor that approving a staged release needs."""
+
+
+@user_totp.command("enable")
+@click.argument("username")
+@pass_ctx
+@friendly_errors
+def user_totp_enable(ctx: Ctx, username: str) -> None:
+    """Enrol USERNAME and print the otpauth:// URI for their authenticator app (shown once)."""
+    uri = accounts.enable_totp(ctx.db, username, actor=ctx.actor)
+    click.echo(uri)
+    click.echo(f"TOTP enabled for {username}: give them this URI (or a QR code of it); it is not shown again", err=True)
+
+
+@user_totp.command("disable")
+@click.argument("username")
+@pass_ctx
+@friendly_errors
+def user_totp_disable(ctx: Ctx, username: str) -> None:
+    """Remove USERNAME's TOTP secret (they can approve nothing until enrolled again)."""
+    accounts.disable_totp(ctx.db, username, actor=ctx.actor)
+    click.echo(f"TOTP disabled for {username}")
+
+
 # ---- tokens ----
 @admin.group()
 def token() -> None:
@@ -368,6 +394,39 @@ def project_status(ctx: Ctx, name: str, status: str, reason: str | None) -> None
     """Set a project's PEP 792 status (archived and quarantined refuse uploads)."""
     projects.set_status(ctx.db, name, status, reason, actor=ctx.actor, index_id=ctx.index.id)
     click.echo(f"{name} is now {status}")
+
+
+@project.command("set")
+@click.argument("name")
+@click.option(
+    "--releases",
+    type=click.Choice(projects.RELEASE_MODES),
+    help="direct: uploads go live at once; staged: they wait in a stage for an owner's approval "
+    "(assay release approve, with TOTP).",
+)
+@click.option(
+    "--four-eyes/--no-four-eyes",
+    default=None,
+    help="Whether the approver of a stage must be someone other than who triggered its uploads.",
+)
+@click.option(
+    "--approvals",
+    type=int,
+    help=f"M of N: how many different owners must approve a stage (1 to {projects.MAX_APPROVALS}; default 1).",
+)
+@index_option
+@pass_ctx
+@friendly_errors
+def project_set(
+    ctx: Ctx, name: str, releases: str | None, four_eyes: bool | None, approvals: int | None
+) -> None:
+    """Change how project NAME's releases go live."""
+    if releases is None and four_eyes is None and approvals is None:
+        raise click.UsageError("nothing to set: give --releases, --four-eyes/--no-four-eyes or --approvals")
+    mode, eyes, required = projects.set_releases(
+        ctx.db, name, mode=releases, four_eyes=four_eyes, approvals=approvals, actor=ctx.actor, index_id=ctx.index.id
+    )
+    click.echo(f"{name}: releases {mode}, four eyes {'on' if eyes else 'off'}, approvals required {required}")
 
 
 @project.command("remove")

@@ -114,6 +114,12 @@ def _common(func: F) -> F:
     """--project, --issuer, --owner and --reserve, shared by every kind."""
     for option in (
         click.option(
+            "--stage-only",
+            is_flag=True,
+            help="Its uploads always land in a stage that an owner approves (assay release approve), "
+            "whatever the project's --releases setting: it can never publish directly.",
+        ),
+        click.option(
             "--reserve",
             is_flag=True,
             help="For a project that does not exist yet: reserve its name for this pending publisher, "
@@ -136,6 +142,7 @@ def _add(
     owner: str | None,
     config: dict[str, Any],
     reserve: bool = False,
+    stage_only: bool = False,
 ) -> None:
     added = tp_admin.add_publisher(
         ctx.db,
@@ -148,6 +155,7 @@ def _add(
         actor=ctx.actor,
         reserve=reserve,
         index_id=ctx.index.id,
+        stage_only=stage_only,
     )
     if added.auto_trusted_issuer:
         click.echo(f"note: now trusting the {kind} issuer (keys from its OIDC discovery document)", err=True)
@@ -158,7 +166,7 @@ def _add(
             + ("; the name is reserved for it until then" if reserve else "")
         )
     else:
-        click.echo(f"added publisher {added.id} for {project}")
+        click.echo(f"added publisher {added.id} for {project}" + (" (stage-only)" if stage_only else ""))
 
 
 def _kind_command(kind: PublisherKind[Any]) -> click.Command:
@@ -171,9 +179,16 @@ def _kind_command(kind: PublisherKind[Any]) -> click.Command:
     @pass_ctx
     @friendly_errors
     def command(
-        ctx: Ctx, /, project: str, issuer_url: str | None, owner: str | None, reserve: bool, **values: Any
+        ctx: Ctx,
+        /,
+        project: str,
+        issuer_url: str | None,
+        owner: str | None,
+        reserve: bool,
+        stage_only: bool,
+        **values: Any,
     ) -> None:
-        _add(ctx, kind.name, project, issuer_url, owner, kind.config_from_cli(values), reserve)
+        _add(ctx, kind.name, project, issuer_url, owner, kind.config_from_cli(values), reserve, stage_only)
 
     command.params.extend(kind.cli_options())
     return command

@@ -56,6 +56,7 @@ _HELP: dict[str, tuple[str, str | None]] = {
         "seconds",
     ),
     "pending_publisher_days": ("How long an unused pending publisher stays registered", "days"),
+    "stage_ttl": ("How long a staged release waits for approval before it expires", "seconds"),
     "token_upload_attestations": ("Accept attestations on API-token uploads matching a publisher", None),
     "sigstore_trust_root": ("'production', 'staging' or the path of a trusted_root.json", None),
     "token_prefix": ("Prefix of every API token (secret scanners key on it)", None),

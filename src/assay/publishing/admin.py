@@ -174,6 +174,7 @@ def add_publisher(
     actor: str,
     reserve: bool = False,
     index_id: int = DEFAULT_INDEX_ID,
+    stage_only: bool = False,
 ) -> Added:
     try:
         kind = get_kind(kind_name)
@@ -225,6 +226,7 @@ def add_publisher(
                 normalized_name=normalized,
                 owner_id=owner_id,
                 reserve=reserve,
+                stage_only=stage_only,
                 expires=utcnow() + dt.timedelta(days=pending_days),
             )
             session.add(pending)
@@ -241,6 +243,7 @@ def add_publisher(
                     "config": normalized_config,
                     "owner": owner,
                     "reserve": reserve,
+                    "stage_only": stage_only,
                 },
             )
             return Added(f"pending-{pending.id}", True, auto)
@@ -265,6 +268,10 @@ def add_publisher(
             )
             session.add(publisher)
             session.flush()
+        if stage_only and not publisher.stage_only:
+            # One workload is one row: once stage-only, it is so for every project it publishes
+            # (issue 14: a stolen CI token can at most create a stage).
+            publisher.stage_only = True
         link = session.get(PublisherProject, (publisher.id, target.id))
         if link is not None:
             raise AdminError(f"this publisher (id {publisher.id}) is already registered for {normalized}")
@@ -275,7 +282,12 @@ def add_publisher(
             action="publisher:add",
             project=normalized,
             target=str(publisher.id),
-            details={"kind": kind.name, "issuer": issuer_url, "config": normalized_config},
+            details={
+                "kind": kind.name,
+                "issuer": issuer_url,
+                "config": normalized_config,
+                "stage_only": publisher.stage_only,
+            },
         )
         return Added(str(publisher.id), False, auto)
 

@@ -624,6 +624,8 @@ class TrustedPublishing:
                 self._check_owner(kind, publisher.config, publisher.repository_owner_id, issuer, claims)
             else:
                 self._pin_owner(session, kind, publisher.id, publisher.config, issuer, claims)
+        if pending.stage_only:
+            publisher.stage_only = True  # issue 14: registered stage-only, stays so
         session.add(PublisherProject(publisher_id=publisher.id, project_id=project.id))
         session.delete(pending)
         audit.record(

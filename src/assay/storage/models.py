@@ -109,6 +109,11 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(100), unique=True)
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: RFC 6238 TOTP secret (base32), the second factor a stage approval needs (issue 14); None:
+    #: not enrolled (``assay admin user totp enable``).
+    totp_secret: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: The last TOTP time step accepted: a code is good once (RFC 6238 section 5.2).
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class Project(Base):
@@ -128,6 +133,13 @@ class Project(Base):
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
     #: Bumped on every change that alters the project's pages; keys the page cache.
     serial: Mapped[int] = mapped_column(BigInteger, default=1)
+    #: Issue 14: "direct" (an upload goes live at once) or "staged" (it lands in a stage that an
+    #: owner approves with a second factor; ``assay.stages``).
+    releases_mode: Mapped[str] = mapped_column(String(10), default="direct", server_default="direct")
+    #: Four eyes: the approver of a stage must not be who triggered its uploads.
+    four_eyes: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: M of N: how many different owners must approve a stage before it goes live.
+    approvals_required: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     releases: Mapped[list[Release]] = relationship(
         back_populates="project", cascade="all, delete-orphan", passive_deletes=True
@@ -302,6 +314,9 @@ class Publisher(Base):
     #: (PyPI pins it: an owner account deleted and re-created under the same name gets a new id,
     #: "account resurrection"). None: not yet recorded.
     repository_owner_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: Issue 14: its uploads always land in a stage, whatever the project's setting (a stolen CI
+    #: token can at most create a stage).
+    stage_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -331,8 +346,102 @@ class PendingPublisher(Base):
     #: ``--reserve``: while this pending publisher is valid, no upload with a user's credential
     #: may create the project (only its own first trusted publish, or its designated owner).
     reserve: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: Issue 14: the publisher it becomes is stage-only.
+    stage_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires: Mapped[dt.datetime] = mapped_column()
+
+
+class Stage(Base):
+    """Issue 14: a release's files waiting for approval (npm's staged publishing; PEP 694's
+    publishing sessions). ``id`` is the unguessable part of the preview URL
+    (``/stage/<id>/simple/``). Approval moves its files into ``files`` and deletes it; a
+    rejection or expiry deletes it with its blobs. Only the audit log remembers it."""
+
+    __tablename__ = "stages"
+    #: One open stage per release.
+    __table_args__ = (UniqueConstraint("project_id", "canonical_version", name="uq_stages_project_version"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    index_id: Mapped[int] = _index_column()
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    version: Mapped[str] = mapped_column(String(100))
+    canonical_version: Mapped[str] = mapped_column(String(100))
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class ApprovalStatement(Base):
+    """Issue 14: the signed statement of an approval (a C2SP signed note by the index's log
+    key: which files, with which digests, went live by whose approval); kept with the release,
+    served at ``/_/releases/<project>/<version>/approvals``."""
+
+    __tablename__ = "approval_statements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = _index_column()
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    canonical_version: Mapped[str] = mapped_column(String(100))
+    note: Mapped[str] = mapped_column(Text)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class StageApproval(Base):
+    """One owner's approval of a stage, while it waits for the project's ``approvals_required``
+    (M of N); deleted with the stage."""
+
+    __tablename__ = "stage_approvals"
+
+    stage_id: Mapped[str] = mapped_column(ForeignKey("stages.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    time: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class StagedFile(Base):
+    """A file of a stage: the columns its ``files`` row will have, plus what approval needs
+    (the release's metadata, the publisher for the log entry, who triggered the upload). Its
+    filename is in ``used_filenames`` from the start: reserved, and never reused."""
+
+    __tablename__ = "staged_files"
+    __table_args__ = (
+        UniqueConstraint("index_id", "filename", name="uq_staged_files_index_filename"),
+        UniqueConstraint("index_id", "sha256", name="uq_staged_files_index_sha256"),
+        # PyPI's one sdist per release holds within a stage too.
+        Index(
+            "uq_staged_files_one_sdist",
+            "stage_id",
+            unique=True,
+            sqlite_where=text("packagetype = 'sdist'"),
+            postgresql_where=text("packagetype = 'sdist'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stage_id: Mapped[str] = mapped_column(ForeignKey("stages.id", ondelete="CASCADE"), index=True)
+    index_id: Mapped[int] = _index_column()
+    filename: Mapped[str] = mapped_column(String(300))
+    packagetype: Mapped[str] = mapped_column(String(20))
+    python_version: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    blake2_256: Mapped[str] = mapped_column(String(64))
+    md5: Mapped[str] = mapped_column(String(32))
+    upload_time: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    requires_python: Mapped[str | None] = mapped_column(Text, default=None)
+    #: The file's final blob key (approval moves no bytes, so it is atomic in the database).
+    blob_key: Mapped[str] = mapped_column(String(400), unique=True)
+    metadata_blob_key: Mapped[str | None] = mapped_column(String(420), default=None)
+    metadata_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: The release's core metadata, should approval create the release.
+    core_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    uploaded_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    uploaded_by_token_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    publisher_id: Mapped[int | None] = mapped_column(default=None)
+    publisher_claims: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, default=None)
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, default=None)
+    #: Who triggered the upload, for four eyes: "user:<name>", or the CI's person
+    #: ("github:<actor>", "gitlab:<user_login>"), else "publisher:<id>".
+    triggered_by: Mapped[str] = mapped_column(String(200))
 
 
 class UsedJti(Base):

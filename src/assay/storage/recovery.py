@@ -19,7 +19,8 @@ import sqlalchemy as sa
 
 from assay.storage.blobs import HOST, BlobStore, process_alive
 from assay.storage.db import Database
-from assay.storage.models import File, MirrorFile, MirrorMetadata, PendingBlob
+from assay.storage.models import PendingBlob
+from assay.storage.references import blob_referenced
 
 log = logging.getLogger(__name__)
 
@@ -56,21 +57,10 @@ def recover(db: Database, blobs: BlobStore, *, stale_after: float = STALE_AFTER)
             row = session.get(PendingBlob, entry.key)
             if row is None:
                 continue  # another process recovered it
-            referenced = session.execute(
-                sa.select(File.id).where(sa.or_(File.blob_key == entry.key, File.metadata_blob_key == entry.key))
-            ).first()
-            if referenced is None:
-                # A mirrored file (assay.mirror.files) journals its blobs the same way.
-                referenced = session.execute(
-                    sa.select(MirrorFile.id).where(
-                        sa.or_(MirrorFile.blob_key == entry.key, MirrorFile.metadata_blob_key == entry.key)
-                    )
-                ).first()
-            if referenced is None:
-                referenced = session.execute(
-                    sa.select(MirrorMetadata.id).where(MirrorMetadata.blob_key == entry.key)
-                ).first()
-            if referenced is None:
+            # A mirrored file (assay.mirror.files) journals its blobs the same way, and a
+            # rejected stage (assay.stages) its removals.
+            referenced = blob_referenced(session, entry.key)
+            if not referenced:
                 if blobs.exists(entry.key):
                     removed += 1
                 # Unconditionally: a publish cut off mid-way may have left what lists no blob

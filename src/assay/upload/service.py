@@ -53,9 +53,12 @@ from assay.storage.models import (
     Project,
     Release,
     Role,
+    StagedFile,
     UsedFilename,
     utcnow,
 )
+from assay.storage.references import blob_referenced
+from assay.upload import staging
 from assay.upload.dists import ArchiveLimits, DistError, check_agreement, parse_filename, read_metadata
 from assay.upload.form import UploadForm
 
@@ -100,6 +103,8 @@ class UploadResult:
     sha256: str
     #: The file's ``upload`` entry in the transparency log (None: the file was already there).
     log_index: int | None = None
+    #: Issue 14: the stage the file landed in (None: it went live).
+    stage_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +285,16 @@ def _check_duplicate(session: Session, index_id: int, up: PreparedUpload) -> boo
             f"the bytes of {up.filename!r} are identical to it.",
             code="conflict",
         )
+    staged = staging.staged_duplicate(session, index_id, up.filename, up.sha256)
+    if staged is not None:
+        if staged.filename == up.filename and staged.sha256 == up.sha256:
+            return True  # the same file uploaded to its stage again
+        # Issue 14: a stage's filenames (and bytes) are reserved while it waits for approval.
+        raise UploadRejected(
+            f"File already exists: {staged.filename!r} is in a stage awaiting approval "
+            + ("with other bytes." if staged.filename == up.filename else f"with the bytes of {up.filename!r}."),
+            code="conflict",
+        )
     if used is not None:
         # PyPI: a deleted file's name can never be used again.
         raise UploadRejected(
@@ -306,6 +321,12 @@ def _check_one_sdist(session: Session, up: PreparedUpload, project_id: int) -> N
     if other is not None:
         raise UploadRejected(
             f"Only one sdist may be uploaded per release: version {up.version} already has {other[0]!r}."
+        )
+    # Issue 14: an sdist waiting in the release's stage counts too.
+    staged = staging.staged_sdist_of_release(session, project_id, up.version)
+    if staged is not None and staged != up.filename:
+        raise UploadRejected(
+            f"Only one sdist may be uploaded per release: the stage of {up.version} already has {staged!r}."
         )
 
 
@@ -393,10 +414,12 @@ class _Claims:
 
 
 class Uploader:
-    def __init__(self, db: Database, blobs: BlobStore) -> None:
+    def __init__(self, db: Database, blobs: BlobStore, stage_ttl: float = 7 * 24 * 3600.0) -> None:
         self.db = db
         self.blobs = blobs
         self.claims = _Claims()
+        #: Seconds a stage waits for approval (issue 14; setting ``stage_ttl``).
+        self.stage_ttl = stage_ttl
 
     def sweep(self) -> int:
         """Finish the clean-ups that failed while the database was unavailable; returns how many
@@ -432,10 +455,7 @@ class Uploader:
             ).rowcount  # type: ignore[attr-defined]
             if not mine:
                 return
-            referenced = session.execute(
-                sa.select(File.id).where(sa.or_(File.blob_key == key, File.metadata_blob_key == key))
-            ).first()
-            if referenced is None:
+            if not blob_referenced(session, key):
                 self.blobs.delete(key)  # a no-op when nothing was published
 
     def commit(self, up: PreparedUpload, ctx: UploadContext) -> UploadResult:
@@ -554,10 +574,7 @@ class Uploader:
         for k in keys:
             try:
                 with self.db.write() as session:
-                    referenced = session.execute(
-                        sa.select(File.id).where(sa.or_(File.blob_key == k, File.metadata_blob_key == k))
-                    ).first()
-                    if referenced is None:
+                    if not blob_referenced(session, k):
                         self.blobs.delete(k)
                     session.execute(sa.delete(PendingBlob).where(PendingBlob.key == k))
             except Exception as exc:
@@ -600,6 +617,8 @@ class Uploader:
                 ).rowcount  # type: ignore[attr-defined]
                 if not used:
                     raise UploadRejected("This single-use token has already been used.", 403, "token-reused")
+            if project is not None and staging.goes_to_stage(session, who, project):
+                return self._stage_rows(session, up, ctx, project, key, mkey, keys)
             created_project = False
             if project is None:
                 project = Project(index_id=index_id, name=up.display_name, normalized_name=up.normalized)
@@ -683,6 +702,53 @@ class Uploader:
             # Last: the log's lock.
             log_index = translog.append_upload(session, index_id, up.filename, who.publisher_id)
         return UploadResult(up.filename, up.normalized, up.version, True, up.sha256, log_index)
+
+    def _stage_rows(
+        self,
+        session: Session,
+        up: PreparedUpload,
+        ctx: UploadContext,
+        project: Project,
+        key: str,
+        mkey: str,
+        keys: list[str],
+    ) -> UploadResult:
+        """Issue 14: the rows of a staged upload (``assay.upload.staging``), in the caller's
+        transaction. No serial bump, no log entry: nothing any reader sees changes."""
+        who = ctx.who
+        try:
+            stage = staging.open_stage(session, project, up.version, self.stage_ttl)
+        except staging.StageExpired as exc:
+            raise UploadRejected(str(exc), 409, "conflict") from None
+        # PyPI's one sdist per release, counting the live release's and the stage's.
+        _check_one_sdist(session, up, project.id)
+        row = StagedFile(
+            index_id=project.index_id,
+            filename=up.filename,
+            packagetype=up.packagetype,
+            python_version=up.python_version,
+            size=up.size,
+            sha256=up.sha256,
+            blake2_256=up.blake2_256,
+            md5=up.md5,
+            upload_time=utcnow(),
+            requires_python=up.requires_python,
+            blob_key=key,
+            metadata_blob_key=mkey if up.metadata is not None else None,
+            metadata_sha256=up.metadata_sha256,
+            core_metadata=up.core_metadata,
+            uploaded_by_user_id=who.user_id,
+            uploaded_by_token_id=who.token_id,
+            publisher_id=who.publisher_id,
+            publisher_claims=who.oidc_claims,
+            provenance=up.provenance.document if up.provenance is not None else None,
+            triggered_by=staging.triggered_by(who),
+        )
+        staging.add_staged_file(session, stage, row)
+        session.execute(sa.delete(PendingBlob).where(PendingBlob.key.in_(keys)))
+        session.execute(sa.update(ApiToken).where(ApiToken.id == who.token_id).values(last_used=utcnow()))
+        staging.record(session, stage, row, who, ctx.remote_addr, project.normalized_name)
+        return UploadResult(up.filename, up.normalized, up.version, True, up.sha256, None, stage.id)
 
 
 class _Identical(Exception):
