@@ -54,6 +54,9 @@ class Settings:
     #: A filesystem blob directory read when the main store lacks a key: the old store while
     #: ``assay admin blobs migrate`` copies it (reads stay whole during the move).
     blob_store_fallback: Path | None = None
+    #: Bytes of small distribution and .metadata files (each up to 256 KiB) kept in memory per
+    #: worker, so the most asked-for files are served without touching the disk (issue 17).
+    file_cache_bytes: int = 64 * MIB
     # --- a CDN in front (issue 16; see assay.index.cdn) ---
     #: Seconds a shared cache (a CDN) may serve simple pages, project JSON and provenance without
     #: asking again (Cache-Control s-maxage); purges keep them current. 0: revalidate each time.
@@ -222,6 +225,8 @@ class Settings:
             raise ConfigError(
                 f"blob_store must be empty (files in the data directory) or s3://bucket/prefix, got {self.blob_store!r}"
             )
+        if self.file_cache_bytes < 0:
+            raise ConfigError(f"file_cache_bytes must not be negative, got {self.file_cache_bytes}")
         if self.s3_multipart_threshold < 5 * MIB:
             raise ConfigError(
                 f"s3_multipart_threshold must be at least 5 MiB (S3's least part), got {self.s3_multipart_threshold}"

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from assay.attestations.deferred import DeferredAttestationService
 from assay.config import Settings
 from assay.index.cdn import purger_for
+from assay.index.filesend import FileCache
 from assay.index.pages import SimplePages
 from assay.index.serials import Serials, serials_for
 from assay.index.services import IndexServices
@@ -37,6 +38,8 @@ class Services:
     blobs: BlobStore
     pages: SimplePages
     serials: Serials
+    #: Issue 17: what is known of each served file, and the bytes of small ones.
+    files: FileCache
     uploader: Uploader
     trusted_publishing: TrustedPublishing
     #: PEP 740 at upload; ``upload.interfaces.NullAttestationService`` refuses attestations.
@@ -73,6 +76,7 @@ def build_services(settings: Settings) -> Services:
         blobs=blobs,
         pages=pages,
         serials=serials_for(db),
+        files=FileCache(settings.file_cache_bytes),
         uploader=Uploader(db, blobs),
         trusted_publishing=TrustedPublishing(db, settings),
         # One trust root, and so one sigstore verifier, per worker, loaded by the first upload

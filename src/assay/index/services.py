@@ -11,6 +11,7 @@ from typing import Protocol
 from starlette.requests import Request
 
 from assay.config import Settings
+from assay.index.filesend import FileCache
 from assay.index.pages import SimplePages
 from assay.index.serials import Serials
 from assay.indexes import Indexes
@@ -31,6 +32,8 @@ class IndexServices(Protocol):
     def pages(self) -> SimplePages: ...
     @property
     def serials(self) -> Serials: ...
+    @property
+    def files(self) -> FileCache: ...
     def base_url(self, request: Request) -> str: ...
 
 
