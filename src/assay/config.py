@@ -57,6 +57,10 @@ class Settings:
     #: Bytes of small distribution and .metadata files (each up to 256 KiB) kept in memory per
     #: worker, so the most asked-for files are served without touching the disk (issue 17).
     file_cache_bytes: int = 64 * MIB
+    #: PostgreSQL: seconds a server may keep a project's serial without asking the database again
+    #: (changes arrive at once by LISTEN/NOTIFY; this bounds the staleness should one be lost,
+    #: issue 17). 0: ask on every request. SQLite needs no bound (its shared memory says).
+    serial_poll_seconds: int = 2
     # --- a CDN in front (issue 16; see assay.index.cdn) ---
     #: Seconds a shared cache (a CDN) may serve simple pages, project JSON and provenance without
     #: asking again (Cache-Control s-maxage); purges keep them current. 0: revalidate each time.
@@ -225,6 +229,8 @@ class Settings:
             raise ConfigError(
                 f"blob_store must be empty (files in the data directory) or s3://bucket/prefix, got {self.blob_store!r}"
             )
+        if self.serial_poll_seconds < 0:
+            raise ConfigError(f"serial_poll_seconds must not be negative, got {self.serial_poll_seconds}")
         if self.file_cache_bytes < 0:
             raise ConfigError(f"file_cache_bytes must not be negative, got {self.file_cache_bytes}")
         if self.s3_multipart_threshold < 5 * MIB:

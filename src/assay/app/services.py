@@ -75,7 +75,7 @@ def build_services(settings: Settings) -> Services:
         indexes=Indexes(db),
         blobs=blobs,
         pages=pages,
-        serials=serials_for(db),
+        serials=serials_for(db, settings.serial_poll_seconds),
         files=FileCache(settings.file_cache_bytes),
         uploader=Uploader(db, blobs),
         trusted_publishing=TrustedPublishing(db, settings),
@@ -92,6 +92,10 @@ def build_services(settings: Settings) -> Services:
     # the serial they are keyed by is gone); free them at once rather than when the LRU ages
     # them out. Other workers' stale pages age out the same way, unserved.
     svc._unregister.append(on_project_changed(pages.forget))
+    # Issue 17: this process's own changes drop its kept serials before the writer's response
+    # is sent (other servers hear of them by NOTIFY, or within serial_poll_seconds).
+    svc._unregister.append(on_project_changed(svc.serials.answers.forget))
+    svc._unregister.append(svc.serials.close)
     # Issue 16: a CDN in front drops its copies of a changed project's pages (in the committing
     # process, after the commit; a background thread sends, so no request waits for the CDN).
     indexes = svc.indexes

@@ -13,6 +13,7 @@ from assay.index import cdn, filesend, jsonapi
 from assay.index.negotiate import Choice, NotAcceptable, negotiate
 from assay.index.pages import Rendered, index_key, project_head, project_key
 from assay.index.paths import METADATA_SUFFIX, stored_key
+from assay.index.serials import index_serial, project_serial
 from assay.index.services import IndexServices as Services
 from assay.index.services import index_services as services
 from assay.indexes import IndexRef
@@ -76,8 +77,7 @@ async def simple_index(request: Request) -> Response:
     choice = _negotiated(request)
     if isinstance(choice, Response):
         return choice
-    serials = svc.serials
-    serial = serials.index(index.id) if serials.inline else await run_in_threadpool(serials.index, index.id)
+    serial = await index_serial(svc.serials, index.id)
     rendered = svc.pages.cache.get(index_key(index.id, serial, choice.format))
     if rendered is None:
 
@@ -124,12 +124,7 @@ async def simple_project(request: Request) -> Response:
     choice = _negotiated(request)
     if isinstance(choice, Response):
         return choice
-    serials = svc.serials
-    head = (
-        serials.project(index.id, normalized)
-        if serials.inline
-        else await run_in_threadpool(serials.project, index.id, normalized)
-    )
+    head = await project_serial(svc.serials, index.id, normalized)
     keys = cdn.project_keys(normalized, index.name)
     if head is None:
         # Keyed too: a CDN that keeps this 404 drops it when the project is created.
@@ -170,15 +165,11 @@ async def serve_file(request: Request) -> Response:
     cache: filesend.FileCache = svc.files
     cache_key = (index.id, key, scope)
     entry = cache.get(cache_key)
-    if entry is not None:
-        serials = svc.serials
-        head = (
-            serials.project(index.id, entry.project)
-            if serials.inline
-            else await run_in_threadpool(serials.project, index.id, entry.project)
-        )
-        if head != (entry.project_id, entry.serial):
-            entry = None
+    if entry is not None and await project_serial(svc.serials, index.id, entry.project) != (
+        entry.project_id,
+        entry.serial,
+    ):
+        entry = None
     if entry is None:
         entry = await run_in_threadpool(_file_entry, svc, index, key)
         if entry is None:

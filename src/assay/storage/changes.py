@@ -31,6 +31,10 @@ from assay.storage.models import Project
 
 log = logging.getLogger(__name__)
 
+#: PostgreSQL: every project change is announced on this channel (``NOTIFY``, delivered only once
+#: its transaction commits), so other servers drop what they keep of it (``assay.index.serials``).
+CHANNEL = "assay_project_changes"
+
 #: Where a transaction's pending changes wait for its commit.
 _PENDING = "assay.project_changes"
 
@@ -80,6 +84,22 @@ def project_changed(session: Session, project: Project, *, listing_changed: bool
         counters.bump(session, counters.projects(project.index_id))
     change = ProjectChange(project.id, project.index_id, project.normalized_name, listing_changed)
     session.info.setdefault(_PENDING, []).append(change)
+    if session.get_bind().dialect.name == "postgresql":
+        # In the writer's transaction: sent at its commit, never for a rollback.
+        session.execute(sa.select(sa.func.pg_notify(CHANNEL, notification(change))))
+
+
+def notification(change: ProjectChange) -> str:
+    """The NOTIFY payload of ``change`` (a normalized name has no spaces)."""
+    return f"{change.project_id} {change.index_id} {int(change.listing_changed)} {change.normalized_name}"
+
+
+def parse_notification(payload: str) -> ProjectChange | None:
+    """``notification``'s inverse; None for a payload it did not write."""
+    parts = payload.split(" ", 3)
+    if len(parts) != 4 or not all(p.isdigit() for p in parts[:3]):
+        return None
+    return ProjectChange(int(parts[0]), int(parts[1]), parts[3], parts[2] == "1")
 
 
 @event.listens_for(Session, "after_commit")
