@@ -8,11 +8,13 @@ Trusted-Publishing-created projects all call it; nothing else writes either.
 
 It is also the one hook for what has to follow a change once it is committed: listeners
 registered with ``on_project_changed`` are called after the transaction commits (never for a
-rolled-back one), in the committing process. Correctness never depends on them: every worker
-reads the serial from the database on each request, so a page cached by another process is
-simply never asked for again; a listener only does extra work (freeing this process's stale
-pages now; later, purging a CDN). The transparency-log append (issue 13) belongs beside the
-serial update, inside the transaction, so that a change and its log entry commit together.
+rolled-back one), in the committing process. Other processes learn of a change from the
+database (``assay.index.serials``: SQLite's shared-memory wal-index header; on PostgreSQL the
+``NOTIFY`` on ``CHANNEL`` sent here, in the transaction, with a bounded poll as the fallback),
+so a page another process cached is simply never asked for again; a listener does the extra
+work of this process (dropping its kept serials and stale pages now, purging a CDN). The
+transparency-log append (issue 13) belongs beside the serial update, inside the transaction,
+so that a change and its log entry commit together.
 """
 
 from __future__ import annotations
