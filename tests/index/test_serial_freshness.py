@@ -167,3 +167,25 @@ def test_postgresql_unannounced_change_is_served_stale_at_most_the_bound(
         assert time.monotonic() - kept_at < BOUND + 2, "stale beyond serial_poll_seconds"
         time.sleep(0.1)
     assert time.monotonic() - kept_at >= BOUND - 0.5
+
+
+def test_sqlite_without_wal_falls_back_to_data_version(tmp_path: Path) -> None:
+    """A database in another journal mode (a leftover -shm would never change): the change
+    token is ``PRAGMA data_version``, and a commit by another connection is still seen."""
+    path = tmp_path / "rollback.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")
+        conn.execute("CREATE TABLE projects (id INTEGER PRIMARY KEY, index_id INT, normalized_name TEXT, serial INT)")
+        conn.execute("INSERT INTO projects VALUES (7, 1, 'plain', 1)")
+    (tmp_path / "rollback.db-shm").write_bytes(bytes(32768))  # stale, as a former WAL left it
+    serials = SQLiteSerials(str(path))
+
+    async def lookup() -> tuple[int, int] | None:
+        return await project_serial(serials, 1, "plain")
+
+    assert asyncio.run(lookup()) == (7, 1)
+    assert asyncio.run(lookup()) == (7, 1)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE projects SET serial = 2")
+    assert asyncio.run(lookup()) == (7, 2)
+    serials.close()

@@ -206,7 +206,12 @@ class SQLiteSerials:
             conn.execute("SELECT 1 FROM projects LIMIT 1").fetchall()  # opens the WAL and its -shm
             self._local.conn = conn
             self._local.header = None
+            wal = conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            # Only in WAL mode does every commit rewrite the -shm header (a leftover -shm of a
+            # database since switched to another journal mode would never change).
             with contextlib.suppress(OSError):
+                if not wal:
+                    raise OSError("not in WAL mode")  # PRAGMA data_version then
                 # While this connection is open SQLite keeps the -shm file (it is removed or
                 # reset only when the last connection closes), so the mapping stays valid.
                 self._local.header = _WalHeader(self.path + "-shm")
