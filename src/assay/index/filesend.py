@@ -15,7 +15,18 @@ no ASGI pathsend extension, and uvloop implements neither ``loop.sendfile`` nor 
 transports' sockets. What the chunking buys over Starlette's ``FileResponse`` /
 ``StreamingResponse`` (256 KiB reads in worker threads, a thread hop and futex wake-ups per
 chunk) is measured in docs/benchmarks.md. Behind a reverse proxy the transfer can be handed to
-it instead (``accel_redirect``: nginx's ``X-Accel-Redirect``), which is zero copy.
+it instead (setting ``accel_redirect_prefix``: nginx's ``X-Accel-Redirect``), which is zero
+copy. assay still decides (index, read access, quarantine, If-None-Match); nginx needs an
+internal location over the blob directory that keeps assay's ETag and security headers
+(``tests/index/test_accel_redirect.py`` runs exactly this)::
+
+    location /_assay_blobs/ {
+        internal;
+        alias /srv/assay-data/files/;
+        etag off;
+        add_header ETag $upstream_http_etag;
+        add_header X-Content-Type-Options $upstream_http_x_content_type_options;
+    }
 
 Other stores (S3, the migration fallback) keep their own streaming and redirect behaviour: the
 route sends them down the generic path.
@@ -129,6 +140,20 @@ def whole_headers(entry: FileEntry, cache_control: str) -> list[tuple[bytes, byt
     ]
     if entry.filename is not None:
         headers.append((b"content-disposition", f'attachment; filename="{entry.filename}"'.encode()))
+    return headers
+
+
+def accel_headers(entry: FileEntry, cache_control: str, location: str) -> dict[str, str]:
+    """A hand-off to the reverse proxy in front: ``X-Accel-Redirect`` (nginx) names the file in
+    its internal location; the proxy sends it and answers Range and conditional requests."""
+    headers = {
+        "etag": entry.etag,
+        "cache-control": cache_control,
+        "content-type": entry.media_type,
+        "x-accel-redirect": location,
+    }
+    if entry.filename is not None:
+        headers["content-disposition"] = f'attachment; filename="{entry.filename}"'
     return headers
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import sqlalchemy as sa
 from packaging.utils import InvalidName, NormalizedName, canonicalize_name
 from starlette.concurrency import run_in_threadpool
@@ -180,6 +182,11 @@ async def serve_file(request: Request) -> Response:
         return TextError(404, "No such file.")
     if not_modified(request.headers, entry.etag):
         return Response(status_code=304, headers={"etag": entry.etag, "cache-control": f"{scope}, {IMMUTABLE}"})
+    accel = svc.settings.accel_redirect_prefix
+    if accel and entry.path is not None:
+        # nginx serves the bytes (and Range, HEAD) from its internal location; it keeps
+        # Content-Type, Content-Disposition and Cache-Control of this response.
+        return Response(headers=filesend.accel_headers(entry, f"{scope}, {IMMUTABLE}", accel + quote(key)))
     byte_range = requested_range(request.headers, entry.etag)
     if entry.path is not None:
         if entry.headers is None:
