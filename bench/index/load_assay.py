@@ -32,6 +32,7 @@ from assay.accounts.auth import authenticate
 from assay.admin.accounts import create_token, create_user
 from assay.app.services import Services, build_services
 from assay.config import load_settings
+from assay.indexes import DEFAULT
 from assay.upload.dists import ArchiveLimits
 from assay.upload.form import Content, UploadForm
 from assay.upload.service import UploadContext, prepare
@@ -86,7 +87,8 @@ def upload_range(args: tuple[str, str, str, list[int]]) -> int:
     limits = ArchiveLimits(max_metadata=settings.max_metadata_size)
     header = "Basic " + base64.b64encode(f"__token__:{token}".encode()).decode()
     with svc.db.read() as session:
-        who = authenticate(session, header, settings.token_prefix)
+        # The default index (issue 11, part 3: a token belongs to one index).
+        who = authenticate(session, header, settings.token_prefix, DEFAULT.id, DEFAULT.name)
     ctx = UploadContext(who, "127.0.0.1")
     n = 0
     for i in indices:

@@ -54,6 +54,17 @@ class Settings:
     #: A filesystem blob directory read when the main store lacks a key: the old store while
     #: ``assay admin blobs migrate`` copies it (reads stay whole during the move).
     blob_store_fallback: Path | None = None
+    #: Bytes of small distribution and .metadata files (each up to 256 KiB) kept in memory per
+    #: worker, so the most asked-for files are served without touching the disk (issue 17).
+    file_cache_bytes: int = 64 * MIB
+    #: Behind nginx: file downloads from the filesystem store are answered with
+    #: ``X-Accel-Redirect: <prefix><key>`` and nginx sends the bytes (zero copy) from an
+    #: ``internal`` location aliased to the blob directory. Empty: assay sends them.
+    accel_redirect_prefix: str = ""
+    #: PostgreSQL: seconds a server may keep a project's serial without asking the database again
+    #: (changes arrive at once by LISTEN/NOTIFY; this bounds the staleness should one be lost,
+    #: issue 17). 0: ask on every request. SQLite needs no bound (its shared memory says).
+    serial_poll_seconds: int = 2
     # --- a CDN in front (issue 16; see assay.index.cdn) ---
     #: Seconds a shared cache (a CDN) may serve simple pages, project JSON and provenance without
     #: asking again (Cache-Control s-maxage); purges keep them current. 0: revalidate each time.
@@ -225,6 +236,16 @@ class Settings:
             raise ConfigError(
                 f"blob_store must be empty (files in the data directory) or s3://bucket/prefix, got {self.blob_store!r}"
             )
+        if self.accel_redirect_prefix and not (
+            self.accel_redirect_prefix.startswith("/") and self.accel_redirect_prefix.endswith("/")
+        ):
+            raise ConfigError(
+                f"accel_redirect_prefix must be a path starting and ending with '/', got {self.accel_redirect_prefix!r}"
+            )
+        if self.serial_poll_seconds < 0:
+            raise ConfigError(f"serial_poll_seconds must not be negative, got {self.serial_poll_seconds}")
+        if self.file_cache_bytes < 0:
+            raise ConfigError(f"file_cache_bytes must not be negative, got {self.file_cache_bytes}")
         if self.s3_multipart_threshold < 5 * MIB:
             raise ConfigError(
                 f"s3_multipart_threshold must be at least 5 MiB (S3's least part), got {self.s3_multipart_threshold}"

@@ -9,6 +9,7 @@ Files are immutable (a filename can never be reused, as on PyPI), so they carry 
 from __future__ import annotations
 
 import hashlib
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from urllib.parse import urljoin
 
 import pytest
 
+from assay.storage.blobs import FilesystemBlobStore
 from tests.index.helpers import JSON_V1
 from tests.support.dists import make_sdist, make_wheel, sha256
 from tests.support.server import AssayServer
@@ -199,3 +201,34 @@ def test_control_characters_and_invalid_names_in_urls_are_404(index: AssayServer
     assert status == 404, (path, status, body)
     with index.client() as c:
         assert c.get(stored.wheel_url).status_code == 200  # and the server is fine
+
+
+def _read_syscalls(index: AssayServer) -> int:
+    """Read-family system calls made so far by the server process, all its threads together
+    (``syscr`` of /proc/PID/io)."""
+    assert index.proc is not None
+    for line in Path(f"/proc/{index.proc.pid}/io").read_text().splitlines():
+        if line.startswith("syscr:"):
+            return int(line.split()[1])
+    raise AssertionError("no syscr in /proc/PID/io")
+
+
+def test_large_file_is_read_in_large_chunks(index: AssayServer, tmp_path: Path, unique: str) -> None:
+    """Issue 17, item 1: a file on the filesystem store is read in 1 MiB chunks on the event
+    loop, not in Starlette's 256 KiB ones in worker threads: an 8 MiB file costs ~8 reads."""
+    payload = os.urandom(8 * 1024 * 1024)  # incompressible: the wheel is as large
+    wheel = make_wheel(tmp_path, unique, "1.0", extra_files={f"{unique.replace('-', '_')}/blob.bin": payload})
+    token = index.quick_token("files-owner")
+    with index.client() as c:
+        assert upload(c, wheel, token).status_code == 200
+        doc = c.get(f"/simple/{unique}/", headers={"Accept": JSON_V1}).json()
+        url = urljoin(f"{index.url}/simple/{unique}/", doc["files"][0]["url"])
+        assert c.get(url).content == wheel.read_bytes()
+        before = _read_syscalls(index)
+        for _ in range(3):
+            assert c.get(url).content == wheel.read_bytes()
+        reads = _read_syscalls(index) - before
+    if not isinstance(index.blobs(), FilesystemBlobStore):
+        return  # S3: streamed from the bucket as before (its reads are the network's)
+    # 3 x 8 reads of the file, and a few of the database's pages; 256 KiB chunks took 3 x 32.
+    assert reads < 60, reads

@@ -85,7 +85,11 @@ class AssayServer:
         return args
 
     def start(self, timeout: float = 60) -> AssayServer:
-        env = client_environ({"ASSAY_ACCESS_LOG": "true", **self.env})
+        # serial_poll_seconds 0: a PostgreSQL server asks for the serial on every request, as
+        # tests that change the database from this process (admin functions, the CLI) and read
+        # at once expect; issue 17 lets another server's change take up to that bound (usually
+        # milliseconds: NOTIFY), which tests/index/test_serial_freshness.py proves with its own.
+        env = client_environ({"ASSAY_ACCESS_LOG": "true", "ASSAY_SERIAL_POLL_SECONDS": "0", **self.env})
         port = ["--port", str(self.port)] if self.port is not None else []
         cmd = [sys.executable, "-m", "assay", "serve", *self._storage_args(), *port, *self.args]
         self.log = []

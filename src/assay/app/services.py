@@ -11,6 +11,7 @@ from assay.app.mirrors import EngineMirrors
 from assay.attestations.deferred import DeferredAttestationService
 from assay.config import Settings
 from assay.index.cdn import purger_for
+from assay.index.filesend import FileCache
 from assay.index.mirrors import Mirrors
 from assay.index.pages import SimplePages
 from assay.index.serials import Serials, serials_for
@@ -41,6 +42,8 @@ class Services:
     blobs: BlobStore
     pages: SimplePages
     serials: Serials
+    #: Issue 17: what is known of each served file, and the bytes of small ones.
+    files: FileCache
     uploader: Uploader
     trusted_publishing: TrustedPublishing
     #: PEP 740 at upload; ``upload.interfaces.NullAttestationService`` refuses attestations.
@@ -88,7 +91,8 @@ def build_services(settings: Settings) -> Services:
         indexes=indexes,
         blobs=blobs,
         pages=pages,
-        serials=serials_for(db),
+        serials=serials_for(db, settings.serial_poll_seconds),
+        files=FileCache(settings.file_cache_bytes),
         uploader=Uploader(db, blobs, stage_ttl=settings.stage_ttl),
         trusted_publishing=TrustedPublishing(db, settings),
         # One trust root, and so one sigstore verifier, per worker, loaded by the first upload
@@ -106,6 +110,10 @@ def build_services(settings: Settings) -> Services:
     # the serial they are keyed by is gone); free them at once rather than when the LRU ages
     # them out. Other workers' stale pages age out the same way, unserved.
     svc._unregister.append(on_project_changed(pages.forget))
+    # Issue 17: this process's own changes drop its kept serials before the writer's response
+    # is sent (other servers hear of them by NOTIFY, or within serial_poll_seconds).
+    svc._unregister.append(on_project_changed(svc.serials.answers.forget))
+    svc._unregister.append(svc.serials.close)
     # Issue 16: a CDN in front drops its copies of a changed project's pages (in the committing
     # process, after the commit; a background thread sends, so no request waits for the CDN).
     if (purger := purger_for(settings, lambda index_id: (indexes.by_id(index_id) or DEFAULT).name)) is not None:

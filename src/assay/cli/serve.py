@@ -78,6 +78,15 @@ _HELP: dict[str, tuple[str, str | None]] = {
     "cdn_purge_token": ("Credential sent with purges (Fastly-Key, else Bearer)", None),
     "proxy_headers": ("Client address and scheme from X-Forwarded-For/-Proto of trusted proxies", None),
     "forwarded_allow_ips": ("Proxy addresses trusted for X-Forwarded-* (comma-separated; '*' any)", None),
+    "accel_redirect_prefix": (
+        "Behind nginx: hand file downloads to its internal location at this path (X-Accel-Redirect); empty: none",
+        None,
+    ),
+    "serial_poll_seconds": (
+        "PostgreSQL: longest a project's serial is kept unasked (changes arrive by NOTIFY; 0: ask each request)",
+        "seconds",
+    ),
+    "file_cache_bytes": ("Memory per worker for small files (each up to 256 KiB) served from memory", "bytes"),
     "blob_store_fallback": ("Old files directory read when the store lacks a file (during blobs migrate)", None),
 
     "log_viewer_url": (

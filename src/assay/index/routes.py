@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import sqlalchemy as sa
 from packaging.utils import InvalidName, NormalizedName, canonicalize_name
 from starlette.concurrency import run_in_threadpool
@@ -9,10 +11,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from assay.index import cdn, jsonapi, mirrored
+from assay.index import cdn, filesend, jsonapi, mirrored
 from assay.index.negotiate import Choice, NotAcceptable, negotiate
 from assay.index.pages import Rendered, index_key, project_head, project_key
 from assay.index.paths import METADATA_SUFFIX, stored_key
+from assay.index.serials import index_serial, project_serial
 from assay.index.services import IndexServices as Services
 from assay.index.services import index_services as services
 from assay.indexes import IndexRef
@@ -76,8 +79,7 @@ async def simple_index(request: Request) -> Response:
     choice = _negotiated(request)
     if isinstance(choice, Response):
         return choice
-    serials = svc.serials
-    serial = serials.index(index.id) if serials.inline else await run_in_threadpool(serials.index, index.id)
+    serial = await index_serial(svc.serials, index.id)
     rendered = svc.pages.cache.get(index_key(index.id, serial, choice.format))
     if rendered is None:
 
@@ -124,12 +126,7 @@ async def simple_project(request: Request) -> Response:
     choice = _negotiated(request)
     if isinstance(choice, Response):
         return choice
-    serials = svc.serials
-    head = (
-        serials.project(index.id, normalized)
-        if serials.inline
-        else await run_in_threadpool(serials.project, index.id, normalized)
-    )
+    head = await project_serial(svc.serials, index.id, normalized)
     keys = cdn.project_keys(normalized, index.name)
     base = index_base(svc, request, index)
     if head is None:
@@ -156,9 +153,12 @@ async def simple_redirect(request: Request) -> Response:
     return RedirectResponse(str(request.url.replace(path=f"{prefix}/simple/")), status_code=301)
 
 
-def serve_file(request: Request) -> Response:
+async def serve_file(request: Request) -> Response:
+    """Issue 17, item 1: a file known to this process (``filesend.FileCache``) is answered on
+    the event loop after one serial lookup (its project may have been quarantined or the file
+    removed since); only the first request for a file reads its row, in a thread."""
     svc = services(request)
-    index = open_index(request, svc)
+    index = await open_index_async(request, svc)
     if isinstance(index, Response):
         return index
     try:
@@ -166,40 +166,107 @@ def serve_file(request: Request) -> Response:
     except BlobKeyError:
         return TextError(404, "No such file.")
     key = stored_key(index, request.path_params["key"])
+    scope = _cache_scope(svc, index)
+    cache: filesend.FileCache = svc.files
+    cache_key = (index.id, key, scope)
+    entry = cache.get(cache_key)
+    if entry is not None and await project_serial(svc.serials, index.id, entry.project) != (
+        entry.project_id,
+        entry.serial,
+    ):
+        entry = None
+    if entry is None:
+        entry = await run_in_threadpool(_file_entry, svc, index, key)
+        if entry is None:
+            return TextError(404, "No such file.")
+        cache.put(cache_key, entry)
+    # PEP 792: a quarantined project's files are not offered for download.
+    if entry.quarantined:
+        return TextError(404, "No such file.")
+    if not_modified(request.headers, entry.etag):
+        return Response(status_code=304, headers={"etag": entry.etag, "cache-control": f"{scope}, {IMMUTABLE}"})
+    accel = svc.settings.accel_redirect_prefix
+    if accel and entry.path is not None:
+        # nginx serves the bytes (and Range, HEAD) from its internal location; it keeps
+        # Content-Type, Content-Disposition and Cache-Control of this response.
+        return Response(headers=filesend.accel_headers(entry, f"{scope}, {IMMUTABLE}", accel + quote(key)))
+    byte_range = requested_range(request.headers, entry.etag)
+    if entry.path is not None:
+        if entry.headers is None:
+            try:
+                entry.size = entry.path.stat().st_size
+            except FileNotFoundError:
+                return _missing()
+            entry.headers = filesend.whole_headers(entry, f"{scope}, {IMMUTABLE}")
+        try:
+            return filesend.file_response(entry, request.method, byte_range, cache)
+        except FileNotFoundError:
+            entry.headers = None
+            return _missing()
+    return _from_store(request, svc, entry, key, scope, byte_range)
+
+
+def _missing() -> Response:
+    return TextError(500, "The file is registered but its content is missing; run `assay admin fsck`.")
+
+
+def _file_entry(svc: Services, index: IndexRef, key: str) -> filesend.FileEntry | None:
+    """The file's row and its project's serial, read in one transaction."""
     is_metadata = key.endswith(METADATA_SUFFIX)
     column = File.metadata_blob_key if is_metadata else File.blob_key
     with svc.db.read() as session:
         row = session.execute(
-            sa.select(File.sha256, File.metadata_sha256, File.filename, Project.status)
+            sa.select(
+                File.sha256,
+                File.metadata_sha256,
+                File.filename,
+                Project.status,
+                Project.id,
+                Project.normalized_name,
+                Project.serial,
+            )
             .join(Project, File.project_id == Project.id)
             .where(column == key, File.index_id == index.id)
         ).one_or_none()
-    # PEP 792: a quarantined project's files are not offered for download.
-    if row is None or row.status == "quarantined":
-        return TextError(404, "No such file.")
-    digest = row.metadata_sha256 if is_metadata else row.sha256
-    etag = f'"{digest}"'
-    headers = {"etag": etag, "cache-control": f"{_cache_scope(svc, index)}, {IMMUTABLE}"}
-    if not_modified(request.headers, etag):
-        return Response(status_code=304, headers=headers)
-    if is_metadata:
-        media_type = "text/plain; charset=utf-8"
-    else:
-        media_type = "application/octet-stream"
-        headers["content-disposition"] = f'attachment; filename="{row.filename}"'
+    if row is None:
+        return None
+    return filesend.FileEntry(
+        project_id=row.id,
+        project=row.normalized_name,
+        serial=row.serial,
+        quarantined=row.status == "quarantined",
+        etag=f'"{row.metadata_sha256 if is_metadata else row.sha256}"',
+        media_type="text/plain; charset=utf-8" if is_metadata else "application/octet-stream",
+        filename=None if is_metadata else row.filename,
+        served_name=row.filename + (METADATA_SUFFIX if is_metadata else ""),
+        path=filesend.local_path(svc.blobs, key),
+    )
+
+
+def _from_store(
+    request: Request,
+    svc: Services,
+    entry: filesend.FileEntry,
+    key: str,
+    scope: str,
+    byte_range: tuple[int | None, int | None] | None,
+) -> Response:
+    """Any store but the local directory: its own redirect or stream (issue 16)."""
+    headers = {"etag": entry.etag, "cache-control": f"{scope}, {IMMUTABLE}"}
+    if entry.filename is not None:
+        headers["content-disposition"] = f'attachment; filename="{entry.filename}"'
+    media_type = entry.media_type
     # Issue 16: an object store may answer the download itself (a presigned URL, setting
     # blob_redirect_seconds); the redirect is issued only after the read-access check above.
-    served_name = row.filename + (METADATA_SUFFIX if is_metadata else "")
-    url = svc.blobs.download_url(key, filename=served_name, media_type=media_type)
+    url = svc.blobs.download_url(key, filename=entry.served_name, media_type=media_type)
     if url is not None:
         # Not cached as the file is: the URL expires. pip, uv and twine follow redirects.
         return RedirectResponse(url, status_code=302, headers={"cache-control": "private, no-store"})
-    byte_range = requested_range(request.headers, etag)
     headers["accept-ranges"] = "bytes"
     try:
         opened = svc.blobs.open(key, byte_range)
     except FileNotFoundError:
-        return TextError(500, "The file is registered but its content is missing; run `assay admin fsck`.")
+        return _missing()
     except RangeNotSatisfiable as exc:
         return Response(status_code=416, headers={**headers, "content-range": f"bytes */{exc.total}"})
     headers["content-length"] = str(opened.size)

@@ -11,6 +11,7 @@ from typing import Protocol
 from starlette.requests import Request
 
 from assay.config import Settings
+from assay.index.filesend import FileCache
 from assay.index.mirrors import Mirrors
 from assay.index.pages import SimplePages
 from assay.index.serials import Serials
@@ -34,6 +35,8 @@ class IndexServices(Protocol):
     def serials(self) -> Serials: ...
     @property
     def mirrors(self) -> Mirrors: ...
+    @property
+    def files(self) -> FileCache: ...
     def base_url(self, request: Request) -> str: ...
 
 

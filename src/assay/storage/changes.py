@@ -8,11 +8,13 @@ Trusted-Publishing-created projects all call it; nothing else writes either.
 
 It is also the one hook for what has to follow a change once it is committed: listeners
 registered with ``on_project_changed`` are called after the transaction commits (never for a
-rolled-back one), in the committing process. Correctness never depends on them: every worker
-reads the serial from the database on each request, so a page cached by another process is
-simply never asked for again; a listener only does extra work (freeing this process's stale
-pages now; later, purging a CDN). The transparency-log append (issue 13) belongs beside the
-serial update, inside the transaction, so that a change and its log entry commit together.
+rolled-back one), in the committing process. Other processes learn of a change from the
+database (``assay.index.serials``: SQLite's shared-memory wal-index header; on PostgreSQL the
+``NOTIFY`` on ``CHANNEL`` sent here, in the transaction, with a bounded poll as the fallback),
+so a page another process cached is simply never asked for again; a listener does the extra
+work of this process (dropping its kept serials and stale pages now, purging a CDN). The
+transparency-log append (issue 13) belongs beside the serial update, inside the transaction,
+so that a change and its log entry commit together.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ from assay.storage import counters
 from assay.storage.models import Project
 
 log = logging.getLogger(__name__)
+
+#: PostgreSQL: every project change is announced on this channel (``NOTIFY``, delivered only once
+#: its transaction commits), so other servers drop what they keep of it (``assay.index.serials``).
+CHANNEL = "assay_project_changes"
 
 #: Where a transaction's pending changes wait for its commit.
 _PENDING = "assay.project_changes"
@@ -80,6 +86,22 @@ def project_changed(session: Session, project: Project, *, listing_changed: bool
         counters.bump(session, counters.projects(project.index_id))
     change = ProjectChange(project.id, project.index_id, project.normalized_name, listing_changed)
     session.info.setdefault(_PENDING, []).append(change)
+    if session.get_bind().dialect.name == "postgresql":
+        # In the writer's transaction: sent at its commit, never for a rollback.
+        session.execute(sa.select(sa.func.pg_notify(CHANNEL, notification(change))))
+
+
+def notification(change: ProjectChange) -> str:
+    """The NOTIFY payload of ``change`` (a normalized name has no spaces)."""
+    return f"{change.project_id} {change.index_id} {int(change.listing_changed)} {change.normalized_name}"
+
+
+def parse_notification(payload: str) -> ProjectChange | None:
+    """``notification``'s inverse; None for a payload it did not write."""
+    parts = payload.split(" ", 3)
+    if len(parts) != 4 or not all(p.isdigit() for p in parts[:3]):
+        return None
+    return ProjectChange(int(parts[0]), int(parts[1]), parts[3], parts[2] == "1")
 
 
 @event.listens_for(Session, "after_commit")

@@ -1,0 +1,231 @@
+"""Issue 17: CPU per request of the read path, two assay trees and nginx on the same bytes.
+
+One populated index (``gen.py`` + ``load_assay.py``, ``--projects`` projects x 10 files), served
+in alternating order (A B N, N B A, ...) by assay from tree A, assay from tree B (``assay
+serve``, defaults: one worker, SQLite, the filesystem store) and nginx (one worker, ``sendfile
+on``) serving the very same bytes: the blob directory aliased under ``/files/`` and each simple
+page as assay renders it (fetched once, written to disk). Four workloads per server: simple
+pages (``text/html``, a fixed pseudo-random sequence over all projects), small files (the
+wheels and sdists, 1-2 KB, in a fixed pseudo-random order), one 1 MiB file and one 20 MiB file
+(two of the wheels' blobs overwritten with random bytes of that size: the servers send what is
+on disk; nothing checks a digest on the way out). Server pinned to CPU 0, wrk (1 thread) to
+CPU 1; CPU per request is the server process tree's utime + stime over the run divided by the
+requests it answered (wall time is not compared: the machine is shared).
+
+Usage:
+  git archive BASE src | tar -x -C /tmp/base
+  python bench/index/ab_files.py --work /tmp/rp-bench --a /tmp/base/src --b src --rounds 2
+Prints a line per run, then one JSON object: per server and workload the runs' CPU ms per
+request (median), requests/s, p99 and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import bench
+
+HERE = Path(__file__).resolve().parent
+
+NGINX_CONF = """
+{user}worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        location /files/ {{ alias {files}/; }}
+        location /simple/ {{ root {pages}; index index.html; default_type text/html; }}
+    }}
+}}
+"""
+
+PATHS_LUA = """
+local paths = {}
+for line in io.lines(os.getenv("PATHS")) do paths[#paths + 1] = line end
+local counter = 1
+local threads = {}
+function setup(thread) thread:set("id", #threads); table.insert(threads, thread) end
+function init(args)
+  counter = 1 + (id * 7919) % #paths
+  local accept = os.getenv("ACCEPT") or ""
+  if accept ~= "" then wrk.headers["Accept"] = accept end
+end
+function request()
+  local p = paths[counter]
+  counter = counter + 1
+  if counter > #paths then counter = 1 end
+  return wrk.format("GET", p)
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRKJSON {"requests": %d, "duration_us": %d, "bytes": %d, "status_errors": %d, ' ..
+    '"read_errors": %d, "timeouts": %d, "p50_us": %d, "p99_us": %d}\\n', summary.requests,
+    summary.duration, summary.bytes, e.status, e.read, e.timeout, latency:percentile(50),
+    latency:percentile(99)))
+end
+"""
+
+WORKLOADS = ("pages", "small files", "1 MiB file", "20 MiB file")
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None) -> None:
+    subprocess.run(cmd, check=True, env={**os.environ, **(env or {})})
+
+
+def populate(work: Path, projects: int, tree: Path) -> Path:
+    data = work / "data"
+    if (work / "populated").exists():
+        return data
+    dists = work / "dists"
+    env = {"PYTHONPATH": str(tree)}
+    run([sys.executable, str(HERE / "gen.py"), str(dists), "--projects", str(projects)], env)
+    run([sys.executable, str(HERE / "load_assay.py"), str(data), str(dists), "--projects", str(projects)], env)
+    (work / "populated").write_text("ok\n")
+    return data
+
+
+def path_lists(work: Path, data: Path, projects: int) -> dict[str, Path]:
+    with sqlite3.connect(data / "assay.db") as conn:
+        keys = sorted(k for (k,) in conn.execute("SELECT blob_key FROM files"))
+    wheels = [k for k in keys if k.endswith(".whl")]
+    big = {"1 MiB file": wheels[-1], "20 MiB file": wheels[-2]}
+    for name, size in (("1 MiB file", 1 << 20), ("20 MiB file", 20 << 20)):
+        blob = data / "files" / big[name]
+        if blob.stat().st_size != size:
+            blob.write_bytes(random.Random(size).randbytes(size))
+    small = [k for k in keys if k not in big.values()]
+    rng = random.Random(1)
+    lists = {
+        "pages": [f"/simple/bench-pkg-{rng.randrange(projects):05d}/" for _ in range(100_000)],
+        "small files": [f"/files/{small[rng.randrange(len(small))]}" for _ in range(100_000)],
+        "1 MiB file": [f"/files/{big['1 MiB file']}"],
+        "20 MiB file": [f"/files/{big['20 MiB file']}"],
+    }
+    out = {}
+    for name, paths in lists.items():
+        f = work / f"paths-{name.replace(' ', '-')}.txt"
+        f.write_text("".join(p + "\n" for p in paths))
+        out[name] = f
+    return out
+
+
+def write_pages(work: Path, port: int, projects: int) -> Path:
+    """Each simple page as assay serves it, under pages/simple/<name>/index.html."""
+    pages = work / "pages"
+    for i in range(projects):
+        name = f"bench-pkg-{i:05d}"
+        target = pages / "simple" / name / "index.html"
+        if target.exists():
+            continue
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/simple/{name}/", headers={"Accept": "text/html"})
+        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - a loopback http URL
+            body = resp.read()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(body)
+    return pages
+
+
+def wrk(port: int, paths: Path, conns: int, seconds: int) -> dict[str, float]:
+    lua = paths.parent / "paths.lua"
+    lua.write_text(PATHS_LUA)
+    env = {**os.environ, "PATHS": str(paths), "ACCEPT": "text/html"}
+    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout=30s", "-s", str(lua)]
+    out = subprocess.run([*cmd, f"http://127.0.0.1:{port}"], env=env, check=True, capture_output=True, text=True)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("WRKJSON "))
+    result: dict[str, float] = json.loads(line.removeprefix("WRKJSON "))
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--a", type=Path, required=True, help="src/ of the first assay tree (before)")
+    ap.add_argument("--b", type=Path, required=True, help="src/ of the second assay tree (after)")
+    ap.add_argument("--projects", type=int, default=300)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--connections", type=int, default=10)
+    args = ap.parse_args()
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    trees = {"assay A": str(args.a.resolve()), "assay B": str(args.b.resolve())}
+    data = populate(work, args.projects, args.b.resolve())
+    lists = path_lists(work, data, args.projects)
+    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+
+    def server(name: str, port: int) -> bench.Server:
+        if name == "nginx":
+            tmp = work / "nginx"
+            tmp.mkdir(exist_ok=True)
+            conf = tmp / "nginx.conf"
+            # As root nginx's worker would drop to "nobody", who cannot read the 0700 data directory.
+            user = "user root;\n" if os.geteuid() == 0 else ""
+            conf.write_text(
+                NGINX_CONF.format(user=user, tmp=tmp, port=port, files=data / "files", pages=work / "pages")
+            )
+            return bench.Server(name, "", ["nginx", "-c", str(conf), "-p", str(tmp)], "/simple/", ["html"])
+        cmd = [sys.executable, "-m", "assay", "serve", "--data-dir", str(data), "--port", str(port)]
+        return bench.Server(name, "", cmd, "/simple/", ["html"], env={"PYTHONPATH": trees[name]})
+
+    port = bench.free_port()
+    with bench.running(server("assay B", port), port, work / "pages.log"):
+        write_pages(work, port, args.projects)
+
+    results: dict[str, dict[str, list[dict[str, float]]]] = {}
+    order = ["assay A", "assay B", "nginx"]
+    for r in range(args.rounds):
+        for name in order if r % 2 == 0 else order[::-1]:
+            port = bench.free_port()
+            with bench.running(server(name, port), port, work / f"{name.replace(' ', '-')}.log") as proc:
+                for workload in WORKLOADS:
+                    wrk(port, lists[workload], args.connections, 2)  # warm-up (caches, page cache)
+                    bench.settle(proc.pid, 10)
+                    pids = bench.tree_pids(proc.pid)
+                    before = bench.cpu_ticks(pids)
+                    res = wrk(port, lists[workload], args.connections, args.seconds)
+                    cpu_ms = (bench.cpu_ticks(pids) - before) * tick_ms
+                    row = {
+                        "cpu_ms_per_req": round(cpu_ms / max(res["requests"], 1), 4),
+                        "req_s": round(res["requests"] / (res["duration_us"] / 1e6), 1),
+                        "p99_ms": round(res["p99_us"] / 1000, 2),
+                        "errors": res["status_errors"] + res["read_errors"] + res["timeouts"],
+                    }
+                    results.setdefault(name, {}).setdefault(workload, []).append(row)
+                    print(r, name, workload, json.dumps(row), flush=True)
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    for name, per in results.items():
+        for workload, rows in per.items():
+            summary.setdefault(workload, {})[name] = {
+                "cpu_ms_per_req": statistics.median(x["cpu_ms_per_req"] for x in rows),
+                "req_s": statistics.median(x["req_s"] for x in rows),
+                "p99_ms": statistics.median(x["p99_ms"] for x in rows),
+            }
+    for per_server in summary.values():
+        a, b, n = (per_server[k]["cpu_ms_per_req"] for k in ("assay A", "assay B", "nginx"))
+        per_server["ratios"] = {"b_over_a": round(b / a, 3), "b_over_nginx": round(b / n, 2) if n else 0.0}
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
