@@ -13,7 +13,7 @@ from assay.publishers import KINDS, ConfigError, IdentityError, from_publisher
 from assay.publishers.buildkite import BUILDKITE_ISSUER, Buildkite
 from assay.publishers.registry import IDENTITIES
 
-SHARED = {"project", "issuer_url", "owner", "reserve", "index_name"}
+SHARED = {"project", "issuer_url", "owner", "reserve", "index_name", "stage_only"}
 
 
 @pytest.mark.parametrize("name", list(KINDS))
