@@ -143,10 +143,6 @@ class Indexes:
             ref = self._by_id.get(index_id)
         return ref
 
-    def all(self) -> list[IndexRef]:
-        self._fresh(missed=False)
-        return list(self._by_id.values())
-
     def default(self) -> IndexRef:
         return self.by_id(DEFAULT_INDEX_ID) or DEFAULT
 
