@@ -81,6 +81,11 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
                 minted = http.post("/_/oidc/mint-token", json={"token": jwt}).json()["token"]
                 r = upload(http, wheel, minted, attestations=f"[{attestation.model_dump_json()}]")
                 assert r.status_code == 200, r.text
+                # Issue 14: a staged project of the fuzzer's, with one open stage.
+                server.cli("project", "create", "gated", "--owner", "fuzzer")
+                server.cli("project", "set", "gated", "--releases", "staged")
+                r = upload(http, make_wheel(tmp, "gated", "1.0"), token)
+                assert r.status_code == 200 and "staged" in r.text, r.text
             yield server, token
             fsck_clean(server)
         finally:
@@ -105,7 +110,8 @@ def _fuzz(operation: Any, url: str, token: str, tried: dict[str, int]) -> None:
     @given(case=strategy)
     def check(case: Any) -> None:
         tried[operation.label] += 1
-        headers = basic(token) if case.path == "/legacy/" else None
+        authed = case.path == "/legacy/" or case.path.startswith("/_/releases/")
+        headers = basic(token) if authed else None
         response = case.call(base_url=url, headers=headers, allow_redirects=False, timeout=60)
         case.validate_response(response, checks=CHECKS)
 
@@ -167,14 +173,32 @@ def test_generated_requests_conform(schema: Any, live: tuple[AssayServer, str]) 
         ("/.well-known/pytp", "GET", {"query": {"discover": "/legacy/"}}, 200),
         ("/_/oidc/mint-token", "POST", {"body": {"token": "not.a.jwt"}}, 422),
         ("/_/oidc/revoke-token", "POST", {"body": {"token": "assay-0123456789abcdef_x"}}, 422),
+        # Issue 14: the maintainers' stage API (with the owner's token), and the public statements.
+        ("/_/releases/{project}/", "GET", {"path_parameters": {"project": "gated"}}, 200),
+        ("/_/releases/{project}/{version}/", "GET", {"path_parameters": {"project": "gated", "version": "1.0"}}, 200),
+        ("/_/releases/{project}/{version}/", "GET", {"path_parameters": {"project": "gated", "version": "2.0"}}, 404),
+        ("/_/releases/{project}/{version}/", "GET", {"path_parameters": {"project": "fuzzed", "version": "1.0"}}, 403),
+        (
+            "/_/releases/{project}/{version}/approve",
+            "POST",
+            {"path_parameters": {"project": "gated", "version": "1.0"}, "body": {"totp": "000000"}},
+            403,
+        ),
+        (
+            "/_/releases/{project}/{version}/approvals",
+            "GET",
+            {"path_parameters": {"project": "fuzzed", "version": "1.0"}},
+            404,
+        ),
     ],
 )
 def test_real_responses_conform(
     schema: Any, live: tuple[AssayServer, str], path: str, method: str, parameters: dict[str, Any], status: int
 ) -> None:
-    server, _token = live
+    server, token = live
     case = schema[path][method].Case(**parameters)
-    response = case.call(base_url=server.url, allow_redirects=False, timeout=60)
+    headers = basic(token) if path.startswith("/_/releases/") and not path.endswith("/approvals") else None
+    response = case.call(base_url=server.url, headers=headers, allow_redirects=False, timeout=60)
     assert response.status_code == status, response.text
     case.validate_response(response, checks=CHECKS)
     if status == 200 and "json" in response.headers.get("content-type", ""):

@@ -29,6 +29,7 @@ from assay.web.access import open_index, request_index
 from assay.web.conditional import not_modified
 from assay.web.negotiation import Offer, Offers, negotiate
 from assay.web.responses import JSONError
+from assay.web.urls import index_url
 
 #: PyPI answers application/json (and no Accept) with the PEP 740 type too.
 _OFFERS = Offers([Offer(mt.INTEGRITY_JSON_V1, frozenset({mt.INTEGRITY_JSON_V1, mt.JSON}))])
@@ -73,7 +74,7 @@ def provenance(request: Request) -> Response:
     private = index.is_private(svc.settings.private)
     headers = {"etag": etag, "vary": "Accept", **cdn.cache_headers(svc.settings, keys, private=private)}
     # Issue 13: the file's log receipt, beside (not inside) the PEP 740 provenance object.
-    headers["link"] = receipt_link(svc.base_url(request) + index.prefix, row.sha256, filename)
+    headers["link"] = receipt_link(index_url(svc, request, index), row.sha256, filename)
     if not_modified(request.headers, etag):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=mt.INTEGRITY_JSON_V1, headers=headers)

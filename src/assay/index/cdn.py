@@ -28,6 +28,7 @@ from collections.abc import Callable
 import httpx
 
 from assay.config import Settings
+from assay.indexes import IndexRef
 from assay.storage.changes import ProjectChange
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,12 @@ def project_keys(name: str, index: str = DEFAULT_INDEX) -> str:
 
 def listing_keys(index: str = DEFAULT_INDEX) -> str:
     return f"projects:{index} index:{index}"
+
+
+def cache_scope(settings: Settings, index: IndexRef) -> str:
+    """``private`` for a private index (RFC 9111 section 5.2.2.7: no shared cache may store its
+    answers), else ``public``: the scope every response of the index's read path carries."""
+    return "private" if index.is_private(settings.private) else "public"
 
 
 def cache_headers(settings: Settings, keys: str, *, private: bool | None = None) -> dict[str, str]:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from assay.index import html, json
+from assay.index import cdn, html, json
 from assay.index.mirrors import MIRROR_FILES, MirroredPage, MirrorRefusal
 from assay.index.negotiate import Choice, Format
 from assay.index.paths import METADATA_SUFFIX
@@ -38,10 +38,6 @@ def _warning(warnings: tuple[str, ...]) -> dict[str, str]:
     text = "; ".join(warnings).replace('"', "'")
     text = "".join(c for c in text if c.isprintable())[:500]
     return {"warning": f'110 assay "{text}"'}
-
-
-def _scope(svc: IndexServices, index: IndexRef) -> str:
-    return "private" if index.is_private(svc.settings.private) else "public"
 
 
 #: A mirrored page's bytes and ETag per format, for as long as the page object lives (the port
@@ -74,7 +70,7 @@ async def project_page(
     headers = {
         "etag": etag,
         "vary": "Accept, Accept-Encoding",
-        "cache-control": f"{_scope(svc, index)}, no-cache",
+        "cache-control": f"{cdn.cache_scope(svc.settings, index)}, no-cache",
         **_warning(got.warnings),
     }
     if not_modified(request.headers, etag):
@@ -99,7 +95,8 @@ async def mirrored_file(request: Request) -> Response:
         return TextError(got.status, got.reason)
     is_metadata = key.endswith(METADATA_SUFFIX)
     etag = f'"{got.sha256}"'
-    headers = {"etag": etag, "cache-control": f"{_scope(svc, index)}, no-cache", **_warning(got.warnings)}
+    scope = cdn.cache_scope(svc.settings, index)
+    headers = {"etag": etag, "cache-control": f"{scope}, no-cache", **_warning(got.warnings)}
     if not_modified(request.headers, etag):
         return Response(status_code=304, headers=headers)
     media_type = "text/plain; charset=utf-8" if is_metadata else "application/octet-stream"

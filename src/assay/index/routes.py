@@ -25,6 +25,7 @@ from assay.web.access import open_index, open_index_async
 from assay.web.conditional import not_modified
 from assay.web.ranges import requested_range
 from assay.web.responses import JSONError, TextError
+from assay.web.urls import index_url
 
 #: Files never change once uploaded (a filename can never be reused).
 IMMUTABLE = "max-age=31536000, immutable"
@@ -34,18 +35,8 @@ def _private(svc: Services, index: IndexRef) -> bool:
     return index.is_private(svc.settings.private)
 
 
-def _cache_scope(svc: Services, index: IndexRef) -> str:
-    # A private index's responses must not be stored by shared caches.
-    return "private" if _private(svc, index) else "public"
-
-
 def _cache(svc: Services, index: IndexRef, keys: str) -> dict[str, str]:
     return cdn.cache_headers(svc.settings, keys, private=_private(svc, index))
-
-
-def index_base(svc: Services, request: Request, index: IndexRef) -> str:
-    """The index's own absolute URL: the site's base and the index's path (``…/team``)."""
-    return svc.base_url(request) + index.prefix
 
 
 def _negotiated(request: Request) -> Choice | Response:
@@ -128,7 +119,7 @@ async def simple_project(request: Request) -> Response:
         return choice
     head = await project_serial(svc.serials, index.id, normalized)
     keys = cdn.project_keys(normalized, index.name)
-    base = index_base(svc, request, index)
+    base = index_url(svc, request, index)
     if head is None:
         if svc.mirrors.serves(index):
             # Issue 12: not hosted here (a hosted or reserved name shadows every upstream).
@@ -166,7 +157,7 @@ async def serve_file(request: Request) -> Response:
     except BlobKeyError:
         return TextError(404, "No such file.")
     key = stored_key(index, request.path_params["key"])
-    scope = _cache_scope(svc, index)
+    scope = cdn.cache_scope(svc.settings, index)
     cache: filesend.FileCache = svc.files
     cache_key = (index.id, key, scope)
     entry = cache.get(cache_key)
@@ -292,7 +283,7 @@ def json_project(request: Request) -> Response:
         return JSONError(404, "Not Found")
     with svc.db.read() as session:
         head = project_head(session, index, normalized)
-        doc = jsonapi.project_json(session, index, head, index_base(svc, request, index)) if head else None
+        doc = jsonapi.project_json(session, index, head, index_url(svc, request, index)) if head else None
     if doc is None:
         return JSONError(404, "Not Found")
     return JSONResponse(doc, headers=_cache(svc, index, cdn.project_keys(normalized, index.name)))
@@ -308,7 +299,7 @@ def json_release(request: Request) -> Response:
         return JSONError(404, "Not Found")
     with svc.db.read() as session:
         head = project_head(session, index, normalized)
-        base = index_base(svc, request, index)
+        base = index_url(svc, request, index)
         doc = jsonapi.release_json(session, index, head, request.path_params["version"], base) if head else None
     if doc is None:
         return JSONError(404, "Not Found")

@@ -38,6 +38,7 @@ from assay.storage.blobs import BlobKeyError, check_key
 from assay.storage.models import File, Project, Stage, StagedFile
 from assay.web.access import open_index
 from assay.web.responses import TextError
+from assay.web.urls import index_url
 
 #: Never stored by a shared cache, revalidated each time: a stage changes until approved.
 NO_STORE = "private, no-store"
@@ -138,7 +139,7 @@ def stage_project(request: Request) -> Response:
     fmt = _format(request)
     if isinstance(fmt, Response):
         return fmt
-    base = svc.base_url(request) + index.prefix
+    base = index_url(svc, request, index)
     with svc.db.read() as session:
         page = preview_page(session, index, stage, normalized, base)
     if page is None:
@@ -189,7 +190,7 @@ async def stage_file(request: Request) -> Response:
     found_file = await run_in_threadpool(lookup)
     if found_file == "live":
         # A live file: the index serves it (with its caching, ranges and redirects).
-        return RedirectResponse(svc.base_url(request) + index.prefix + file_path(public), 307)
+        return RedirectResponse(index_url(svc, request, index) + file_path(public), 307)
     if not isinstance(found_file, tuple):
         return TextError(404, "No such file.")
     filename, digest = found_file

@@ -30,6 +30,7 @@ from assay.stages.actions import StageError
 from assay.stages.services import StageServices, stage_services
 from assay.web.access import open_index, request_index
 from assay.web.responses import JSONError
+from assay.web.urls import index_url
 
 #: A stage's JSON is the maintainer's view of unreleased files: never cached.
 NO_STORE = {"cache-control": "private, no-store"}
@@ -113,7 +114,7 @@ async def _handle(request: Request, action: str) -> Response:
         await run_in_threadpool(store.purge_expired, svc.db, svc.blobs)
         if version is not None:
             _check_version(version)
-        base = svc.base_url(request) + index.prefix
+        base = index_url(svc, request, index)
         if action == "list":
             return JSONResponse(await run_in_threadpool(_list, svc, index, project, who, base), headers=NO_STORE)
         assert version is not None

@@ -19,6 +19,7 @@ from assay.upload.service import PreparedUpload, UploadContext, UploadRefusal, U
 from assay.web import refusals
 from assay.web.access import auth_error, request_index
 from assay.web.responses import TextError
+from assay.web.urls import index_url
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +108,13 @@ async def legacy_upload(request: Request) -> Response:
     )
     if result.stage_id is not None:
         # Issue 14: staged, not live: no log entry yet (it is appended at approval).
-        preview = svc.base_url(request) + index.prefix + f"/stage/{result.stage_id}/simple/"
+        preview = index_url(svc, request, index) + f"/stage/{result.stage_id}/simple/"
         return PlainTextResponse(
             f"OK (staged: {result.filename} awaits approval; preview index {preview})\n",
             headers={"assay-stage-preview": preview},
         )
     # Issue 13: where the file's log receipt is, and (for a new file) its entry's index.
-    headers = receipt_headers(svc.base_url(request) + index.prefix, result.sha256, result.filename, result.log_index)
+    headers = receipt_headers(index_url(svc, request, index), result.sha256, result.filename, result.log_index)
     return PlainTextResponse("OK\n" if result.created else "OK (identical file already present)\n", headers=headers)
 
 

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from starlette.requests import Request
 
 from assay.config import Settings
+from assay.indexes import IndexRef
+
+
+class HasBaseUrl(Protocol):
+    """What every capability's services offer: the site's absolute base for a request."""
+
+    def base_url(self, request: Request) -> str: ...
 
 
 def base_url(settings: Settings, request: Request) -> str:
@@ -20,3 +29,10 @@ def base_url(settings: Settings, request: Request) -> str:
         server = scope.get("server")
         host = f"{server[0]}:{server[1]}" if server else "localhost"
     return f"{scope['scheme']}://{host}"
+
+
+def index_url(svc: HasBaseUrl, request: Request, index: IndexRef) -> str:
+    """The index's own absolute URL: the site's base and the index's path (``…/team``).
+
+    The root of its ``simple/``, ``legacy/``, ``files/``, ``integrity/`` and ``stage/`` URLs."""
+    return svc.base_url(request) + index.prefix
