@@ -136,3 +136,29 @@ def test_a_file_removed_on_a_real_index(server: AssayServer, tmp_path: Path) -> 
     assert second.exit_code == 1, second.output
     assert [(f["finding"], f["filename"], f["project"]) for f in found] == [("file-removed", wheel.name, "monitored")]
     assert monitor(server.url, state)[1] == []
+
+
+def test_a_private_index_is_monitored_with_credentials_in_the_url(server: AssayServer, tmp_path: Path) -> None:
+    """A private index's log reads only with a read token of that index; the monitor takes it
+    the way pip and uv take index credentials, in the URL (``https://__token__:<token>@…``),
+    and never prints it."""
+    server.cli("index", "create", "secretlog", "--private")
+    server.quick_user("monitor-bob")
+    token = server.cli("token", "create", "--user", "monitor-bob", "--index", "secretlog").stdout.strip()
+    wheel = make_wheel(tmp_path, "hushed", "1.0")
+    with server.client(index="secretlog") as http:
+        assert upload(http, wheel, token).status_code == 200
+        assert http.get("log/key").status_code == 401
+    host = server.url.split("://", 1)[1]
+    state = tmp_path / "state"
+    refused, _ = monitor(f"{server.url}/secretlog/", state)
+    assert refused.exit_code != 0, refused.output
+    assert "401" in refused.output
+    with_token = f"http://__token__:{token}@{host}/secretlog/"
+    result, found = monitor(with_token, state)
+    assert result.exit_code == 0, result.output
+    assert found == []
+    assert token not in result.output
+    server.cli("remove-file", wheel.name, "--index", "secretlog")
+    result, found = monitor(with_token, state)
+    assert [(f["finding"], f["filename"]) for f in found] == [("file-removed", wheel.name)], result.output

@@ -85,7 +85,8 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
                 server.cli("project", "create", "gated", "--owner", "fuzzer")
                 server.cli("project", "set", "gated", "--releases", "staged")
                 r = upload(http, make_wheel(tmp, "gated", "1.0"), token)
-                assert r.status_code == 200 and "staged" in r.text, r.text
+                assert r.status_code == 200, r.text
+                assert "staged" in r.text
             yield server, token
             fsck_clean(server)
         finally:
