@@ -17,9 +17,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from uv import find_uv_bin
 
-from assay.log import note
+from assay.log import entries, note
+from assay.storage.models import LogEntry
 from tests.publishing.conftest import AUDIENCE
 from tests.stages.conftest import Maintainer, maintainer, release_cli
 from tests.support.dists import build_project, make_sdist, make_wheel, metadata_text
@@ -176,6 +178,24 @@ def test_token_upload_is_staged_previewed_and_approved(staged: AssayServer, uniq
     forged = signed.replace(built.wheel.name, built.wheel.name.replace("1.0", "6.6"), 1)
     with pytest.raises(note.NoteError):
         note.open_note(forged.encode(), [verifier])
+    # The transparency log holds the approval too, after the files' upload entries, and vouches
+    # for exactly the statement served.
+    with staged.db().read() as session:
+        logged = [
+            entries.decode(data)
+            for data in session.execute(sa.select(LogEntry.data).where(LogEntry.index_id == 1)).scalars()
+        ]
+    approval = next(e for e in logged if e["kind"] == "approval" and e["project"] == unique)
+    assert approval["version"] == "1.0"
+    assert approval["approvers"] == [owner.name]
+    assert approval["files"] == sorted(
+        ({"filename": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in built.files),
+        key=lambda f: f["filename"],
+    )
+    assert approval["statement_sha256"] == hashlib.sha256(signed.encode()).hexdigest()
+    uploads = [i for i, e in enumerate(logged) if e["kind"] == "upload" and e["project"] == unique]
+    assert len(uploads) == 2
+    assert max(uploads) < logged.index(approval)
     events = [e for e in staged.audit() if e.get("project") == unique]
     assert any(e["action"] == "stage:approve" for e in events)
     assert sum(e["action"] == "stage:upload" for e in events) == 2

@@ -14,7 +14,11 @@ log) and ``time`` (RFC 3339, UTC, microseconds, ``Z``). The kinds and their othe
 - ``status`` (PEP 792): project, status, reason;
 - ``remove``: project, version, filename, sha256 (one entry per file removed, whichever
   command removed it, so an entry stays small);
-- ``provenance-import``: project, filename, sha256, provenance_sha256 (the merged provenance).
+- ``provenance-import``: project, filename, sha256, provenance_sha256 (the merged provenance);
+- ``approval`` (issue 14): project, version, stage, approvers and triggered_by (sorted lists),
+  files (``{filename, sha256}`` each, sorted by filename) and statement_sha256, SHA-256 of the
+  signed approval statement's bytes (the note ``/_/releases/…/approvals`` serves), or null.
+  Written after the stage's ``upload`` entries, in the approval's transaction.
 
 C2SP tlog-tiles entry bundles prefix entries with a uint16 length, so an entry is at most
 65,535 bytes; free text (reasons) is cut to ``MAX_REASON`` characters to stay far below.
@@ -31,7 +35,7 @@ import rfc8785
 from assay.log.tiles import MAX_ENTRY_SIZE
 
 VERSION = 1
-KINDS = ("upload", "yank", "unyank", "status", "remove", "provenance-import")
+KINDS = ("upload", "yank", "unyank", "status", "remove", "provenance-import", "approval")
 #: Today a server has one index, the default one (named indexes: a later issue).
 DEFAULT_INDEX = "default"
 MAX_REASON = 2000
@@ -122,6 +126,22 @@ def provenance_import(project: str, filename: str, sha256: str, provenance: dict
     entry = _base("provenance-import", when, index)
     entry.update(project=project, filename=filename, sha256=sha256,
                  provenance_sha256=provenance_digest(provenance))
+    return entry
+
+
+def approval(project: str, version: str, stage: str, *, approvers: list[str], triggered_by: list[str],
+             files: dict[str, str], statement: bytes | None, when: dt.datetime,
+             index: str = DEFAULT_INDEX) -> dict[str, Any]:
+    """A stage gone live: who approved it, who triggered its uploads, its files (filename to
+    sha256) and the digest of the index's signed statement, so the log vouches for the
+    statement a client is shown (and a statement the log does not hold is suspect)."""
+    entry = _base("approval", when, index)
+    entry.update(
+        project=project, version=version, stage=stage, approvers=sorted(approvers),
+        triggered_by=sorted(triggered_by),
+        files=[{"filename": name, "sha256": files[name]} for name in sorted(files)],
+        statement_sha256=hashlib.sha256(statement).hexdigest() if statement is not None else None,
+    )
     return entry
 
 

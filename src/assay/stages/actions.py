@@ -22,7 +22,7 @@ from assay import audit
 from assay.accounts import totp
 from assay.accounts.auth import AuthError, Principal, check_upload_allowed, role_on
 from assay.indexes import IndexRef
-from assay.log import note
+from assay.log import entries, note
 from assay.log import store as translog
 from assay.stages import store
 from assay.storage.blobs import BlobStore
@@ -216,18 +216,20 @@ def approve(
             return Approved(project.normalized_name, stage.version, "pending", (), (), approvers, required)
         _go_live(session, project, stage.version, files)
         stage_id, stage_version = stage.id, stage.version
+        signed: bytes | None = None
         if signer is not None:
             # Issue 14: the approval as a statement signed by the index's key (its log key,
             # under the index's origin: /log/key is the verifier key).
             text = statement_text(
                 signer.name, project.normalized_name, stage_version, stage_id, approvers, files, utcnow()
             )
+            signed = note.sign(text, [signer])
             session.add(
                 ApprovalStatement(
                     index_id=project.index_id,
                     project_id=project.id,
                     canonical_version=canonicalize_version(stage_version),
-                    note=note.sign(text, [signer]).decode(),
+                    note=signed.decode(),
                 )
             )
         project_changed(session, project, listing_changed=False)
@@ -269,9 +271,16 @@ def approve(
             },
         )
         live = [(f.filename, f.publisher_id) for f in files]
+        digests = {f.filename: f.sha256 for f in files}
         store.delete_rows(session, stage)
         # Last: the log's lock (every writer appends as its transaction's last statement).
         indexes = tuple(translog.append_upload(session, index.id, filename, pid) for filename, pid in live)
+        # Issue 14 item 2: "once the transparency-log issue lands, also logged there".
+        approval = entries.approval(
+            project.normalized_name, stage_version, stage_id, approvers=list(approvers), triggered_by=triggered,
+            files=digests, statement=signed, when=utcnow(),
+        )
+        translog.append(session, index.id, approval)
         return Approved(
             project.normalized_name, stage_version, "approved", tuple(n for n, _ in live), indexes, approvers, required
         )

@@ -516,7 +516,7 @@ class LogEntry(Base):
         ForeignKey("indexes.id", ondelete="CASCADE"), primary_key=True, server_default="1"
     )
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    #: upload, yank, unyank, status, remove, provenance-import (also inside ``data``).
+    #: upload, yank, unyank, status, remove, provenance-import, approval (also inside ``data``).
     kind: Mapped[str] = mapped_column(String(30))
     #: The file an entry is about, if any: lets fsck match files to their upload entries.
     filename: Mapped[str | None] = mapped_column(String(300), default=None)
