@@ -38,13 +38,13 @@ from assay.app.asgi import create_app
 from assay.app.services import build_services
 from assay.config import load_settings
 from assay.storage.changes import ProjectChange
-from assay.storage.models import File, Project, Release
+from assay.storage.models import DEFAULT_INDEX_ID, File, Project, Release
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "pep740"
 FIXTURE = FIXTURES / "pypi_attestations-0.0.19.tar.gz.provenance"
 NAME = "bench-ui"
 #: What the project-change hook hands the caches: this project (id 1) changed.
-CHANGE = ProjectChange(1, NAME, listing_changed=False)
+CHANGE = ProjectChange(1, DEFAULT_INDEX_ID, NAME, listing_changed=False)
 
 
 def populate(session: object, releases: int) -> None:
@@ -150,7 +150,7 @@ def render_alone(svc: Any, repeat: int) -> float:
     from assay.ui.projects import _render
 
     request = Request({"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""})
-    ctx = Context(svc, request, None, "x", False)
+    ctx = Context(svc, request, svc.indexes.default(), None, "x", False)
 
     def render_only() -> object:
         svc.ui_pages.forget(CHANGE)

@@ -19,6 +19,7 @@ from tests.support.sigstore_authority import CertIdentity, LocalSigstore
 from tests.support.tls import TLS, tls_server
 from tests.support.upload import basic, upload
 from tests.ui.conftest import Browsing
+from tests.ui.test_index_pages import assert_prefixed
 
 PROJECT = "changing"
 REPO = "acme/widget"
@@ -191,3 +192,91 @@ def test_a_publishers_minted_token_does_not_sign_in(server: AssayServer, idp: OI
     assert "Only a person&#39;s API token can sign in" in response.text
 
 
+CREW = "crew"
+CREW_PROJECT = "crewthing"
+CREW_STAGED = "crewstaged"
+
+
+@pytest.fixture(scope="module")
+def crew_token(server: AssayServer, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A private named index CREW: CREW_PROJECT published by ``owner`` with a token of CREW, and
+    CREW_STAGED, whose 1.0 waits in a stage."""
+    tmp = tmp_path_factory.mktemp("crew")
+    server.cli("index", "create", CREW, "--private")
+    token = server.cli("token", "create", "--user", "owner", "--index", CREW).stdout.strip()
+    server.cli("project", "create", CREW_STAGED, "--owner", "owner", "--index", CREW)
+    server.cli("project", "set", CREW_STAGED, "--releases", "staged", "--index", CREW)
+    with server.client(index=CREW) as http:
+        for name in (CREW_PROJECT, CREW_STAGED):
+            response = upload(http, make_wheel(tmp, name, "1.0"), token)
+            assert response.status_code == 200, response.text
+    return token
+
+
+def test_a_private_named_index_in_the_browser(
+    server: AssayServer, browsing: Browsing, owner_token: str, crew_token: str
+) -> None:
+    """Signed in on the default index is signed out on CREW (a session is one index's); signed
+    in on CREW: its project, its open stage on the owner's page; signed out again: nothing."""
+    browsing.context.clear_cookies()
+    page = browsing.page()
+    page.goto(server.url + "/account/login")
+    page.get_by_label("API token").fill(owner_token)
+    page.get_by_role("button", name="Sign in").click()
+    assert page.url == server.url + "/account/"
+    for path in (f"/{CREW}/project/{CREW_PROJECT}/", f"/{CREW}/search/?q=crew", f"/{CREW}/account/"):
+        response = page.goto(server.url + path)
+        assert response is not None
+        assert response.status == 401
+        assert CREW_PROJECT not in page.content()
+        assert CREW_STAGED not in page.content()
+    browsing.screenshot(page, "crew-other-index-session")
+    assert browsing.axe(page.url) == []
+    # The default index's token does not sign in on CREW.
+    page.goto(f"{server.url}/{CREW}/account/login")
+    page.get_by_label("API token").fill(owner_token)
+    page.get_by_role("button", name="Sign in").click()
+    assert "not valid on the index 'crew'" in page.get_by_role("alert").inner_text()
+
+    page.get_by_label("API token").fill(crew_token)
+    page.get_by_role("button", name="Sign in").click()
+    assert page.url == f"{server.url}/{CREW}/account/", page.locator("main").inner_text()
+    account = page.locator("main").inner_text()
+    assert f"{CREW_STAGED} 1.0" in account
+    assert f"{server.url}/{CREW}/stage/" in account
+    assert "approving needs an owner's second factor" in account
+    assert_prefixed(page.content(), f"/{CREW}")
+    browsing.screenshot(page, "crew-account-stages")
+    assert browsing.axe(page.url) == []
+    cookies = {c["name"]: c for c in browsing.context.cookies()}
+    assert cookies["assay_session_crew"]["path"] == f"/{CREW}/"
+    assert cookies["assay_session_crew"]["httpOnly"] is True
+    assert "assay_session" in cookies  # the default index's session is still there, its own
+
+    page.get_by_role("link", name="assay · crew").click()
+    assert page.url == f"{server.url}/{CREW}/"
+    page.get_by_label("Search projects by name or summary").fill("crew")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("link", name=CREW_PROJECT).click()
+    assert page.url == f"{server.url}/{CREW}/project/{CREW_PROJECT}/"
+    assert_prefixed(page.content(), f"/{CREW}")
+    browsing.screenshot(page, "crew-project")
+    assert browsing.axe(page.url) == []
+    page.get_by_role("link", name="files of 1.0").click()
+    assert page.url == f"{server.url}/{CREW}/project/{CREW_PROJECT}/1.0/"
+    assert_prefixed(page.content(), f"/{CREW}")
+    assert browsing.axe(page.url) == []
+
+    page.get_by_role("button", name="Sign out").click()
+    assert page.url == f"{server.url}/{CREW}/"
+    assert "This index is private" in page.locator("main").inner_text()
+    browsing.screenshot(page, "crew-signed-out")
+    assert browsing.axe(page.url) == []
+    response = page.goto(f"{server.url}/{CREW}/project/{CREW_PROJECT}/")
+    assert response is not None
+    assert response.status == 401
+    assert CREW_PROJECT not in page.content()
+    # Signing out of CREW left the default index's session alone.
+    response = page.goto(server.url + "/account/")
+    assert response is not None
+    assert response.status == 200

@@ -236,3 +236,31 @@ def test_hostile_metadata_renders_inert(server: AssayServer, browsing: Browsing)
     # The README's own markup (an image without alt text, an unlabelled input) is the
     # maintainers' (sanitised, not rewritten): axe checks the page around it.
     _no_serious_violations(browsing, f"{server.url}/project/{HOSTILE}/", exclude=(".description",))
+
+
+def test_a_mirror_index_and_a_layered_one_in_the_browser(server: AssayServer, browsing: Browsing) -> None:
+    """A mirror index's home says what it mirrors (no credentials), its project and search pages
+    say it has none; a hosted index layered over it says whose projects have no pages."""
+    server.cli("index", "create", "mirrored", "--mirror", "https://u:pw@upstream.invalid/simple/")
+    server.cli("index", "create", "layered", "--bases", "mirrored")
+    page = browsing.page()
+    page.goto(server.url + "/mirrored/")
+    main = page.locator("main").inner_text()
+    assert "mirrors https://upstream.invalid/simple/" in main
+    assert "pw@" not in page.content()
+    assert page.get_by_role("search").count() == 0
+    browsing.screenshot(page, "mirror-home")
+    _no_serious_violations(browsing, page.url)
+    response = page.goto(server.url + "/mirrored/project/anything/")
+    assert response is not None
+    assert response.status == 404
+    assert "have no pages or search here" in page.locator("main").inner_text()
+    _no_serious_violations(browsing, page.url)
+    page.goto(server.url + "/layered/")
+    assert "layered over the mirror mirrored" in page.locator("main").inner_text()
+    browsing.screenshot(page, "layered-home")
+    _no_serious_violations(browsing, page.url)
+    response = page.goto(server.url + "/layered/project/anything/")
+    assert response is not None
+    assert response.status == 404
+    assert "see /layered/simple/anything/" in page.locator("main").inner_text()

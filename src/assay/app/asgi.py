@@ -32,6 +32,7 @@ from assay.stages.routes import routes as stage_routes
 from assay.storage import recovery
 from assay.storage.models import DEFAULT_INDEX_NAME
 from assay.ui.routes import routes as ui_routes
+from assay.ui.routes import site_routes as ui_site_routes
 from assay.upload.routes import routes as upload_routes
 from assay.web import errors, reason
 from assay.web.errors import KeepConnection
@@ -138,6 +139,9 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
         # Issue 14: the maintainers' /_/releases/ API and the stages' preview indexes.
         *stage_routes,
         *stage_preview_routes,
+        # The pages for people (issue 15): /, /search/, /project/..., /account/...; a named
+        # index's at /<name>/, /<name>/search/, ... (the site root's / is the default index's home).
+        *ui_routes,
     ]
     app = _App(
         routes=[
@@ -145,9 +149,8 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
             # routes before /simple/ cost ~11 us per page request. No path matches routes of
             # two of these groups, so the order changes nothing else.
             *per_index,
-            # The pages for people (issue 15): /, /search/, /project/..., /account/... (the
-            # default index's; a named index's pages are still to come).
-            *ui_routes,
+            # The pages' style sheet, one for every index (/_/static/assay.css).
+            *ui_site_routes,
             *publishing_site_routes,
             # Last: a first segment no site-root route claims names an index.
             IndexMount("/{index}", routes=per_index),

@@ -6,9 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from assay.indexes import IndexRef
+from assay.storage.models import DEFAULT_INDEX_NAME
 from assay.ui import render, session
 from assay.ui.services import UIServices, ui_services
 from assay.web.access import check_read_access
@@ -18,12 +21,22 @@ from assay.web.access import check_read_access
 class Context:
     svc: UIServices
     request: Request
+    #: The index whose pages these are: the default at the site root, a named one under
+    #: ``/<name>/`` (every link of a page starts with its ``prefix``).
+    index: IndexRef
     viewer: session.Viewer | None
     csrf: str
     new_csrf: bool
 
+    @property
+    def prefix(self) -> str:
+        return self.index.prefix
+
     def page(self, main: str, *, title: str, status_code: int = 200) -> Response:
-        response = render.page(main, title=title, viewer=self.viewer, csrf=self.csrf, status_code=status_code)
+        response = render.page(
+            main, title=title, viewer=self.viewer, csrf=self.csrf, prefix=self.prefix, index=self.index,
+            status_code=status_code,
+        )
         if self.new_csrf:
             session.set_csrf_cookie(response, self.svc, self.request, self.csrf)
         return response
@@ -33,36 +46,47 @@ class Context:
         return self.page(main, title=heading, status_code=status_code)
 
     def sign_in_page(self, message: str | None = None, status_code: int = 200) -> Response:
-        main = render.fragment("signin.html", csrf=self.csrf, message=message)
+        main = render.fragment(
+            "signin.html", csrf=self.csrf, message=message, prefix=self.prefix, index=self.index
+        )
         return self.page(main, title="Sign in", status_code=status_code)
 
+    def is_private(self) -> bool:
+        return self.index.is_private(self.svc.settings.private)
 
-def index_name(request: Request) -> str | None:
-    """The index a route is mounted for (``/{index}/...``, issue 11); None: the default one,
-    the only one served today."""
-    value = request.path_params.get("index")
-    return str(value) if value else None
+
+def request_index(svc: UIServices, request: Request) -> IndexRef:
+    """The index a route is mounted for: ``/{index}/...`` names it (``assay.app.asgi.IndexMount``
+    mounts the pages only for an index that exists), the site root is the default index's."""
+    name = request.path_params.get("index")
+    if not name or name == DEFAULT_INDEX_NAME:
+        return svc.indexes.default()
+    ref = svc.indexes.by_name(str(name))
+    if ref is None:  # deleted since the mount matched: an ordinary 404
+        raise HTTPException(404)
+    return ref
 
 
 async def context(request: Request) -> Context:
     svc = ui_services(request)
+    index = request_index(svc, request)
     csrf, new = session.csrf_token(request)
     who = None
-    if request.cookies.get(session.SESSION_COOKIE):
-        who = await run_in_threadpool(session.viewer, svc, request)
-    return Context(svc, request, who, csrf, new)
+    if request.cookies.get(session.cookie_name(index)):
+        who = await run_in_threadpool(session.viewer, svc, request, index)
+    return Context(svc, request, index, who, csrf, new)
 
 
 async def readable(request: Request) -> tuple[Context, Response | None]:
     """The context, and on a private index without a signed-in person (or a valid token in the
     Authorization header, for scripts) the sign-in page, answered 401: nothing else is shown."""
     ctx = await context(request)
-    index = ctx.svc.indexes.default()  # the pages are the default index's (named ones: to come)
-    if not index.is_private(ctx.svc.settings.private) or ctx.viewer is not None:
+    # A session is one index's (``session.viewer``): signed in on another index is signed out here.
+    if not ctx.is_private() or ctx.viewer is not None:
         return ctx, None
     if (
         request.headers.get("authorization")
-        and await run_in_threadpool(check_read_access, request, ctx.svc, index) is None
+        and await run_in_threadpool(check_read_access, request, ctx.svc, ctx.index) is None
     ):
         return ctx, None
     return ctx, ctx.sign_in_page("This index is private: sign in to see it.", status_code=401)

@@ -13,8 +13,9 @@ from packaging.version import InvalidVersion, Version
 from sqlalchemy.orm import Session
 
 from assay.index.pages import ProjectHead
-from assay.index.paths import METADATA_SUFFIX, file_path
+from assay.index.paths import METADATA_SUFFIX, file_path, public_key
 from assay.index.provenance_state import ReleaseProvenance, file_sources, release_states
+from assay.indexes import IndexRef
 from assay.storage.models import DEFAULT_INDEX_ID, File, LogEntry, Project, Release, User
 
 
@@ -131,7 +132,13 @@ def _uploader(f: File, username: str | None) -> str:
     return "unknown (imported)"
 
 
-def load_files(session: Session, head: ProjectHead, release_id: int) -> list[FileRow]:
+def _file_url(index: IndexRef, blob_key: str) -> str:
+    """Where the index serves a file: ``[/<index>]/files/<key without the index's blob prefix>``
+    (as the simple pages and the JSON API link it)."""
+    return index.prefix + file_path(public_key(index, blob_key))
+
+
+def load_files(session: Session, index: IndexRef, head: ProjectHead, release_id: int) -> list[FileRow]:
     if head.status == "quarantined":
         return []
     rows = session.execute(
@@ -143,8 +150,8 @@ def load_files(session: Session, head: ProjectHead, release_id: int) -> list[Fil
     return [
         FileRow(
             filename=f.filename,
-            url=file_path(f.blob_key),
-            metadata_url=file_path(f.blob_key) + METADATA_SUFFIX if f.metadata_sha256 else None,
+            url=_file_url(index, f.blob_key),
+            metadata_url=_file_url(index, f.blob_key) + METADATA_SUFFIX if f.metadata_sha256 else None,
             packagetype=f.packagetype,
             python_version=f.python_version,
             requires_python=f.requires_python,

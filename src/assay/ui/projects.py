@@ -1,6 +1,6 @@
 """Project, release and file pages: ``/project/<name>/``, ``/project/<name>/<version>/``,
 ``/project/<name>/<version>/<filename>/`` (the first two are the JSON API's ``project_url`` and
-``release_url``, ``assay.index.jsonapi``)."""
+``release_url``, ``assay.index.jsonapi``), under ``/<index>/`` for a named index."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from starlette.responses import RedirectResponse, Response
 from assay.index.pages import Rendered, project_head
 from assay.ui import data, provenance, render
 from assay.ui.cache import page_key
-from assay.ui.common import Context, index_name, readable
+from assay.ui.common import Context, readable
+from assay.ui.home import mirror_notice
 
 _FACTS = (
     ("Requires-Python", "requires_python"),
@@ -67,9 +68,9 @@ def _name(raw: str) -> str | None:
         return None
 
 
-def _redirect(request: Request, normalized: str) -> Response | None:
+def _redirect(request: Request, prefix: str, normalized: str) -> Response | None:
     """A non-normalized name (or a missing slash) redirects to the canonical URL, as the simple
-    API does (PEP 503)."""
+    API does (PEP 503); ``prefix``: the index's (``/team``)."""
     raw = request.path_params["project"]
     path = request.scope["path"]
     if raw == normalized and path.endswith("/"):
@@ -77,7 +78,7 @@ def _redirect(request: Request, normalized: str) -> Response | None:
     rest = path.split("/project/" + raw, 1)[1] if "/project/" + raw in path else "/"
     if not rest.endswith("/"):
         rest += "/"
-    return RedirectResponse(str(request.url.replace(path=f"/project/{normalized}{rest}")), status_code=301)
+    return RedirectResponse(str(request.url.replace(path=f"{prefix}/project/{normalized}{rest}")), status_code=301)
 
 
 def _render(
@@ -85,12 +86,14 @@ def _render(
 ) -> tuple[str, str] | None:
     """The main part of a page and its title, from the cache or rendered (in a thread)."""
     svc = ctx.svc
-    prefix = index_name(ctx.request) or ""
+    index = ctx.index
     with svc.db.read() as session:
-        head = project_head(session, svc.indexes.default(), normalized)
+        head = project_head(session, index, normalized)
         if head is None:
             return None
-        key = page_key(head.id, head.serial, page, version, filename, prefix)
+        # Project ids are the server's (unique over its indexes); the index is in the key all the
+        # same, as every link in the page carries its prefix.
+        key = page_key(head.id, head.serial, page, version, filename, index.id)
         cached = svc.ui_pages.cache.get(key)
         if cached is not None:
             title, _, body = cached.body.decode().partition("\0")
@@ -99,7 +102,7 @@ def _render(
         if loaded is None:
             loaded = data.load_project(session, head)
             svc.ui_pages.keep(head.id, head.serial, loaded)
-        common = {"head": head}
+        common = {"head": head, "prefix": index.prefix}
         if page == "project":
             meta = loaded.metadata
             title = head.name
@@ -117,7 +120,7 @@ def _render(
             release = data.find_release(loaded, version or "")
             if release is None:
                 return None
-            files = data.load_files(session, head, release.id)
+            files = data.load_files(session, index, head, release.id)
             if page == "release":
                 title = f"{head.name} {release.version}"
                 body = render.fragment("release.html", release=release, files=files, **common)
@@ -125,7 +128,7 @@ def _render(
                 file = next((f for f in files if f.filename == filename), None)
                 if file is None:
                     return None
-                log = data.log_records(session, file.filename)
+                log = data.log_records(session, file.filename, index.id)
                 bundles = provenance.bundles(file.provenance, svc.settings.log_viewer_url)
                 attestations = [a for b in bundles for a in b.attestations]
                 recorded = [e.created for e in log if e.provenance]
@@ -150,17 +153,26 @@ async def _serve(request: Request, page: str) -> Response:
     ctx, denied = await readable(request)
     if denied is not None:
         return denied
+    if ctx.index.is_mirror:
+        return ctx.page(mirror_notice(ctx), title="Mirror", status_code=404)
     normalized = _name(request.path_params["project"])
     if normalized is None:
         return ctx.error(404, "Not found", "That is not a valid project name.")
-    if (redirect := _redirect(request, normalized)) is not None:
+    if (redirect := _redirect(request, ctx.prefix, normalized)) is not None:
         return redirect
     version = request.path_params.get("version")
     filename = request.path_params.get("filename")
     found = await run_in_threadpool(_render, ctx, normalized, page, version, filename)
     if found is None:
         what = {"project": "project", "release": "release", "file": "file"}[page]
-        return ctx.error(404, "Not found", f"This index has no such {what}.")
+        message = f"This index has no such {what}."
+        if ctx.index.bases:
+            # Issue 12: a hosted index over mirrors serves their projects by the simple API only.
+            message += (
+                f" Projects of the mirror{'s' if len(ctx.index.bases) > 1 else ''} it is layered over "
+                f"({', '.join(ctx.index.bases)}) have no pages: see {ctx.prefix}/simple/{normalized}/."
+            )
+        return ctx.error(404, "Not found", message)
     body, title = found
     return ctx.page(body, title=title)
 

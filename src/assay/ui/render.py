@@ -82,11 +82,16 @@ def page(
     title: str,
     viewer: Any,
     csrf: str,
+    prefix: str,
+    index: Any,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    """A whole page: the layout (per request: who is signed in) around a main part (cacheable)."""
-    body = env.get_template("base.html").render(title=title, main=Markup(main), viewer=viewer, csrf=csrf)  # noqa: S704 - main is rendered by our autoescaping templates
+    """A whole page: the layout (per request: who is signed in) around a main part (cacheable).
+    ``prefix`` starts every link of the index's pages ("" or ``/team``)."""
+    body = env.get_template("base.html").render(
+        title=title, main=Markup(main), viewer=viewer, csrf=csrf, prefix=prefix, index=index  # noqa: S704 - main is rendered by our autoescaping templates
+    )
     response = HTMLResponse(body, status_code=status_code, headers=headers)
     response.headers["content-security-policy"] = CSP
     # Not the API's no-referrer: with it a browser sends "Origin: null" on the pages' own form

@@ -1,6 +1,7 @@
-"""The web interface's routes. Each reads ``request.path_params.get("index")`` (through
-``common.index_name``) so that the same routes can be mounted under ``/{index}`` once a server
-has several indexes (issue 11); today they serve the default index only."""
+"""The web interface's routes: ``routes`` are an index's pages, mounted at the site root for the
+default index and under ``/<name>/`` for a named one (``assay.app.asgi``'s per-index list; each
+page resolves its index through ``common.context``); ``site_routes`` (the style sheet) are the
+site's, one for every index."""
 
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ async def stylesheet(request: Request) -> Response:
     return Response(_CSS, media_type="text/css; charset=utf-8", headers={"cache-control": "public, max-age=86400"})
 
 
+site_routes: list[BaseRoute] = [Route(render.CSS_PATH, stylesheet, methods=["GET", "HEAD"])]
+
 routes: list[BaseRoute] = [
     Route("/", home.home, methods=["GET", "HEAD"]),
     Route("/search/", home.search, methods=["GET", "HEAD"]),
-    Route(render.CSS_PATH, stylesheet, methods=["GET", "HEAD"]),
     Route("/account/", account.account, methods=["GET", "HEAD"]),
     Route("/account/login", account.login_form, methods=["GET", "HEAD"]),
     Route("/account/login", account.login, methods=["POST"]),

@@ -6,6 +6,11 @@ CSRF check every form passes.
   may read it; the pages have none anyway), ``SameSite=Strict`` (never sent on a request another
   site starts) and ``Secure`` when the index is served over TLS. A session ends at sign-out, at
   ``session_lifetime``, or as soon as its token is revoked or expires.
+- A session is one index's (issue 11's several indexes): it is made with a token of that index,
+  its row carries the index's id and only that index's pages accept it, and its cookie is that
+  index's own (``assay_session`` for the default index, ``assay_session_<name>`` for a named
+  one, ``Path=/<name>/``), so signing in on one index neither signs you in on another nor
+  replaces the other's session. The CSRF cookie is the site's (one origin, one check).
 - CSRF (OWASP's "signed double-submit cookie" pattern, without the signature since the value is
   random and HttpOnly): every form carries a hidden ``csrf`` field equal to the ``assay_csrf``
   cookie (random, HttpOnly, SameSite=Strict). Another site can neither read nor set that cookie,
@@ -30,6 +35,7 @@ from starlette.responses import Response
 
 from assay import audit
 from assay.accounts import tokens
+from assay.indexes import IndexRef
 from assay.storage.models import ApiToken, User, WebSession, utcnow
 from assay.ui.services import UIServices
 
@@ -55,9 +61,21 @@ def _secure(svc: UIServices, request: Request) -> bool:
     return svc.settings.scheme == "https" or svc.base_url(request).startswith("https://")
 
 
-def viewer(svc: UIServices, request: Request) -> Viewer | None:
-    """The signed-in person of this request, or None (no cookie, or a session that ended)."""
-    secret = request.cookies.get(SESSION_COOKIE)
+def cookie_name(index: IndexRef) -> str:
+    """The session cookie of ``index``. One name per index, not one name with several paths: a
+    browser sends every cookie whose path matches (RFC 6265 5.4: ``/`` as well as ``/team/``
+    under ``/team/``), and a server cannot tell same-named cookies apart."""
+    return SESSION_COOKIE if index.is_default else f"{SESSION_COOKIE}_{index.name}"
+
+
+def cookie_path(index: IndexRef) -> str:
+    return index.prefix + "/"
+
+
+def viewer(svc: UIServices, request: Request, index: IndexRef) -> Viewer | None:
+    """The person signed in on ``index`` by this request, or None (no cookie, a session that
+    ended, or a session of another index)."""
+    secret = request.cookies.get(cookie_name(index))
     if not secret or len(secret) > 200:
         return None
     now = utcnow()
@@ -69,6 +87,7 @@ def viewer(svc: UIServices, request: Request) -> Viewer | None:
             .outerjoin(User, ApiToken.user_id == User.id)
             .where(
                 WebSession.secret_sha256 == _digest(secret),
+                WebSession.index_id == index.id,
                 WebSession.expires > now,
                 ApiToken.revoked.is_(None),
                 sa.or_(ApiToken.expires.is_(None), ApiToken.expires > now),
@@ -85,17 +104,16 @@ class SignInError(Exception):
         self.code = code
 
 
-def sign_in(svc: UIServices, token: str, remote: str | None) -> tuple[str, dt.datetime]:
-    """Exchange an API token for a new session: returns the cookie's secret and its expiry.
-    Only a person's token (kind "user") signs in; a Trusted Publisher's minted token is for one
-    CI job's uploads."""
+def sign_in(svc: UIServices, index: IndexRef, token: str, remote: str | None) -> tuple[str, dt.datetime]:
+    """Exchange an API token of ``index`` for a new session there: returns the cookie's secret
+    and its expiry. Only a person's token (kind "user") signs in; a Trusted Publisher's minted
+    token is for one CI job's uploads."""
     token = token.strip()
     with svc.db.write() as session:
         try:
             row = tokens.verify(session, token, svc.settings.token_prefix)
         except tokens.TokenError as exc:
             raise SignInError(str(exc), exc.code) from None
-        index = svc.indexes.default()  # the pages are the default index's (named ones: to come)
         if row.index_id != index.id:
             raise SignInError(f"This API token is not valid on the index {index.name!r}.", "wrong-index")
         if row.kind != "user":
@@ -129,26 +147,30 @@ def _prune(session: Session, now: dt.datetime) -> None:
     session.execute(sa.delete(WebSession).where(WebSession.expires <= now))
 
 
-def sign_out(svc: UIServices, request: Request) -> None:
-    secret = request.cookies.get(SESSION_COOKIE)
+def sign_out(svc: UIServices, request: Request, index: IndexRef) -> None:
+    secret = request.cookies.get(cookie_name(index))
     if not secret:
         return
     with svc.db.write() as session:
-        session.execute(sa.delete(WebSession).where(WebSession.secret_sha256 == _digest(secret)))
+        session.execute(
+            sa.delete(WebSession).where(WebSession.secret_sha256 == _digest(secret), WebSession.index_id == index.id)
+        )
 
 
 def set_session_cookie(
-    response: Response, svc: UIServices, request: Request, secret: str, expires: dt.datetime
+    response: Response, svc: UIServices, request: Request, index: IndexRef, secret: str, expires: dt.datetime
 ) -> None:
     max_age = max(0, int((expires - utcnow()).total_seconds()))
     response.set_cookie(
-        SESSION_COOKIE, secret, max_age=max_age, path="/", httponly=True, samesite="strict",
+        cookie_name(index), secret, max_age=max_age, path=cookie_path(index), httponly=True, samesite="strict",
         secure=_secure(svc, request),
     )
 
 
-def clear_session_cookie(response: Response, svc: UIServices, request: Request) -> None:
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(svc, request))
+def clear_session_cookie(response: Response, svc: UIServices, request: Request, index: IndexRef) -> None:
+    response.delete_cookie(
+        cookie_name(index), path=cookie_path(index), httponly=True, samesite="strict", secure=_secure(svc, request)
+    )
 
 
 def csrf_token(request: Request) -> tuple[str, bool]:
