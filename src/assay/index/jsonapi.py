@@ -16,6 +16,7 @@ from packaging.utils import canonicalize_version
 from packaging.version import InvalidVersion, Version
 from sqlalchemy.orm import Session
 
+from assay.index import rebuild_reports
 from assay.index.model import format_upload_time
 from assay.index.pages import ProjectHead
 from assay.index.paths import file_path, provenance_path, public_key
@@ -54,7 +55,9 @@ def _vkey(version: str) -> Version:
         return Version("0")
 
 
-def _file_dict(index: IndexRef, f: File, release: Release, head: ProjectHead, base: str) -> dict[str, Any]:
+def _file_dict(
+    index: IndexRef, f: File, release: Release, head: ProjectHead, base: str, rebuilds: _Rebuilds | None = None
+) -> dict[str, Any]:
     upload = f.upload_time.astimezone(dt.UTC)
     return {
         "comment_text": "",
@@ -83,6 +86,9 @@ def _file_dict(index: IndexRef, f: File, release: Release, head: ProjectHead, ba
             if f.provenance is not None
             else None
         ),
+        # Issue 14, item 4: registered rebuilders' verified reports on these bytes (who, when,
+        # match or mismatch with both digests); the attestations are at the file's /rebuilds.
+        "rebuilds": (rebuilds or {}).get(f.filename, []),
     }
 
 
@@ -118,10 +124,14 @@ def _info(release: Release, head: ProjectHead, base: str, prov: ReleaseProvenanc
     return info
 
 
+_Rebuilds = dict[str, list[dict[str, Any]]]
+
+
 @dataclass
 class _Loaded:
     releases: list[Release]
     files: dict[int, list[File]]  # release id -> its files
+    rebuilds: _Rebuilds
 
     def of(self, release: Release) -> list[File]:
         return self.files.get(release.id, [])
@@ -131,7 +141,7 @@ class _Loaded:
         return release_states((r.version, [file_sources(f.provenance) for f in self.of(r)]) for r in ordered)
 
 
-def _load(session: Session, head: ProjectHead) -> _Loaded:
+def _load(session: Session, head: ProjectHead, index_id: int) -> _Loaded:
     releases = list(session.execute(sa.select(Release).where(Release.project_id == head.id)).scalars())
     files: dict[int, list[File]] = {}
     # PEP 792: a quarantined project offers no files.
@@ -141,7 +151,8 @@ def _load(session: Session, head: ProjectHead) -> _Loaded:
         ).scalars()
         for f in rows:
             files.setdefault(f.release_id, []).append(f)
-    return _Loaded(releases, files)
+    wheels = [(f.filename, f.sha256) for fs in files.values() for f in fs if f.packagetype == "bdist_wheel"]
+    return _Loaded(releases, files, rebuild_reports.of_files(session, index_id, wheels))
 
 
 def _latest(loaded: _Loaded) -> Release | None:
@@ -156,7 +167,7 @@ def _latest(loaded: _Loaded) -> Release | None:
 
 
 def project_json(session: Session, index: IndexRef, head: ProjectHead, base: str) -> dict[str, Any] | None:
-    loaded = _load(session, head)
+    loaded = _load(session, head, index.id)
     latest = _latest(loaded)
     if latest is None:
         return None
@@ -170,8 +181,10 @@ def project_json(session: Session, index: IndexRef, head: ProjectHead, base: str
     return {
         "info": _info(latest, head, base, loaded.states().get(latest.version)),
         "last_serial": head.serial,
-        "releases": {r.version: [_file_dict(index, f, r, head, base) for f in loaded.of(r)] for r in ordered},
-        "urls": [_file_dict(index, f, latest, head, base) for f in loaded.of(latest)],
+        "releases": {
+            r.version: [_file_dict(index, f, r, head, base, loaded.rebuilds) for f in loaded.of(r)] for r in ordered
+        },
+        "urls": [_file_dict(index, f, latest, head, base, loaded.rebuilds) for f in loaded.of(latest)],
         "ownership": {"roles": [{"role": role.capitalize(), "user": user} for role, user in roles]},
         "vulnerabilities": [],
     }
@@ -180,7 +193,7 @@ def project_json(session: Session, index: IndexRef, head: ProjectHead, base: str
 def release_json(
     session: Session, index: IndexRef, head: ProjectHead, version: str, base: str
 ) -> dict[str, Any] | None:
-    loaded = _load(session, head)
+    loaded = _load(session, head, index.id)
     try:
         wanted = canonicalize_version(Version(version))
     except InvalidVersion:
@@ -191,6 +204,6 @@ def release_json(
     return {
         "info": _info(match, head, base, loaded.states().get(match.version)),
         "last_serial": head.serial,
-        "urls": [_file_dict(index, f, match, head, base) for f in loaded.of(match)],
+        "urls": [_file_dict(index, f, match, head, base, loaded.rebuilds) for f in loaded.of(match)],
         "vulnerabilities": [],
     }
