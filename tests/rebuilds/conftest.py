@@ -64,11 +64,18 @@ class Dists:
     wheel: Path
 
 
-def _build(src: Path, out: Path) -> Dists:
-    # As a reproducible release is made: SOURCE_DATE_EPOCH for the sdist and the wheel.
+def _build(src: Path, out: Path, index_url: str | None = None) -> Dists:
+    """As a reproducible release is made: SOURCE_DATE_EPOCH for the sdist and the wheel; in
+    this environment, or (``index_url``) in build's isolated one with the backend from that
+    index alone."""
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(EPOCH)}
+    isolation = ["--no-isolation"]
+    if index_url is not None:
+        env = {k: v for k, v in env.items() if not k.startswith("PIP_")}
+        env.update({"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": index_url, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+        isolation = []
     subprocess.run(
-        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)],
+        [sys.executable, "-m", "build", *isolation, "--outdir", str(out), str(src)],
         check=True,
         capture_output=True,
         text=True,
@@ -77,7 +84,7 @@ def _build(src: Path, out: Path) -> Dists:
     return Dists(next(out.glob("*.tar.gz")), next(out.glob("*.whl")))
 
 
-def reproducible_project(workdir: Path, name: str, version: str) -> Dists:
+def reproducible_project(workdir: Path, name: str, version: str, index_url: str | None = None) -> Dists:
     """A tiny flit_core project (flit_core honours SOURCE_DATE_EPOCH)."""
     module = name.replace("-", "_")
     src = workdir / f"src-{name}-{version}"
@@ -100,7 +107,7 @@ def reproducible_project(workdir: Path, name: str, version: str) -> Dists:
             """
         )
     )
-    return _build(src, workdir / f"dist-{name}-{version}")
+    return _build(src, workdir / f"dist-{name}-{version}", index_url)
 
 
 #: An in-tree PEP 517 backend (no requirements) that writes the build time into the wheel:

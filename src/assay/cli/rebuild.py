@@ -65,6 +65,8 @@ def rebuild_command(
     from assay.rebuilds.client import RebuildClient, RebuildError, rebuild
     from assay.rebuilds.signing import SigningFailed, SigstoreSigner
 
+    if not dry_run and not identity_token:
+        raise click.UsageError("an OIDC identity token is needed to sign the report: --identity-token, or --dry-run")
     try:
         signer = None if dry_run else SigstoreSigner(identity_token or "", trust_config)
         client = RebuildClient(repository_url, token=token)
