@@ -5,12 +5,21 @@ verified and recorded by the index."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pyotp
 import pytest
+import tomli_w
+from click.testing import CliRunner
+from packaging.pylock import Package, PackageSdist, PackageWheel, Pylock
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
+from assay.cli import main
 from assay.rebuilds.client import RebuildClient, RebuildError, rebuild
 from assay.rebuilds.predicate import PREDICATE_TYPE
 from tests.rebuilds.conftest import (
@@ -257,3 +266,70 @@ def test_a_named_index_has_its_own_rebuilds(
     with rb.client() as http:
         assert http.get(f"/{team}/integrity/{unique}/5.0/{dists.wheel.name}/rebuilds").json()["reproduced_by"] == 1
         assert http.get(f"/integrity/{unique}/5.0/{dists.wheel.name}/rebuilds").status_code == 404
+
+
+def _verify(tmp: Path, authority: LocalSigstore, lock: Path, pins: dict[str, object]) -> dict[str, Any]:
+    """``assay verify LOCK`` in this process, with ``pins`` as .provenance.toml."""
+    pins_path = tmp / ".provenance.toml"
+    pins_path.write_text(tomli_w.dumps({"packages": pins}))
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith(("PIP_", "UV_"))}
+    env.update({"XDG_CACHE_HOME": str(tmp / "xdg-cache"), "XDG_STATE_HOME": str(tmp / "xdg-state")})
+    options = ["--pins", str(pins_path), "--cache-dir", str(tmp / "cache")]
+    options += ["--trust-root", str(authority.trusted_root_path), "--format", "json"]
+    result = CliRunner().invoke(main, ["verify", *options, str(lock)], env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    doc: dict[str, Any] = json.loads(result.stdout) if result.exit_code != 2 else {"error": result.output}
+    doc["exit_code"] = result.exit_code
+    return doc
+
+
+def test_verify_pins_can_require_rebuilds(
+    rb: AssayServer, authority: LocalSigstore, unique: str, tmp_path: Path
+) -> None:
+    """``rebuilt-by = [...]`` (and ``rebuilds = K``) in .provenance.toml: assay verify checks
+    each of the index's reports itself and counts the pinned rebuilders that reproduced the
+    wheel; the sdist is the source, not rebuilt."""
+    dists = reproducible_project(tmp_path, unique, "6.0")
+    _publish(rb, unique, [dists.sdist, dists.wheel])
+    _rebuilders(rb, unique, ALICE, BOB)
+    _rebuild(rb, rb.simple, unique, "6.0", LocalSigner(authority, ALICE))
+    with rb.client() as http:
+        urls = {u["filename"]: u for u in http.get(f"/pypi/{unique}/6.0/json").json()["urls"]}
+    wheel, sdist = urls[dists.wheel.name], urls[dists.sdist.name]
+    lock = tmp_path / "pylock.toml"
+    package = Package(
+        name=canonicalize_name(unique),
+        version=Version("6.0"),
+        index=rb.simple,
+        wheels=[PackageWheel(name=wheel["filename"], url=wheel["url"], hashes={"sha256": wheel["digests"]["sha256"]})],
+        sdist=PackageSdist(name=sdist["filename"], url=sdist["url"], hashes={"sha256": sdist["digests"]["sha256"]}),
+    )
+    pylock = Pylock(lock_version=Version("1.0"), created_by="tests", packages=[package])
+    lock.write_text(tomli_w.dumps(pylock.to_dict()))
+    alice = {"issuer": ISSUER, "email": ALICE}
+    bob = {"issuer": ISSUER, "email": BOB}
+
+    def verdicts(doc: dict[str, Any]) -> dict[str, str]:
+        return {f["filename"]: f["verdict"] for f in doc["files"]}
+
+    both = _verify(tmp_path, authority, lock, {unique: {"rebuilt-by": [alice, bob]}})
+    assert both["exit_code"] == 1
+    assert verdicts(both) == {wheel["filename"]: "not-reproduced", sdist["filename"]: "unattested"}
+    reason = next(f["reason"] for f in both["files"] if f["filename"] == wheel["filename"])
+    assert "reproduced by 1 of the 2 required" in reason
+
+    one = _verify(tmp_path, authority, lock, {unique: {"rebuilt-by": [alice, bob], "rebuilds": 1}})
+    assert one["exit_code"] == 0
+    [entry] = [f for f in one["files"] if f["filename"] == wheel["filename"]]
+    assert entry["verdict"] == "unattested"
+    assert entry["reproduced_by"] == [f"{ALICE} ({ISSUER})"]
+    assert f"reproduced by {ALICE}" in entry["reason"]
+
+    # Bob did not rebuild it; Alice's report does not count for a pin naming Bob alone.
+    only_bob = _verify(tmp_path, authority, lock, {unique: {"rebuilt-by": [bob]}})
+    assert verdicts(only_bob)[wheel["filename"]] == "not-reproduced"
+    # A bad pin is a usage error that says what is wrong.
+    bad = _verify(tmp_path, authority, lock, {unique: {"rebuilt-by": [alice], "rebuilds": 3}})
+    assert bad["exit_code"] == 2
+    assert "rebuilds must be between 1 and 1" in bad["error"]

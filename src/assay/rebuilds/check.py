@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sigstore.errors import Error as SigstoreError
-from sigstore.verify.policy import Identity, UnsafeNoOp
+from sigstore.verify.policy import Identity
 
 from assay import untrusted_json
 from assay.attestations.trust import TrustRoot
@@ -59,12 +59,9 @@ def check(raw: Any, *, filename: str, sha256: str, expected: Sequence[Expected],
         raise RebuildInvalid(str(exc)) from None
     except Exception as exc:  # sigstore's bundle validation raises assorted types
         raise RebuildInvalid(f"malformed verification material: {exc}") from None
-    try:
-        # Signature, chain, SCT and log entry here; the identity below, against each rebuilder,
-        # so that the refusal can say who signed (a policy failure would not).
-        payload_type, payload = trust.verifier.verify_dsse(bundle, UnsafeNoOp())
-    except (SigstoreError, ValueError) as exc:
-        raise RebuildInvalid(f"signature verification failed: {exc}") from None
+    # Who the certificate names first (cheap, no cryptography): a certificate naming none of
+    # the rebuilders is refused saying whom it names; then the signature, the chain to the
+    # trust root, the SCT and the log entry, under that rebuilder's identity policy.
     cert = bundle.signing_certificate
     issuer = extension_text(cert, ISSUER_V2) or extension_text(cert, ISSUER_V1) or "?"
     signed_by = f"{', '.join(san_values(cert)) or '?'} ({issuer})"
@@ -78,6 +75,11 @@ def check(raw: Any, *, filename: str, sha256: str, expected: Sequence[Expected],
         break
     if signer is None:
         raise NotARebuilder(f"signed by {signed_by}, who is not a registered rebuilder of this project")
+    policy = Identity(identity=expected[signer].identity, issuer=expected[signer].issuer)
+    try:
+        payload_type, payload = trust.verifier.verify_dsse(bundle, policy)
+    except (SigstoreError, ValueError) as exc:
+        raise RebuildInvalid(f"signature verification failed: {exc}") from None
     if payload_type != IN_TOTO_PAYLOAD_TYPE:
         raise RebuildInvalid(f"the envelope's payload type is {payload_type!r}, not an in-toto statement")
     try:
