@@ -131,7 +131,6 @@ _Rebuilds = dict[str, list[dict[str, Any]]]
 class _Loaded:
     releases: list[Release]
     files: dict[int, list[File]]  # release id -> its files
-    rebuilds: _Rebuilds
 
     def of(self, release: Release) -> list[File]:
         return self.files.get(release.id, [])
@@ -141,7 +140,7 @@ class _Loaded:
         return release_states((r.version, [file_sources(f.provenance) for f in self.of(r)]) for r in ordered)
 
 
-def _load(session: Session, head: ProjectHead, index_id: int) -> _Loaded:
+def _load(session: Session, head: ProjectHead) -> _Loaded:
     releases = list(session.execute(sa.select(Release).where(Release.project_id == head.id)).scalars())
     files: dict[int, list[File]] = {}
     # PEP 792: a quarantined project offers no files.
@@ -151,8 +150,13 @@ def _load(session: Session, head: ProjectHead, index_id: int) -> _Loaded:
         ).scalars()
         for f in rows:
             files.setdefault(f.release_id, []).append(f)
-    wheels = [(f.filename, f.sha256) for fs in files.values() for f in fs if f.packagetype == "bdist_wheel"]
-    return _Loaded(releases, files, rebuild_reports.of_files(session, index_id, wheels))
+    return _Loaded(releases, files)
+
+
+def _rebuilds(session: Session, head: ProjectHead, files: list[File], version: str | None = None) -> _Rebuilds:
+    """Issue 14, item 4: the wheels' rebuild reports (``index.rebuild_reports``)."""
+    wheels = [(f.filename, f.sha256) for f in files if f.packagetype == "bdist_wheel"]
+    return rebuild_reports.of_project(session, head.id, wheels, version=version)
 
 
 def _latest(loaded: _Loaded) -> Release | None:
@@ -167,7 +171,7 @@ def _latest(loaded: _Loaded) -> Release | None:
 
 
 def project_json(session: Session, index: IndexRef, head: ProjectHead, base: str) -> dict[str, Any] | None:
-    loaded = _load(session, head, index.id)
+    loaded = _load(session, head)
     latest = _latest(loaded)
     if latest is None:
         return None
@@ -178,13 +182,12 @@ def project_json(session: Session, index: IndexRef, head: ProjectHead, base: str
         .where(Role.project_id == head.id)
         .order_by(User.username)
     ).all()
+    rebuilds = _rebuilds(session, head, [f for fs in loaded.files.values() for f in fs])
     return {
         "info": _info(latest, head, base, loaded.states().get(latest.version)),
         "last_serial": head.serial,
-        "releases": {
-            r.version: [_file_dict(index, f, r, head, base, loaded.rebuilds) for f in loaded.of(r)] for r in ordered
-        },
-        "urls": [_file_dict(index, f, latest, head, base, loaded.rebuilds) for f in loaded.of(latest)],
+        "releases": {r.version: [_file_dict(index, f, r, head, base, rebuilds) for f in loaded.of(r)] for r in ordered},
+        "urls": [_file_dict(index, f, latest, head, base, rebuilds) for f in loaded.of(latest)],
         "ownership": {"roles": [{"role": role.capitalize(), "user": user} for role, user in roles]},
         "vulnerabilities": [],
     }
@@ -193,7 +196,7 @@ def project_json(session: Session, index: IndexRef, head: ProjectHead, base: str
 def release_json(
     session: Session, index: IndexRef, head: ProjectHead, version: str, base: str
 ) -> dict[str, Any] | None:
-    loaded = _load(session, head, index.id)
+    loaded = _load(session, head)
     try:
         wanted = canonicalize_version(Version(version))
     except InvalidVersion:
@@ -201,9 +204,10 @@ def release_json(
     match = next((r for r in loaded.releases if r.canonical_version == wanted), None)
     if match is None:
         return None
+    rebuilds = _rebuilds(session, head, loaded.of(match), match.canonical_version)
     return {
         "info": _info(match, head, base, loaded.states().get(match.version)),
         "last_serial": head.serial,
-        "urls": [_file_dict(index, f, match, head, base, loaded.rebuilds) for f in loaded.of(match)],
+        "urls": [_file_dict(index, f, match, head, base, rebuilds) for f in loaded.of(match)],
         "vulnerabilities": [],
     }
