@@ -81,6 +81,11 @@ def test_a_mismatch_exits_1_and_a_report_needs_a_token(server: AssayServer, uniq
     refused = _cli(unique, "1.0", "--repository-url", server.simple, "--no-isolation")
     assert refused.returncode == 2
     assert "identity token is needed" in refused.stderr
+    # The sigstore library's signer refuses a token that is not an OIDC identity token (before
+    # it would reach the Sigstore instance), after the rebuild: nothing reported.
+    garbage = _cli(unique, "1.0", "--repository-url", server.simple, "--no-isolation", "--identity-token", "x.y.z")
+    assert garbage.returncode == 1
+    assert "signing with Sigstore (production) failed" in garbage.stderr
     missing = _cli(unique, "9.0", "--repository-url", server.simple, "--dry-run")
     assert missing.returncode == 1
     assert "has no sdist" in missing.stderr

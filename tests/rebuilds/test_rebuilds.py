@@ -266,6 +266,16 @@ def test_a_named_index_has_its_own_rebuilds(
     with rb.client() as http:
         assert http.get(f"/{team}/integrity/{unique}/5.0/{dists.wheel.name}/rebuilds").json()["reproduced_by"] == 1
         assert http.get(f"/integrity/{unique}/5.0/{dists.wheel.name}/rebuilds").status_code == 404
+    # A private index: its reports are read, and submitted, with a read token of the index.
+    private = f"p{unique[-6:]}"
+    rb.cli("index", "create", private, "--private")
+    private_token = rb.admin("token", "create", "--user", "owner", "--index", private).stdout.strip()
+    with rb.client(index=private) as http:
+        assert upload(http, dists.wheel, private_token).status_code == 200
+        url = f"/integrity/{unique}/5.0/{dists.wheel.name}/rebuilds"
+        assert http.get(url).status_code == 401
+        assert http.post(url, json={}).status_code == 401
+        assert http.get(url, auth=("__token__", private_token)).json()["reproduced_by"] == 0
 
 
 def _verify(tmp: Path, authority: LocalSigstore, lock: Path, pins: dict[str, object]) -> dict[str, Any]:

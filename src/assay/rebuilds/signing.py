@@ -42,13 +42,15 @@ class SigstoreSigner:
         from sigstore.sign import SigningContext
 
         try:
+            # The token first: a malformed one is refused before the trust config is fetched
+            # (production and staging update theirs over TUF).
+            token = IdentityToken(self._token)
             if self._trust_config == "production":
                 config = ClientTrustConfig.production()
             elif self._trust_config == "staging":
                 config = ClientTrustConfig.staging()
             else:
                 config = ClientTrustConfig.from_json(Path(self._trust_config).read_text())
-            token = IdentityToken(self._token)
             statement = (
                 StatementBuilder()
                 .subjects([Subject(name=filename, digest={"sha256": sha256})])
