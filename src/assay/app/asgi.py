@@ -26,6 +26,7 @@ from assay.index.routes import routes as index_routes
 from assay.log.routes import routes as log_routes
 from assay.publishing.routes import routes as publishing_routes
 from assay.publishing.routes import site_routes as publishing_site_routes
+from assay.rebuilds.routes import routes as rebuild_routes
 from assay.stages import store as stage_store
 from assay.stages.preview import routes as stage_preview_routes
 from assay.stages.routes import routes as stage_routes
@@ -135,6 +136,8 @@ def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
         *upload_routes,
         *publishing_routes,
         *attestation_routes,
+        # Issue 14, item 4: rebuild reports beside the provenance (/integrity/.../rebuilds).
+        *rebuild_routes,
         *log_routes,
         # Issue 14: the maintainers' /_/releases/ API and the stages' preview indexes.
         *stage_routes,

@@ -21,6 +21,7 @@ from assay.log.routes import LogService, LogServices
 from assay.mirror.service import MirrorService
 from assay.publishing.interfaces import PublishingServices
 from assay.publishing.service import TrustedPublishing
+from assay.rebuilds.routes import RebuildServices
 from assay.stages.services import StageServices
 from assay.storage.blobs import BlobStore
 from assay.storage.changes import on_project_changed
@@ -126,7 +127,7 @@ def build_services(settings: Settings) -> Services:
 
 def _provides(
     svc: Services,
-) -> tuple[IndexServices, UploadServices, PublishingServices, LogServices, UIServices, StageServices]:
+) -> tuple[IndexServices, UploadServices, PublishingServices, LogServices, UIServices, StageServices, RebuildServices]:
     """Never called: mypy checks here that ``Services`` provides every interface a capability's
     routes read from the app state (``index_services``, ``upload_services``, ...)."""
-    return svc, svc, svc, svc, svc, svc
+    return svc, svc, svc, svc, svc, svc, svc

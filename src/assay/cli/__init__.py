@@ -18,6 +18,7 @@ from assay.cli.lazy import LazyGroup
         "admin": "assay.cli.admin:admin",
         "publish": "assay.cli.publish:publish_command",
         "release": "assay.cli.release:release",
+        "rebuild": "assay.cli.rebuild:rebuild_command",
         "verify": "assay.cli.verify:verify",
         "install": "assay.cli.verify:install_command",
         "pins": "assay.cli.verify:pins",

@@ -179,6 +179,7 @@ def index_option(command: _F) -> _F:
         "log": "assay.cli.log_admin:log",
         "index": "assay.cli.index_admin:index",
         "blobs": "assay.cli.blobs_admin:blobs",
+        "rebuilder": "assay.cli.rebuilder_admin:rebuilder",
 
         "policy": "assay.cli.policy_admin:policy",
     },
@@ -414,15 +415,28 @@ def project_status(ctx: Ctx, name: str, status: str, reason: str | None) -> None
     type=int,
     help=f"M of N: how many different owners must approve a stage (1 to {projects.MAX_APPROVALS}; default 1).",
 )
+@click.option(
+    "--rebuilds",
+    type=int,
+    help="How many registered rebuilders (assay admin rebuilder add) must have reproduced every wheel of a "
+    "stage before it may be approved (0 to 10; default 0).",
+)
 @index_option
 @pass_ctx
 @friendly_errors
 def project_set(
-    ctx: Ctx, name: str, releases: str | None, four_eyes: bool | None, approvals: int | None
+    ctx: Ctx, name: str, releases: str | None, four_eyes: bool | None, approvals: int | None, rebuilds: int | None
 ) -> None:
     """Change how project NAME's releases go live."""
-    if releases is None and four_eyes is None and approvals is None:
-        raise click.UsageError("nothing to set: give --releases, --four-eyes/--no-four-eyes or --approvals")
+    if releases is None and four_eyes is None and approvals is None and rebuilds is None:
+        raise click.UsageError("nothing to set: give --releases, --four-eyes/--no-four-eyes, --approvals or --rebuilds")
+    if rebuilds is not None:
+        from assay.rebuilds import registry
+
+        count = registry.set_required(ctx.db, name, rebuilds, actor=ctx.actor, index_id=ctx.index.id)
+        click.echo(f"{name}: rebuilds required {count}")
+        if releases is None and four_eyes is None and approvals is None:
+            return
     mode, eyes, required = projects.set_releases(
         ctx.db, name, mode=releases, four_eyes=four_eyes, approvals=approvals, actor=ctx.actor, index_id=ctx.index.id
     )

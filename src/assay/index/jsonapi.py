@@ -16,6 +16,7 @@ from packaging.utils import canonicalize_version
 from packaging.version import InvalidVersion, Version
 from sqlalchemy.orm import Session
 
+from assay.index import rebuild_reports
 from assay.index.model import format_upload_time
 from assay.index.pages import ProjectHead
 from assay.index.paths import file_path, provenance_path, public_key
@@ -54,7 +55,9 @@ def _vkey(version: str) -> Version:
         return Version("0")
 
 
-def _file_dict(index: IndexRef, f: File, release: Release, head: ProjectHead, base: str) -> dict[str, Any]:
+def _file_dict(
+    index: IndexRef, f: File, release: Release, head: ProjectHead, base: str, rebuilds: _Rebuilds | None = None
+) -> dict[str, Any]:
     upload = f.upload_time.astimezone(dt.UTC)
     return {
         "comment_text": "",
@@ -83,6 +86,9 @@ def _file_dict(index: IndexRef, f: File, release: Release, head: ProjectHead, ba
             if f.provenance is not None
             else None
         ),
+        # Issue 14, item 4: registered rebuilders' verified reports on these bytes (who, when,
+        # match or mismatch with both digests); the attestations are at the file's /rebuilds.
+        "rebuilds": (rebuilds or {}).get(f.filename, []),
     }
 
 
@@ -118,6 +124,9 @@ def _info(release: Release, head: ProjectHead, base: str, prov: ReleaseProvenanc
     return info
 
 
+_Rebuilds = dict[str, list[dict[str, Any]]]
+
+
 @dataclass
 class _Loaded:
     releases: list[Release]
@@ -144,6 +153,12 @@ def _load(session: Session, head: ProjectHead) -> _Loaded:
     return _Loaded(releases, files)
 
 
+def _rebuilds(session: Session, head: ProjectHead, files: list[File], version: str | None = None) -> _Rebuilds:
+    """Issue 14, item 4: the wheels' rebuild reports (``index.rebuild_reports``)."""
+    wheels = [(f.filename, f.sha256) for f in files if f.packagetype == "bdist_wheel"]
+    return rebuild_reports.of_project(session, head.id, wheels, version=version)
+
+
 def _latest(loaded: _Loaded) -> Release | None:
     """PyPI's choice: the newest final, non-yanked release with files; failing that the newest
     non-yanked one, then the newest of all."""
@@ -167,11 +182,12 @@ def project_json(session: Session, index: IndexRef, head: ProjectHead, base: str
         .where(Role.project_id == head.id)
         .order_by(User.username)
     ).all()
+    rebuilds = _rebuilds(session, head, [f for fs in loaded.files.values() for f in fs])
     return {
         "info": _info(latest, head, base, loaded.states().get(latest.version)),
         "last_serial": head.serial,
-        "releases": {r.version: [_file_dict(index, f, r, head, base) for f in loaded.of(r)] for r in ordered},
-        "urls": [_file_dict(index, f, latest, head, base) for f in loaded.of(latest)],
+        "releases": {r.version: [_file_dict(index, f, r, head, base, rebuilds) for f in loaded.of(r)] for r in ordered},
+        "urls": [_file_dict(index, f, latest, head, base, rebuilds) for f in loaded.of(latest)],
         "ownership": {"roles": [{"role": role.capitalize(), "user": user} for role, user in roles]},
         "vulnerabilities": [],
     }
@@ -188,9 +204,10 @@ def release_json(
     match = next((r for r in loaded.releases if r.canonical_version == wanted), None)
     if match is None:
         return None
+    rebuilds = _rebuilds(session, head, loaded.of(match), match.canonical_version)
     return {
         "info": _info(match, head, base, loaded.states().get(match.version)),
         "last_serial": head.serial,
-        "urls": [_file_dict(index, f, match, head, base) for f in loaded.of(match)],
+        "urls": [_file_dict(index, f, match, head, base, rebuilds) for f in loaded.of(match)],
         "vulnerabilities": [],
     }

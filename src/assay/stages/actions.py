@@ -24,7 +24,7 @@ from assay.accounts.auth import AuthError, Principal, check_upload_allowed, role
 from assay.indexes import IndexRef
 from assay.log import entries, note
 from assay.log import store as translog
-from assay.stages import store
+from assay.stages import rebuild_gate, store
 from assay.storage.blobs import BlobStore
 from assay.storage.changes import project_changed
 from assay.storage.db import Database
@@ -174,6 +174,14 @@ def approve(
                 "closed",
             )
         files = store.staged_files(session, stage.id)
+        if short := rebuild_gate.unreproduced(session, project, files):
+            # Checked before the TOTP code, so a refused approval does not use it up.
+            raise StageError(
+                f"{project.normalized_name} {stage.version} needs {project.rebuilds_required} independent "
+                f"rebuilds of every wheel before approval (assay rebuild): " + "; ".join(short),
+                409,
+                "rebuilds",
+            )
         if project.four_eyes and (trigger := _four_eyes_violation(who.username or "", files)):
             raise StageError(
                 f"Four eyes: {who.username!r} triggered this stage's upload ({trigger}); another owner must approve.",

@@ -140,6 +140,9 @@ class Project(Base):
     four_eyes: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: M of N: how many different owners must approve a stage before it goes live.
     approvals_required: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    #: Issue 14, item 4: how many distinct registered rebuilders must have reproduced every
+    #: wheel of a stage before it may be approved (0: none).
+    rebuilds_required: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     releases: Mapped[list[Release]] = relationship(
         back_populates="project", cascade="all, delete-orphan", passive_deletes=True
@@ -779,4 +782,51 @@ class LogCosignature(Base):
     text_sha256: Mapped[str] = mapped_column(String(64))
     #: The whole signature line, ``— <name> <base64(key ID || timestamp || signature)>\n``.
     line: Mapped[str] = mapped_column(String(500))
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Rebuilder(Base):
+    """Issue 14, item 4: a Sigstore identity a project trusts to rebuild its sdists (a CI of
+    another organisation, a second maintainer): the OIDC issuer and the certificate's e-mail
+    or subject (SAN), under the index's trust root."""
+
+    __tablename__ = "rebuilders"
+    __table_args__ = (UniqueConstraint("project_id", "issuer", "identity", name="uq_rebuilders_identity"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = _index_column()
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    issuer: Mapped[str] = mapped_column(String(500))
+    #: The certificate's SubjectAlternativeName: an e-mail address or a URI.
+    identity: Mapped[str] = mapped_column(String(500))
+    #: "email" or "subject" (how it was registered, for listings).
+    identity_kind: Mapped[str] = mapped_column(String(10))
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class RebuildAttestation(Base):
+    """Issue 14, item 4: a registered rebuilder's signed report that it rebuilt ``filename``
+    (a wheel, live or staged) from the release's sdist, and whether the bytes matched. Keyed
+    by the index's filename and digest, not by a file row: a staged file's reports stay with
+    it when it goes live (filenames are never reused on an index)."""
+
+    __tablename__ = "rebuild_attestations"
+    __table_args__ = (
+        UniqueConstraint("index_id", "filename", "sha256", "rebuilder_id", name="uq_rebuild_attestations_one"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = _index_column()
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    canonical_version: Mapped[str] = mapped_column(String(100))
+    filename: Mapped[str] = mapped_column(String(300), index=True)
+    #: The index's file's sha256 (the statement's subject).
+    sha256: Mapped[str] = mapped_column(String(64))
+    #: The rebuilt wheel's sha256: equal to ``sha256`` for a match.
+    rebuilt_sha256: Mapped[str] = mapped_column(String(64))
+    #: "match" or "mismatch".
+    outcome: Mapped[str] = mapped_column(String(10))
+    rebuilder_id: Mapped[int] = mapped_column(ForeignKey("rebuilders.id", ondelete="CASCADE"), index=True)
+    #: The PEP 740 attestation object as submitted (DSSE envelope + verification material).
+    attestation: Mapped[dict[str, Any]] = mapped_column(JSON)
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -51,7 +51,9 @@ from assay.publishers.base import RepositoryPin
 from assay.publishers.github import GitHubRepository
 from assay.publishers.gitlab import GitLabRepository
 from assay.publishers.registry import IDENTITIES
+from assay.verify import rebuilds as rebuild_pins
 from assay.verify.errors import InputError
+from assay.verify.rebuilds import RebuildPin
 
 __all__ = ["GitHubRepository", "GitLabRepository", "RepositoryPin"]  # the legacy format's pins
 
@@ -147,6 +149,9 @@ class PinFile:
     #: ``[log."<index URL>"] witnesses = ["<cosignature/v1 verifier key>", ...]``: the witnesses
     #: whose cosignatures ``--require-witnesses`` counts on that index's checkpoints.
     log_witnesses: dict[str, list[str]] = field(default_factory=dict)
+    #: ``rebuilt-by = [...]`` / ``rebuilds = K`` of a package (issue 14, item 4:
+    #: ``assay.verify.rebuilds``), with or without a publisher pin beside it.
+    rebuilds: dict[NormalizedName, RebuildPin] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> PinFile:
@@ -177,11 +182,17 @@ class PinFile:
             if not isinstance(table, dict):
                 raise InputError(f"{path}: packages.{key} must be a table")
             name = canonicalize_name(key)
-            if name in pin_file.pins:
+            if name in pin_file.pins or name in pin_file.rebuilds:
                 raise InputError(f"{path}: {key!r} and another table both pin {name}")
             comment = table.get("comment")
             if comment is not None and not isinstance(comment, str):
                 raise InputError(f"{path}: [packages.{key}] comment must be a string")
+            rebuild_pin = rebuild_pins.parse(key, table, where=str(path))
+            if rebuild_pin is not None:
+                pin_file.rebuilds[name] = rebuild_pin
+                table = {k: v for k, v in table.items() if k not in rebuild_pins.KEYS}
+                if set(table) <= {"comment"}:
+                    continue  # a rebuild pin alone: no publisher pinned
             identity = _identity_from_table(key, table, where=str(path))
             pin_file.pins[name] = Pin((identity,), source=path.name, comment=comment)
         logs = raw.get("log", {})
@@ -207,12 +218,15 @@ class PinFile:
         self.pins.pop(name, None)
 
     def dumps(self) -> str:
-        packages: dict[str, dict[str, str]] = {}
-        for name in sorted(self.pins):
-            pin = self.pins[name]
-            table = pin_fields(pin.matchers[0])
-            if pin.comment:
-                table["comment"] = pin.comment
+        packages: dict[str, dict[str, Any]] = {}
+        for name in sorted({*self.pins, *self.rebuilds}):
+            table: dict[str, Any] = {}
+            if (pin := self.pins.get(name)) is not None:
+                table.update(pin_fields(pin.matchers[0]))
+                if pin.comment:
+                    table["comment"] = pin.comment
+            if (rebuild_pin := self.rebuilds.get(name)) is not None:
+                table.update(rebuild_pin.to_table())
             packages[name] = table
         doc: dict[str, Any] = {"packages": packages}
         if self.log_keys:

@@ -38,8 +38,10 @@ def to_json(outcome: Outcome) -> dict[str, Any]:
                 "verdict": r.verdict.value,
                 "reason": r.reason,
                 "identity": r.identity_fields(),
+                # Issue 14, item 4: for a wheel under a rebuild pin, who reproduced it.
+                **({"reproduced_by": outcome.rebuilds[i]} if i in outcome.rebuilds else {}),
             }
-            for r in outcome.results
+            for i, r in enumerate(outcome.results)
         ],
         "summary": outcome.summary(),
     }

@@ -25,6 +25,7 @@ from assay.attestations.trust import TrustRoot, TrustRootError
 from assay.log import note
 from assay.publishers import Identity
 from assay.verify import logcheck
+from assay.verify import rebuilds as rebuild_pins
 from assay.verify.cache import DiskCache, Entry
 from assay.verify.checks import ProvenanceCheck
 from assay.verify.errors import FetchError, InputError
@@ -86,6 +87,9 @@ class Outcome:
 
     #: Whether results of earlier checks were used, and if not why ("on", "off: ...").
     memo: str = "off"
+    #: Issue 14, item 4: per result position of a rebuild-pinned wheel, the pinned rebuilders
+    #: whose signed reports matched it (checked here).
+    rebuilds: dict[int, list[str]] = field(default_factory=dict)
 
     def stats_line(self) -> str:
         s = self.stats
@@ -264,6 +268,7 @@ def run(
                 wants_receipt=wants_receipt)
         outcome = _decide(slots, settings)
         _check_logs(outcome, slots, pages, pins, settings, cache, http, prefetched=receipts)
+        _check_rebuilds(outcome, slots, pins, settings, http)
     finally:
         checks.close()
         if http is not None:
@@ -517,3 +522,38 @@ def _fail(outcome: Outcome, position: int, problem: logcheck.Problem) -> None:
     result = outcome.results[position]
     if result.verdict not in FAILURES:
         outcome.results[position] = FileResult(result.file, problem.verdict, problem.reason, result.identity)
+
+
+def _check_rebuilds(outcome: Outcome, slots: list[_Slot], pins: PinSet, settings: Settings, http: Http | None) -> None:
+    """Rebuild pins (``assay.verify.rebuilds``): each pinned wheel's reports, checked here; too
+    few replaces a verdict that was not already a failure, enough is said in the reason."""
+    for position, slot in enumerate(slots):
+        f = slot.file
+        pin = pins.file.rebuilds.get(f.name)
+        if pin is None or f.filename is None or not f.filename.endswith(".whl") or f.sha256 is None:
+            continue
+        url = rebuild_pins.reports_url(f)
+        problem = None
+        got = None
+        if http is None or url is None:
+            problem = "its rebuild reports cannot be fetched (offline, or no index URL)"
+        else:
+            try:
+                answer = rebuild_pins.fetch(http, url)
+                got = None if answer is None else rebuild_pins.judge(answer, f, pin, settings.trust)
+            except (FetchError, ValueError) as exc:
+                problem = f"its rebuild reports could not be read: {exc}"
+        outcome.rebuilds[position] = list(got.reproduced_by) if got is not None else []
+        n = len(got.reproduced_by) if got is not None else 0
+        if problem is None and n < pin.required:
+            problem = f"reproduced by {n} of the {pin.required} required ({pin.summary()})"
+            if got is not None and got.mismatches:
+                problem += "; mismatch reported by " + "; ".join(got.mismatches)
+            if got is not None and got.invalid:
+                problem += f"; {len(got.invalid)} report(s) did not verify: " + "; ".join(got.invalid)
+        result = outcome.results[position]
+        if problem is not None:
+            _fail(outcome, position, logcheck.Problem(Verdict.NOT_REPRODUCED, f"rebuild pin: {problem}"))
+        elif got is not None:
+            reason = f"{result.reason}; reproduced by {', '.join(got.reproduced_by)}"
+            outcome.results[position] = FileResult(result.file, result.verdict, reason, result.identity)

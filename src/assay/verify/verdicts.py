@@ -26,6 +26,8 @@ verdict                   meaning                                               
 ``log-unwitnessed``       ``--require-witnesses K``: the checkpoint checked carries   failure
                           fewer than K valid cosignatures by pinned witnesses, or
                           the index's log is not checked at all
+``not-reproduced``        a wheel pinned ``rebuilt-by`` (``rebuilds = K``) has        failure
+                          fewer than K valid matching reports by those rebuilders
 ========================  ==========================================================  =======
 
 No path that meets an error ends in ``verified``: a verdict is ``verified`` only when every
@@ -71,6 +73,9 @@ class Verdict(enum.StrEnum):
     #: --require-witnesses K: the checkpoint checked carries fewer than K valid cosignatures
     #: by pinned witness keys (C2SP tlog-cosignature), or the index's log is not checked.
     LOG_UNWITNESSED = "log-unwitnessed"
+    #: Issue 14, item 4: a wheel of a package pinned ``rebuilt-by``/``rebuilds = K`` that
+    #: fewer than K of those rebuilders reproduced (by signed reports checked here).
+    NOT_REPRODUCED = "not-reproduced"
 
 
 FAILURES = frozenset(
@@ -83,6 +88,7 @@ FAILURES = frozenset(
         Verdict.LOG_MISMATCH,
         Verdict.LOG_FORK,
         Verdict.LOG_UNWITNESSED,
+        Verdict.NOT_REPRODUCED,
     }
 )
 
