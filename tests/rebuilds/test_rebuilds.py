@@ -72,6 +72,10 @@ def test_two_rebuilds_are_listed_as_reproduced_by_two(
     assert ALICE in listed
     assert BOB in listed
 
+    page_url = f"/project/{unique}/1.0/{dists.wheel.name}/"
+    with rb.client() as http:
+        assert "Independent rebuilds" not in http.get(page_url).text  # rendered and cached
+
     for who in (ALICE, BOB):
         report = _rebuild(rb, rb.simple, unique, "1.0", LocalSigner(authority, who))
         assert report.source_date_epoch == EPOCH
@@ -101,6 +105,16 @@ def test_two_rebuilds_are_listed_as_reproduced_by_two(
         "rebuild:match",
         "rebuild:match",
     ]
+
+    # The file page shows them, each as the rebuilder's assertion (issue 15, item 2); the page
+    # was cached before the reports came, so this also proves a report moves its serial on.
+    with rb.client() as http:
+        page = http.get(page_url).text
+    assert "Independent rebuilds" in page
+    assert "2 of 2 got these exact bytes" in page
+    assert ALICE in page
+    assert BOB in page
+    assert "the rebuilder (signed report)" in page
 
     # A rebuilder reporting again replaces its own report: still reproduced by two.
     _rebuild(rb, rb.upload_url, unique, "1.0", LocalSigner(authority, ALICE))
@@ -132,6 +146,10 @@ def test_an_unreproducible_wheel_is_recorded_as_a_mismatch_with_both_digests(
     assert entry["sha256"] == outcome.sha256 == wheel["digests"]["sha256"]
     assert entry["rebuilt_sha256"] == outcome.rebuilt_sha256
     assert wheel["rebuilds"][0]["rebuilt_sha256"] == outcome.rebuilt_sha256
+    with rb.client() as http:
+        page = http.get(f"/project/{unique}/2.0/{dists.wheel.name}/").text
+    assert "0 of 1 got these exact bytes" in page
+    assert f"got <code class=\"hash\">{outcome.rebuilt_sha256}</code>" in page
     [event] = [e for e in rb.audit("--project", unique) if e["action"] == "rebuild:mismatch"]
     assert event["details"]["rebuilt_sha256"] == outcome.rebuilt_sha256  # type: ignore[index]
 

@@ -12,6 +12,7 @@ from packaging.utils import canonicalize_version
 from packaging.version import InvalidVersion, Version
 from sqlalchemy.orm import Session
 
+from assay.index import rebuild_reports
 from assay.index.pages import ProjectHead
 from assay.index.paths import METADATA_SUFFIX, file_path, public_key
 from assay.index.provenance_state import ReleaseProvenance, file_sources, release_states
@@ -192,6 +193,29 @@ def log_records(session: Session, filename: str, index_id: int = DEFAULT_INDEX_I
         except ValueError:  # pragma: no cover - entries are written by the index
             entry = {}
         out.append(LogRecord(seq, kind, created, bool(entry.get("provenance_sha256"))))
+    return out
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    """One registered rebuilder's verified report on this file's bytes (issue 14, item 4)."""
+
+    rebuilder: str
+    issuer: str
+    reproduced: bool
+    rebuilt_sha256: str
+    time: str
+
+
+def rebuilds(session: Session, index_id: int, filename: str, sha256: str) -> list[Rebuild]:
+    """The file's rebuild reports, oldest first (what ``/integrity/.../rebuilds`` serves)."""
+    out = []
+    for doc in rebuild_reports.of_files(session, index_id, [(filename, sha256)]).get(filename, []):
+        who = doc["rebuilder"]
+        identity = next((str(v) for k, v in who.items() if k != "issuer"), "unknown")
+        out.append(
+            Rebuild(identity, str(who.get("issuer", "")), doc["outcome"] == "match", doc["rebuilt_sha256"], doc["time"])
+        )
     return out
 
 
