@@ -21,7 +21,8 @@ from assay.index.pages import ProjectHead
 from assay.index.paths import file_path, provenance_path, public_key
 from assay.index.provenance_state import ReleaseProvenance, file_sources, release_states
 from assay.indexes import IndexRef
-from assay.storage.models import File, Release, Role, User
+from assay.log.approvals import Approval, StatementError, read_unverified
+from assay.storage.models import ApprovalStatement, File, Release, Role, User
 
 #: Core metadata (packaging.metadata raw names) -> PyPI JSON "info" keys.
 _INFO_KEYS = {
@@ -54,8 +55,22 @@ def _vkey(version: str) -> Version:
         return Version("0")
 
 
-def _file_dict(index: IndexRef, f: File, release: Release, head: ProjectHead, base: str) -> dict[str, Any]:
+def _maintainer_signatures(provenance: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Issue 14, item 5: the maintainers whose signatures the index verified at upload (the
+    provenance's ``Maintainer`` publisher blocks, assay.publishers.maintainer)."""
+    bundles = provenance.get("attestation_bundles") if isinstance(provenance, dict) else None
+    return [
+        dict(b["publisher"])
+        for b in bundles or []
+        if isinstance(b, dict) and isinstance(b.get("publisher"), dict) and b["publisher"].get("kind") == "Maintainer"
+    ]
+
+
+def _file_dict(
+    index: IndexRef, f: File, release: Release, head: ProjectHead, base: str, approved: Approvals
+) -> dict[str, Any]:
     upload = f.upload_time.astimezone(dt.UTC)
+    approval = approved.of(f)
     return {
         "comment_text": "",
         "digests": {"blake2b_256": f.blake2_256, "md5": f.md5, "sha256": f.sha256},
@@ -83,6 +98,12 @@ def _file_dict(index: IndexRef, f: File, release: Release, head: ProjectHead, ba
             if f.provenance is not None
             else None
         ),
+        # Issue 14, item 5 (not in PyPI's JSON API): the stage approval that made the file live
+        # (who approved, when, who triggered the upload, and the statement signed by the
+        # index's log key: verify it against /log/key), or null for a file published directly.
+        "approval": approval.to_json() if approval is not None else None,
+        # ... and the maintainers who signed it (PEP 740 attestations verified at upload).
+        "maintainer_signatures": _maintainer_signatures(f.provenance),
     }
 
 
@@ -107,8 +128,7 @@ def _info(release: Release, head: ProjectHead, base: str, prov: ReleaseProvenanc
             "bugtrack_url": None,
             "docs_url": None,
             "downloads": {"last_day": -1, "last_month": -1, "last_week": -1},
-            "project_status": {"status": head.status}
-            | ({"reason": head.status_reason} if head.status_reason else {}),
+            "project_status": {"status": head.status} | ({"reason": head.status_reason} if head.status_reason else {}),
             # Issue 15: the release's provenance over time (assay.index.provenance_state: none,
             # full, partial, inconsistent, lost, changed); the web pages show the same value.
             # Not in PyPI's JSON API.
@@ -119,9 +139,37 @@ def _info(release: Release, head: ProjectHead, base: str, prov: ReleaseProvenanc
 
 
 @dataclass
+class Approvals:
+    """A project's signed approval statements, by the files they made live."""
+
+    by_file: dict[tuple[str, str], Approval]
+
+    @classmethod
+    def load(cls, session: Session, project_id: int) -> Approvals:
+        by_file: dict[tuple[str, str], Approval] = {}
+        notes = session.execute(
+            sa.select(ApprovalStatement.note)
+            .where(ApprovalStatement.project_id == project_id)
+            .order_by(ApprovalStatement.id)
+        ).scalars()
+        for text in notes:
+            try:
+                approval = read_unverified(text)
+            except StatementError:  # pragma: no cover - the index wrote it
+                continue
+            for sha256, filename in approval.files:
+                by_file[(filename, sha256)] = approval
+        return cls(by_file)
+
+    def of(self, f: File) -> Approval | None:
+        return self.by_file.get((f.filename, f.sha256.lower()))
+
+
+@dataclass
 class _Loaded:
     releases: list[Release]
     files: dict[int, list[File]]  # release id -> its files
+    approvals: Approvals
 
     def of(self, release: Release) -> list[File]:
         return self.files.get(release.id, [])
@@ -136,12 +184,10 @@ def _load(session: Session, head: ProjectHead) -> _Loaded:
     files: dict[int, list[File]] = {}
     # PEP 792: a quarantined project offers no files.
     if head.status != "quarantined":
-        rows = session.execute(
-            sa.select(File).where(File.project_id == head.id).order_by(File.filename)
-        ).scalars()
+        rows = session.execute(sa.select(File).where(File.project_id == head.id).order_by(File.filename)).scalars()
         for f in rows:
             files.setdefault(f.release_id, []).append(f)
-    return _Loaded(releases, files)
+    return _Loaded(releases, files, Approvals.load(session, head.id))
 
 
 def _latest(loaded: _Loaded) -> Release | None:
@@ -170,8 +216,10 @@ def project_json(session: Session, index: IndexRef, head: ProjectHead, base: str
     return {
         "info": _info(latest, head, base, loaded.states().get(latest.version)),
         "last_serial": head.serial,
-        "releases": {r.version: [_file_dict(index, f, r, head, base) for f in loaded.of(r)] for r in ordered},
-        "urls": [_file_dict(index, f, latest, head, base) for f in loaded.of(latest)],
+        "releases": {
+            r.version: [_file_dict(index, f, r, head, base, loaded.approvals) for f in loaded.of(r)] for r in ordered
+        },
+        "urls": [_file_dict(index, f, latest, head, base, loaded.approvals) for f in loaded.of(latest)],
         "ownership": {"roles": [{"role": role.capitalize(), "user": user} for role, user in roles]},
         "vulnerabilities": [],
     }
@@ -191,6 +239,6 @@ def release_json(
     return {
         "info": _info(match, head, base, loaded.states().get(match.version)),
         "last_serial": head.serial,
-        "urls": [_file_dict(index, f, match, head, base) for f in loaded.of(match)],
+        "urls": [_file_dict(index, f, match, head, base, loaded.approvals) for f in loaded.of(match)],
         "vulnerabilities": [],
     }
