@@ -111,7 +111,7 @@ def test_no_provenance_is_never_verified(evidence: NoProvenance | Unknown | Unav
 def test_failures_are_the_contract() -> None:
     assert {v.value for v in FAILURES} == {
         "identity-changed", "unpinned", "attestation-lost", "invalid", "log-missing", "log-mismatch", "log-fork",
-        "log-unwitnessed",
+        "log-unwitnessed", "unapproved",
     }
     assert [v.value for v in Verdict] == [
         "verified",
@@ -125,6 +125,7 @@ def test_failures_are_the_contract() -> None:
         "log-mismatch",
         "log-fork",
         "log-unwitnessed",
+        "unapproved",
     ]
 
 

@@ -36,6 +36,7 @@ VERDICTS = {
     "log-mismatch",
     "log-fork",
     "log-unwitnessed",
+    "unapproved",
 }
 
 

@@ -128,7 +128,8 @@ def _info(release: Release, head: ProjectHead, base: str, prov: ReleaseProvenanc
             "bugtrack_url": None,
             "docs_url": None,
             "downloads": {"last_day": -1, "last_month": -1, "last_week": -1},
-            "project_status": {"status": head.status} | ({"reason": head.status_reason} if head.status_reason else {}),
+            "project_status": {"status": head.status}
+            | ({"reason": head.status_reason} if head.status_reason else {}),
             # Issue 15: the release's provenance over time (assay.index.provenance_state: none,
             # full, partial, inconsistent, lost, changed); the web pages show the same value.
             # Not in PyPI's JSON API.
@@ -184,7 +185,9 @@ def _load(session: Session, head: ProjectHead) -> _Loaded:
     files: dict[int, list[File]] = {}
     # PEP 792: a quarantined project offers no files.
     if head.status != "quarantined":
-        rows = session.execute(sa.select(File).where(File.project_id == head.id).order_by(File.filename)).scalars()
+        rows = session.execute(
+            sa.select(File).where(File.project_id == head.id).order_by(File.filename)
+        ).scalars()
         for f in rows:
             files.setdefault(f.release_id, []).append(f)
     return _Loaded(releases, files, Approvals.load(session, head.id))

@@ -258,7 +258,9 @@ class Uploaded:
     log_index: int | None
 
 
-def upload(client: httpx.Client, upload_url: str, token: UploadToken, dist: Path, attestations: list[Path]) -> Uploaded:
+def upload(
+    client: httpx.Client, upload_url: str, token: UploadToken, dist: Path, attestations: list[Path]
+) -> Uploaded:
     fields, sha256 = form_fields(dist)
     if attestations:
         docs = []
@@ -281,9 +283,7 @@ def upload(client: httpx.Client, upload_url: str, token: UploadToken, dist: Path
     if response.status_code == 200:
         index = response.headers.get("assay-log-index", "")
         return Uploaded(
-            response.text.strip() or "OK",
-            sha256,
-            receipts.receipt_url(response),
+            response.text.strip() or "OK", sha256, receipts.receipt_url(response),
             int(index) if index.isdigit() else None,
         )
     reason = response.text.strip() or response.reason_phrase

@@ -20,6 +20,12 @@ Where pins come from, first match wins for a package:
    (each kind's identity class says which: ``required`` and ``pin_optional``, in
    ``assay.publishers``). Unknown keys are errors: a typo must not silently widen a pin.
 
+   Issue 14, item 5: ``approved = true`` in a table requires every file of the package to
+   have gone live by a stage's approval, proven by the index's signed approval statement
+   (``assay.verify.approvals``); with a ``kind`` or alone (a table with only ``approved`` and
+   ``comment`` pins no identity). A maintainer's own identity is pinned as ``kind =
+   "Maintainer"``, ``issuer`` and ``email`` or ``subject`` (``assay.publishers.maintainer``).
+
 2. ``.provenance.txt`` next to it (or ``--pins FILE`` itself, when FILE is in this format:
    the reader is chosen by content, not name), the format of the older ``pypi-verify-now`` tool: one
    ``name repository-URL`` pair per line. Such a pin names a github.com or gitlab.com
@@ -147,6 +153,10 @@ class PinFile:
     #: ``[log."<index URL>"] witnesses = ["<cosignature/v1 verifier key>", ...]``: the witnesses
     #: whose cosignatures ``--require-witnesses`` counts on that index's checkpoints.
     log_witnesses: dict[str, list[str]] = field(default_factory=dict)
+    #: ``approved = true``: packages whose files must carry a signed stage approval (issue 14).
+    approved: set[NormalizedName] = field(default_factory=set)
+    #: Comments of approval-only tables (no ``kind``), kept when the file is written back.
+    approval_comments: dict[NormalizedName, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> PinFile:
@@ -182,6 +192,16 @@ class PinFile:
             comment = table.get("comment")
             if comment is not None and not isinstance(comment, str):
                 raise InputError(f"{path}: [packages.{key}] comment must be a string")
+            table = dict(table)
+            approved = table.pop("approved", False)
+            if not isinstance(approved, bool):
+                raise InputError(f"{path}: [packages.{key}] approved must be true or false")
+            if approved:
+                pin_file.approved.add(name)
+            if approved and "kind" not in table and set(table) <= {"comment"}:
+                if comment:
+                    pin_file.approval_comments[name] = comment
+                continue  # an approval requirement only, no identity pin
             identity = _identity_from_table(key, table, where=str(path))
             pin_file.pins[name] = Pin((identity,), source=path.name, comment=comment)
         logs = raw.get("log", {})
@@ -207,12 +227,17 @@ class PinFile:
         self.pins.pop(name, None)
 
     def dumps(self) -> str:
-        packages: dict[str, dict[str, str]] = {}
-        for name in sorted(self.pins):
-            pin = self.pins[name]
-            table = pin_fields(pin.matchers[0])
-            if pin.comment:
-                table["comment"] = pin.comment
+        packages: dict[str, dict[str, str | bool]] = {}
+        for name in sorted({*self.pins, *self.approved}):
+            pin = self.pins.get(name)
+            table: dict[str, str | bool] = {}
+            if pin is not None:
+                table.update(pin_fields(pin.matchers[0]))
+            if name in self.approved:
+                table["approved"] = True
+            comment = pin.comment if pin is not None else self.approval_comments.get(name)
+            if comment:
+                table["comment"] = comment
             packages[name] = table
         doc: dict[str, Any] = {"packages": packages}
         if self.log_keys:

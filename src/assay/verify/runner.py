@@ -25,6 +25,7 @@ from assay.attestations.trust import TrustRoot, TrustRootError
 from assay.log import note
 from assay.publishers import Identity
 from assay.verify import logcheck
+from assay.verify.approvals import ApprovalChecker
 from assay.verify.cache import DiskCache, Entry
 from assay.verify.checks import ProvenanceCheck
 from assay.verify.errors import FetchError, InputError
@@ -264,6 +265,7 @@ def run(
                 wants_receipt=wants_receipt)
         outcome = _decide(slots, settings)
         _check_logs(outcome, slots, pages, pins, settings, cache, http, prefetched=receipts)
+        _check_approvals(outcome, slots, pins, http)
     finally:
         checks.close()
         if http is not None:
@@ -511,6 +513,28 @@ def _check_logs(
                 problems[position] = logcheck.Problem(Verdict.LOG_UNWITNESSED, why)
             if (problem := problems.get(position)) is not None:
                 _fail(outcome, position, problem)
+
+
+def _check_approvals(outcome: Outcome, slots: list[_Slot], pins: PinSet, http: Http | None) -> None:
+    """``approved = true`` pins (``assay.verify.approvals``): an approved file's reason says by
+    whom and when; a file without a verified approval fails as ``unapproved``."""
+    if not pins.file.approved:
+        return
+    checker = ApprovalChecker(http, {**pins.file.log_keys, **outcome.new_log_keys})
+    for position, slot in enumerate(slots):
+        if slot.file.name not in pins.file.approved:
+            continue
+        checked = checker.check(slot.file)
+        result = outcome.results[position]
+        if checked.problem is not None:
+            _fail(outcome, position, logcheck.Problem(Verdict.UNAPPROVED, checked.problem))
+        elif checked.approval is not None and result.verdict not in FAILURES:
+            outcome.results[position] = FileResult(
+                result.file,
+                result.verdict,
+                f"{result.reason}; {checked.approval.summary()} (statement signed by the index's log key)",
+                result.identity,
+            )
 
 
 def _fail(outcome: Outcome, position: int, problem: logcheck.Problem) -> None:

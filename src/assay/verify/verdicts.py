@@ -26,6 +26,9 @@ verdict                   meaning                                               
 ``log-unwitnessed``       ``--require-witnesses K``: the checkpoint checked carries   failure
                           fewer than K valid cosignatures by pinned witnesses, or
                           the index's log is not checked at all
+``unapproved``            the pin says ``approved = true``, but no approval           failure
+                          statement signed by the index's pinned log key covers the
+                          file (issue 14: published directly, or a forged statement)
 ========================  ==========================================================  =======
 
 No path that meets an error ends in ``verified``: a verdict is ``verified`` only when every
@@ -71,6 +74,8 @@ class Verdict(enum.StrEnum):
     #: --require-witnesses K: the checkpoint checked carries fewer than K valid cosignatures
     #: by pinned witness keys (C2SP tlog-cosignature), or the index's log is not checked.
     LOG_UNWITNESSED = "log-unwitnessed"
+    #: ``approved = true``: no signed stage approval covers the file (assay.verify.approvals).
+    UNAPPROVED = "unapproved"
 
 
 FAILURES = frozenset(
@@ -83,6 +88,7 @@ FAILURES = frozenset(
         Verdict.LOG_MISMATCH,
         Verdict.LOG_FORK,
         Verdict.LOG_UNWITNESSED,
+        Verdict.UNAPPROVED,
     }
 )
 

@@ -124,6 +124,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
 
 
+
 def downgrade() -> None:
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_column("totp_last_step")
