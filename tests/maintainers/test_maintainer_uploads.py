@@ -113,3 +113,38 @@ def test_an_upload_signed_by_an_unregistered_identity_is_refused_with_nothing_ke
     # Without attestations the same token still uploads (a maintainer identity is an option).
     with server.client() as http:
         assert upload(http, built.sdist, token).status_code == 200
+
+
+def test_maintainers_belong_to_their_index(
+    signed_index: AssayServer, local_sigstore: LocalSigstore, unique: str, tmp_path: Path
+) -> None:
+    """A named index's project has its own maintainers (issue 11: everything is per index): the
+    same project name on the default index, with the same identity registered there, does not
+    make a signature acceptable on /team/."""
+    server = signed_index
+    index = f"t{unique.replace('-', '')}"[:30]
+    server.cli("index", "create", index)
+    owner = f"{unique}-o"
+    server.quick_user(owner)
+    identity = CertIdentity.email("team-rm@acme.example", MAINTAINER_ISSUER)
+    server.cli("project", "create", unique, "--owner", owner)
+    server.cli("maintainer", "add", unique, "--issuer", MAINTAINER_ISSUER, "--email", identity.san)
+    server.cli("project", "create", unique, "--owner", owner, "--index", index)
+    team_token = server.cli("token", "create", "--user", owner, "--index", index).stdout.strip()
+    built = build_project(tmp_path, unique, "1.0")
+    attestation = f"[{local_sigstore.attest_file(built.wheel, identity).model_dump_json()}]"
+    with server.client(index=index) as http:
+        refused = upload(http, built.wheel, team_token, attestations=attestation)
+        assert refused.status_code == 400, refused.text
+        # No maintainers on the team index's project: judged by the publishers' rules, as before.
+        assert "only supported when using Trusted Publishing" in refused.text
+    out = server.cli(
+        "maintainer", "add", unique, "--issuer", MAINTAINER_ISSUER, "--email", identity.san, "--index", index
+    )
+    assert "added" in out.stdout
+    assert identity.san in server.cli("maintainer", "list", unique, "--index", index).stdout
+    with server.client(index=index) as http:
+        accepted = upload(http, built.wheel, team_token, attestations=attestation)
+        assert accepted.status_code == 200, accepted.text
+        (f,) = http.get(f"/pypi/{unique}/json").json()["urls"]
+    assert f["maintainer_signatures"] == [{"kind": "Maintainer", "issuer": MAINTAINER_ISSUER, "email": identity.san}]
