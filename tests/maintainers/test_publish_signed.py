@@ -62,7 +62,7 @@ def test_assay_publish_signs_with_an_identity_token_and_uploads(
         str(config),
         str(built.wheel),
         str(built.sdist),
-        env={"ASSAY_TOKEN": api_token, "SIGSTORE_ID_TOKEN": identity},
+        env={"ASSAY_PUBLISH_TOKEN": api_token, "SIGSTORE_ID_TOKEN": identity},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"signed {built.wheel.name} as fellow@acme.example (issuer {idp.issuer})" in result.stdout

@@ -24,9 +24,9 @@ import click
 @click.option(
     "--token",
     "api_token",
-    envvar="ASSAY_TOKEN",
-    help="Upload with this API token (env ASSAY_TOKEN) instead of Trusted Publishing: a release from "
-    "a maintainer's machine.",
+    envvar="ASSAY_PUBLISH_TOKEN",
+    help="Upload with this API token (env ASSAY_PUBLISH_TOKEN, not ASSAY_TOKEN: a CI job may hold that "
+    "for `assay release`) instead of Trusted Publishing: a release from a maintainer's machine.",
 )
 @click.option(
     "--identity-token",
