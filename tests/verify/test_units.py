@@ -111,7 +111,7 @@ def test_no_provenance_is_never_verified(evidence: NoProvenance | Unknown | Unav
 def test_failures_are_the_contract() -> None:
     assert {v.value for v in FAILURES} == {
         "identity-changed", "unpinned", "attestation-lost", "invalid", "log-missing", "log-mismatch", "log-fork",
-        "log-unwitnessed", "not-reproduced",
+        "log-unwitnessed", "not-reproduced", "unapproved",
     }
     assert [v.value for v in Verdict] == [
         "verified",
@@ -126,6 +126,7 @@ def test_failures_are_the_contract() -> None:
         "log-fork",
         "log-unwitnessed",
         "not-reproduced",
+        "unapproved",
     ]
 
 

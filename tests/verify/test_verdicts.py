@@ -37,6 +37,7 @@ VERDICTS = {
     "log-fork",
     "log-unwitnessed",
     "not-reproduced",
+    "unapproved",
 }
 
 

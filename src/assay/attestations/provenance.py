@@ -4,6 +4,11 @@
 The ``publisher`` block is index-asserted (unsigned), so it always comes from the index's own
 record of the publisher whose identity the attestations were verified against, never from what
 a client sent.
+
+Issue 14, item 5: a file that went live by a stage's approval also has ``"approvals": [<signed
+note>, ...]``, the approval statements signed by the index's log key (docs/releases.md); not a
+PEP 740 member (readers of PEP 740, pypi-attestations among them, ignore unknown members), and
+kept when the provenance grows.
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ def merge(existing: dict[str, Any] | None, new_bundle: dict[str, Any]) -> dict[s
     Attestations of an identity already present join its bundle, without duplicates."""
     if existing is None:
         return provenance([new_bundle])
+    # Members other than the bundles (the approval statements) stay as they are.
+    rest = {k: v for k, v in existing.items() if k not in ("version", "attestation_bundles")}
     bundles = [dict(b) for b in existing.get("attestation_bundles", [])]
     for b in bundles:
         if b.get("publisher") == new_bundle["publisher"]:
             known = list(b.get("attestations", []))
             b["attestations"] = known + [a for a in new_bundle["attestations"] if a not in known]
-            return provenance(bundles)
-    return provenance([*bundles, new_bundle])
+            return {**provenance(bundles), **rest}
+    return {**provenance([*bundles, new_bundle]), **rest}

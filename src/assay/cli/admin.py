@@ -175,6 +175,7 @@ def index_option(command: _F) -> _F:
         "issuer": "assay.cli.publishing_admin:issuer",
         "publisher": "assay.cli.publishing_admin:publisher",
         "provenance": "assay.cli.attestations_admin:provenance",
+        "maintainer": "assay.cli.maintainer_admin:maintainer",
         "fsck": "assay.cli.fsck:fsck",
         "log": "assay.cli.log_admin:log",
         "index": "assay.cli.index_admin:index",

@@ -22,7 +22,8 @@ from assay.index.pages import ProjectHead
 from assay.index.paths import file_path, provenance_path, public_key
 from assay.index.provenance_state import ReleaseProvenance, file_sources, release_states
 from assay.indexes import IndexRef
-from assay.storage.models import File, Release, Role, User
+from assay.log.approvals import Approval, StatementError, read_unverified
+from assay.storage.models import ApprovalStatement, File, Release, Role, User
 
 #: Core metadata (packaging.metadata raw names) -> PyPI JSON "info" keys.
 _INFO_KEYS = {
@@ -55,10 +56,28 @@ def _vkey(version: str) -> Version:
         return Version("0")
 
 
+def _maintainer_signatures(provenance: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Issue 14, item 5: the maintainers whose signatures the index verified at upload (the
+    provenance's ``Maintainer`` publisher blocks, assay.publishers.maintainer)."""
+    bundles = provenance.get("attestation_bundles") if isinstance(provenance, dict) else None
+    return [
+        dict(b["publisher"])
+        for b in bundles or []
+        if isinstance(b, dict) and isinstance(b.get("publisher"), dict) and b["publisher"].get("kind") == "Maintainer"
+    ]
+
+
 def _file_dict(
-    index: IndexRef, f: File, release: Release, head: ProjectHead, base: str, rebuilds: _Rebuilds | None = None
+    index: IndexRef,
+    f: File,
+    release: Release,
+    head: ProjectHead,
+    base: str,
+    approved: Approvals,
+    rebuilds: _Rebuilds | None = None,
 ) -> dict[str, Any]:
     upload = f.upload_time.astimezone(dt.UTC)
+    approval = approved.of(f)
     return {
         "comment_text": "",
         "digests": {"blake2b_256": f.blake2_256, "md5": f.md5, "sha256": f.sha256},
@@ -89,6 +108,12 @@ def _file_dict(
         # Issue 14, item 4: registered rebuilders' verified reports on these bytes (who, when,
         # match or mismatch with both digests); the attestations are at the file's /rebuilds.
         "rebuilds": (rebuilds or {}).get(f.filename, []),
+        # Issue 14, item 5 (not in PyPI's JSON API): the stage approval that made the file live
+        # (who approved, when, who triggered the upload, and the statement signed by the
+        # index's log key: verify it against /log/key), or null for a file published directly.
+        "approval": approval.to_json() if approval is not None else None,
+        # ... and the maintainers who signed it (PEP 740 attestations verified at upload).
+        "maintainer_signatures": _maintainer_signatures(f.provenance),
     }
 
 
@@ -128,9 +153,37 @@ _Rebuilds = dict[str, list[dict[str, Any]]]
 
 
 @dataclass
+class Approvals:
+    """A project's signed approval statements, by the files they made live."""
+
+    by_file: dict[tuple[str, str], Approval]
+
+    @classmethod
+    def load(cls, session: Session, project_id: int) -> Approvals:
+        by_file: dict[tuple[str, str], Approval] = {}
+        notes = session.execute(
+            sa.select(ApprovalStatement.note)
+            .where(ApprovalStatement.project_id == project_id)
+            .order_by(ApprovalStatement.id)
+        ).scalars()
+        for text in notes:
+            try:
+                approval = read_unverified(text)
+            except StatementError:  # pragma: no cover - the index wrote it
+                continue
+            for sha256, filename in approval.files:
+                by_file[(filename, sha256)] = approval
+        return cls(by_file)
+
+    def of(self, f: File) -> Approval | None:
+        return self.by_file.get((f.filename, f.sha256.lower()))
+
+
+@dataclass
 class _Loaded:
     releases: list[Release]
     files: dict[int, list[File]]  # release id -> its files
+    approvals: Approvals
 
     def of(self, release: Release) -> list[File]:
         return self.files.get(release.id, [])
@@ -150,7 +203,7 @@ def _load(session: Session, head: ProjectHead) -> _Loaded:
         ).scalars()
         for f in rows:
             files.setdefault(f.release_id, []).append(f)
-    return _Loaded(releases, files)
+    return _Loaded(releases, files, Approvals.load(session, head.id))
 
 
 def _rebuilds(session: Session, head: ProjectHead, files: list[File], version: str | None = None) -> _Rebuilds:
@@ -186,8 +239,11 @@ def project_json(session: Session, index: IndexRef, head: ProjectHead, base: str
     return {
         "info": _info(latest, head, base, loaded.states().get(latest.version)),
         "last_serial": head.serial,
-        "releases": {r.version: [_file_dict(index, f, r, head, base, rebuilds) for f in loaded.of(r)] for r in ordered},
-        "urls": [_file_dict(index, f, latest, head, base, rebuilds) for f in loaded.of(latest)],
+        "releases": {
+            r.version: [_file_dict(index, f, r, head, base, loaded.approvals, rebuilds) for f in loaded.of(r)]
+            for r in ordered
+        },
+        "urls": [_file_dict(index, f, latest, head, base, loaded.approvals, rebuilds) for f in loaded.of(latest)],
         "ownership": {"roles": [{"role": role.capitalize(), "user": user} for role, user in roles]},
         "vulnerabilities": [],
     }
@@ -208,6 +264,6 @@ def release_json(
     return {
         "info": _info(match, head, base, loaded.states().get(match.version)),
         "last_serial": head.serial,
-        "urls": [_file_dict(index, f, match, head, base, rebuilds) for f in loaded.of(match)],
+        "urls": [_file_dict(index, f, match, head, base, loaded.approvals, rebuilds) for f in loaded.of(match)],
         "vulnerabilities": [],
     }

@@ -8,6 +8,8 @@
                   URI at the certificate's own ref, SAN patterns)
 ``github``, ``github_enterprise``, ``forgejo``, ``gitlab``, ``google``, ``circleci``, ``oidc``
                   the kinds
+``maintainer``    not a kind (no tokens are minted for it): a maintainer's own Sigstore
+                  identity, PEP 740 ``{"kind": "Maintainer", ...}`` (issue 14, item 3)
 
 The same identity objects serve the index (verifying uploads against the publisher that minted
 the upload token) and the client (verifying against reviewed pins), so both sides agree on what

@@ -111,3 +111,43 @@ class IssuerAndSubjectPolicy:
             if pattern.matches(san):
                 return
         raise VerificationError(f"certificate's subject ({', '.join(sans) or 'none'}) does not match {self.subject!r}")
+
+
+class MaintainerPolicy:
+    """A maintainer's own identity (``assay.publishers.maintainer``): the certificate's OIDC
+    issuer, and its SAN equal to the registered e-mail (an RFC 822 name, compared without case,
+    as e-mail addresses are by OIDC providers) or subject (any SAN, exactly)."""
+
+    def __init__(self, *, issuer: str, email: str | None, subject: str | None) -> None:
+        self.issuer = issuer
+        self.email = email
+        self.subject = subject
+
+    def verify(self, cert: Certificate) -> None:
+        issuer = extension_text(cert, ISSUER_V2) or extension_text(cert, ISSUER_V1)
+        if issuer is None or issuer.removesuffix("/") != self.issuer.removesuffix("/"):
+            raise VerificationError(f"certificate's OIDC issuer is {issuer!r}, expected {self.issuer!r}")
+        if self.email is not None:
+            emails = email_sans(cert)
+            if self.email.lower() not in (e.lower() for e in emails):
+                raise VerificationError(f"certificate's e-mail ({', '.join(emails) or 'none'}) is not {self.email!r}")
+            return
+        sans = san_values(cert)
+        if self.subject not in sans:
+            raise VerificationError(f"certificate's subject ({', '.join(sans) or 'none'}) is not {self.subject!r}")
+
+
+def email_sans(cert: Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(v) for v in san.get_values_for_type(x509.RFC822Name)]
+
+
+def signer_identity(cert: Certificate) -> tuple[str | None, list[str], list[str]]:
+    """What a signing certificate says of its signer: (OIDC issuer, e-mail SANs, other SANs)."""
+    issuer = extension_text(cert, ISSUER_V2) or extension_text(cert, ISSUER_V1)
+    emails = email_sans(cert)
+    others = [s for s in san_values(cert) if s not in emails]
+    return issuer, emails, others

@@ -13,6 +13,7 @@ from assay.publishers.github import GitHub, GitHubKind
 from assay.publishers.github_enterprise import GitHubEnterprise, GitHubEnterpriseKind
 from assay.publishers.gitlab import GitLab, GitLabKind
 from assay.publishers.google import Google, GoogleKind
+from assay.publishers.maintainer import Maintainer
 from assay.publishers.oidc import OIDC, OIDCKind
 
 #: The kinds, by name (``assay admin publisher add NAME``, the publisher rows' ``kind``).
@@ -42,10 +43,13 @@ IDENTITIES: dict[str, type[IdentityBase]] = {
         Forgejo,
         OIDC,
         Buildkite,
+        # Issue 14, item 3: not a publisher kind (no tokens are minted for it), an identity a
+        # project registers for maintainer-signed token uploads.
+        Maintainer,
     )
 }
 
-assert {k.pep740_kind for k in KINDS.values()} == set(IDENTITIES), "every kind has its identity"
+assert {k.pep740_kind for k in KINDS.values()} | {Maintainer.kind} == set(IDENTITIES), "every kind has its identity"
 
 
 def get_kind(name: str) -> PublisherKind[Any]:

@@ -10,6 +10,9 @@ any index that serves PyPI's ``/_/oidc/`` API or PEP 807 discovery:
 3. mint an upload token, upload each file with the ``*.attestation`` files beside it, and save
    its transparency-log receipt beside it as ``<file>.tlog-proof`` (``receipts``);
 4. revoke the token at the end, whatever happened.
+
+From a maintainer's machine (issue 14, item 3) it uploads with an API token instead (``--token``),
+after signing the files with the maintainer's Sigstore identity (``assay.publishing.signing``).
 """
 
 from __future__ import annotations
@@ -295,12 +298,29 @@ def publish(
     say: Callable[[str], None] = print,
     client: httpx.Client | None = None,
     oidc: Callable[[str], str] = ambient_token,
+    api_token: str | None = None,
 ) -> None:
+    """Upload ``dists``: with an upload token minted by Trusted Publishing, or (issue 14, item
+    3: a release from a maintainer's machine) with the API token ``api_token``."""
     own = client is None
     http = client or httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=False)
     token: UploadToken | None = None
     endpoints: Endpoints | None = None
     try:
+        if api_token is not None:
+            if not _trustworthy(repository_url):
+                raise PublishError(
+                    f"refusing to send an API token over plain http to {urlsplit(repository_url).netloc}"
+                )
+            # An API token has its own lifetime: never re-minted nor revoked here.
+            fixed = UploadToken(api_token, dt.datetime.max.replace(tzinfo=dt.UTC))
+            for dist in dists:
+                files = attestations_for(dist) if with_attestations else []
+                note = f" with {len(files)} attestation(s)" if files else ""
+                result = upload(http, repository_url, fixed, dist, files)
+                say(f"uploaded {dist.name}{note}: {result.message}")
+                _save_receipt(http, repository_url, fixed, dist, result, say)
+            return
         endpoints = discover(http, repository_url)
         say(f"Trusted Publishing endpoints: {'PEP 807 discovery' if endpoints.discovered else 'PyPI-style /_/oidc/'}")
         audience = get_audience(http, endpoints)

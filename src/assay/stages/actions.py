@@ -22,7 +22,7 @@ from assay import audit
 from assay.accounts import totp
 from assay.accounts.auth import AuthError, Principal, check_upload_allowed, role_on
 from assay.indexes import IndexRef
-from assay.log import entries, note
+from assay.log import approvals, entries, note
 from assay.log import store as translog
 from assay.stages import rebuild_gate, store
 from assay.storage.blobs import BlobStore
@@ -222,24 +222,24 @@ def approve(
                 details={"stage": stage.id, "approvers": list(approvers), "required": required},
             )
             return Approved(project.normalized_name, stage.version, "pending", (), (), approvers, required)
-        _go_live(session, project, stage.version, files)
         stage_id, stage_version = stage.id, stage.version
-        signed: bytes | None = None
+        signed: str | None = None
         if signer is not None:
             # Issue 14: the approval as a statement signed by the index's key (its log key,
             # under the index's origin: /log/key is the verifier key).
             text = statement_text(
                 signer.name, project.normalized_name, stage_version, stage_id, approvers, files, utcnow()
             )
-            signed = note.sign(text, [signer])
+            signed = note.sign(text, [signer]).decode()
             session.add(
                 ApprovalStatement(
                     index_id=project.index_id,
                     project_id=project.id,
                     canonical_version=canonicalize_version(stage_version),
-                    note=signed.decode(),
+                    note=signed,
                 )
             )
+        _go_live(session, project, stage.version, files, signed)
         project_changed(session, project, listing_changed=False)
         triggered = sorted({f.triggered_by for f in files})
         for f in files:
@@ -286,7 +286,7 @@ def approve(
         # Issue 14 item 2: "once the transparency-log issue lands, also logged there".
         approval = entries.approval(
             project.normalized_name, stage_version, stage_id, approvers=list(approvers), triggered_by=triggered,
-            files=digests, statement=signed, when=utcnow(),
+            files=digests, statement=signed.encode() if signed is not None else None, when=utcnow(),
         )
         translog.append(session, index.id, approval)
         return Approved(
@@ -294,7 +294,7 @@ def approve(
         )
 
 
-def _go_live(session: Session, project: Project, version: str, files: list[StagedFile]) -> None:
+def _go_live(session: Session, project: Project, version: str, files: list[StagedFile], statement: str | None) -> None:
     canonical = canonicalize_version(version)
     release = session.execute(
         sa.select(Release).where(Release.project_id == project.id, Release.canonical_version == canonical)
@@ -333,7 +333,12 @@ def _go_live(session: Session, project: Project, version: str, files: list[Stage
                 uploaded_by_user_id=f.uploaded_by_user_id,
                 uploaded_by_token_id=f.uploaded_by_token_id,
                 publisher_claims=f.publisher_claims,
-                provenance=f.provenance,
+                # Issue 14, item 5: an attested file's PEP 740 provenance carries the signed
+                # approval statement too (before its log entry is appended, so the logged
+                # provenance digest is of what the Integrity API serves).
+                provenance=approvals.with_statement(f.provenance, statement)
+                if f.provenance is not None and statement is not None
+                else f.provenance,
             )
         )
 

@@ -389,6 +389,27 @@ class ApprovalStatement(Base):
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class MaintainerIdentity(Base):
+    """Issue 14, item 3: a Sigstore identity (OIDC issuer plus e-mail or subject) whose PEP 740
+    attestations a project accepts on a token upload: a release signed by a maintainer from
+    their own machine (``assay admin maintainer add``). Checked under the index's trust root."""
+
+    __tablename__ = "maintainer_identities"
+    __table_args__ = (
+        UniqueConstraint("project_id", "issuer", "identity_kind", "value", name="uq_maintainer_identities_identity"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = _index_column()
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    #: The OIDC issuer Fulcio writes into the certificate (extension 1.3.6.1.4.1.57264.1.8).
+    issuer: Mapped[str] = mapped_column(String(500))
+    #: "email" (an RFC 822 SAN) or "subject" (a URI SAN, e.g. a workload's).
+    identity_kind: Mapped[str] = mapped_column(String(10))
+    value: Mapped[str] = mapped_column(String(500))
+    added: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class StageApproval(Base):
     """One owner's approval of a stage, while it waits for the project's ``approvals_required``
     (M of N); deleted with the stage."""

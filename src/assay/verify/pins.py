@@ -20,6 +20,12 @@ Where pins come from, first match wins for a package:
    (each kind's identity class says which: ``required`` and ``pin_optional``, in
    ``assay.publishers``). Unknown keys are errors: a typo must not silently widen a pin.
 
+   Issue 14, item 5: ``approved = true`` in a table requires every file of the package to
+   have gone live by a stage's approval, proven by the index's signed approval statement
+   (``assay.verify.approvals``); with a ``kind`` or alone (a table with only ``approved`` and
+   ``comment`` pins no identity). A maintainer's own identity is pinned as ``kind =
+   "Maintainer"``, ``issuer`` and ``email`` or ``subject`` (``assay.publishers.maintainer``).
+
 2. ``.provenance.txt`` next to it (or ``--pins FILE`` itself, when FILE is in this format:
    the reader is chosen by content, not name), the format of the older ``pypi-verify-now`` tool: one
    ``name repository-URL`` pair per line. Such a pin names a github.com or gitlab.com
@@ -152,6 +158,11 @@ class PinFile:
     #: ``rebuilt-by = [...]`` / ``rebuilds = K`` of a package (issue 14, item 4:
     #: ``assay.verify.rebuilds``), with or without a publisher pin beside it.
     rebuilds: dict[NormalizedName, RebuildPin] = field(default_factory=dict)
+    #: ``approved = true``: packages whose files must carry a signed stage approval (issue 14).
+    approved: set[NormalizedName] = field(default_factory=set)
+    #: Comments of tables that pin no identity (``approved``, ``rebuilt-by`` alone), kept when
+    #: the file is written back.
+    bare_comments: dict[NormalizedName, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> PinFile:
@@ -182,7 +193,7 @@ class PinFile:
             if not isinstance(table, dict):
                 raise InputError(f"{path}: packages.{key} must be a table")
             name = canonicalize_name(key)
-            if name in pin_file.pins or name in pin_file.rebuilds:
+            if name in pin_file.pins or name in pin_file.rebuilds or name in pin_file.approved:
                 raise InputError(f"{path}: {key!r} and another table both pin {name}")
             comment = table.get("comment")
             if comment is not None and not isinstance(comment, str):
@@ -190,9 +201,16 @@ class PinFile:
             rebuild_pin = rebuild_pins.parse(key, table, where=str(path))
             if rebuild_pin is not None:
                 pin_file.rebuilds[name] = rebuild_pin
-                table = {k: v for k, v in table.items() if k not in rebuild_pins.KEYS}
-                if set(table) <= {"comment"}:
-                    continue  # a rebuild pin alone: no publisher pinned
+            table = {k: v for k, v in table.items() if k not in rebuild_pins.KEYS}
+            approved = table.pop("approved", False)
+            if not isinstance(approved, bool):
+                raise InputError(f"{path}: [packages.{key}] approved must be true or false")
+            if approved:
+                pin_file.approved.add(name)
+            if (approved or rebuild_pin is not None) and set(table) <= {"comment"}:
+                if comment:
+                    pin_file.bare_comments[name] = comment
+                continue  # an approval or rebuild requirement only, no identity pinned
             identity = _identity_from_table(key, table, where=str(path))
             pin_file.pins[name] = Pin((identity,), source=path.name, comment=comment)
         logs = raw.get("log", {})
@@ -219,14 +237,18 @@ class PinFile:
 
     def dumps(self) -> str:
         packages: dict[str, dict[str, Any]] = {}
-        for name in sorted({*self.pins, *self.rebuilds}):
+        for name in sorted({*self.pins, *self.rebuilds, *self.approved}):
+            pin = self.pins.get(name)
             table: dict[str, Any] = {}
-            if (pin := self.pins.get(name)) is not None:
+            if pin is not None:
                 table.update(pin_fields(pin.matchers[0]))
-                if pin.comment:
-                    table["comment"] = pin.comment
+            if name in self.approved:
+                table["approved"] = True
             if (rebuild_pin := self.rebuilds.get(name)) is not None:
                 table.update(rebuild_pin.to_table())
+            comment = pin.comment if pin is not None else self.bare_comments.get(name)
+            if comment:
+                table["comment"] = comment
             packages[name] = table
         doc: dict[str, Any] = {"packages": packages}
         if self.log_keys:

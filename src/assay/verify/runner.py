@@ -26,6 +26,7 @@ from assay.log import note
 from assay.publishers import Identity
 from assay.verify import logcheck
 from assay.verify import rebuilds as rebuild_pins
+from assay.verify.approvals import ApprovalChecker
 from assay.verify.cache import DiskCache, Entry
 from assay.verify.checks import ProvenanceCheck
 from assay.verify.errors import FetchError, InputError
@@ -269,6 +270,7 @@ def run(
         outcome = _decide(slots, settings)
         _check_logs(outcome, slots, pages, pins, settings, cache, http, prefetched=receipts)
         _check_rebuilds(outcome, slots, pins, settings, http)
+        _check_approvals(outcome, slots, pins, http)
     finally:
         checks.close()
         if http is not None:
@@ -516,6 +518,28 @@ def _check_logs(
                 problems[position] = logcheck.Problem(Verdict.LOG_UNWITNESSED, why)
             if (problem := problems.get(position)) is not None:
                 _fail(outcome, position, problem)
+
+
+def _check_approvals(outcome: Outcome, slots: list[_Slot], pins: PinSet, http: Http | None) -> None:
+    """``approved = true`` pins (``assay.verify.approvals``): an approved file's reason says by
+    whom and when; a file without a verified approval fails as ``unapproved``."""
+    if not pins.file.approved:
+        return
+    checker = ApprovalChecker(http, {**pins.file.log_keys, **outcome.new_log_keys})
+    for position, slot in enumerate(slots):
+        if slot.file.name not in pins.file.approved:
+            continue
+        checked = checker.check(slot.file)
+        result = outcome.results[position]
+        if checked.problem is not None:
+            _fail(outcome, position, logcheck.Problem(Verdict.UNAPPROVED, checked.problem))
+        elif checked.approval is not None and result.verdict not in FAILURES:
+            outcome.results[position] = FileResult(
+                result.file,
+                result.verdict,
+                f"{result.reason}; {checked.approval.summary()} (statement signed by the index's log key)",
+                result.identity,
+            )
 
 
 def _fail(outcome: Outcome, position: int, problem: logcheck.Problem) -> None:

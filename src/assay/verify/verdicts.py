@@ -28,6 +28,9 @@ verdict                   meaning                                               
                           the index's log is not checked at all
 ``not-reproduced``        a wheel pinned ``rebuilt-by`` (``rebuilds = K``) has        failure
                           fewer than K valid matching reports by those rebuilders
+``unapproved``            the pin says ``approved = true``, but no approval           failure
+                          statement signed by the index's pinned log key covers the
+                          file (issue 14: published directly, or a forged statement)
 ========================  ==========================================================  =======
 
 No path that meets an error ends in ``verified``: a verdict is ``verified`` only when every
@@ -76,6 +79,8 @@ class Verdict(enum.StrEnum):
     #: Issue 14, item 4: a wheel of a package pinned ``rebuilt-by``/``rebuilds = K`` that
     #: fewer than K of those rebuilders reproduced (by signed reports checked here).
     NOT_REPRODUCED = "not-reproduced"
+    #: ``approved = true``: no signed stage approval covers the file (assay.verify.approvals).
+    UNAPPROVED = "unapproved"
 
 
 FAILURES = frozenset(
@@ -89,6 +94,7 @@ FAILURES = frozenset(
         Verdict.LOG_FORK,
         Verdict.LOG_UNWITNESSED,
         Verdict.NOT_REPRODUCED,
+        Verdict.UNAPPROVED,
     }
 )
 
