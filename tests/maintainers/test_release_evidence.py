@@ -74,6 +74,17 @@ def test_json_api_and_provenance_show_the_approval_and_the_maintainer(
         (statement,) = provenance["approvals"]
         assert statement == files[wheel.name]["approval"]["statement"]
         assert files[sdist.name]["provenance"] is None
+        # The file page says the same, each fact with who asserts it (issue 15, item 2): signed
+        # by a maintainer (not "in a CI job"), and approved by the owner.
+        page = http.get(f"/project/{unique}/1.0/{wheel.name}/").text
+        assert "Attestations signed by a maintainer" in page
+        assert "by the maintainer rm@acme.example (a person's own Sigstore identity, not a CI build)" in page
+        assert "in a CI job" not in page
+        assert "Release approval" in page
+        assert f"<td>Approved by</td><td>{owner}</td>" in page
+        sdist_page = http.get(f"/project/{unique}/1.0/{sdist.name}/").text
+        assert "Release approval" in sdist_page
+        assert "no provenance" in sdist_page
 
 
 def test_a_direct_release_has_no_approval(signed_index: AssayServer, unique: str, tmp_path: Path) -> None:
@@ -84,4 +95,6 @@ def test_a_direct_release_has_no_approval(signed_index: AssayServer, unique: str
         (f,) = http.get(f"/pypi/{unique}/json").json()["urls"]
     assert f["approval"] is None
     assert f["maintainer_signatures"] == []
+    with signed_index.client() as http:
+        assert "Release approval" not in http.get(f"/project/{unique}/1.0/{built.sdist.name}/").text
     assert json.dumps(f)  # plain JSON

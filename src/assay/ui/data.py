@@ -12,11 +12,12 @@ from packaging.utils import canonicalize_version
 from packaging.version import InvalidVersion, Version
 from sqlalchemy.orm import Session
 
-from assay.index import rebuild_reports
+from assay.index import jsonapi, rebuild_reports
 from assay.index.pages import ProjectHead
 from assay.index.paths import METADATA_SUFFIX, file_path, public_key
 from assay.index.provenance_state import ReleaseProvenance, file_sources, release_states
 from assay.indexes import IndexRef
+from assay.log.approvals import Approval
 from assay.storage.models import DEFAULT_INDEX_ID, File, LogEntry, Project, Release, User
 
 
@@ -217,6 +218,11 @@ def rebuilds(session: Session, index_id: int, filename: str, sha256: str) -> lis
             Rebuild(identity, str(who.get("issuer", "")), doc["outcome"] == "match", doc["rebuilt_sha256"], doc["time"])
         )
     return out
+
+
+def approval(session: Session, project_id: int, filename: str, sha256: str) -> Approval | None:
+    """The signed stage approval that made this file live (issue 14), if it went live so."""
+    return jsonapi.Approvals.load(session, project_id).by_file.get((filename, sha256.lower()))
 
 
 @dataclass(frozen=True)

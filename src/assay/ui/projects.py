@@ -140,6 +140,7 @@ def _render(
                     bundles=bundles,
                     log=log,
                     rebuilds=data.rebuilds(session, index.id, file.filename, file.sha256),
+                    approval=data.approval(session, head.id, file.filename, file.sha256),
                     verified=recorded[0] if recorded else (file.upload_time if bundles else None),
                     commits=sorted({a.source_commit for a in attestations if a.source_commit}),
                     refs=sorted({a.source_ref for a in attestations if a.source_ref}),
