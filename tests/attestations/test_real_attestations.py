@@ -168,6 +168,7 @@ def test_assay_publish_saved_the_receipt_the_integrity_api_links(
         answer = http.get(url)
         link = answer.links["assay-log-receipt"]["url"]
         assert link.endswith(f"/{SDIST}.tlog-proof")
+        assert "assay-rebuilds" not in answer.links  # rebuilds are of wheels
         served = http.get(link)
     assert served.status_code == 200, served.text
     assert proof.TlogProof.parse(served.content).extra == receipt.extra

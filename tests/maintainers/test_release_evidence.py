@@ -69,7 +69,13 @@ def test_json_api_and_provenance_show_the_approval_and_the_maintainer(
         releases = http.get(f"/pypi/{unique}/json").json()["releases"]["1.0"]
         assert all(f["approval"] is not None for f in releases)
         # The attested file's PEP 740 provenance carries the same signed statement.
-        provenance = http.get(files[wheel.name]["provenance"]).json()
+        answer = http.get(files[wheel.name]["provenance"])
+        provenance = answer.json()
+        # Rebuild reports come later than the logged provenance: linked beside it, not inside.
+        rebuilds = http.get(answer.links["assay-rebuilds"]["url"])
+        assert rebuilds.status_code == 200, rebuilds.text
+        assert rebuilds.json()["filename"] == wheel.name
+        assert rebuilds.json()["reproduced_by"] == 0
         assert provenance["attestation_bundles"][0]["publisher"] == block
         (statement,) = provenance["approvals"]
         assert statement == files[wheel.name]["approval"]["statement"]

@@ -74,10 +74,22 @@ def provenance(request: Request) -> Response:
     private = index.is_private(svc.settings.private)
     headers = {"etag": etag, "vary": "Accept", **cdn.cache_headers(svc.settings, keys, private=private)}
     # Issue 13: the file's log receipt, beside (not inside) the PEP 740 provenance object.
-    headers["link"] = receipt_link(index_url(svc, request, index), row.sha256, filename)
+    base = index_url(svc, request, index)
+    links = [receipt_link(base, row.sha256, filename)]
+    if filename.endswith(".whl"):
+        # Issue 14, item 4: rebuilders' reports come after the upload, whose log entry holds
+        # this object's digest, so they are served beside it (RFC 8288), never added into it.
+        raw_version = request.path_params["version"]
+        links.append(f'<{base}/integrity/{project}/{raw_version}/{filename}/rebuilds>; rel="{REBUILDS_REL}"')
+    headers["link"] = ", ".join(links)
     if not_modified(request.headers, etag):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=mt.INTEGRITY_JSON_V1, headers=headers)
+
+
+#: The Link relation of a wheel's rebuild reports (an extension relation type, RFC 8288 2.1.2,
+#: named like the receipt's ``assay-log-receipt``).
+REBUILDS_REL = "assay-rebuilds"
 
 
 async def provenance_route(request: Request) -> Response:
