@@ -10,6 +10,8 @@ and the list):
   standard one, not assay's message (uv and pip read the body, which is unchanged);
 * ``proxy_headers`` / ``forwarded_allow_ips`` (uvicorn's) have no granian equivalent here:
   refused at start rather than silently ignored;
+* ``access_log``: granian writes it itself, outside assay's logging and its masking of
+  credentials (``assay.web.redact``): refused too;
 * ``keep_alive_timeout`` is granian's own (it has no setting for it);
 * ``header_timeout`` maps to granian's HTTP/1 header read timeout, ``max_header_size`` to its
   HTTP/1 buffer size (granian answers an oversized request itself).
@@ -39,6 +41,11 @@ def granian_refusal(settings: Settings) -> str | None:
         return (
             "--proxy-headers is uvicorn's (X-Forwarded-For/-Proto from --forwarded-allow-ips); "
             "granian has no such option: use --server uvicorn behind a proxy that sends them"
+        )
+    if settings.access_log:
+        return (
+            "--access-log under granian would be written by granian itself, without assay's masking of "
+            "credentials (assay.web.redact): use --server uvicorn for an access log"
         )
     return None
 
@@ -72,7 +79,7 @@ def serve_granian(settings: Settings, port: int) -> None:
             header_read_timeout=min(settings.header_timeout * 1000, 60_000),  # its upper bound
             max_buffer_size=max(settings.max_header_size, _MIN_BUFFER),
         ),
-        log_access=settings.access_log,
+        log_access=False,  # refused above: granian's own log would not mask credentials
         ssl_cert=settings.tls_cert,
         ssl_key=settings.tls_key,
         workers_kill_timeout=settings.graceful_timeout,
