@@ -10,14 +10,17 @@ one it was made under, which costs what ``assay.index.serials`` costs (nothing o
 
 The bytes of a file on the filesystem store are sent from the event loop itself, read with
 ``os.pread`` in large chunks (``CHUNK``) and handed to the server one chunk per ASGI message.
-Zero copy (``sendfile(2)``) is not reachable here: uvicorn 0.54, pinned in pyproject.toml, offers
-no ASGI pathsend extension, and uvloop implements neither ``loop.sendfile`` nor access to its
-transports' sockets. What the chunking buys over Starlette's ``FileResponse`` /
-``StreamingResponse`` (256 KiB reads in worker threads, a thread hop and futex wake-ups per
-chunk) is measured in docs/benchmarks.md. Behind a reverse proxy the transfer can be handed to
-it instead (setting ``accel_redirect_prefix``: nginx's ``X-Accel-Redirect``), which is zero
-copy. assay still decides (index, read access, quarantine, If-None-Match); nginx needs an
-internal location over the blob directory that keeps assay's ETag and security headers
+Zero copy (``sendfile(2)``) is not reachable here: uvicorn 0.54, pinned in pyproject.toml,
+offers no ASGI pathsend extension, and uvloop implements neither ``loop.sendfile`` nor access to
+its transports' sockets. A server that does offer pathsend (granian, ``assay serve --server
+granian``) is handed a large file by its path instead (``PATHSEND``); granian's is not zero copy
+either, and measured slower than these preads (docs/benchmarks.md). What the chunking buys over
+Starlette's ``FileResponse`` / ``StreamingResponse`` (256 KiB reads in worker threads, a thread
+hop and futex wake-ups per chunk) is measured in docs/benchmarks.md. Behind a reverse proxy the
+transfer can be handed to it instead (setting ``accel_redirect_prefix``: nginx's
+``X-Accel-Redirect``), which is zero copy. assay still decides (index, read access, quarantine,
+If-None-Match); nginx needs an internal location over the blob directory that keeps assay's ETag
+and security headers
 (``tests/index/test_accel_redirect.py`` runs exactly this)::
 
     location /_assay_blobs/ {
