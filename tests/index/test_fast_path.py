@@ -197,6 +197,7 @@ def test_a_server_with_pathsend_is_handed_the_large_files_path(
         ("no such project", 404),
         ("unknown index", 404),
         ("proof", 200),  # the transparency-log receipt route, before /files/{key:path}
+        ("bad key", 404),  # never in the file cache: the route's check_key refuses it
     ],
 )
 def test_requests_the_routes_answer_leave_the_lane(
@@ -212,6 +213,7 @@ def test_requests_the_routes_answer_leave_the_lane(
         "no such project": (_scope("/simple/no-such-fast-project/"), b""),
         "unknown index": (_scope("/nosuchteam/simple/"), b""),
         "proof": (_scope(served.wheel + ".tlog-proof"), b""),
+        "bad key": (_scope(served.wheel.replace("/files/", "/files/../", 1)), b""),
     }[kind]
     answer = _compare(*app, scope, taken=False, body=body)
     assert answer[0]["status"] == status

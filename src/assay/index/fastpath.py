@@ -47,7 +47,6 @@ from assay.index.serials import MISS
 from assay.index.services import IndexServices
 from assay.indexes import IndexRef
 from assay.log.proof import SUFFIX as PROOF_SUFFIX
-from assay.storage.blobs import BlobKeyError, check_key
 from assay.storage.models import DEFAULT_INDEX_NAME
 from assay.web.hosts import HostPolicy
 from assay.web.security import with_security_headers
@@ -193,13 +192,11 @@ class ReadFastPath:
         # mirrored files.
         if public.endswith(PROOF_SUFFIX) or public.startswith("mirror/"):
             return None
-        try:
-            check_key(public)
-        except BlobKeyError:
-            return None
         svc = self.svc
         if svc.settings.accel_redirect_prefix:
             return None
+        # No ``check_key`` here: the route puts an entry in the cache only after its key passed
+        # it, so a key found there is a checked one (and any other is the route's to refuse).
         entry = svc.files.get((index.id, stored_key(index, public), "public"))
         if entry is None or entry.quarantined or entry.path is None or entry.headers is None:
             return None
