@@ -12,9 +12,17 @@ on disk; nothing checks a digest on the way out). Server pinned to CPU 0, wrk (1
 CPU 1; CPU per request is the server process tree's utime + stime over the run divided by the
 requests it answered (wall time is not compared: the machine is shared).
 
+Optional rows: ``--granian`` (tree B under ``assay serve --server granian``, which offers the
+ASGI pathsend extension) and ``--postgres URL`` (tree B on PostgreSQL, the same files loaded
+into ``WORK/data-pg`` by ``load_assay.py``; the CPU of its PostgreSQL backends is counted with
+the server's). Pages are also measured at 50 clients (the p99 target of issue 17).
+
 Usage:
   git archive BASE src | tar -x -C /tmp/base
   python bench/index/ab_files.py --work /tmp/rp-bench --a /tmp/base/src --b src --rounds 2
+  ASSAY_DATABASE_URL=postgresql://.../rpbench PYTHONPATH=src python bench/index/load_assay.py \
+      /tmp/rp-bench/data-pg /tmp/rp-bench/dists --projects 300
+  python bench/index/ab_files.py ... --granian --postgres postgresql://.../rpbench
 Prints a line per run, then one JSON object: per server and workload the runs' CPU ms per
 request (median), requests/s, p99 and the ratios.
 """
@@ -122,6 +130,9 @@ def path_lists(work: Path, data: Path, projects: int) -> dict[str, Path]:
         "1 MiB file": [f"/files/{big['1 MiB file']}"],
         "20 MiB file": [f"/files/{big['20 MiB file']}"],
     }
+    # The warm-up of the small files asks for each once (a file's first request reads its row
+    # and its bytes: ~1 ms, which would otherwise be spread over the measured run).
+    lists["small files (each once)"] = [f"/files/{k}" for k in small]
     out = {}
     for name, paths in lists.items():
         f = work / f"paths-{name.replace(' ', '-')}.txt"
@@ -157,6 +168,24 @@ def wrk(port: int, paths: Path, conns: int, seconds: int) -> dict[str, float]:
     return result
 
 
+#: (workload, path list, clients): the four at --connections, and pages again at 50 clients
+#: (the issue's p99 target).
+def workloads(connections: int) -> list[tuple[str, str, int]]:
+    rows = [(f"{w} @{connections}", w, connections) for w in WORKLOADS]
+    return [*rows[:1], ("pages @50", "pages", 50), *rows[1:]]
+
+
+def pg_backend_pids(url: str) -> list[int]:
+    """The PostgreSQL backends serving ``url``'s database (its server's pool and listener)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [int(pid) for (pid,) in rows]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, required=True)
@@ -166,12 +195,25 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--connections", type=int, default=10)
+    ap.add_argument("--granian", action="store_true", help="also tree B under `assay serve --server granian`")
+    ap.add_argument(
+        "--postgres",
+        help="also tree B on this PostgreSQL database, populated by load_assay.py into WORK/data-pg "
+        "(ASSAY_DATABASE_URL=... load_assay.py WORK/data-pg DISTS); its backends' CPU is counted",
+    )
+    ap.add_argument("--servers", nargs="*", help="only these rows (names as printed)")
+    ap.add_argument("--workloads", nargs="*", help="only these workloads (names as printed, e.g. 'pages @50')")
     args = ap.parse_args()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     trees = {"assay A": str(args.a.resolve()), "assay B": str(args.b.resolve())}
     data = populate(work, args.projects, args.b.resolve())
     lists = path_lists(work, data, args.projects)
+    if args.postgres:
+        # The same files (keys are content-addressed): the two large blobs made large there too.
+        for name in ("1 MiB file", "20 MiB file"):
+            key = lists[name].read_text().strip().removeprefix("/files/")
+            (work / "data-pg" / "files" / key).write_bytes((data / "files" / key).read_bytes())
     tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
 
     def server(name: str, port: int) -> bench.Server:
@@ -185,26 +227,48 @@ def main() -> None:
                 NGINX_CONF.format(user=user, tmp=tmp, port=port, files=data / "files", pages=work / "pages")
             )
             return bench.Server(name, "", ["nginx", "-c", str(conf), "-p", str(tmp)], "/simple/", ["html"])
-        cmd = [sys.executable, "-m", "assay", "serve", "--data-dir", str(data), "--port", str(port)]
-        return bench.Server(name, "", cmd, "/simple/", ["html"], env={"PYTHONPATH": trees[name]})
+        tree = trees["assay A" if name.startswith("assay A") else "assay B"]
+        where = ["--data-dir", str(data)]
+        env = {"PYTHONPATH": tree}
+        if name.endswith(" PG"):
+            where = ["--data-dir", str(work / "data-pg")]
+            env["ASSAY_DATABASE_URL"] = args.postgres
+        extra = ["--server", "granian"] if name.endswith(" granian") else []
+        cmd = [sys.executable, "-m", "assay", "serve", *where, "--port", str(port), *extra]
+        return bench.Server(name, "", cmd, "/simple/", ["html"], env=env)
 
     port = bench.free_port()
     with bench.running(server("assay B", port), port, work / "pages.log"):
         write_pages(work, port, args.projects)
 
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
-    order = ["assay A", "assay B", "nginx"]
+    order = ["assay A", "assay B"]
+    if args.granian:
+        order.append("assay B granian")
+    if args.postgres:
+        order.append("assay B PG")
+    order.append("nginx")
+    if args.servers:
+        order = [n for n in order if n in args.servers]
     for r in range(args.rounds):
         for name in order if r % 2 == 0 else order[::-1]:
             port = bench.free_port()
             with bench.running(server(name, port), port, work / f"{name.replace(' ', '-')}.log") as proc:
-                for workload in WORKLOADS:
-                    wrk(port, lists[workload], args.connections, 2)  # warm-up (caches, page cache)
+                for workload, paths, conns in workloads(args.connections):
+                    if args.workloads and workload not in args.workloads:
+                        continue
+                    if paths == "small files":  # each once first: a file's first request costs ~1 ms
+                        each = lists["small files (each once)"]
+                        wrk(port, each, conns, 2 + len(each.read_text().splitlines()) // 400)
+                    wrk(port, lists[paths], conns, 2)  # warm-up (caches, page cache)
                     bench.settle(proc.pid, 10)
                     pids = bench.tree_pids(proc.pid)
-                    before = bench.cpu_ticks(pids)
-                    res = wrk(port, lists[workload], args.connections, args.seconds)
-                    cpu_ms = (bench.cpu_ticks(pids) - before) * tick_ms
+                    backends = pg_backend_pids(args.postgres) if name.endswith(" PG") else []
+                    before = bench.cpu_ticks(pids) + bench.cpu_ticks(backends)
+                    res = wrk(port, lists[paths], conns, args.seconds)
+                    if backends:  # a backend that connected during the run counts from zero
+                        backends = sorted(set(backends) | set(pg_backend_pids(args.postgres)))
+                    cpu_ms = (bench.cpu_ticks(pids) + bench.cpu_ticks(backends) - before) * tick_ms
                     row = {
                         "cpu_ms_per_req": round(cpu_ms / max(res["requests"], 1), 4),
                         "req_s": round(res["requests"] / (res["duration_us"] / 1e6), 1),
@@ -222,8 +286,14 @@ def main() -> None:
                 "p99_ms": statistics.median(x["p99_ms"] for x in rows),
             }
     for per_server in summary.values():
-        a, b, n = (per_server[k]["cpu_ms_per_req"] for k in ("assay A", "assay B", "nginx"))
-        per_server["ratios"] = {"b_over_a": round(b / a, 3), "b_over_nginx": round(b / n, 2) if n else 0.0}
+        n = per_server.get("nginx", {}).get("cpu_ms_per_req", 0.0)
+        a = per_server.get("assay A", {}).get("cpu_ms_per_req", 0.0)
+        ratios = {}
+        for name in [k for k in per_server if k.startswith("assay")]:
+            cpu = per_server[name]["cpu_ms_per_req"]
+            ratios[f"{name} / nginx"] = round(cpu / n, 2) if n else 0.0
+            ratios[f"{name} / assay A"] = round(cpu / a, 3) if a else 0.0
+        per_server["ratios"] = ratios
     print(json.dumps(summary, indent=1))
 
 

@@ -1,7 +1,8 @@
 """Issue 17, item 3: what each layer of the request path costs, in process, without a socket.
 
 The ASGI app of a populated data directory is called directly with a synthetic scope (no
-uvicorn, no network), peeling one layer at a time: the whole stack (``SecurityHeaders`` →
+uvicorn, no network), peeling one layer at a time: the fast lane in front of it all
+(``index.fastpath.ReadFastPath``, which answers cache hits itself), the whole stack (``SecurityHeaders`` →
 ``KeepConnection`` → Starlette's error middleware → allowed hosts → ``BodyLimits`` → the
 exception middleware → the router), then without the two outer layers, the router alone, and
 the matched route's endpoint alone. The differences are each layer's CPU per request.
@@ -69,8 +70,9 @@ def main() -> None:
     app = create_app(load_settings({"data_dir": str(args.data)}))
 
     async def run() -> dict[str, dict[str, float]]:
-        full = app.build_middleware_stack()
-        inner = full.app.app  # type: ignore[attr-defined]  # below SecurityHeaders and KeepConnection
+        lane = app.build_middleware_stack()  # the fast lane (index.fastpath), in front of it all
+        full = lane.app  # type: ignore[attr-defined]  # SecurityHeaders → KeepConnection → Starlette's
+        inner = full.app.app  # below SecurityHeaders and KeepConnection
         out: dict[str, dict[str, float]] = {}
         for path in args.paths:
             statuses: list[int] = []
@@ -94,6 +96,7 @@ def main() -> None:
                 await app.router(s, r, w)
 
             row = {
+                "fast lane (a cache hit)": await measure(lane, path, args.n, statuses, app),
                 "full stack": await measure(full, path, args.n, statuses, app),
                 "below security headers": await measure(inner, path, args.n, statuses, app),
                 "router": await measure(router, path, args.n, statuses, app),

@@ -86,6 +86,10 @@ class Settings:
     #: Empty: uvicorn's default (127.0.0.1, or FORWARDED_ALLOW_IPS).
     forwarded_allow_ips: tuple[str, ...] = ()
     # --- how the server listens ---
+    #: The HTTP server (issue 17, item 3): "uvicorn", or "granian" (optional, ``pip install
+    #: granian``): its ASGI pathsend extension sends large files off the event loop, but it lacks
+    #: uvicorn's reason phrases, proxy headers and keep-alive timeout (assay.cli.granian).
+    server: str = "uvicorn"
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -242,6 +246,8 @@ class Settings:
             raise ConfigError(
                 f"accel_redirect_prefix must be a path starting and ending with '/', got {self.accel_redirect_prefix!r}"
             )
+        if self.server not in ("uvicorn", "granian"):
+            raise ConfigError(f"server must be 'uvicorn' or 'granian', got {self.server!r}")
         if self.serial_poll_seconds < 0:
             raise ConfigError(f"serial_poll_seconds must not be negative, got {self.serial_poll_seconds}")
         if self.file_cache_bytes < 0:

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Scope
 from assay.app.services import Services, build_services
 from assay.attestations.routes import routes as attestation_routes
 from assay.config import Settings, load_settings
+from assay.index.fastpath import ReadFastPath, root_segments
 from assay.index.mirrored import routes as mirrored_routes
 from assay.index.receipts import receipt_routes
 from assay.index.routes import routes as index_routes
@@ -102,7 +103,13 @@ class _App(Starlette):
     def build_middleware_stack(self) -> ASGIApp:
         # Outside Starlette's error middleware, so a 500 gets the security headers too, and the
         # connection survives it (assay.web.errors.KeepConnection).
-        return SecurityHeaders(KeepConnection(super().build_middleware_stack()))
+        full = SecurityHeaders(KeepConnection(super().build_middleware_stack()))
+        # Issue 17, item 3: cache hits of simple pages and files are answered in front of it
+        # all, with the same headers, host check and limits (assay.index.fastpath).
+        svc: Services = self.state.services
+        roots = root_segments([getattr(r, "path", "") for r in self.router.routes if not isinstance(r, IndexMount)])
+        self.fast_path = ReadFastPath(full, svc, roots)
+        return self.fast_path
 
 
 def create_app(settings: Settings, svc: Services | None = None) -> Starlette:

@@ -18,6 +18,7 @@ from uvicorn.supervisors import Multiprocess
 
 from assay.app import create_app
 from assay.cli.common import CommandError, open_database, settings_from, storage_options
+from assay.cli.granian import free_port, granian_refusal, serve_granian
 from assay.config import MIB, Settings, settings_to_env
 from assay.storage.modes import make_private_dirs
 from assay.storage.stores import blob_store
@@ -82,6 +83,7 @@ _HELP: dict[str, tuple[str, str | None]] = {
         "Behind nginx: hand file downloads to its internal location at this path (X-Accel-Redirect); empty: none",
         None,
     ),
+    "server": ("HTTP server: 'uvicorn' or 'granian' (optional install; sends large files itself)", None),
     "serial_poll_seconds": (
         "PostgreSQL: longest a project's serial is kept unasked (changes arrive by NOTIFY; 0: ask each request)",
         "seconds",
@@ -241,12 +243,15 @@ def serve(config_file: Path | None, **options: object) -> None:
     Every setting can be given as a flag, as an ASSAY_* environment variable or in the --config
     TOML file; flags win over the environment, which wins over the file.
     """
-    try:
-        # Before anything else: the header limits are only as good as this check.
-        check_uvicorn_version()
-    except UnsupportedUvicorn as exc:
-        raise CommandError(str(exc)) from None
     settings = settings_from(config_file, **options)
+    if settings.server == "uvicorn":
+        try:
+            # Before anything else: the header limits are only as good as this check.
+            check_uvicorn_version()
+        except UnsupportedUvicorn as exc:
+            raise CommandError(str(exc)) from None
+    elif (refusal := granian_refusal(settings)) is not None:
+        raise CommandError(refusal)
     if (refusal := startup_refusal(settings)) is not None:
         raise CommandError(refusal)
     logging.basicConfig(level=settings.log_level.upper(), format=_APP_FORMAT)
@@ -256,6 +261,13 @@ def serve(config_file: Path | None, **options: object) -> None:
     db = open_database(settings)
     db.dispose()
     _check_log_key(settings)
+
+    if settings.server == "granian":
+        # granian binds its own socket (in its worker processes): a port is chosen here.
+        port = settings.port or free_port(settings.host)
+        _announce(settings, db.safe_url, settings.host, port)
+        serve_granian(settings, port)
+        return
 
     config = uvicorn.Config(
         "assay.app:app_from_env" if settings.workers > 1 else create_app(settings),
@@ -286,13 +298,7 @@ def serve(config_file: Path | None, **options: object) -> None:
     )
     sock = config.bind_socket()
     host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    url = f"{settings.scheme}://{shown}:{port}/"
-    click.echo(f"assay: serving {url} (simple index {url}simple/, uploads {url}legacy/)")
-    click.echo(f"assay: database {db.safe_url}, {blob_store(settings).describe()}")
-    if (warning := startup_warning(settings)) is not None:
-        click.echo(f"assay: warning: {warning}", err=True)
-    sys.stdout.flush()
+    _announce(settings, db.safe_url, host, port)
 
     if settings.workers > 1:
         # Workers are separate processes: they rebuild the settings from the environment.
@@ -300,3 +306,13 @@ def serve(config_file: Path | None, **options: object) -> None:
         Multiprocess(config, sockets=[sock]).run()
     else:
         uvicorn.Server(config).run(sockets=[sock])
+
+
+def _announce(settings: Settings, database: str, host: str, port: int) -> None:
+    shown = f"[{host}]" if ":" in host else host
+    url = f"{settings.scheme}://{shown}:{port}/"
+    click.echo(f"assay: serving {url} (simple index {url}simple/, uploads {url}legacy/)")
+    click.echo(f"assay: database {database}, {blob_store(settings).describe()}")
+    if (warning := startup_warning(settings)) is not None:
+        click.echo(f"assay: warning: {warning}", err=True)
+    sys.stdout.flush()

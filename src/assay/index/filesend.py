@@ -10,14 +10,17 @@ one it was made under, which costs what ``assay.index.serials`` costs (nothing o
 
 The bytes of a file on the filesystem store are sent from the event loop itself, read with
 ``os.pread`` in large chunks (``CHUNK``) and handed to the server one chunk per ASGI message.
-Zero copy (``sendfile(2)``) is not reachable here: uvicorn 0.54, pinned in pyproject.toml, offers
-no ASGI pathsend extension, and uvloop implements neither ``loop.sendfile`` nor access to its
-transports' sockets. What the chunking buys over Starlette's ``FileResponse`` /
-``StreamingResponse`` (256 KiB reads in worker threads, a thread hop and futex wake-ups per
-chunk) is measured in docs/benchmarks.md. Behind a reverse proxy the transfer can be handed to
-it instead (setting ``accel_redirect_prefix``: nginx's ``X-Accel-Redirect``), which is zero
-copy. assay still decides (index, read access, quarantine, If-None-Match); nginx needs an
-internal location over the blob directory that keeps assay's ETag and security headers
+Zero copy (``sendfile(2)``) is not reachable here: uvicorn 0.54, pinned in pyproject.toml,
+offers no ASGI pathsend extension, and uvloop implements neither ``loop.sendfile`` nor access to
+its transports' sockets. A server that does offer pathsend (granian, ``assay serve --server
+granian``) is handed a large file by its path instead (``PATHSEND``); granian's is not zero copy
+either, and measured slower than these preads (docs/benchmarks.md). What the chunking buys over
+Starlette's ``FileResponse`` / ``StreamingResponse`` (256 KiB reads in worker threads, a thread
+hop and futex wake-ups per chunk) is measured in docs/benchmarks.md. Behind a reverse proxy the
+transfer can be handed to it instead (setting ``accel_redirect_prefix``: nginx's
+``X-Accel-Redirect``), which is zero copy. assay still decides (index, read access, quarantine,
+If-None-Match); nginx needs an internal location over the blob directory that keeps assay's ETag
+and security headers
 (``tests/index/test_accel_redirect.py`` runs exactly this)::
 
     location /_assay_blobs/ {
@@ -54,6 +57,9 @@ CHUNK = 1024 * 1024
 #: nearly every ``.metadata`` file); larger ones are read from disk on each request.
 SMALL_FILE = 256 * 1024
 
+#: The ASGI extension (and message type) by which the server sends a file named by its path.
+PATHSEND = "http.response.pathsend"
+
 #: Most entries the cache holds, whatever their size (the headers of a file are ~300 bytes).
 MAX_ENTRIES = 100_000
 
@@ -80,6 +86,8 @@ class FileEntry:
     headers: list[tuple[bytes, bytes]] | None = None
     #: The bytes of a small file, once read.
     body: bytes | None = None
+    #: ``headers`` and the same with the security headers, as ``index.fastpath`` sends them.
+    sent_headers: tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]] | None = None
 
 
 class FileCache:
@@ -171,6 +179,7 @@ class RawResponse(Response):
         fd: int | None = None,
         offset: int = 0,
         length: int = 0,
+        path: Path | None = None,
     ) -> None:
         self.status_code = status
         self.raw_headers = headers
@@ -179,6 +188,8 @@ class RawResponse(Response):
         self._fd = fd
         self._offset = offset
         self._length = length
+        #: The whole file's path (not for a range): sent by the server itself where it can.
+        self._path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fd = self._fd
@@ -186,6 +197,11 @@ class RawResponse(Response):
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
             if fd is None or scope["method"] == "HEAD":
                 await send({"type": "http.response.body", "body": self.body})
+                return
+            if self._path is not None and PATHSEND in scope.get("extensions", {}):
+                # The ASGI pathsend extension (granian offers it): the server reads and sends
+                # the file itself, off the event loop, with no Python bytes objects per chunk.
+                await send({"type": PATHSEND, "path": str(self._path)})
                 return
             position, left = self._offset, self._length
             while left:
@@ -220,7 +236,7 @@ def file_response(
                 os.close(fd)
             cache.keep_body(entry, body)
             return RawResponse(200, entry.headers, body)
-        return RawResponse(200, entry.headers, fd=fd, length=entry.size)
+        return RawResponse(200, entry.headers, fd=fd, length=entry.size, path=entry.path)
     # RFC 9110 section 14: one range; the headers of a 206 are built per request (rare: lazy
     # wheel readers without PEP 658 metadata).
     base = [(k, v) for k, v in entry.headers if k != b"content-length"]

@@ -17,7 +17,10 @@ memory, and what tells a server that one may be stale costs no query in the comm
   their answers at once, through the project-change hook (before the writer's response is
   sent). As a fallback for a notification lost with its connection, no answer is trusted
   for more than ``serial_poll_seconds`` (setting): a change made by another server is visible
-  here within that bound, normally within milliseconds; 0 asks the database every time.
+  here within that bound, normally within milliseconds; 0 asks the database every time. So
+  that the bound costs one query per period rather than one per project, a background task
+  re-reads, every half bound and in one statement, the answers requests have used
+  (``SQLSerials._reread_forever``).
 
 A lookup that misses runs the query as before (on the loop for SQLite, in a thread for
 PostgreSQL) and keeps the answer, unless an invalidation arrived while it ran
@@ -78,15 +81,36 @@ class AnswerCache:
         self.generation = 0
         self._data: dict[tuple[object, ...], tuple[object, float]] = {}
         self._lock = threading.Lock()
+        #: Keys answered from memory since the last ``due`` (what is worth re-reading ahead).
+        self._used: set[tuple[object, ...]] = set()
 
     def get(self, key: tuple[object, ...]) -> object:
         found = self._data.get(key)
         if found is None:
             return MISS
         value, read_at = found
-        if self.max_age is not None and time.monotonic() - read_at >= self.max_age:
-            return MISS
+        if self.max_age is not None:
+            if time.monotonic() - read_at >= self.max_age:
+                return MISS
+            self._used.add(key)
         return value
+
+    def due(self, age: float) -> list[tuple[object, ...]]:
+        """The keys used since the last call whose answers are at least ``age`` seconds old
+        (the rest stay remembered for the next call)."""
+        now = time.monotonic()
+        with self._lock:
+            used, self._used = self._used, set()
+            due = []
+            for key in used:
+                found = self._data.get(key)
+                if found is None:
+                    continue
+                if now - found[1] >= age:
+                    due.append(key)
+                else:
+                    self._used.add(key)
+            return due
 
     def put(self, key: tuple[object, ...], value: object, generation: int, read_at: float) -> None:
         with self._lock:
@@ -262,6 +286,7 @@ class SQLSerials:
         self._answers = AnswerCache(max_age)
         self._listen = listen and max_age > 0
         self._listener: _Listener | None = None
+        self._rereader: asyncio.Task[None] | None = None
 
     @property
     def answers(self) -> AnswerCache:
@@ -273,6 +298,7 @@ class SQLSerials:
         listener = self._listener
         if listener is None:
             self._listener = listener = _Listener(self._url, self._answers, self._answers.max_age or 1.0)
+            self._rereader = asyncio.get_running_loop().create_task(self._reread_forever())
         if not listener.up:
             return MISS
         listener.drain()  # a notification already here is applied before this request is answered
@@ -288,9 +314,60 @@ class SQLSerials:
             value = conn.execute(_INDEX, {"counter": counters.projects(index_id)}).scalar()
         return int(value or 0)
 
+    async def _reread_forever(self) -> None:
+        """Every half ``max_age``: re-read, in one statement per kind, the kept answers that
+        requests used and that are at least half ``max_age`` old, so that a busy server's
+        answers never expire (one query per project and bound, in a thread, each time) while
+        every answer it uses is still at most ``max_age`` old (the bound for a change announced
+        to nobody). An invalidation meanwhile makes ``AnswerCache.put`` drop the whole batch."""
+        max_age = self._answers.max_age or 1.0
+        while True:
+            await asyncio.sleep(max_age / 2)
+            listener = self._listener
+            if listener is None or not listener.up:
+                continue
+            keys = self._answers.due(max_age / 2)
+            if not keys:
+                continue
+            generation, read_at = self._answers.generation, time.monotonic()
+            try:
+                values = await asyncio.to_thread(self._read_many, keys)
+            except Exception as exc:  # the database away: the answers expire, requests ask
+                log.warning("re-reading project serials failed: %s", exc)
+                continue
+            for key, value in values.items():
+                self._answers.put(key, value, generation, read_at)
+
+    def _read_many(self, keys: list[tuple[object, ...]]) -> dict[tuple[object, ...], object]:
+        projects = [(int(k[1]), str(k[2])) for k in keys if k[0] == "project"]  # type: ignore[call-overload]
+        indexes = [int(k[1]) for k in keys if k[0] == "index"]  # type: ignore[call-overload]
+        out: dict[tuple[object, ...], object] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(projects), _BATCH):
+                chunk = projects[start : start + _BATCH]
+                out.update({("project", index_id, name): None for index_id, name in chunk})
+                rows = conn.execute(
+                    sa.select(Project.index_id, Project.normalized_name, Project.id, Project.serial).where(
+                        sa.tuple_(Project.index_id, Project.normalized_name).in_(chunk)
+                    )
+                )
+                for index_id, name, project_id, serial in rows:
+                    out[("project", int(index_id), str(name))] = (int(project_id), int(serial))
+            if indexes:
+                names = {counters.projects(i): i for i in indexes}
+                found = dict(conn.execute(sa.select(Counter.name, Counter.value).where(Counter.name.in_(names))).all())
+                out.update({("index", i): int(found.get(name) or 0) for name, i in names.items()})
+        return out
+
     def close(self) -> None:
+        if self._rereader is not None:
+            self._rereader.cancel()
         if self._listener is not None:
             self._listener.close()
+
+
+#: Keys per statement of ``SQLSerials._read_many``.
+_BATCH = 500
 
 
 class _Listener:

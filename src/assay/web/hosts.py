@@ -90,6 +90,19 @@ class HostPolicy:
             return True
         return any(p.startswith(".") and (name == p[1:] or name.endswith(p)) for p in self.allowed)
 
+    def refusal(self, hosts: Sequence[bytes], server: tuple[str, int | None] | None) -> str | None:
+        """Why a request with these Host headers is refused (400), or None."""
+        if not hosts:
+            return None
+        if len(hosts) > 1:
+            return "Bad request: more than one Host header (RFC 9112)."
+        name = host_name(hosts[0].decode("latin-1"))
+        local = host_name(server[0]) if server else None
+        if self.allows(name, local):
+            return None
+        shown = name if len(name) <= 100 else name[:100] + "..."
+        return f"Host not allowed: {shown!r} is not a name this index answers to ({self.hint})."
+
 
 class AllowedHosts:
     """Pure ASGI: refuses a request whose Host is not allowed before anything reads it."""
@@ -101,23 +114,11 @@ class AllowedHosts:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             hosts = [v for k, v in scope.get("headers", []) if k == b"host"]
-            refusal = self._refusal(hosts, scope.get("server"))
+            refusal = self.policy.refusal(hosts, scope.get("server"))
             if refusal is not None:
                 await TextError(400, refusal)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-    def _refusal(self, hosts: Sequence[bytes], server: tuple[str, int | None] | None) -> str | None:
-        if not hosts:
-            return None
-        if len(hosts) > 1:
-            return "Bad request: more than one Host header (RFC 9112)."
-        name = host_name(hosts[0].decode("latin-1"))
-        local = host_name(server[0]) if server else None
-        if self.policy.allows(name, local):
-            return None
-        shown = name if len(name) <= 100 else name[:100] + "..."
-        return f"Host not allowed: {shown!r} is not a name this index answers to ({self.policy.hint})."
 
 
 def allowed_hosts(app: ASGIApp, settings: Settings) -> ASGIApp:

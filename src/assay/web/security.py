@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
@@ -62,13 +63,19 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
-                present = {k.lower() for k, _ in headers}
-                headers += [(k, v) for k, v in _ADDED if k not in present]
-                message = {**message, "headers": headers}
+                message = {**message, "headers": with_security_headers(message.get("headers", []))}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def with_security_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` as sent: without ``Server``, with each security header the response does not
+    set itself. Also what ``index.fastpath`` builds its prepared header lists with."""
+    sent = [(k, v) for k, v in headers if k.lower() != b"server"]
+    present = {k.lower() for k, _ in sent}
+    sent += [(k, v) for k, v in _ADDED if k not in present]
+    return sent
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,225 @@
+"""The read path's fast lane (issue 17, item 3): cache hits answered in front of Starlette.
+
+A simple page or a file that this process has already answered once is, on the next request,
+a handful of dictionary lookups; going through the whole stack for it (``SecurityHeaders`` →
+``KeepConnection`` → Starlette's error middleware → allowed hosts → ``BodyLimits`` → the
+exception middleware → the router → the endpoint, each wrapping ``send``) cost more than the
+lookups themselves (``bench/index/layers.py``). ``ReadFastPath`` is one pure-ASGI layer in
+front of all of them that answers exactly those hits and hands everything else, unchanged, to
+the full stack. What the layers would have done to a hit is folded into it:
+
+* **Security headers**: each cached page's and file's raw header list is built once, by the
+  same Starlette ``Response`` and ``security.with_security_headers`` the full stack uses, so
+  the bytes on the wire are identical (``tests/index/test_fast_path.py`` compares them).
+* **Host check**: the same ``HostPolicy`` as ``web.hosts.AllowedHosts``; a refused host goes
+  to the full stack, which answers the 400.
+* **Body limits**: a GET or HEAD with a body (``content-length`` or ``transfer-encoding``) goes
+  to the full stack, so ``BodyLimits`` sees it as before.
+* **Errors**: nothing is sent before every lookup has succeeded; any exception in them hands
+  the request to the full stack, which repeats the work and answers its error (503, 500) as
+  tested. Failures while sending end the connection, as they did below the error middleware
+  once the response had started.
+
+Only the plainest requests take the lane: GET or HEAD, no query string, no ``root_path``, no
+``If-None-Match`` / ``Range`` / ``If-Range`` (conditional and range answers stay in the
+routes), a public index (a private one checks a token), a canonical project name (else the
+PEP 503 redirect), and a hit in every cache the route would consult: the serial known without
+a query (``Serials.known``), the rendered page (``RenderCache``) or the file's entry with its
+headers (``FileCache``). A miss of any is the route's job, which fills the caches for the next
+request. Which requests took the lane is counted (``hits``), for the tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from packaging.utils import InvalidName, canonicalize_name
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from assay.index import cdn
+from assay.index.filesend import SMALL_FILE, FileEntry, RawResponse
+from assay.index.negotiate import NotAcceptable, negotiate
+from assay.index.pages import Rendered, index_key, project_key
+from assay.index.paths import stored_key
+from assay.index.serials import MISS
+from assay.index.services import IndexServices
+from assay.indexes import IndexRef
+from assay.log.proof import SUFFIX as PROOF_SUFFIX
+from assay.storage.models import DEFAULT_INDEX_NAME
+from assay.web.hosts import HostPolicy
+from assay.web.security import with_security_headers
+
+#: Request headers that make a request the routes' (conditional, range, a body).
+_ROUTE_HEADERS = frozenset({b"if-none-match", b"range", b"if-range", b"content-length", b"transfer-encoding"})
+
+#: Most pages whose prepared headers are kept (each a few hundred bytes); beyond, all are dropped.
+MAX_PAGE_HEADERS = 50_000
+
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A page's prepared answer: the rendered page it was built from, and its raw headers."""
+
+    rendered: Rendered
+    headers: Headers
+
+
+class ReadFastPath:
+    """Pure ASGI, in front of the whole application (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, svc: IndexServices, root_segments: frozenset[str]) -> None:
+        self.app = app
+        self.svc = svc
+        self.policy = HostPolicy.from_settings(svc.settings)
+        #: First path segments the site root's own routes claim: never an index's name here.
+        self.root_segments = root_segments
+        self.hits = 0
+        self._pages: dict[tuple[object, ...], _Prepared] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and not scope.get("query_string"):
+            try:
+                answer = self._answer(scope)
+            except Exception:  # the full stack repeats the work and answers the error as tested
+                answer = None
+            if answer is not None:
+                self.hits += 1
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    # -- deciding --
+    def _answer(self, scope: Scope) -> RawResponse | None:
+        if scope.get("root_path"):
+            return None
+        hosts: list[bytes] = []
+        accept: str | None = None
+        for name, value in scope["headers"]:
+            if name == b"host":
+                hosts.append(value)
+            elif name == b"accept":
+                if accept is None:
+                    accept = value.decode("latin-1")
+            elif name in _ROUTE_HEADERS:
+                return None
+        if self.policy is not None and self.policy.refusal(hosts, scope.get("server")) is not None:
+            return None
+        path: str = scope["path"]
+        index, rest = self._index(path)
+        if index is None or index.is_private(self.svc.settings.private):
+            return None
+        if rest.startswith("/simple/"):
+            return self._page(scope, index, rest, hosts, accept)
+        if rest.startswith("/files/"):
+            return self._file(index, rest.removeprefix("/files/"), scope["method"])
+        return None
+
+    def _index(self, path: str) -> tuple[IndexRef | None, str]:
+        """The index a path is for (as the route list would decide it) and the path below it."""
+        if path.startswith("/simple/") or path.startswith("/files/"):
+            return self.svc.indexes.default(), path
+        name, slash, rest = path[1:].partition("/")
+        if not slash or name in self.root_segments or name == DEFAULT_INDEX_NAME:
+            return None, ""
+        return self.svc.indexes.by_name(name), "/" + rest
+
+    def _page(
+        self, scope: Scope, index: IndexRef, rest: str, hosts: list[bytes], accept: str | None
+    ) -> RawResponse | None:
+        try:
+            choice = negotiate(accept, None)
+        except NotAcceptable:
+            return None
+        svc = self.svc
+        if rest == "/simple/":
+            serial = svc.serials.known(("index", index.id))
+            if serial is MISS:
+                return None
+            page_key = index_key(index.id, serial, choice.format)  # type: ignore[arg-type]
+            keys = cdn.listing_keys(index.name)
+        else:
+            raw, slash, tail = rest.removeprefix("/simple/").partition("/")
+            if not slash or tail or not raw:
+                return None
+            try:
+                normalized = canonicalize_name(raw, validate=True)
+            except InvalidName:
+                return None
+            if normalized != raw:
+                return None  # the PEP 503 redirect
+            head = svc.serials.known(("project", index.id, normalized))
+            if not isinstance(head, tuple):
+                return None  # MISS (not known here), or None: a 404 (a mirror index may serve it)
+            project_id, serial = head
+            page_key = project_key(project_id, serial, choice.format, self._base(scope, hosts) + index.prefix)
+            keys = cdn.project_keys(normalized, index.name)
+        rendered = svc.pages.cache.get(page_key)
+        if rendered is None:
+            return None
+        prepared_key = (*page_key, choice.content_type, keys)
+        prepared = self._pages.get(prepared_key)
+        if prepared is None or prepared.rendered is not rendered:
+            headers = {
+                "etag": rendered.etag,
+                "vary": "Accept, Accept-Encoding",
+                **cdn.cache_headers(svc.settings, keys, private=False),
+            }
+            # Built by the very Response the route answers with: the same headers, in order.
+            raw_headers = Response(rendered.body, media_type=choice.content_type, headers=headers).raw_headers
+            prepared = _Prepared(rendered, with_security_headers(raw_headers))
+            if len(self._pages) >= MAX_PAGE_HEADERS:
+                self._pages.clear()
+            self._pages[prepared_key] = prepared
+        return RawResponse(200, prepared.headers, rendered.body)
+
+    def _base(self, scope: Scope, hosts: list[bytes]) -> str:
+        """``web.urls.base_url`` from the scope (the page cache is keyed by it)."""
+        if self.svc.settings.base_url:
+            return self.svc.settings.base_url.rstrip("/")
+        if hosts:
+            host = hosts[0].decode("latin-1")
+        else:
+            server = scope.get("server")
+            host = f"{server[0]}:{server[1]}" if server else "localhost"
+        return f"{scope['scheme']}://{host}"
+
+    def _file(self, index: IndexRef, public: str, method: str) -> RawResponse | None:
+        # Routes before /files/{key:path} in the route list: transparency-log receipts and
+        # mirrored files.
+        if public.endswith(PROOF_SUFFIX) or public.startswith("mirror/"):
+            return None
+        svc = self.svc
+        if svc.settings.accel_redirect_prefix:
+            return None
+        # No ``check_key`` here: the route puts an entry in the cache only after its key passed
+        # it, so a key found there is a checked one (and any other is the route's to refuse).
+        entry = svc.files.get((index.id, stored_key(index, public), "public"))
+        if entry is None or entry.quarantined or entry.path is None or entry.headers is None:
+            return None
+        if svc.serials.known(("project", index.id, entry.project)) != (entry.project_id, entry.serial):
+            return None  # changed since, or not known without a query: the route decides
+        headers = _sent_headers(entry)
+        if entry.body is not None or method == "HEAD":
+            return RawResponse(200, headers, entry.body or b"")
+        if entry.size <= SMALL_FILE:
+            return None  # not read yet: the route reads it and keeps the bytes
+        fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)  # gone: the route answers the 500
+        return RawResponse(200, headers, fd=fd, length=entry.size, path=entry.path)
+
+
+def _sent_headers(entry: FileEntry) -> Headers:
+    """The file's whole-200 headers with the security headers, built once per entry."""
+    assert entry.headers is not None
+    sent = entry.sent_headers
+    if sent is None or sent[0] is not entry.headers:
+        sent = entry.sent_headers = (entry.headers, with_security_headers(entry.headers))
+    return sent[1]
+
+
+def root_segments(paths: list[str]) -> frozenset[str]:
+    """The first path segments of the site root's routes (``/simple/`` → ``simple``)."""
+    return frozenset(p.lstrip("/").split("/", 1)[0] for p in paths if not p.startswith("/{"))
