@@ -179,6 +179,34 @@ def test_uv_lock_with_the_mirror_as_default_index(mirror: AssayServer, tmp_path:
     assert "/up/files/mirror/" in lock
 
 
+def test_the_json_api_of_a_mirrored_project_is_the_decided_page(mirror: AssayServer) -> None:
+    """PyPI's JSON API answers for a mirrored project, directly and through a layered index,
+    from the policy-filtered page: the same files, every URL the mirror's own."""
+    for index in ("up", "team"):
+        with mirror.client(index=index) as http:
+            page = http.get("/simple/m-mid/", headers=JSON).json()
+            doc = http.get("/pypi/m-mid/json")
+            assert doc.status_code == 200, doc.text
+            body = doc.json()
+            assert body["info"]["name"] == "m-mid"
+            assert body["info"]["version"] == "1.0"
+            assert set(body["releases"]) == {"1.0"}
+            simple = {f["filename"]: f["hashes"]["sha256"] for f in page["files"]}
+            assert {f["filename"]: f["digests"]["sha256"] for f in body["urls"]} == simple
+            for f in body["urls"]:
+                assert f["url"].startswith(f"{mirror.url}/{index}/files/mirror/"), f["url"]
+                assert f["packagetype"] in ("bdist_wheel", "sdist")
+                assert http.get(f["url"]).status_code == 200
+            release = http.get("/pypi/m-mid/1.0/json")
+            assert release.status_code == 200
+            assert release.json()["urls"] == body["urls"]
+            assert http.get("/pypi/m-mid/2.0/json").status_code == 404
+            # Every file of a denied project is hidden: no release to show.
+            assert http.get("/pypi/m-denied/json").status_code == 404
+            assert http.get("/pypi/m-denied/1.0/json").status_code == 404
+            assert http.get("/pypi/m-nowhere/json").status_code == 404
+
+
 def test_upstream_down_serves_the_kept_pages_with_a_warning(mirror: AssayServer, upstream: AssayServer) -> None:
     """Last in the module: it stops the upstream (and starts it again for the other backend)."""
     with mirror.client(index="up") as http:

@@ -13,10 +13,10 @@ from weakref import WeakKeyDictionary
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from assay.index import html, json
+from assay.index import html, json, jsonapi
 from assay.index.mirrors import MIRROR_FILES, MirroredPage, MirrorRefusal
 from assay.index.negotiate import Choice, Format
 from assay.index.paths import METADATA_SUFFIX
@@ -25,7 +25,7 @@ from assay.indexes import IndexRef
 from assay.storage.blobs import BlobKeyError, check_key
 from assay.web.access import open_index_async
 from assay.web.conditional import not_modified
-from assay.web.responses import TextError
+from assay.web.responses import JSONError, TextError
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,25 @@ async def project_page(
     if not_modified(request.headers, etag):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=choice.content_type, headers=headers)
+
+
+async def json_api(svc: IndexServices, index: IndexRef, name: str, base: str, version: str | None) -> Response:
+    """PyPI's JSON API (``/pypi/<p>/json``, ``/pypi/<p>/<v>/json``) of a mirrored project, from
+    the same decided page as its simple page: the policy's hidden files are absent, every URL
+    is assay's."""
+    got = await svc.mirrors.page(index, name, base)
+    if isinstance(got, MirrorRefusal):
+        return JSONError(got.status, got.reason)
+    doc = None
+    if got is not None:
+        if version is None:
+            doc = jsonapi.mirrored_project_json(got.page, base)
+        else:
+            doc = jsonapi.mirrored_release_json(got.page, version, base)
+    if doc is None:
+        return JSONError(404, "Not Found")
+    headers = {"cache-control": f"{_scope(svc, index)}, no-cache", **_warning(got.warnings if got else ())}
+    return JSONResponse(doc, headers=headers)
 
 
 async def mirrored_file(request: Request) -> Response:
