@@ -207,16 +207,61 @@ def test_the_json_api_of_a_mirrored_project_is_the_decided_page(mirror: AssaySer
             assert http.get("/pypi/m-nowhere/json").status_code == 404
 
 
+def _listed(http: httpx.Client) -> set[str]:
+    response = http.get("/simple/", headers=JSON)
+    assert response.status_code == 200, response.text
+    return {p["name"] for p in response.json()["projects"]}
+
+
+def test_the_project_list_has_upstreams_names(mirror: AssayServer, upstream: AssayServer, tmp_path: Path) -> None:
+    """``/simple/`` of a mirror and of a layered index lists upstream's projects (minus the
+    denied one) with the index's own; a project new upstream appears once the list is
+    revalidated (TTL 0 here), and the HTML form lists the same names."""
+    mirror.cli("project", "reserve", "m-reserved-too", "--index", "up")
+    with mirror.client(index="up") as http:
+        names = _listed(http)
+        assert {"m-base", "m-mid", "m-top", "m-reserved", "m-reserved-too"} <= names
+        assert "m-denied" not in names
+        html = http.get("/simple/", headers={"Accept": "text/html"}).text
+        assert '<a href="m-top/">m-top</a>' in html or ">m-top</a>" in html
+        assert ">m-denied<" not in html
+    token = upstream.quick_token("up-late")
+    late = f"m-late-{mirror.url.rsplit(':', 1)[1]}"  # the upstream is shared by both backends' mirrors
+    built = build_project(tmp_path / "late", late, "1.0")
+    with upstream.client() as http:
+        assert upload(http, built.wheel, token).status_code == 200
+    with mirror.client(index="up") as http:
+        assert late in _listed(http)
+    mirror.quick_user("team-lister")
+    team_token = mirror.cli("token", "create", "--user", "team-lister", "--index", "team").stdout.strip()
+    own = build_project(tmp_path / "own", "team-only", "1.0")
+    with mirror.client(index="team") as http:
+        assert upload(http, own.wheel, team_token).status_code == 200
+        names = _listed(http)
+    assert {"team-only", "m-base", "m-top", late} <= names
+    assert "m-denied" not in names
+    assert "m-reserved-too" not in names  # reserved on up, not on team: upstream (the other assay) has no such name
+    # The default index, without upstreams, lists only its own.
+    with mirror.client() as http:
+        assert not {"m-base", "m-top"} & _listed(http)
+
+
 def test_upstream_down_serves_the_kept_pages_with_a_warning(mirror: AssayServer, upstream: AssayServer) -> None:
     """Last in the module: it stops the upstream (and starts it again for the other backend)."""
     with mirror.client(index="up") as http:
         assert http.get("/simple/m-mid/").status_code == 200  # kept now
+        assert http.get("/simple/").status_code == 200
         upstream.stop()
         try:
             response = http.get("/simple/m-mid/", headers=JSON)
             assert response.status_code == 200
             assert response.json()["files"]
             assert response.headers["warning"].startswith('110 assay "')
+            # The project list too: as kept, with the warning.
+            listing = http.get("/simple/", headers=JSON)
+            assert listing.status_code == 200
+            assert "m-mid" in {p["name"] for p in listing.json()["projects"]}
+            assert listing.headers["warning"].startswith('110 assay "')
             # Never fetched: an error, not an error page posing as a simple page.
             never = http.get("/simple/m-never-seen/")
             assert never.status_code == 502

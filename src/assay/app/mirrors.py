@@ -10,14 +10,18 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import anyio
+from packaging.utils import canonicalize_name
 
-from assay.index.mirrors import MIRROR_FILES, MirroredFile, MirroredPage, MirrorRefusal
+from assay.index.mirrors import MIRROR_FILES, MirroredFile, MirroredNames, MirroredPage, MirrorRefusal
+from assay.index.model import ProjectLink
 from assay.indexes import Indexes, IndexRef
 from assay.mirror.policy import Policy
 from assay.mirror.report import get_policy
 from assay.mirror.service import MirrorService, Refused, UpstreamUnavailable
+from assay.mirror.upstream import UpstreamList
 from assay.storage.db import Database
 
 #: At most this many seconds (and never longer than the page TTL) a worker reuses a mirrored
@@ -25,6 +29,17 @@ from assay.storage.db import Database
 #: decisions again: a policy change or a cooldown's end is seen within this bound.
 PAGE_REUSE = 5.0
 _REUSED_PAGES = 4096
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """A mirror's project list as last filtered: the list object, its generation, the
+    policy's digest, and the links that passed."""
+
+    upstream: UpstreamList
+    generation: object
+    policy: str
+    links: tuple[ProjectLink, ...]
 
 
 class EngineMirrors:
@@ -42,6 +57,8 @@ class EngineMirrors:
         self.indexes = indexes
         self.reuse = min(PAGE_REUSE, page_ttl)
         self.clock = clock
+        self._lists: dict[int, _Listed] = {}
+        self._merged: dict[int, tuple[list[object], tuple[ProjectLink, ...]]] = {}
         self._pages: OrderedDict[tuple[int, str, str], tuple[float, MirroredPage]] = OrderedDict()
 
     def _upstreams(self, index: IndexRef) -> list[IndexRef]:
@@ -80,6 +97,46 @@ class EngineMirrors:
                         self._pages.popitem(last=False)
                 return page
         return MirrorRefusal(502, trouble) if trouble else None
+
+    async def names(self, index: IndexRef) -> MirroredNames:
+        warnings: list[str] = []
+        key: list[object] = []
+        lists: list[tuple[ProjectLink, ...]] = []
+        for base in self._upstreams(index):
+            assert base.mirror_url is not None
+            policy = await self._policy(base)
+            memo = self._lists.get(base.id)
+            got = await self.service.project_names(
+                base.id, base.mirror_url, memo.upstream if memo else None, memo.generation if memo else None
+            )
+            if memo is None or memo.upstream is not got.names or memo.policy != policy.digest:
+                # Filtered once per list content and policy, not per request (hundreds of
+                # thousands of names on the public index).
+                listed = []
+                for spelled in got.names.names:
+                    name = canonicalize_name(spelled)
+                    if policy.listed(name):
+                        listed.append(ProjectLink(spelled, name))
+                memo = _Listed(got.names, got.generation, policy.digest, tuple(listed))
+                self._lists[base.id] = memo
+            key.append((base.id, got.generation, policy.digest))
+            warnings.extend(got.warnings)
+            lists.append(memo.links)
+        merged = self._merged.get(index.id)
+        if merged is None or merged[0] != key:
+            if len(lists) == 1:
+                projects = lists[0]
+            else:
+                seen: set[str] = set()
+                out: list[ProjectLink] = []
+                for links in lists:
+                    for link in links:
+                        if link.normalized_name not in seen:  # the first upstream's entry stands
+                            seen.add(link.normalized_name)
+                            out.append(link)
+                projects = tuple(out)
+            merged = self._merged[index.id] = (key, projects)
+        return MirroredNames(merged[1], tuple(warnings), tuple(key))
 
     async def open_file(self, index: IndexRef, key: str) -> MirroredFile | MirrorRefusal:
         # ``mirror/<mirror index id>/<sha[:2]>/<sha[2:4]>/<rest>/<filename>`` (assay.mirror.files)

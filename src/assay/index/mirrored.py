@@ -18,7 +18,9 @@ from starlette.routing import Route
 
 from assay.index import html, json, jsonapi
 from assay.index.mirrors import MIRROR_FILES, MirroredPage, MirrorRefusal
+from assay.index.model import ProjectList
 from assay.index.negotiate import Choice, Format
+from assay.index.pages import load_project_list
 from assay.index.paths import METADATA_SUFFIX
 from assay.index.services import IndexServices, index_services
 from assay.indexes import IndexRef
@@ -76,6 +78,52 @@ async def project_page(
         "vary": "Accept, Accept-Encoding",
         "cache-control": f"{_scope(svc, index)}, no-cache",
         **_warning(got.warnings),
+    }
+    if not_modified(request.headers, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=choice.content_type, headers=headers)
+
+
+#: The last rendered ``/simple/`` of each (index, format) that has upstreams, with what it was
+#: rendered from: (index serial, the upstream lists' key). One per index and format: a list
+#: of the public index's names is tens of MiB, so older ones are not kept.
+_lists: dict[tuple[int, Format], tuple[tuple[object, ...], bytes, str]] = {}
+
+
+async def project_list(request: Request, svc: IndexServices, index: IndexRef, choice: Choice, serial: int) -> Response:
+    """``/simple/`` of an index with upstreams: its own projects (hosted and reserved names) and
+    every upstream's, minus what the policy's allow / deny lists keep out; a local name
+    shadows an upstream's (one entry, the local spelling)."""
+    names = await svc.mirrors.names(index)
+    if names.warnings:
+        log.warning("mirror: serving the kept project list of %s: %s", index.name, "; ".join(names.warnings))
+    key = (serial, names.key)
+    done = _lists.get((index.id, choice.format))
+    if done is None or done[0] != key:
+
+        def render() -> tuple[bytes, str]:
+            with svc.db.read() as session:
+                local = load_project_list(session, index, serial)
+            mine = {p.normalized_name for p in local.projects}
+            merged = sorted(
+                (*local.projects, *(p for p in names.projects if p.normalized_name not in mine)),
+                key=lambda p: p.normalized_name,
+            )
+            listing = ProjectList(tuple(merged), serial)
+            text = (
+                json.render_project_list(listing) if choice.format is Format.JSON else html.render_project_list(listing)
+            )
+            body = text.encode()
+            return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+        body, etag = await run_in_threadpool(render)
+        done = _lists[(index.id, choice.format)] = (key, body, etag)
+    _, body, etag = done
+    headers = {
+        "etag": etag,
+        "vary": "Accept, Accept-Encoding",
+        "cache-control": f"{_scope(svc, index)}, no-cache",
+        **_warning(names.warnings),
     }
     if not_modified(request.headers, etag):
         return Response(status_code=304, headers=headers)

@@ -81,6 +81,9 @@ async def simple_index(request: Request) -> Response:
     if isinstance(choice, Response):
         return choice
     serial = await index_serial(svc.serials, index.id)
+    if svc.mirrors.serves(index):
+        # Issue 12: the upstreams' names too.
+        return await mirrored.project_list(request, svc, index, choice, serial)
     rendered = svc.pages.cache.get(index_key(index.id, serial, choice.format))
     if rendered is None:
 

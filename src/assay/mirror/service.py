@@ -38,9 +38,9 @@ from assay.mirror.files import (
     kept_metadata,
     mirror_key,
 )
-from assay.mirror.pagecache import PageCache, UpstreamUnavailable
+from assay.mirror.pagecache import ListResult, PageCache, UpstreamUnavailable
 from assay.mirror.policy import Policy
-from assay.mirror.upstream import UpstreamFile, UpstreamPage
+from assay.mirror.upstream import UpstreamFile, UpstreamList, UpstreamPage
 from assay.storage.blobs import BlobStore
 from assay.storage.db import Database
 from assay.storage.models import MirrorConflict, MirrorDecision, MirrorFile, utcnow
@@ -346,6 +346,13 @@ class MirrorService:
             serial=0,
         )
         return MirroredPage(page, result.warnings, tuple(decisions))
+
+    async def project_names(
+        self, index_id: int, upstream_url: str, known: UpstreamList | None = None, known_generation: object = None
+    ) -> ListResult:
+        """Upstream's project list (kept, revalidated as pages are; the caller filters it by
+        its policy). ``known`` / ``known_generation``: see ``PageCache.get_list``."""
+        return await self.pages.get_list(index_id, upstream_url, known, known_generation)
 
     async def _visible(
         self, index_id: int, upstream_url: str, policy: Policy, filename: str
