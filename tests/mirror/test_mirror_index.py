@@ -192,6 +192,8 @@ def test_the_json_api_of_a_mirrored_project_is_the_decided_page(mirror: AssaySer
             assert body["info"]["version"] == "1.0"
             assert set(body["releases"]) == {"1.0"}
             simple = {f["filename"]: f["hashes"]["sha256"] for f in page["files"]}
+            # Mirrored uploads were upstream's, never in this index's log: no receipt offered.
+            assert not any("_assay_log_receipt" in f for f in page["files"])
             assert {f["filename"]: f["digests"]["sha256"] for f in body["urls"]} == simple
             for f in body["urls"]:
                 assert f["url"].startswith(f"{mirror.url}/{index}/files/mirror/"), f["url"]

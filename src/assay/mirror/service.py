@@ -333,6 +333,7 @@ class MirrorService:
                         if f.provenance is not None and version is not None
                         else None
                     ),
+                    logged=False,
                 )
             )
         versions = upstream.versions or tuple(
