@@ -195,3 +195,21 @@ def test_assay_verify_on_a_lock_and_requirements_made_through_the_mirror(
     doc = _verify(project, authority, "-r", "requirements.txt", "--index-url", url)
     # Now against those pins: every file verifies and matches.
     assert set(_verdicts(doc).values()) == {"verified"}, doc
+
+
+def test_a_policy_change_shows_at_once_on_a_warm_page(mirror: AssayServer, tmp_path: Path) -> None:
+    """A decided page is served again only while nothing it was decided from changed: a new
+    policy is seen by the very next request (the page TTL here is the default, 600 s)."""
+    json_accept = {"Accept": "application/vnd.pypi.simple.v1+json"}
+    policy = tmp_path / "policy.toml"
+    with mirror.client(index="up") as http:
+        for _ in range(3):  # warm
+            assert http.get("/simple/i-base/", headers=json_accept).json()["files"]
+        try:
+            policy.write_text('[provenance]\nrequire = "attested"\n[projects]\ndeny = ["i-base"]\n')
+            mirror.cli("policy", "set", "--index", "up", str(policy))
+            assert http.get("/simple/i-base/", headers=json_accept).json()["files"] == []
+        finally:
+            policy.write_text('[provenance]\nrequire = "attested"\n')
+            mirror.cli("policy", "set", "--index", "up", str(policy))
+        assert http.get("/simple/i-base/", headers=json_accept).json()["files"]

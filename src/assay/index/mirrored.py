@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from assay.index import html, json, jsonapi
+from assay.index import filesend, html, json, jsonapi
 from assay.index.mirrors import MIRROR_FILES, MirroredPage, MirrorRefusal
 from assay.index.model import ProjectList
 from assay.index.negotiate import Choice, Format
@@ -27,6 +27,7 @@ from assay.indexes import IndexRef
 from assay.storage.blobs import BlobKeyError, check_key
 from assay.web.access import open_index_async
 from assay.web.conditional import not_modified
+from assay.web.ranges import requested_range
 from assay.web.responses import JSONError, TextError
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def _scope(svc: IndexServices, index: IndexRef) -> str:
 
 
 #: A mirrored page's bytes and ETag per format, for as long as the page object lives (the port
-#: reuses one for a few seconds: assay.app.mirrors.PAGE_REUSE).
+#: reuses one while nothing it was decided from changed: assay.app.mirrors.EngineMirrors.page).
 _rendered: WeakKeyDictionary[MirroredPage, dict[Format, tuple[bytes, str]]] = WeakKeyDictionary()
 
 
@@ -166,21 +167,57 @@ async def mirrored_file(request: Request) -> Response:
         return TextError(got.status, got.reason)
     is_metadata = key.endswith(METADATA_SUFFIX)
     etag = f'"{got.sha256}"'
-    headers = {"etag": etag, "cache-control": f"{_scope(svc, index)}, no-cache", **_warning(got.warnings)}
+    scope = _scope(svc, index)
+    cache_control = f"{scope}, no-cache"
     if not_modified(request.headers, etag):
-        return Response(status_code=304, headers=headers)
+        return Response(
+            status_code=304, headers={"etag": etag, "cache-control": cache_control, **_warning(got.warnings)}
+        )
     media_type = "text/plain; charset=utf-8" if is_metadata else "application/octet-stream"
+    path = filesend.local_path(svc.blobs, got.blob_key)
+    if path is not None and not got.warnings:
+        # Issue 17's file path for a kept blob on the filesystem store: its headers (and, when
+        # small, its bytes) built once, sent from the event loop. The policy was asked above.
+        cache_key = (index.id, got.blob_key, scope)
+        entry = svc.files.get(cache_key)
+        if entry is None or entry.etag != etag:
+            entry = filesend.FileEntry(
+                project_id=0,
+                project="",
+                serial=0,
+                quarantined=False,
+                etag=etag,
+                media_type=media_type,
+                filename=None if is_metadata else got.filename,
+                served_name=got.filename + (METADATA_SUFFIX if is_metadata else ""),
+                path=path,
+            )
+            try:
+                entry.size = path.stat().st_size
+            except FileNotFoundError:
+                return _missing()
+            entry.headers = filesend.whole_headers(entry, cache_control)
+            svc.files.put(cache_key, entry)
+        try:
+            return filesend.file_response(entry, request.method, requested_range(request.headers, etag), svc.files)
+        except FileNotFoundError:
+            return _missing()
+    headers = {"etag": etag, "cache-control": cache_control, **_warning(got.warnings)}
     if not is_metadata:
         headers["content-disposition"] = f'attachment; filename="{got.filename}"'
     try:
         opened = await run_in_threadpool(svc.blobs.open, got.blob_key)
     except FileNotFoundError:
-        return TextError(500, "The mirrored file is registered but its content is missing; run `assay admin fsck`.")
+        return _missing()
     headers["content-length"] = str(opened.size)
     if request.method == "HEAD":
         opened.reader.close()
         return Response(headers=headers, media_type=media_type)
     return StreamingResponse(opened.chunks(), headers=headers, media_type=media_type)
+
+
+def _missing() -> Response:
+    return TextError(500, "The mirrored file is registered but its content is missing; run `assay admin fsck`.")
 
 
 #: Before ``/files/{key:path}``: a mirrored file has no ``File`` row.
