@@ -9,6 +9,7 @@ a warning.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -207,6 +208,32 @@ def test_the_json_api_of_a_mirrored_project_is_the_decided_page(mirror: AssaySer
             assert http.get("/pypi/m-denied/json").status_code == 404
             assert http.get("/pypi/m-denied/1.0/json").status_code == 404
             assert http.get("/pypi/m-nowhere/json").status_code == 404
+
+
+def test_a_kept_mirrored_file_is_served_as_hosted_files_are(mirror: AssayServer) -> None:
+    """Once kept, a mirrored file takes the hosted files' path (headers built once, bytes from
+    the event loop): whole, HEAD, a Range, a conditional GET, and still never immutable."""
+    with mirror.client(index="up") as http:
+        page = http.get("/simple/m-base/", headers=JSON).json()
+        entry = next(f for f in page["files"] if f["filename"].endswith(".whl"))
+        url = str(httpx.URL(mirror.url + "/up/simple/m-base/").join(entry["url"]))
+        whole = http.get(url)
+        assert whole.status_code == 200
+        assert hashlib.sha256(whole.content).hexdigest() == entry["hashes"]["sha256"]
+        again = http.get(url)  # from the file cache now
+        assert again.content == whole.content
+        assert again.headers["cache-control"].endswith("no-cache")
+        assert again.headers["etag"] == f'"{entry["hashes"]["sha256"]}"'
+        head = http.head(url)
+        assert head.status_code == 200
+        assert head.headers["content-length"] == str(len(whole.content))
+        part = http.get(url, headers={"Range": "bytes=0-9"})
+        assert part.status_code == 206
+        assert part.content == whole.content[:10]
+        assert http.get(url, headers={"If-None-Match": again.headers["etag"]}).status_code == 304
+        metadata = http.get(url + ".metadata")
+        assert metadata.status_code == 200
+        assert b"Name: m-base" in metadata.content
 
 
 def _listed(http: httpx.Client) -> set[str]:
