@@ -16,10 +16,13 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+import sqlalchemy as sa
 from uv import find_uv_bin
 
 from tests.mirror.conftest import github
@@ -213,3 +216,44 @@ def test_a_policy_change_shows_at_once_on_a_warm_page(mirror: AssayServer, tmp_p
             policy.write_text('[provenance]\nrequire = "attested"\n')
             mirror.cli("policy", "set", "--index", "up", str(policy))
         assert http.get("/simple/i-base/", headers=json_accept).json()["files"]
+
+
+BOUND = 30  # serial_poll_seconds of the server below: far longer than the test waits
+
+
+def test_postgresql_policy_set_reaches_a_listening_server_by_notify(chain: StaticIndex, tmp_path: Path) -> None:
+    """On PostgreSQL a server keeps decided pages until a NOTIFY (or serial_poll_seconds):
+    ``policy set`` sends one, so a warm page shows the new policy long before the bound."""
+    with fresh_database() as url:
+        server = AssayServer(tmp_path / "data", database_url=url, args=["--serial-poll-seconds", str(BOUND)]).start()
+        try:
+            server.cli("index", "create", "up", "--mirror", chain.simple)
+            json_accept = {"Accept": "application/vnd.pypi.simple.v1+json"}
+            with server.client(index="up") as http:
+                for _ in range(3):  # decided, then kept (the listener starts with the first lookup)
+                    assert http.get("/simple/i-mid/", headers=json_accept).json()["files"]
+                _wait_listening(url)
+                assert http.get("/simple/i-mid/", headers=json_accept).json()["files"]
+                policy = tmp_path / "policy.toml"
+                policy.write_text('[projects]\ndeny = ["i-mid"]\n')
+                server.cli("policy", "set", "--index", "up", str(policy))
+                started = time.monotonic()
+                while http.get("/simple/i-mid/", headers=json_accept).json()["files"]:
+                    assert time.monotonic() - started < 5, "the policy's NOTIFY did not arrive"
+                    time.sleep(0.05)
+        finally:
+            server.stop()
+
+
+def _wait_listening(url: str) -> None:
+    plain = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    deadline = time.monotonic() + 20
+    with psycopg.connect(plain, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            ).fetchone()
+            if row is not None and row[0] >= 1:
+                return
+            time.sleep(0.1)
+    raise AssertionError("the server does not LISTEN")
