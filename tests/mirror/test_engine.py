@@ -3,6 +3,7 @@ static PEP 740 index (attested files under the local Sigstore)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -410,3 +411,34 @@ def test_provenance_is_re_served_unchanged(mirror: Mirror) -> None:
     assert isinstance(hidden, Refused)
     assert hidden.status == 404
     assert "denied" in hidden.reason
+
+
+def test_a_decided_page_stands_until_the_first_cooldown_ends(mirror: Mirror) -> None:
+    """``valid_until``: the kept page's freshness, or the instant the first hidden file ages
+    into view, whichever comes first; at that instant the file is visible."""
+    project = mirror.name("ageing")
+    (old,) = mirror.publish(project, "1.0")
+    (new,) = mirror.publish(project, "2.0")
+    uploaded = mirror.clock.now.replace(microsecond=0) - dt.timedelta(minutes=30)
+    mirror.static.files[old].upload_time = "2026-01-01T00:00:00Z"
+    mirror.static.files[new].upload_time = uploaded.strftime("%Y-%m-%dT%H:%M:%SZ")
+    policy = mirror.policy('[cooldown]\nmin-age = "1h"\n')
+
+    def page() -> MirroredPage:
+        async def go() -> MirroredPage:
+            async with mirror.service(page_ttl=86400) as svc:
+                return await svc.project_page(1, mirror.static.simple, policy, project, base_url=BASE)
+
+        return run(go())
+
+    fetched = mirror.clock.now
+    young = page()
+    assert _reasons(young) == {old: None, new: "cooldown"}
+    assert young.valid_until == uploaded + dt.timedelta(hours=1)
+    mirror.clock.now = uploaded + dt.timedelta(hours=1) - dt.timedelta(microseconds=1)
+    assert _reasons(page())[new] == "cooldown"
+    mirror.clock.now = uploaded + dt.timedelta(hours=1)
+    aged = page()
+    assert _reasons(aged) == {old: None, new: None}
+    # Nothing left to age into view: the page stands for its TTL (counted from its fetch).
+    assert aged.valid_until == fetched + dt.timedelta(seconds=86400)

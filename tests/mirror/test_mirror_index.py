@@ -9,6 +9,7 @@ a warning.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -179,16 +180,117 @@ def test_uv_lock_with_the_mirror_as_default_index(mirror: AssayServer, tmp_path:
     assert "/up/files/mirror/" in lock
 
 
+def test_the_json_api_of_a_mirrored_project_is_the_decided_page(mirror: AssayServer) -> None:
+    """PyPI's JSON API answers for a mirrored project, directly and through a layered index,
+    from the policy-filtered page: the same files, every URL the mirror's own."""
+    for index in ("up", "team"):
+        with mirror.client(index=index) as http:
+            page = http.get("/simple/m-mid/", headers=JSON).json()
+            doc = http.get("/pypi/m-mid/json")
+            assert doc.status_code == 200, doc.text
+            body = doc.json()
+            assert body["info"]["name"] == "m-mid"
+            assert body["info"]["version"] == "1.0"
+            assert set(body["releases"]) == {"1.0"}
+            simple = {f["filename"]: f["hashes"]["sha256"] for f in page["files"]}
+            # Mirrored uploads were upstream's, never in this index's log: no receipt offered.
+            assert not any("_assay_log_receipt" in f for f in page["files"])
+            assert {f["filename"]: f["digests"]["sha256"] for f in body["urls"]} == simple
+            for f in body["urls"]:
+                assert f["url"].startswith(f"{mirror.url}/{index}/files/mirror/"), f["url"]
+                assert f["packagetype"] in ("bdist_wheel", "sdist")
+                assert http.get(f["url"]).status_code == 200
+            release = http.get("/pypi/m-mid/1.0/json")
+            assert release.status_code == 200
+            assert release.json()["urls"] == body["urls"]
+            assert http.get("/pypi/m-mid/2.0/json").status_code == 404
+            # Every file of a denied project is hidden: no release to show.
+            assert http.get("/pypi/m-denied/json").status_code == 404
+            assert http.get("/pypi/m-denied/1.0/json").status_code == 404
+            assert http.get("/pypi/m-nowhere/json").status_code == 404
+
+
+def test_a_kept_mirrored_file_is_served_as_hosted_files_are(mirror: AssayServer) -> None:
+    """Once kept, a mirrored file takes the hosted files' path (headers built once, bytes from
+    the event loop): whole, HEAD, a Range, a conditional GET, and still never immutable."""
+    with mirror.client(index="up") as http:
+        page = http.get("/simple/m-base/", headers=JSON).json()
+        entry = next(f for f in page["files"] if f["filename"].endswith(".whl"))
+        url = str(httpx.URL(mirror.url + "/up/simple/m-base/").join(entry["url"]))
+        whole = http.get(url)
+        assert whole.status_code == 200
+        assert hashlib.sha256(whole.content).hexdigest() == entry["hashes"]["sha256"]
+        again = http.get(url)  # from the file cache now
+        assert again.content == whole.content
+        assert again.headers["cache-control"].endswith("no-cache")
+        assert again.headers["etag"] == f'"{entry["hashes"]["sha256"]}"'
+        head = http.head(url)
+        assert head.status_code == 200
+        assert head.headers["content-length"] == str(len(whole.content))
+        part = http.get(url, headers={"Range": "bytes=0-9"})
+        assert part.status_code == 206
+        assert part.content == whole.content[:10]
+        assert http.get(url, headers={"If-None-Match": again.headers["etag"]}).status_code == 304
+        metadata = http.get(url + ".metadata")
+        assert metadata.status_code == 200
+        assert b"Name: m-base" in metadata.content
+
+
+def _listed(http: httpx.Client) -> set[str]:
+    response = http.get("/simple/", headers=JSON)
+    assert response.status_code == 200, response.text
+    return {p["name"] for p in response.json()["projects"]}
+
+
+def test_the_project_list_has_upstreams_names(mirror: AssayServer, upstream: AssayServer, tmp_path: Path) -> None:
+    """``/simple/`` of a mirror and of a layered index lists upstream's projects (minus the
+    denied one) with the index's own; a project new upstream appears once the list is
+    revalidated (TTL 0 here), and the HTML form lists the same names."""
+    mirror.cli("project", "reserve", "m-reserved-too", "--index", "up")
+    with mirror.client(index="up") as http:
+        names = _listed(http)
+        assert {"m-base", "m-mid", "m-top", "m-reserved", "m-reserved-too"} <= names
+        assert "m-denied" not in names
+        html = http.get("/simple/", headers={"Accept": "text/html"}).text
+        assert '<a href="m-top/">m-top</a>' in html or ">m-top</a>" in html
+        assert ">m-denied<" not in html
+    token = upstream.quick_token("up-late")
+    late = f"m-late-{mirror.url.rsplit(':', 1)[1]}"  # the upstream is shared by both backends' mirrors
+    built = build_project(tmp_path / "late", late, "1.0")
+    with upstream.client() as http:
+        assert upload(http, built.wheel, token).status_code == 200
+    with mirror.client(index="up") as http:
+        assert late in _listed(http)
+    mirror.quick_user("team-lister")
+    team_token = mirror.cli("token", "create", "--user", "team-lister", "--index", "team").stdout.strip()
+    own = build_project(tmp_path / "own", "team-only", "1.0")
+    with mirror.client(index="team") as http:
+        assert upload(http, own.wheel, team_token).status_code == 200
+        names = _listed(http)
+    assert {"team-only", "m-base", "m-top", late} <= names
+    assert "m-denied" not in names
+    assert "m-reserved-too" not in names  # reserved on up, not on team: upstream (the other assay) has no such name
+    # The default index, without upstreams, lists only its own.
+    with mirror.client() as http:
+        assert not {"m-base", "m-top"} & _listed(http)
+
+
 def test_upstream_down_serves_the_kept_pages_with_a_warning(mirror: AssayServer, upstream: AssayServer) -> None:
     """Last in the module: it stops the upstream (and starts it again for the other backend)."""
     with mirror.client(index="up") as http:
         assert http.get("/simple/m-mid/").status_code == 200  # kept now
+        assert http.get("/simple/").status_code == 200
         upstream.stop()
         try:
             response = http.get("/simple/m-mid/", headers=JSON)
             assert response.status_code == 200
             assert response.json()["files"]
             assert response.headers["warning"].startswith('110 assay "')
+            # The project list too: as kept, with the warning.
+            listing = http.get("/simple/", headers=JSON)
+            assert listing.status_code == 200
+            assert "m-mid" in {p["name"] for p in listing.json()["projects"]}
+            assert listing.headers["warning"].startswith('110 assay "')
             # Never fetched: an error, not an error page posing as a simple page.
             never = http.get("/simple/m-never-seen/")
             assert never.status_code == 502

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from assay.mirror.upstream import UpstreamError, parse_html, parse_json
+from assay.mirror.upstream import UpstreamError, parse_html, parse_json, parse_list_html, parse_list_json
 
 PAGE = "https://up.example/simple/demo/"
 SHA = "a" * 64
@@ -97,3 +97,13 @@ def test_json_carries_every_pep_691_key() -> None:
 def test_unusable_json_is_an_upstream_error(body: bytes) -> None:
     with pytest.raises(UpstreamError, match="not a PEP 691 page"):
         parse_json(body, PAGE)
+
+
+def test_the_project_list_parses_in_both_forms() -> None:
+    html = b"""<!DOCTYPE html><html><body><a href="/simple/Foo-Bar/">Foo-Bar</a>
+    <a href="zope.interface/"> zope.interface </a><a href="empty/"></a></body></html>"""
+    assert parse_list_html(html).names == ("Foo-Bar", "zope.interface")
+    doc = {"meta": {"api-version": "1.1", "_last-serial": 3}, "projects": [{"name": "Foo-Bar", "_last-serial": 2}]}
+    assert parse_list_json(json.dumps(doc).encode()).names == ("Foo-Bar",)
+    with pytest.raises(UpstreamError, match="not a PEP 691 list"):
+        parse_list_json(b'{"projects": [{"nom": "x"}]}')

@@ -86,13 +86,14 @@ def build_services(settings: Settings) -> Services:
         max_file_size=settings.mirror_max_file_size,
     )
     pages = SimplePages()
+    serials = serials_for(db, settings.serial_poll_seconds)
     svc = Services(
         settings=settings,
         db=db,
         indexes=indexes,
         blobs=blobs,
         pages=pages,
-        serials=serials_for(db, settings.serial_poll_seconds),
+        serials=serials,
         files=FileCache(settings.file_cache_bytes),
         uploader=Uploader(db, blobs, stage_ttl=settings.stage_ttl),
         trusted_publishing=TrustedPublishing(db, settings),
@@ -105,7 +106,7 @@ def build_services(settings: Settings) -> Services:
         log=LogService(settings, db),
         ui_pages=UIPages(),
         mirror_engine=engine,
-        mirrors=EngineMirrors(engine, db, indexes, page_ttl=settings.mirror_page_ttl),
+        mirrors=EngineMirrors(engine, db, indexes, serials),
     )
     # This worker's pages of a changed project are stale from its commit on (never served:
     # the serial they are keyed by is gone); free them at once rather than when the LRU ages

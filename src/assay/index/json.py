@@ -50,7 +50,8 @@ def render_project_page(page: ProjectPage) -> str:
         # The file's transparency-log receipt (C2SP tlog-proof, docs/log-format.md "Receipts"):
         # derived from the file URL, no lookup. PEP 691 reserves keys with a leading
         # underscore for the index server's own use.
-        entry["_assay_log_receipt"] = f.url + ".tlog-proof"
+        if f.logged:
+            entry["_assay_log_receipt"] = f.url + ".tlog-proof"
         files.append(entry)
     return _dumps(
         {

@@ -12,12 +12,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from packaging.utils import canonicalize_version
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_version,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
 from packaging.version import InvalidVersion, Version
 from sqlalchemy.orm import Session
 
 from assay.index import rebuild_reports
-from assay.index.model import format_upload_time
+from assay.index.model import FileLink, ProjectPage, format_upload_time
 from assay.index.pages import ProjectHead
 from assay.index.paths import file_path, provenance_path, public_key
 from assay.index.provenance_state import ReleaseProvenance, file_sources, release_states
@@ -265,5 +271,143 @@ def release_json(
         "info": _info(match, head, base, loaded.states().get(match.version)),
         "last_serial": head.serial,
         "urls": [_file_dict(index, f, match, head, base, loaded.approvals, rebuilds) for f in loaded.of(match)],
+        "vulnerabilities": [],
+    }
+
+
+# ---- mirrored projects (issue 12) ------------------------------------------------------------
+#
+# A project an index serves from upstream has no rows here: its JSON comes from the page the
+# mirror decided (assay.index.mirrors.MirroredPage), so it lists exactly the files the simple
+# page does (the policy's hidden files are absent) and every URL is assay's own. What a simple
+# page does not carry (the core metadata's summary, requires_dist, ...) is null, as PyPI gives
+# for a field a release did not set; tools that need it read the PEP 658 ``.metadata`` file.
+
+
+def _file_version(filename: str) -> str | None:
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[1])
+        return str(parse_sdist_filename(filename)[1])
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
+
+
+def _mirrored_file_dict(f: FileLink, base: str) -> dict[str, Any]:
+    wheel = f.filename.endswith(".whl")
+    upload = f.upload_time.astimezone(dt.UTC) if f.upload_time is not None else None
+    return {
+        "comment_text": "",
+        # Upstream's simple page gives sha256 only (the one hash assay checks the bytes against).
+        "digests": {"blake2b_256": None, "md5": None, "sha256": f.sha256},
+        "downloads": -1,
+        "filename": f.filename,
+        "has_sig": False,
+        "md5_digest": None,
+        "packagetype": "bdist_wheel" if wheel else "sdist",
+        # PyPI's python_version: the wheel's python tag (PEP 427 ``{python tag}-{abi}-{platform}``).
+        "python_version": f.filename.removesuffix(".whl").split("-")[-3] if wheel else "source",
+        "requires_python": f.requires_python,
+        "size": f.size,
+        "upload_time": upload.strftime("%Y-%m-%dT%H:%M:%S") if upload else None,
+        "upload_time_iso_8601": format_upload_time(upload) if upload else None,
+        # The page's URLs are relative to /simple/<project>/ ("../../files/..."): below the index.
+        "url": base + f.url.removeprefix("../.."),
+        "yanked": f.yanked is not False,
+        "yanked_reason": f.yanked if isinstance(f.yanked, str) and f.yanked else None,
+        "core_metadata": {"sha256": f.core_metadata_sha256} if f.core_metadata_sha256 else False,
+        "trusted_publisher": None,
+        "provenance": f.provenance_url,
+        # The hosted files' issue-14 members, in the same shape: this index holds no rebuild
+        # reports, approvals or maintainer records for upstream's files.
+        "rebuilds": [],
+        "approval": None,
+        "maintainer_signatures": [],
+    }
+
+
+@dataclass(frozen=True)
+class _MirroredRelease:
+    version: str
+    files: list[FileLink]
+
+    @property
+    def yanked(self) -> bool:
+        # PyPI yanks releases; a simple page yanks files (PEP 592): a release is yanked when
+        # every file it still offers is.
+        return bool(self.files) and all(f.yanked is not False for f in self.files)
+
+    @property
+    def yanked_reason(self) -> str | None:
+        return next((f.yanked for f in self.files if isinstance(f.yanked, str) and f.yanked), None)
+
+
+def _mirrored_releases(page: ProjectPage) -> list[_MirroredRelease]:
+    by_version: dict[str, list[FileLink]] = {v: [] for v in page.versions}
+    for f in page.files:
+        version = _file_version(f.filename)
+        if version is not None:
+            by_version.setdefault(version, []).append(f)
+    releases = [_MirroredRelease(v, files) for v, files in by_version.items()]
+    return sorted(releases, key=lambda r: _vkey(r.version))
+
+
+def _mirrored_info(page: ProjectPage, release: _MirroredRelease, base: str) -> dict[str, Any]:
+    info: dict[str, Any] = {key: None for key in _INFO_KEYS.values()}
+    info.update(
+        {
+            "name": page.name,
+            "version": release.version,
+            "requires_python": next((f.requires_python for f in release.files if f.requires_python), None),
+            "yanked": release.yanked,
+            "yanked_reason": release.yanked_reason,
+            "package_url": f"{base}/project/{page.name}/",
+            "project_url": f"{base}/project/{page.name}/",
+            "release_url": f"{base}/project/{page.name}/{release.version}/",
+            "bugtrack_url": None,
+            "docs_url": None,
+            "downloads": {"last_day": -1, "last_month": -1, "last_week": -1},
+            "project_status": {"status": page.status.status}
+            | ({"reason": page.status.reason} if page.status.reason else {}),
+        }
+    )
+    return info
+
+
+def mirrored_project_json(page: ProjectPage, base: str) -> dict[str, Any] | None:
+    """``/pypi/<project>/json`` of a mirrored project, from its decided page (None: nothing to
+    show, every release hidden: a 404 as for a project without releases)."""
+    releases = _mirrored_releases(page)
+    with_files = [r for r in releases if r.files]
+    candidates = [r for r in with_files if not r.yanked] or with_files
+    if not candidates:
+        return None
+    finals = [r for r in candidates if not _vkey(r.version).is_prerelease]
+    latest = max(finals or candidates, key=lambda r: _vkey(r.version))
+    return {
+        "info": _mirrored_info(page, latest, base),
+        "last_serial": page.serial,
+        "releases": {r.version: [_mirrored_file_dict(f, base) for f in r.files] for r in releases},
+        "urls": [_mirrored_file_dict(f, base) for f in latest.files],
+        "vulnerabilities": [],
+    }
+
+
+def mirrored_release_json(page: ProjectPage, version: str, base: str) -> dict[str, Any] | None:
+    """``/pypi/<project>/<version>/json`` of a mirrored project (None: no such version, or none
+    of its files passes the policy)."""
+    try:
+        wanted = canonicalize_version(Version(version))
+    except InvalidVersion:
+        return None
+    match = next(
+        (r for r in _mirrored_releases(page) if r.files and canonicalize_version(_vkey(r.version)) == wanted), None
+    )
+    if match is None:
+        return None
+    return {
+        "info": _mirrored_info(page, match, base),
+        "last_serial": page.serial,
+        "urls": [_mirrored_file_dict(f, base) for f in match.files],
         "vulnerabilities": [],
     }

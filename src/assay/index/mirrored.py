@@ -13,19 +13,22 @@ from weakref import WeakKeyDictionary
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from assay.index import cdn, html, json
+from assay.index import cdn, filesend, html, json, jsonapi
 from assay.index.mirrors import MIRROR_FILES, MirroredPage, MirrorRefusal
+from assay.index.model import ProjectList
 from assay.index.negotiate import Choice, Format
+from assay.index.pages import load_project_list
 from assay.index.paths import METADATA_SUFFIX
 from assay.index.services import IndexServices, index_services
 from assay.indexes import IndexRef
 from assay.storage.blobs import BlobKeyError, check_key
 from assay.web.access import open_index_async
 from assay.web.conditional import not_modified
-from assay.web.responses import TextError
+from assay.web.ranges import requested_range
+from assay.web.responses import JSONError, TextError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,7 @@ def _warning(warnings: tuple[str, ...]) -> dict[str, str]:
 
 
 #: A mirrored page's bytes and ETag per format, for as long as the page object lives (the port
-#: reuses one for a few seconds: assay.app.mirrors.PAGE_REUSE).
+#: reuses one while nothing it was decided from changed: assay.app.mirrors.EngineMirrors.page).
 _rendered: WeakKeyDictionary[MirroredPage, dict[Format, tuple[bytes, str]]] = WeakKeyDictionary()
 
 
@@ -78,6 +81,72 @@ async def project_page(
     return Response(body, media_type=choice.content_type, headers=headers)
 
 
+#: The last rendered ``/simple/`` of each (index, format) that has upstreams, with what it was
+#: rendered from: (index serial, the upstream lists' key). One per index and format: a list
+#: of the public index's names is tens of MiB, so older ones are not kept.
+_lists: dict[tuple[int, Format], tuple[tuple[object, ...], bytes, str]] = {}
+
+
+async def project_list(request: Request, svc: IndexServices, index: IndexRef, choice: Choice, serial: int) -> Response:
+    """``/simple/`` of an index with upstreams: its own projects (hosted and reserved names) and
+    every upstream's, minus what the policy's allow / deny lists keep out; a local name
+    shadows an upstream's (one entry, the local spelling)."""
+    names = await svc.mirrors.names(index)
+    if names.warnings:
+        log.warning("mirror: serving the kept project list of %s: %s", index.name, "; ".join(names.warnings))
+    key = (serial, names.key)
+    done = _lists.get((index.id, choice.format))
+    if done is None or done[0] != key:
+
+        def render() -> tuple[bytes, str]:
+            with svc.db.read() as session:
+                local = load_project_list(session, index, serial)
+            mine = {p.normalized_name for p in local.projects}
+            merged = sorted(
+                (*local.projects, *(p for p in names.projects if p.normalized_name not in mine)),
+                key=lambda p: p.normalized_name,
+            )
+            listing = ProjectList(tuple(merged), serial)
+            text = (
+                json.render_project_list(listing) if choice.format is Format.JSON else html.render_project_list(listing)
+            )
+            body = text.encode()
+            return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+        body, etag = await run_in_threadpool(render)
+        done = _lists[(index.id, choice.format)] = (key, body, etag)
+    _, body, etag = done
+    headers = {
+        "etag": etag,
+        "vary": "Accept, Accept-Encoding",
+        "cache-control": f"{cdn.cache_scope(svc.settings, index)}, no-cache",
+        **_warning(names.warnings),
+    }
+    if not_modified(request.headers, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=choice.content_type, headers=headers)
+
+
+async def json_api(svc: IndexServices, index: IndexRef, name: str, base: str, version: str | None) -> Response:
+    """PyPI's JSON API (``/pypi/<p>/json``, ``/pypi/<p>/<v>/json``) of a mirrored project, from
+    the same decided page as its simple page: the policy's hidden files are absent, every URL
+    is assay's."""
+    got = await svc.mirrors.page(index, name, base)
+    if isinstance(got, MirrorRefusal):
+        return JSONError(got.status, got.reason)
+    doc = None
+    if got is not None:
+        if version is None:
+            doc = jsonapi.mirrored_project_json(got.page, base)
+        else:
+            doc = jsonapi.mirrored_release_json(got.page, version, base)
+    if doc is None:
+        return JSONError(404, "Not Found")
+    scope = cdn.cache_scope(svc.settings, index)
+    headers = {"cache-control": f"{scope}, no-cache", **_warning(got.warnings if got else ())}
+    return JSONResponse(doc, headers=headers)
+
+
 async def mirrored_file(request: Request) -> Response:
     """``/files/mirror/<key>``: fetched from upstream and checked against its sha256 on the
     first download (nothing is served before the check), from the blob store afterwards."""
@@ -96,21 +165,56 @@ async def mirrored_file(request: Request) -> Response:
     is_metadata = key.endswith(METADATA_SUFFIX)
     etag = f'"{got.sha256}"'
     scope = cdn.cache_scope(svc.settings, index)
-    headers = {"etag": etag, "cache-control": f"{scope}, no-cache", **_warning(got.warnings)}
+    cache_control = f"{scope}, no-cache"
     if not_modified(request.headers, etag):
-        return Response(status_code=304, headers=headers)
+        return Response(
+            status_code=304, headers={"etag": etag, "cache-control": cache_control, **_warning(got.warnings)}
+        )
     media_type = "text/plain; charset=utf-8" if is_metadata else "application/octet-stream"
+    path = filesend.local_path(svc.blobs, got.blob_key)
+    if path is not None and not got.warnings:
+        # Issue 17's file path for a kept blob on the filesystem store: its headers (and, when
+        # small, its bytes) built once, sent from the event loop. The policy was asked above.
+        cache_key = (index.id, got.blob_key, scope)
+        entry = svc.files.get(cache_key)
+        if entry is None or entry.etag != etag:
+            entry = filesend.FileEntry(
+                project_id=0,
+                project="",
+                serial=0,
+                quarantined=False,
+                etag=etag,
+                media_type=media_type,
+                filename=None if is_metadata else got.filename,
+                served_name=got.filename + (METADATA_SUFFIX if is_metadata else ""),
+                path=path,
+            )
+            try:
+                entry.size = path.stat().st_size
+            except FileNotFoundError:
+                return _missing()
+            entry.headers = filesend.whole_headers(entry, cache_control)
+            svc.files.put(cache_key, entry)
+        try:
+            return filesend.file_response(entry, request.method, requested_range(request.headers, etag), svc.files)
+        except FileNotFoundError:
+            return _missing()
+    headers = {"etag": etag, "cache-control": cache_control, **_warning(got.warnings)}
     if not is_metadata:
         headers["content-disposition"] = f'attachment; filename="{got.filename}"'
     try:
         opened = await run_in_threadpool(svc.blobs.open, got.blob_key)
     except FileNotFoundError:
-        return TextError(500, "The mirrored file is registered but its content is missing; run `assay admin fsck`.")
+        return _missing()
     headers["content-length"] = str(opened.size)
     if request.method == "HEAD":
         opened.reader.close()
         return Response(headers=headers, media_type=media_type)
     return StreamingResponse(opened.chunks(), headers=headers, media_type=media_type)
+
+
+def _missing() -> Response:
+    return TextError(500, "The mirrored file is registered but its content is missing; run `assay admin fsck`.")
 
 
 #: Before ``/files/{key:path}``: a mirrored file has no ``File`` row.

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from assay.index.model import ProjectPage
+from assay.index.model import ProjectLink, ProjectPage
 from assay.indexes import IndexRef
 
 #: Where mirrored files are served: ``/files/mirror/<mirror index id>/<key>`` (assay.mirror.files).
@@ -30,6 +30,20 @@ class MirroredPage:
     page: ProjectPage
     #: Non-empty: served from what is kept while upstream is unreachable (a Warning header).
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class MirroredNames:
+    """The names an index lists from its upstreams in its ``/simple/`` (PEP 503 / 691 root)."""
+
+    #: Upstreams' projects minus those the policy's allow / deny lists keep out, one per
+    #: normalized name (the first upstream's spelling), in no particular order.
+    projects: tuple[ProjectLink, ...]
+    #: Non-empty: an upstream's list is served as kept (or missing) while it is unreachable.
+    warnings: tuple[str, ...] = ()
+    #: Names the content: two answers with equal keys list the same names (routes key the
+    #: rendered list by it).
+    key: tuple[object, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,10 @@ class Mirrors(Protocol):
         """The first upstream's page for ``name`` (None: no upstream has it)."""
         ...
 
+    async def names(self, index: IndexRef) -> MirroredNames:
+        """The projects ``index``'s upstreams list, through each one's policy."""
+        ...
+
     async def open_file(self, index: IndexRef, key: str) -> MirroredFile | MirrorRefusal:
         """The file (or PEP 658 ``.metadata``) behind ``/files/<key>``, fetched and checked on
         its first download."""
@@ -76,6 +94,9 @@ class NoMirrors:
 
     async def page(self, index: IndexRef, name: str, base_url: str) -> MirroredPage | MirrorRefusal | None:
         return None
+
+    async def names(self, index: IndexRef) -> MirroredNames:
+        return MirroredNames(())
 
     async def open_file(self, index: IndexRef, key: str) -> MirroredFile | MirrorRefusal:
         return MirrorRefusal(404, "No such file.")

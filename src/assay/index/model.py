@@ -43,6 +43,10 @@ class FileLink:
     core_metadata_sha256: str | None
     #: PEP 740: absolute URL of the provenance object, or None.
     provenance_url: str | None
+    #: Whether this index's transparency log has the file's upload (its receipt is offered as
+    #: ``_assay_log_receipt``). Not for a mirrored file: its upload was upstream's, never
+    #: logged here, and a receipt URL that answers 404 reads as a missing log entry.
+    logged: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -13,7 +14,7 @@ from starlette.routing import Route
 
 from assay.index import cdn, filesend, jsonapi, mirrored
 from assay.index.negotiate import Choice, NotAcceptable, negotiate
-from assay.index.pages import Rendered, index_key, project_head, project_key
+from assay.index.pages import ProjectHead, Rendered, index_key, project_head, project_key
 from assay.index.paths import METADATA_SUFFIX, stored_key
 from assay.index.serials import index_serial, project_serial
 from assay.index.services import IndexServices as Services
@@ -21,7 +22,7 @@ from assay.index.services import index_services as services
 from assay.indexes import IndexRef
 from assay.storage.blobs import BlobKeyError, RangeNotSatisfiable, check_key
 from assay.storage.models import File, Project
-from assay.web.access import open_index, open_index_async
+from assay.web.access import open_index_async
 from assay.web.conditional import not_modified
 from assay.web.ranges import requested_range
 from assay.web.responses import JSONError, TextError
@@ -71,6 +72,9 @@ async def simple_index(request: Request) -> Response:
     if isinstance(choice, Response):
         return choice
     serial = await index_serial(svc.serials, index.id)
+    if svc.mirrors.serves(index):
+        # Issue 12: the upstreams' names too.
+        return await mirrored.project_list(request, svc, index, choice, serial)
     rendered = svc.pages.cache.get(index_key(index.id, serial, choice.format))
     if rendered is None:
 
@@ -273,34 +277,49 @@ def _from_store(
     return StreamingResponse(opened.chunks(), status_code=status, headers=headers, media_type=media_type)
 
 
-def json_project(request: Request) -> Response:
+async def json_project(request: Request) -> Response:
     svc = services(request)
-    index = open_index(request, svc)
+    index = await open_index_async(request, svc)
     if isinstance(index, Response):
         return index
     normalized = _project_name(request.path_params["project"])
     if normalized is None:
         return JSONError(404, "Not Found")
-    with svc.db.read() as session:
-        head = project_head(session, index, normalized)
-        doc = jsonapi.project_json(session, index, head, index_url(svc, request, index)) if head else None
+    base = index_url(svc, request, index)
+
+    def load() -> tuple[ProjectHead | None, dict[str, Any] | None]:
+        with svc.db.read() as session:
+            head = project_head(session, index, normalized)
+            return head, jsonapi.project_json(session, index, head, base) if head else None
+
+    head, doc = await run_in_threadpool(load)
+    if head is None and svc.mirrors.serves(index):
+        # Issue 12: a project the index does not host (hosted and reserved names shadow upstream).
+        return await mirrored.json_api(svc, index, normalized, base, None)
     if doc is None:
         return JSONError(404, "Not Found")
     return JSONResponse(doc, headers=_cache(svc, index, cdn.project_keys(normalized, index.name)))
 
 
-def json_release(request: Request) -> Response:
+async def json_release(request: Request) -> Response:
     svc = services(request)
-    index = open_index(request, svc)
+    index = await open_index_async(request, svc)
     if isinstance(index, Response):
         return index
     normalized = _project_name(request.path_params["project"])
     if normalized is None:
         return JSONError(404, "Not Found")
-    with svc.db.read() as session:
-        head = project_head(session, index, normalized)
-        base = index_url(svc, request, index)
-        doc = jsonapi.release_json(session, index, head, request.path_params["version"], base) if head else None
+    base = index_url(svc, request, index)
+    version = request.path_params["version"]
+
+    def load() -> tuple[ProjectHead | None, dict[str, Any] | None]:
+        with svc.db.read() as session:
+            head = project_head(session, index, normalized)
+            return head, jsonapi.release_json(session, index, head, version, base) if head else None
+
+    head, doc = await run_in_threadpool(load)
+    if head is None and svc.mirrors.serves(index):
+        return await mirrored.json_api(svc, index, normalized, base, version)
     if doc is None:
         return JSONError(404, "Not Found")
     return JSONResponse(doc, headers=_cache(svc, index, cdn.project_keys(normalized, index.name)))

@@ -131,6 +131,12 @@ class Policy:
     def digest(self) -> str:
         return hashlib.sha256((self.text + "\0" + (self.pins_text or "")).encode()).hexdigest()
 
+    def listed(self, name: NormalizedName) -> bool:
+        """Whether the allow / deny lists let ``name`` through (what ``rules().listed_out``
+        says, for the project list's many names at a set lookup each)."""
+        allow, deny = self.doc.projects.allow, self.doc.projects.deny
+        return name not in deny and (not allow or name in allow)
+
     def rules(self, project: str) -> Rules:
         name = canonicalize_name(project)
         doc = self.doc

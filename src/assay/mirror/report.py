@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from assay import audit
 from assay.mirror.policy import Policy, empty_policy, parse_policy
+from assay.storage.changes import CHANNEL
 from assay.storage.db import Database
 from assay.storage.models import MirrorConflict, MirrorDecision, MirrorPin, MirrorPolicy, utcnow
 
@@ -23,6 +24,12 @@ def set_policy(db: Database, index_id: int, policy: Policy, *, actor: str) -> No
             session.add(row)
         else:
             row.text, row.pins_text, row.source, row.updated = policy.text, policy.pins_text, policy.source, utcnow()
+        if session.get_bind().dialect.name == "postgresql":
+            # Servers keep the pages they decided until the database changes (on PostgreSQL:
+            # a NOTIFY on the change channel, sent at this commit; a payload that names no
+            # project makes them drop everything they keep: assay.index.serials), so a new
+            # policy shows on every server at once.
+            session.execute(sa.select(sa.func.pg_notify(CHANNEL, f"mirror-policy {index_id}")))
         audit.record(
             session,
             actor=actor,

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from types import TracebackType
 from urllib.parse import quote
 
@@ -38,9 +38,9 @@ from assay.mirror.files import (
     kept_metadata,
     mirror_key,
 )
-from assay.mirror.pagecache import PageCache, UpstreamUnavailable
+from assay.mirror.pagecache import ListResult, PageCache, UpstreamUnavailable
 from assay.mirror.policy import Policy
-from assay.mirror.upstream import UpstreamFile, UpstreamPage
+from assay.mirror.upstream import UpstreamFile, UpstreamList, UpstreamPage
 from assay.storage.blobs import BlobStore
 from assay.storage.db import Database
 from assay.storage.models import MirrorConflict, MirrorDecision, MirrorFile, utcnow
@@ -53,6 +53,9 @@ __all__ = ["MirrorService", "MirroredPage", "Opened", "Refused", "UpstreamUnavai
 ACTOR = "mirror"
 #: How long a request waits for another worker's first download of the same file.
 IN_PROGRESS_WAIT = 60.0
+_MAX_SIZES = 100_000
+#: Seconds a page with a provenance upstream could not give is kept before asking again.
+RETRY_UNAVAILABLE = 5.0
 #: Concurrent provenance fetches and checks per page.
 PAGE_CONCURRENCY = 16
 
@@ -65,6 +68,16 @@ class MirroredPage:
     warnings: tuple[str, ...]
     #: Every file's decision, hidden ones included.
     decisions: tuple[Decision, ...]
+    #: Until when (``MirrorService.clock``) these decisions stand as long as nothing they were
+    #: made from changes in the database (the kept page, the policy, the kept files, the pins):
+    #: the kept page's freshness (``mirror_page_ttl``), the first cooldown end among the hidden
+    #: files, a short retry after a provenance fetch failed. None: decide again next time
+    #: (served stale, upstream unreachable).
+    valid_until: dt.datetime | None = None
+    #: What the decisions were made from: upstream's page (None: no such project) and the
+    #: files kept at the time, so a file request answered from this page reads nothing again.
+    upstream: UpstreamPage | None = None
+    kept: Mapping[str, Kept] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -123,6 +136,8 @@ class MirrorService:
         self.pages = PageCache(db, self.client, ttl=page_ttl, clock=lambda: self.clock())
         self.attestations = Attestations(db, self.client, trust_root)
         self.fetcher = FileFetcher(db, blobs, self.client, max_size=max_file_size)
+        #: Kept metadata files' sizes by blob key (a blob never changes once stored).
+        self._sizes: dict[str, int] = {}
 
     async def aclose(self) -> None:
         if self._own_client:
@@ -300,7 +315,7 @@ class MirrorService:
         result = await self.pages.get(index_id, upstream_url, project)
         upstream = result.page
         if upstream is None:
-            return MirroredPage(None, result.warnings, ())
+            return MirroredPage(None, result.warnings, (), result.fresh_until, None)
         kept = await anyio.to_thread.run_sync(self._kept_files, index_id, project)
         conflicts = [
             (f.filename, kept[f.filename].sha256, f.sha256)
@@ -333,6 +348,7 @@ class MirrorService:
                         if f.provenance is not None and version is not None
                         else None
                     ),
+                    logged=False,
                 )
             )
         versions = upstream.versions or tuple(
@@ -345,40 +361,85 @@ class MirrorService:
             status=ProjectStatus(upstream.status, upstream.status_reason),
             serial=0,
         )
-        return MirroredPage(page, result.warnings, tuple(decisions))
+        return MirroredPage(
+            page,
+            result.warnings,
+            tuple(decisions),
+            self._valid_until(result.fresh_until, upstream, project, policy, decisions),
+            upstream,
+            kept,
+        )
+
+    def _valid_until(
+        self,
+        fresh_until: dt.datetime | None,
+        upstream: UpstreamPage,
+        project: str,
+        policy: Policy,
+        decisions: list[Decision],
+    ) -> dt.datetime | None:
+        """When these decisions may change by time alone (see ``MirroredPage.valid_until``)."""
+        if fresh_until is None:
+            return None
+        until = fresh_until
+        min_age = policy.rules(project).min_age
+        uploaded = {f.filename: f.upload_time for f in upstream.files}
+        for d in decisions:
+            if d.reason == "cooldown" and min_age is not None and (at := uploaded.get(d.filename)) is not None:
+                # The file ages into view at upload time + min-age, to the microsecond.
+                until = min(until, at + min_age)
+            elif d.reason == "provenance-unavailable":
+                until = min(until, self.clock() + dt.timedelta(seconds=RETRY_UNAVAILABLE))
+        return until
+
+    async def project_names(
+        self, index_id: int, upstream_url: str, known: UpstreamList | None = None, known_generation: object = None
+    ) -> ListResult:
+        """Upstream's project list (kept, revalidated as pages are; the caller filters it by
+        its policy). ``known`` / ``known_generation``: see ``PageCache.get_list``."""
+        return await self.pages.get_list(index_id, upstream_url, known, known_generation)
 
     async def _visible(
-        self, index_id: int, upstream_url: str, policy: Policy, filename: str
-    ) -> tuple[Decision, UpstreamFile, str, tuple[str, ...]] | Refused:
+        self, index_id: int, upstream_url: str, policy: Policy, filename: str, decided: MirroredPage | None = None
+    ) -> tuple[Decision, UpstreamFile, str, tuple[str, ...], MirroredPage] | Refused:
         project = project_of(filename)
         if project is None:
             return Refused(404, f"{filename} is not a distribution filename")
-        try:
-            result = await self.project_page(index_id, upstream_url, policy, project, base_url="")
-        except UpstreamUnavailable as exc:
-            return Refused(502, str(exc))
-        decision = next((d for d in result.decisions if d.filename == filename), None)
-        upstream = await anyio.to_thread.run_sync(self.pages._load, index_id, upstream_url, project)
-        entry = upstream.page.file(filename) if upstream and upstream.page else None
+        if decided is None:
+            try:
+                decided = await self.project_page(index_id, upstream_url, policy, project, base_url="")
+            except UpstreamUnavailable as exc:
+                return Refused(502, str(exc))
+        decision = next((d for d in decided.decisions if d.filename == filename), None)
+        entry = decided.upstream.file(filename) if decided.upstream is not None else None
         if decision is None or entry is None:
             return Refused(404, f"{filename} is not on upstream's page for {project}")
         if not decision.visible:
             return Refused(404, f"{filename} is hidden by this index's policy ({decision.reason}): {decision.detail}")
-        return decision, entry, project, result.warnings
+        return decision, entry, project, decided.warnings, decided
 
-    async def open_file(self, index_id: int, upstream_url: str, policy: Policy, filename: str) -> Opened | Refused:
+    async def open_file(
+        self, index_id: int, upstream_url: str, policy: Policy, filename: str, *, decided: MirroredPage | None = None
+    ) -> Opened | Refused:
         """A file URL: ``filename`` or ``filename.metadata`` (PEP 658). Fetched from upstream and
-        checked on the first download, served from the blob store afterwards."""
+        checked on the first download, served from the blob store afterwards. ``decided``: the
+        project's page as decided under ``policy`` and still current (the caller knows nothing
+        changed since), so neither is read again."""
         metadata = filename.endswith(METADATA_SUFFIX)
         dist = filename.removesuffix(METADATA_SUFFIX) if metadata else filename
-        visible = await self._visible(index_id, upstream_url, policy, dist)
+        visible = await self._visible(index_id, upstream_url, policy, dist, decided)
         if isinstance(visible, Refused):
             return visible
-        decision, entry, project, warnings = visible
-        held = await anyio.to_thread.run_sync(kept_file, self.db, index_id, dist)
+        decision, entry, project, warnings, decided = visible
+        held = decided.kept.get(dist) or await anyio.to_thread.run_sync(kept_file, self.db, index_id, dist)
         if metadata:
             if held is not None and held.metadata_blob_key is not None and held.metadata_sha256 is not None:
-                size = await anyio.to_thread.run_sync(_blob_size, self.blobs, held.metadata_blob_key)
+                size = self._sizes.get(held.metadata_blob_key)
+                if size is None:
+                    size = await anyio.to_thread.run_sync(_blob_size, self.blobs, held.metadata_blob_key)
+                    if len(self._sizes) >= _MAX_SIZES:
+                        self._sizes.clear()
+                    self._sizes[held.metadata_blob_key] = size
                 return Opened(filename, held.metadata_blob_key, held.metadata_sha256, size, warnings)
             if held is not None or entry.metadata_sha256 is None:
                 return Refused(404, f"upstream has no metadata file for {dist}")
@@ -425,7 +486,7 @@ class MirrorService:
         visible = await self._visible(index_id, upstream_url, policy, filename)
         if isinstance(visible, Refused):
             return visible
-        decision, entry, _project, _warnings = visible
+        decision, entry, _project, _warnings, _decided = visible
         try:
             body = await self.attestations.provenance(index_id, entry, decision.sha256)
         except (httpx.HTTPError, ValueError) as exc:

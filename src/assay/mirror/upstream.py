@@ -266,6 +266,59 @@ def page_url(upstream: str, project: str) -> str:
     return urljoin(upstream if upstream.endswith("/") else upstream + "/", f"{project}/")
 
 
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: bytes
+    content_type: str
+    url: str
+    etag: str | None
+    last_modified: str | None
+
+
+async def _conditional_get(
+    client: httpx.AsyncClient, url: str, *, etag: str | None, last_modified: str | None, limit: int, what: str
+) -> _Answer:
+    """GET ``url`` (conditionally when validators are known), at most ``limit`` bytes of body.
+    ``UpstreamError`` when upstream is unreachable, answers anything but 200 / 304 / 404, or
+    sends more than ``limit``."""
+    headers = {"Accept": ACCEPT}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    try:
+        async with client.stream("GET", url, headers=headers, follow_redirects=True) as response:
+            if response.status_code in (304, 404):
+                return _Answer(response.status_code, b"", "", str(response.url), None, None)
+            if response.status_code != 200:
+                raise UpstreamError(f"upstream answered {response.status_code} for {url}")
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise UpstreamError(f"upstream's {what} {url} is larger than {limit} bytes")
+                chunks.append(chunk)
+            return _Answer(
+                200,
+                b"".join(chunks),
+                response.headers.get("content-type", "").split(";")[0].strip().lower(),
+                str(response.url),
+                response.headers.get("etag"),
+                response.headers.get("last-modified"),
+            )
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"upstream {url} is unreachable: {type(exc).__name__}: {exc}") from None
+
+
+def _is_json(ctype: str) -> bool:
+    return ctype.endswith("+json") or ctype == mediatypes.JSON
+
+
+def _is_html(ctype: str) -> bool:
+    return ctype in (mediatypes.SIMPLE_HTML_V1, mediatypes.TEXT_HTML) or ctype.endswith("+html")
+
+
 async def fetch_page(
     client: httpx.AsyncClient,
     upstream: str,
@@ -276,37 +329,90 @@ async def fetch_page(
 ) -> Fetched:
     """GET ``project``'s page, conditionally when validators are known. ``UpstreamError`` when
     upstream is unreachable, answers anything but 200 / 304 / 404, or sends an unusable page."""
-    headers = {"Accept": ACCEPT}
-    if etag:
-        headers["If-None-Match"] = etag
-    if last_modified:
-        headers["If-Modified-Since"] = last_modified
     url = page_url(upstream, project)
-    try:
-        async with client.stream("GET", url, headers=headers, follow_redirects=True) as response:
-            if response.status_code == 304:
-                return Fetched(None, etag, last_modified, not_modified=True)
-            if response.status_code == 404:
-                return Fetched(None, None, None)
-            if response.status_code != 200:
-                raise UpstreamError(f"upstream answered {response.status_code} for {url}")
-            chunks, size = [], 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_PAGE_BYTES:
-                    raise UpstreamError(f"upstream's page {url} is larger than {MAX_PAGE_BYTES} bytes")
-                chunks.append(chunk)
-            body = b"".join(chunks)
-            ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
-            final = str(response.url)
-            new_etag = response.headers.get("etag")
-            new_modified = response.headers.get("last-modified")
-    except httpx.HTTPError as exc:
-        raise UpstreamError(f"upstream {url} is unreachable: {type(exc).__name__}: {exc}") from None
-    if ctype.endswith("+json") or ctype == mediatypes.JSON:
-        page = parse_json(body, final)
-    elif ctype in (mediatypes.SIMPLE_HTML_V1, mediatypes.TEXT_HTML) or ctype.endswith("+html"):
-        page = parse_html(body, final, project)
+    got = await _conditional_get(client, url, etag=etag, last_modified=last_modified, limit=MAX_PAGE_BYTES, what="page")
+    if got.status == 304:
+        return Fetched(None, etag, last_modified, not_modified=True)
+    if got.status == 404:
+        return Fetched(None, None, None)
+    if _is_json(got.content_type):
+        page = parse_json(got.body, got.url)
+    elif _is_html(got.content_type):
+        page = parse_html(got.body, got.url, project)
     else:
-        raise UpstreamError(f"upstream's page {url} has content type {ctype!r}, not a simple page")
-    return Fetched(page, new_etag, new_modified)
+        raise UpstreamError(f"upstream's page {url} has content type {got.content_type!r}, not a simple page")
+    return Fetched(page, got.etag, got.last_modified)
+
+
+# ---- the project list (PEP 503 / 691 root page) ----------------------------------------------
+
+#: The largest project list accepted (the public index's is some tens of MiB, JSON or HTML).
+MAX_LIST_BYTES = 256 * 1024 * 1024
+
+
+class UpstreamList(BaseModel):
+    """Upstream's project list: each project's name as upstream spells it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    names: tuple[str, ...]
+
+
+class _JSONListEntry(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str
+
+
+class _JSONList(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    projects: list[_JSONListEntry]
+
+
+def parse_list_json(body: bytes) -> UpstreamList:
+    try:
+        doc = _JSONList.model_validate(untrusted_json.loads(body))
+    except ValueError as exc:
+        raise UpstreamError(f"upstream's JSON project list is not a PEP 691 list: {_short(exc)}") from None
+    return UpstreamList(names=tuple(p.name for p in doc.projects))
+
+
+def parse_list_html(body: bytes) -> UpstreamList:
+    # PEP 503: the root page is one anchor per project, its text the project's name.
+    parser = _Anchors()
+    try:
+        parser.feed(body.decode("utf-8"))
+        parser.close()
+    except UnicodeDecodeError as exc:
+        raise UpstreamError(f"upstream's HTML project list is not UTF-8: {exc}") from None
+    return UpstreamList(names=tuple(name for _, text in parser.anchors if (name := "".join(text).strip())))
+
+
+@dataclass(frozen=True)
+class FetchedList:
+    """One request for the project list: a new list (upstream's 404: an empty one), or
+    ``not_modified``."""
+
+    names: UpstreamList | None
+    etag: str | None
+    last_modified: str | None
+    not_modified: bool = False
+
+
+async def fetch_list(
+    client: httpx.AsyncClient, upstream: str, *, etag: str | None = None, last_modified: str | None = None
+) -> FetchedList:
+    url = upstream if upstream.endswith("/") else upstream + "/"
+    got = await _conditional_get(
+        client, url, etag=etag, last_modified=last_modified, limit=MAX_LIST_BYTES, what="project list"
+    )
+    if got.status == 304:
+        return FetchedList(None, etag, last_modified, not_modified=True)
+    if got.status == 404:  # an upstream without a root page (a static mirror): no names to list
+        return FetchedList(UpstreamList(names=()), None, None)
+    if _is_json(got.content_type):
+        names = parse_list_json(got.body)
+    elif _is_html(got.content_type):
+        names = parse_list_html(got.body)
+    else:
+        raise UpstreamError(f"upstream's project list {url} has content type {got.content_type!r}")
+    return FetchedList(names, got.etag, got.last_modified)
