@@ -6,6 +6,7 @@ match, 1 for a mismatch, 2 without an identity token. Only the index's read path
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -18,8 +19,20 @@ from tests.rebuilds.conftest import EPOCH, reproducible_project, unreproducible_
 from tests.support.server import AssayServer, serve_on
 from tests.support.upload import upload
 
-#: A real flit_core wheel from the machine's local wheelhouse (no network).
-FLIT_CORE = next(Path("/opt/pypi/files").glob("flit_core-*-py3-none-any.whl"))
+
+@pytest.fixture(scope="module")
+def flit_core_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real flit_core wheel (the version the test extras installed here), fetched the way the
+    test command installs everything: by pip from the configured package registry."""
+    version = importlib.metadata.version("flit_core")
+    dest = tmp_path_factory.mktemp("flit-core")
+    got = subprocess.run(
+        [sys.executable, "-m", "pip", "download", f"flit_core=={version}", "--no-deps", "--only-binary=:all:",
+         "--dest", str(dest), "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert got.returncode == 0, f"pip download flit_core=={version} failed: {got.stderr}"
+    return next(dest.glob("flit_core-*.whl"))
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +49,12 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_isolated_rebuild_with_the_backend_from_the_index(server: AssayServer, unique: str, tmp_path: Path) -> None:
+def test_isolated_rebuild_with_the_backend_from_the_index(
+    server: AssayServer, flit_core_wheel: Path, unique: str, tmp_path: Path
+) -> None:
     token = server.quick_token("owner")
     with server.client() as http:
-        assert upload(http, FLIT_CORE, token).status_code == 200
+        assert upload(http, flit_core_wheel, token).status_code == 200
     # The release as its CI made it: built in isolation with the backend from this index (the
     # WHEEL file names the backend's version, so a rebuild needs the same one).
     dists = reproducible_project(tmp_path, unique, "1.0", index_url=server.simple)
