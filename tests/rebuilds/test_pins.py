@@ -31,7 +31,9 @@ def test_rebuild_pins_are_read_and_written_back(tmp_path: Path) -> None:
     pins = PinFile.parse(path, TEXT)
     widget, gadget = canonicalize_name("widget"), canonicalize_name("gadget")
     assert pins.rebuilds[widget] == RebuildPin(
-        (Expected("https://a.example", "r@a.example"), Expected("https://b.example", "https://b.example/ci")), 1, ()
+        (Expected("https://a.example", "r@a.example", "email"), Expected("https://b.example", "https://b.example/ci")),
+        1,
+        (),
     )
     assert pins.rebuilds[gadget].required == 1
     # A rebuild pin alone pins no publisher; beside one, the publisher pin is read as before.

@@ -16,22 +16,29 @@ from dataclasses import dataclass
 from typing import Any
 
 from sigstore.errors import Error as SigstoreError
-from sigstore.verify.policy import Identity
 
 from assay import untrusted_json
 from assay.attestations.trust import TrustRoot
 from assay.attestations.verify import IN_TOTO_PAYLOAD_TYPE, AttestationInvalid, parse_attestation
-from assay.publishers.policies import ISSUER_V1, ISSUER_V2, extension_text, san_values
+from assay.publishers.policies import ISSUER_V1, ISSUER_V2, MaintainerPolicy, extension_text, san_values
 from assay.rebuilds import predicate
 from assay.rebuilds.predicate import PredicateError, RebuildClaim
 
 
 @dataclass(frozen=True, slots=True)
 class Expected:
-    """A rebuilder: its OIDC issuer and its certificate's SubjectAlternativeName."""
+    """A rebuilder: its OIDC issuer and its certificate's SubjectAlternativeName, an e-mail
+    (``kind`` "email") or any other SAN ("subject")."""
 
     issuer: str
     identity: str
+    kind: str = "subject"
+
+    def policy(self) -> MaintainerPolicy:
+        # A rebuilder is a person's or a workload's own Sigstore identity, matched as a
+        # maintainer's is (issuer without a trailing slash, an e-mail without case).
+        email = self.identity if self.kind == "email" else None
+        return MaintainerPolicy(issuer=self.issuer, email=email, subject=None if email else self.identity)
 
 
 class RebuildInvalid(ValueError):
@@ -68,14 +75,14 @@ def check(raw: Any, *, filename: str, sha256: str, expected: Sequence[Expected],
     signer = None
     for position, who in enumerate(expected):
         try:
-            Identity(identity=who.identity, issuer=who.issuer).verify(cert)
+            who.policy().verify(cert)
         except SigstoreError:
             continue
         signer = position
         break
     if signer is None:
         raise NotARebuilder(f"signed by {signed_by}, who is not a registered rebuilder of this project")
-    policy = Identity(identity=expected[signer].identity, issuer=expected[signer].issuer)
+    policy = expected[signer].policy()
     try:
         payload_type, payload = trust.verifier.verify_dsse(bundle, policy)
     except (SigstoreError, ValueError) as exc:

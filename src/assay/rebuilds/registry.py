@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 
 from assay import audit
 from assay.admin import AdminError
+from assay.publishers.base import IdentityError
+from assay.publishers.maintainer import check_value
 from assay.storage.db import Database
 from assay.storage.models import Project, Rebuilder
 
@@ -53,14 +55,15 @@ def _identity(issuer: str, email: str | None, subject: str | None) -> tuple[str,
         raise AdminError(f"--issuer must be the OIDC issuer's URL, got {issuer!r}")
     if (email is None) == (subject is None):
         raise AdminError("give exactly one of --email and --subject (the certificate's SubjectAlternativeName)")
-    if email is not None:
-        if "@" not in email or any(c.isspace() for c in email):
-            raise AdminError(f"--email must be an e-mail address, got {email!r}")
-        return email, "email"
-    assert subject is not None
-    if not subject or any(c.isspace() for c in subject):
-        raise AdminError(f"--subject must be the certificate's subject (a URI or name), got {subject!r}")
-    return subject, "subject"
+    kind, value = ("email", email) if email is not None else ("subject", subject or "")
+    if any(c.isspace() for c in value):
+        raise AdminError(f"--{kind} must be the certificate's {kind} (no spaces), got {value!r}")
+    try:
+        # The same rules as a maintainer's identity: an e-mail is kept lower-cased, as the
+        # certificate check compares it without case.
+        return check_value(kind, value), kind
+    except IdentityError as exc:
+        raise AdminError(f"--{kind}: {exc}") from None
 
 
 def add(

@@ -97,7 +97,7 @@ def _submit(svc: RebuildServices, index: IndexRef, request: Request, raw: Any, r
         raw,
         filename=target.filename,
         sha256=target.sha256,
-        expected=[check.Expected(r.issuer, r.identity) for r in rebuilders],
+        expected=[check.Expected(r.issuer, r.identity, r.kind) for r in rebuilders],
         trust=_trust(svc.settings.sigstore_trust_root),
     )
     who = rebuilders[checked.signer]

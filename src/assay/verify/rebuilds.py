@@ -75,10 +75,11 @@ def parse(name: str, table: Mapping[str, Any], *, where: str) -> RebuildPin | No
         unknown = sorted(set(entry) - {"issuer", "email", "subject"})
         if unknown:
             raise InputError(f"{here} has unknown key(s) {', '.join(unknown)} (allowed: issuer, email, subject)")
-        identities = [entry[k] for k in ("email", "subject") if k in entry]
-        if len(identities) != 1 or not isinstance(identities[0], str) or not identities[0]:
+        identities = [(k, entry[k]) for k in ("email", "subject") if k in entry]
+        if len(identities) != 1 or not isinstance(identities[0][1], str) or not identities[0][1]:
             raise InputError(f"{here} needs exactly one of email and subject (the certificate's SAN)")
-        rebuilders.append(Expected(entry["issuer"], identities[0]))
+        kind, identity = identities[0]
+        rebuilders.append(Expected(entry["issuer"], identity, kind))
         tables.append({k: str(v) for k, v in entry.items()})
     required = table.get("rebuilds", len(rebuilders))
     if not isinstance(required, int) or isinstance(required, bool) or not 1 <= required <= len(rebuilders):
