@@ -25,6 +25,7 @@ from assay.indexes import IndexRef
 from assay.log import approvals, entries, note
 from assay.log import store as translog
 from assay.stages import rebuild_gate, store
+from assay.storage import releases
 from assay.storage.blobs import BlobStore
 from assay.storage.changes import project_changed
 from assay.storage.db import Database
@@ -32,7 +33,6 @@ from assay.storage.models import (
     ApprovalStatement,
     File,
     Project,
-    Release,
     StageApproval,
     StagedFile,
     User,
@@ -295,21 +295,16 @@ def approve(
 
 
 def _go_live(session: Session, project: Project, version: str, files: list[StagedFile], statement: str | None) -> None:
-    canonical = canonicalize_version(version)
-    release = session.execute(
-        sa.select(Release).where(Release.project_id == project.id, Release.canonical_version == canonical)
-    ).scalar_one_or_none()
+    release = releases.find(session, project.id, version)
     if release is None:
         first = files[0] if files else None
-        release = Release(
-            project_id=project.id,
-            version=version,
-            canonical_version=canonical,
+        release = releases.create(
+            session,
+            project.id,
+            version,
             requires_python=first.requires_python if first else None,
             core_metadata=first.core_metadata if first else {},
         )
-        session.add(release)
-        session.flush()
     for f in files:
         session.add(
             File(

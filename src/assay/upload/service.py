@@ -41,7 +41,7 @@ from assay.accounts.auth import AuthError, Principal, check_upload_allowed
 from assay.index.paths import blob_key, metadata_key
 from assay.indexes import DEFAULT, IndexRef
 from assay.log import store as translog
-from assay.storage import recovery
+from assay.storage import recovery, releases
 from assay.storage.blobs import HOST, BlobStore, StagedBlob, process_alive
 from assay.storage.changes import project_changed
 from assay.storage.db import Database
@@ -635,24 +635,13 @@ class Uploader:
                     token_id=who.token_id,
                     remote_addr=ctx.remote_addr,
                 )
-            canonical = canonicalize_version(up.version)
-            release = session.execute(
-                sa.select(Release).where(
-                    Release.project_id == project.id, Release.canonical_version == canonical
-                )
-            ).scalar_one_or_none()
+            release = releases.find(session, project.id, up.version)
             if release is not None:
                 _check_one_sdist(session, up, project.id)
             else:
-                release = Release(
-                    project_id=project.id,
-                    version=up.version,
-                    canonical_version=canonical,
-                    requires_python=up.requires_python,
-                    core_metadata=up.core_metadata,
+                release = releases.create(
+                    session, project.id, up.version, requires_python=up.requires_python, core_metadata=up.core_metadata
                 )
-                session.add(release)
-                session.flush()
             session.add(
                 File(
                     index_id=index_id,
