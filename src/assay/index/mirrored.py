@@ -70,11 +70,25 @@ async def project_page(
     if got.warnings:
         log.warning("mirror: serving the kept page of %s: %s", name, "; ".join(got.warnings))
     body, etag = _render(got, choice.format)
+    return _negotiated_answer(request, svc, index, choice, body, etag, got.warnings)
+
+
+def _negotiated_answer(
+    request: Request,
+    svc: IndexServices,
+    index: IndexRef,
+    choice: Choice,
+    body: bytes,
+    etag: str,
+    warnings: tuple[str, ...],
+) -> Response:
+    """A mirrored page or project list: revalidated each time (upstream may change it), with
+    the ``Warning`` of a kept copy served while upstream is unreachable."""
     headers = {
         "etag": etag,
         "vary": "Accept, Accept-Encoding",
         "cache-control": f"{cdn.cache_scope(svc.settings, index)}, no-cache",
-        **_warning(got.warnings),
+        **_warning(warnings),
     }
     if not_modified(request.headers, etag):
         return Response(status_code=304, headers=headers)
@@ -116,15 +130,7 @@ async def project_list(request: Request, svc: IndexServices, index: IndexRef, ch
         body, etag = await run_in_threadpool(render)
         done = _lists[(index.id, choice.format)] = (key, body, etag)
     _, body, etag = done
-    headers = {
-        "etag": etag,
-        "vary": "Accept, Accept-Encoding",
-        "cache-control": f"{cdn.cache_scope(svc.settings, index)}, no-cache",
-        **_warning(names.warnings),
-    }
-    if not_modified(request.headers, etag):
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type=choice.content_type, headers=headers)
+    return _negotiated_answer(request, svc, index, choice, body, etag, names.warnings)
 
 
 async def json_api(svc: IndexServices, index: IndexRef, name: str, base: str, version: str | None) -> Response:

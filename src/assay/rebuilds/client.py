@@ -35,7 +35,7 @@ from packaging.version import InvalidVersion, Version
 from assay.rebuilds import predicate
 from assay.rebuilds.build import BuildFailed, build_wheels, sha256_of, source_date_epoch
 from assay.rebuilds.signing import Signer
-from assay.stages.client import ReleaseError, index_url
+from assay.stages.client import ReleaseError, index_url, json_answer
 
 PEP691 = "application/vnd.pypi.simple.v1+json"
 
@@ -152,15 +152,9 @@ class RebuildClient:
         except httpx.HTTPError as exc:
             raise RebuildError(f"could not reach {url}: {exc}") from None
         try:
-            doc = response.json()
-        except ValueError:
-            doc = None
-        if response.status_code >= 400:
-            message = doc.get("message") if isinstance(doc, dict) else None
-            raise RebuildError(f"{response.status_code}: {message or response.text.strip()}")
-        if not isinstance(doc, dict):
-            raise RebuildError(f"unexpected answer from {url} (not a JSON object)")
-        return doc
+            return json_answer(response, url)
+        except ReleaseError as exc:
+            raise RebuildError(str(exc)) from None
 
 
 def _now() -> str:

@@ -28,6 +28,21 @@ def index_url(repository_url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
+def json_answer(response: httpx.Response, url: str) -> dict[str, Any]:
+    """The JSON object an assay API answered; for a refusal, ``ReleaseError`` with the index's
+    own message (its JSON errors are ``{"message": ...}``), else the body or the reason phrase."""
+    try:
+        doc = response.json()
+    except ValueError:
+        doc = None
+    if response.status_code >= 400:
+        message = doc.get("message") if isinstance(doc, dict) else None
+        raise ReleaseError(f"{response.status_code}: {message or response.text.strip() or response.reason_phrase}")
+    if not isinstance(doc, dict):
+        raise ReleaseError(f"unexpected answer from {url} (not a JSON object)")
+    return doc
+
+
 class ReleaseClient:
     def __init__(self, repository_url: str, token: str, *, timeout: float = 60) -> None:
         if not token:
@@ -51,16 +66,7 @@ class ReleaseClient:
             response = self._http.request(method, url, json=body)
         except httpx.HTTPError as exc:
             raise ReleaseError(f"could not reach {self.base}: {exc}") from None
-        try:
-            doc = response.json()
-        except ValueError:
-            doc = None
-        if response.status_code >= 400:
-            message = doc.get("message") if isinstance(doc, dict) else None
-            raise ReleaseError(f"{response.status_code}: {message or response.text.strip() or response.reason_phrase}")
-        if not isinstance(doc, dict):
-            raise ReleaseError(f"unexpected answer from {url} (not a JSON object)")
-        return doc
+        return json_answer(response, url)
 
     def list(self, project: str) -> dict[str, Any]:
         return self._call("GET", self._url(project))
