@@ -50,6 +50,7 @@ from assay.log.proof import SUFFIX as PROOF_SUFFIX
 from assay.storage.models import DEFAULT_INDEX_NAME
 from assay.web.hosts import HostPolicy
 from assay.web.security import with_security_headers
+from assay.web.urls import scope_base_url
 
 #: Request headers that make a request the routes' (conditional, range, a body).
 _ROUTE_HEADERS = frozenset({b"if-none-match", b"range", b"if-range", b"content-length", b"transfer-encoding"})
@@ -178,14 +179,7 @@ class ReadFastPath:
 
     def _base(self, scope: Scope, hosts: list[bytes]) -> str:
         """``web.urls.base_url`` from the scope (the page cache is keyed by it)."""
-        if self.svc.settings.base_url:
-            return self.svc.settings.base_url.rstrip("/")
-        if hosts:
-            host = hosts[0].decode("latin-1")
-        else:
-            server = scope.get("server")
-            host = f"{server[0]}:{server[1]}" if server else "localhost"
-        return f"{scope['scheme']}://{host}"
+        return scope_base_url(self.svc.settings, scope, hosts[0].decode("latin-1") if hosts else None)
 
     def _file(self, index: IndexRef, public: str, method: str) -> RawResponse | None:
         # Routes before /files/{key:path} in the route list: transparency-log receipts and

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from starlette.requests import Request
+from starlette.types import Scope
 
 from assay.config import Settings
 from assay.indexes import IndexRef
@@ -21,10 +22,14 @@ def base_url(settings: Settings, request: Request) -> str:
 
     Read from the ASGI scope: building ``request.url`` (a parsed URL object) costs more than
     the rest of a cached simple-page request."""
+    return scope_base_url(settings, request.scope, request.headers.get("host"))
+
+
+def scope_base_url(settings: Settings, scope: Scope, host: str | None) -> str:
+    """``base_url`` from the ASGI scope and its (first) Host header, for code in front of the
+    Starlette stack (``index.fastpath``), which keys cached pages by the same base."""
     if settings.base_url:
         return settings.base_url.rstrip("/")
-    scope = request.scope
-    host = request.headers.get("host")
     if not host:
         server = scope.get("server")
         host = f"{server[0]}:{server[1]}" if server else "localhost"
