@@ -111,6 +111,12 @@ class _App(Starlette):
         self.fast_path = ReadFastPath(full, svc, roots)
         return self.fast_path
 
+    @property
+    def wire_lane(self) -> ReadFastPath | None:
+        """The lane ``web.protocol`` asks for answers it writes itself (``web.wire``); None
+        until the middleware stack is built (at start-up)."""
+        return getattr(self, "fast_path", None)
+
 
 def create_app(settings: Settings, svc: Services | None = None) -> Starlette:
     reason.install()

@@ -13,6 +13,7 @@ from typing import Any, get_args, get_type_hints
 
 import click
 import uvicorn
+from starlette.applications import Starlette
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.supervisors import Multiprocess
 
@@ -269,8 +270,27 @@ def serve(config_file: Path | None, **options: object) -> None:
         serve_granian(settings, port)
         return
 
+    app: str | Starlette = "assay.app:app_from_env" if settings.workers > 1 else create_app(settings)
+    config = uvicorn_config(settings, app)
+    sock = config.bind_socket()
+    host, port = sock.getsockname()[:2]
+    _announce(settings, db.safe_url, host, port)
+
+    if settings.workers > 1:
+        # Workers are separate processes: they rebuild the settings from the environment.
+        os.environ.update(settings_to_env(settings))
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+def uvicorn_config(settings: Settings, app: str | Starlette, *, configure_logging: bool = True) -> uvicorn.Config:
+    """uvicorn's configuration for ``settings``: assay's HTTP protocol (``web.protocol``: the
+    header limits and the answers written on the wire), its logging, limits and shutdown.
+    ``configure_logging`` False leaves the process's logging as it is (a server in a test's
+    process; uvicorn applies its logging configuration as soon as the config is made)."""
     config = uvicorn.Config(
-        "assay.app:app_from_env" if settings.workers > 1 else create_app(settings),
+        app,
         factory=settings.workers > 1,
         host=settings.host,
         port=settings.port,
@@ -278,7 +298,7 @@ def serve(config_file: Path | None, **options: object) -> None:
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         log_level=settings.log_level,
-        log_config=_logging_config(settings),
+        log_config=_logging_config(settings) if configure_logging else None,
         access_log=settings.access_log,
         # Issue 6: slow-loris and oversized requests (see assay.web.protocol / security).
         http=GuardedHttpToolsProtocol,
@@ -296,16 +316,7 @@ def serve(config_file: Path | None, **options: object) -> None:
     config.assay_limits = ProtocolLimits(  # type: ignore[attr-defined]
         header_timeout=settings.header_timeout, max_header_size=settings.max_header_size
     )
-    sock = config.bind_socket()
-    host, port = sock.getsockname()[:2]
-    _announce(settings, db.safe_url, host, port)
-
-    if settings.workers > 1:
-        # Workers are separate processes: they rebuild the settings from the environment.
-        os.environ.update(settings_to_env(settings))
-        Multiprocess(config, sockets=[sock]).run()
-    else:
-        uvicorn.Server(config).run(sockets=[sock])
+    return config
 
 
 def _announce(settings: Settings, database: str, host: str, port: int) -> None:

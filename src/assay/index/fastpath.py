@@ -27,6 +27,13 @@ PEP 503 redirect), and a hit in every cache the route would consult: the serial 
 a query (``Serials.known``), the rendered page (``RenderCache``) or the file's entry with its
 headers (``FileCache``). A miss of any is the route's job, which fills the caches for the next
 request. Which requests took the lane is counted (``hits``), for the tests and benchmarks.
+
+Under assay's uvicorn protocol the same decision is made one level lower still: as soon as a
+request's headers are parsed, ``web.protocol`` asks ``wire_answer`` and writes the hit to the
+connection itself, a large file by ``sendfile(2)`` (``web.wire``; counted in ``wire_hits``).
+Each page's and file's answer is therefore prepared once as a ``web.wire.Prepared``: the raw
+headers for this ASGI path, their header block and the answers on the wire, so a hit allocates
+nothing. Under another server (granian) or in process, the ASGI lane here answers as before.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from assay.storage.models import DEFAULT_INDEX_NAME
 from assay.web.hosts import HostPolicy
 from assay.web.security import with_security_headers
 from assay.web.urls import scope_base_url
+from assay.web.wire import Prepared, WireAnswer
 
 #: Request headers that make a request the routes' (conditional, range, a body).
 _ROUTE_HEADERS = frozenset({b"if-none-match", b"range", b"if-range", b"content-length", b"transfer-encoding"})
@@ -62,11 +70,15 @@ Headers = list[tuple[bytes, bytes]]
 
 
 @dataclass(slots=True)
-class _Prepared:
-    """A page's prepared answer: the rendered page it was built from, and its raw headers."""
+class _Page:
+    """A page's prepared answer and the rendered page it was built from."""
 
     rendered: Rendered
-    headers: Headers
+    prepared: Prepared
+
+
+#: A hit: the prepared answer, and for a large file (sent from disk) its entry.
+_Hit = tuple[Prepared, FileEntry | None]
 
 
 class ReadFastPath:
@@ -78,23 +90,49 @@ class ReadFastPath:
         self.policy = HostPolicy.from_settings(svc.settings)
         #: First path segments the site root's own routes claim: never an index's name here.
         self.root_segments = root_segments
+        #: Requests answered by the lane, and of them those written by ``web.protocol`` itself.
         self.hits = 0
-        self._pages: dict[tuple[object, ...], _Prepared] = {}
+        self.wire_hits = 0
+        self._pages: dict[tuple[object, ...], _Page] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and not scope.get("query_string"):
             try:
-                answer = self._answer(scope)
+                hit = self._answer(scope, large=True)
             except Exception:  # the full stack repeats the work and answers the error as tested
-                answer = None
-            if answer is not None:
+                hit = None
+            if hit is not None:
                 self.hits += 1
-                await answer(scope, receive, send)
+                prepared, large = hit
+                if large is None:
+                    await RawResponse(200, prepared.headers, prepared.body)(scope, receive, send)
+                else:
+                    assert large.path is not None
+                    fd = os.open(large.path, os.O_RDONLY | os.O_CLOEXEC)  # gone: ends the connection
+                    response = RawResponse(200, prepared.headers, fd=fd, length=large.size, path=large.path)
+                    await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
+    def wire_answer(self, scope: Scope, *, sendfile: bool) -> WireAnswer | None:
+        """The same hit for ``web.protocol`` to write to the connection itself (``web.wire``):
+        a large file only when it may be sent by descriptor (``sendfile``)."""
+        hit = self._answer(scope, large=sendfile)
+        if hit is None:
+            return None
+        prepared, large = hit
+        if large is None:
+            answer = prepared.head_only if scope["method"] == "HEAD" else prepared.get
+        else:
+            assert large.path is not None
+            fd = os.open(large.path, os.O_RDONLY | os.O_CLOEXEC)  # gone: the route answers the 500
+            answer = WireAnswer(prepared.head, fd=fd, length=large.size)
+        self.hits += 1
+        self.wire_hits += 1
+        return answer
+
     # -- deciding --
-    def _answer(self, scope: Scope) -> RawResponse | None:
+    def _answer(self, scope: Scope, *, large: bool) -> _Hit | None:
         if scope.get("root_path"):
             return None
         hosts: list[bytes] = []
@@ -116,7 +154,7 @@ class ReadFastPath:
         if rest.startswith("/simple/"):
             return self._page(scope, index, rest, hosts, accept)
         if rest.startswith("/files/"):
-            return self._file(index, rest.removeprefix("/files/"), scope["method"])
+            return self._file(index, rest.removeprefix("/files/"), scope["method"], large)
         return None
 
     def _index(self, path: str) -> tuple[IndexRef | None, str]:
@@ -130,7 +168,7 @@ class ReadFastPath:
 
     def _page(
         self, scope: Scope, index: IndexRef, rest: str, hosts: list[bytes], accept: str | None
-    ) -> RawResponse | None:
+    ) -> _Hit | None:
         try:
             choice = negotiate(accept, None)
         except NotAcceptable:
@@ -162,8 +200,8 @@ class ReadFastPath:
         if rendered is None:
             return None
         prepared_key = (*page_key, choice.content_type, keys)
-        prepared = self._pages.get(prepared_key)
-        if prepared is None or prepared.rendered is not rendered:
+        page = self._pages.get(prepared_key)
+        if page is None or page.rendered is not rendered:
             headers = {
                 "etag": rendered.etag,
                 "vary": "Accept, Accept-Encoding",
@@ -171,17 +209,17 @@ class ReadFastPath:
             }
             # Built by the very Response the route answers with: the same headers, in order.
             raw_headers = Response(rendered.body, media_type=choice.content_type, headers=headers).raw_headers
-            prepared = _Prepared(rendered, with_security_headers(raw_headers))
+            page = _Page(rendered, Prepared.of(with_security_headers(raw_headers), rendered.body))
             if len(self._pages) >= MAX_PAGE_HEADERS:
                 self._pages.clear()
-            self._pages[prepared_key] = prepared
-        return RawResponse(200, prepared.headers, rendered.body)
+            self._pages[prepared_key] = page
+        return page.prepared, None
 
     def _base(self, scope: Scope, hosts: list[bytes]) -> str:
         """``web.urls.base_url`` from the scope (the page cache is keyed by it)."""
         return scope_base_url(self.svc.settings, scope, hosts[0].decode("latin-1") if hosts else None)
 
-    def _file(self, index: IndexRef, public: str, method: str) -> RawResponse | None:
+    def _file(self, index: IndexRef, public: str, method: str, large: bool) -> _Hit | None:
         # Routes before /files/{key:path} in the route list: transparency-log receipts and
         # mirrored files.
         if public.endswith(PROOF_SUFFIX) or public.startswith("mirror/"):
@@ -196,22 +234,23 @@ class ReadFastPath:
             return None
         if svc.serials.known(("project", index.id, entry.project)) != (entry.project_id, entry.serial):
             return None  # changed since, or not known without a query: the route decides
-        headers = _sent_headers(entry)
+        prepared = _prepared(entry)
         if entry.body is not None or method == "HEAD":
-            return RawResponse(200, headers, entry.body or b"")
-        if entry.size <= SMALL_FILE:
-            return None  # not read yet: the route reads it and keeps the bytes
-        fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)  # gone: the route answers the 500
-        return RawResponse(200, headers, fd=fd, length=entry.size, path=entry.path)
+            return prepared, None
+        if entry.size <= SMALL_FILE or not large:
+            return None  # not read yet (the route reads it and keeps the bytes), or not by fd
+        return prepared, entry
 
 
-def _sent_headers(entry: FileEntry) -> Headers:
-    """The file's whole-200 headers with the security headers, built once per entry."""
+def _prepared(entry: FileEntry) -> Prepared:
+    """The file's whole 200 with the security headers (and its bytes once kept), built once
+    per entry and again once the bytes are kept."""
     assert entry.headers is not None
-    sent = entry.sent_headers
-    if sent is None or sent[0] is not entry.headers:
-        sent = entry.sent_headers = (entry.headers, with_security_headers(entry.headers))
-    return sent[1]
+    sent = entry.sent
+    if sent is None or sent[0] is not entry.headers or sent[1] is not entry.body:
+        prepared = Prepared.of(with_security_headers(entry.headers), entry.body or b"")
+        sent = entry.sent = (entry.headers, entry.body, prepared)
+    return sent[2]
 
 
 def root_segments(paths: list[str]) -> frozenset[str]:

@@ -8,15 +8,17 @@ file may be served at all (a quarantine, PEP 792, or a removal): both move the p
 (``assay.storage.changes``), so a cached entry is used only while the project's serial is the
 one it was made under, which costs what ``assay.index.serials`` costs (nothing on a hit).
 
-The bytes of a file on the filesystem store are sent from the event loop itself, read with
-``os.pread`` in large chunks (``CHUNK``) and handed to the server one chunk per ASGI message.
-Zero copy (``sendfile(2)``) is not reachable here: uvicorn 0.54, pinned in pyproject.toml,
-offers no ASGI pathsend extension, and uvloop implements neither ``loop.sendfile`` nor access to
-its transports' sockets. A server that does offer pathsend (granian, ``assay serve --server
-granian``) is handed a large file by its path instead (``PATHSEND``); granian's is not zero copy
-either, and measured slower than these preads (docs/benchmarks.md). What the chunking buys over
-Starlette's ``FileResponse`` / ``StreamingResponse`` (256 KiB reads in worker threads, a thread
-hop and futex wake-ups per chunk) is measured in docs/benchmarks.md. Behind a reverse proxy the
+The bytes of a file on the filesystem store are sent from the event loop itself. Under
+assay's uvicorn protocol a cache hit goes out with zero copy: ``web.protocol`` writes it below
+ASGI and a large file by ``sendfile(2)`` on the socket (``web.wire``; uvicorn 0.54, pinned in
+pyproject.toml, offers no ASGI pathsend extension, and uvloop no ``loop.sendfile``). Through
+ASGI (the first request for a file, a range, under TLS) it is read with ``os.pread`` in large
+chunks (``CHUNK``) and handed to the server one chunk per ASGI message. A server that offers
+pathsend (granian, ``assay serve --server granian``) is handed a large file by its path instead
+(``PATHSEND``); granian's is not zero copy, and measured slower than these preads
+(docs/benchmarks.md). What the chunking buys over Starlette's ``FileResponse`` /
+``StreamingResponse`` (256 KiB reads in worker threads, a thread hop and futex wake-ups per
+chunk) is measured in docs/benchmarks.md. Behind a reverse proxy the
 transfer can be handed to it instead (setting ``accel_redirect_prefix``: nginx's
 ``X-Accel-Redirect``), which is zero copy. assay still decides (index, read access, quarantine,
 If-None-Match); nginx needs an internal location over the blob directory that keeps assay's ETag
@@ -47,6 +49,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from assay.storage.blobs import BlobStore, FilesystemBlobStore, RangeNotSatisfiable, resolve_range
+from assay.web.wire import Prepared
 
 #: Bytes read and sent per ASGI message for a file on disk: large enough that a 20 MB file is
 #: 20 reads and 20 socket writes, small enough that the loop is never held long (a read of 1 MiB
@@ -86,8 +89,9 @@ class FileEntry:
     headers: list[tuple[bytes, bytes]] | None = None
     #: The bytes of a small file, once read.
     body: bytes | None = None
-    #: ``headers`` and the same with the security headers, as ``index.fastpath`` sends them.
-    sent_headers: tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]] | None = None
+    #: The whole 200 as ``index.fastpath`` sends it (with the security headers), and the
+    #: ``headers`` and ``body`` it was built from.
+    sent: tuple[list[tuple[bytes, bytes]], bytes | None, Prepared] | None = None
 
 
 class FileCache:

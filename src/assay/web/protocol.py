@@ -10,6 +10,11 @@ headers and limits"):
 * ``max_header_size``: once the bytes read while a request's headers are incomplete exceed this,
   the client gets 431 and the connection closes (the memory held is at most this plus one read).
 
+It also writes the read path's cache hits to the connection itself, below ASGI (issue 17):
+once a request's headers are parsed, the application's lane (``wire_lane``, the
+``index.fastpath.ReadFastPath``) is asked for a ``web.wire.WireAnswer``; see ``web.wire`` for
+what that saves and which requests are left to uvicorn's own ASGI cycle.
+
 The limits travel on the uvicorn ``Config`` object (``config.assay_limits``), which is what each
 worker process receives with ``--workers N``. Like ``reason.py`` this leans on uvicorn internals;
 ``tests/reliability/test_security.py`` proves both limits against a real server.
@@ -23,13 +28,17 @@ other, with an error that says so, rather than run with limits that silently do 
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httptools
 import uvicorn
 from packaging.version import InvalidVersion, Version
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from assay.web.wire import DefaultHeaders, FileSender, WireAnswer, WireLane
 
 #: The uvicorn minor versions (major, minor) whose protocol internals this module and
 #: ``assay.web.reason`` are written against; keep in step with the pin in pyproject.toml.
@@ -81,9 +90,21 @@ def _raw_response(status: bytes, message: str) -> bytes:
     )
 
 
+#: The status line of every answer written on the wire (a 200: the lane answers only hits).
+_OK = b"HTTP/1.1 200 OK\r\n"
+
+#: The server's ``Date`` header as bytes, shared by all connections (it changes once a second).
+_DEFAULTS = DefaultHeaders()
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The application's lane for answers written here (``web.wire``): found on assay's own
+        # application only, so a wrapper uvicorn puts around it (proxy headers, trace logging)
+        # turns the lane off rather than being skipped.
+        self._lane: WireLane | None = getattr(self.app, "wire_lane", None)
+        self._wired = False  # the current request was answered on the wire
         limits = getattr(self.config, "assay_limits", None) or ProtocolLimits()
         self._header_timeout = limits.header_timeout
         self._max_header_size = limits.max_header_size
@@ -152,6 +173,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     # -- parser callbacks --
     def on_message_begin(self) -> None:
+        self._wired = False
         super().on_message_begin()
         self._reading_headers = True
         self._header_bytes = 0
@@ -176,4 +198,129 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm_header_timer()
         self._reading_headers = False
         self._header_bytes = self._raw_header_bytes = 0
+        if self._lane is not None and self._answer_on_the_wire(self._lane):
+            return
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._wired:  # a wired request has no body (the lane refuses those)
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._wired:
+            super().on_message_complete()
+
+    # -- answers written on the wire (web.wire) --
+    def _answer_on_the_wire(self, lane: WireLane) -> bool:
+        """Answer the request whose headers were just parsed with the lane's ``WireAnswer``,
+        if it is one the lane may answer and has; else False (uvicorn and the ASGI stack
+        answer it, as for any request)."""
+        parser = self.parser
+        cycle = self.cycle
+        if (
+            self.expect_100_continue
+            or self.root_path
+            or self.pipeline  # requests queued behind a response still being sent
+            or (cycle is not None and not cycle.response_complete)
+            or self.flow.write_paused
+            or self.transport.is_closing()
+            or parser.should_upgrade()
+            or parser.get_http_version() != "1.1"
+        ):
+            return False
+        limit = self.limit_concurrency
+        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
+            return False  # uvicorn answers its 503
+        method = parser.get_method()
+        url = self.url
+        if method not in (b"GET", b"HEAD") or url[:1] != b"/" or b"?" in url or b"%" in url or b"#" in url:
+            return False
+        try:
+            path = url.decode("ascii")
+        except UnicodeDecodeError:
+            return False
+        scope = self.scope
+        # What uvicorn's on_headers_complete puts in the scope for this request (no root path,
+        # nothing to unquote, no query); if the lane declines, it sets them again itself.
+        scope["method"] = method.decode("ascii")
+        scope["path"] = path
+        scope["raw_path"] = url
+        scope["query_string"] = b""
+        sendfile = self.scheme == "http" and self.transport.get_write_buffer_size() == 0
+        try:
+            answer = lane.wire_answer(scope, sendfile=sendfile)  # type: ignore[arg-type]
+        except Exception:  # the ASGI stack repeats the work and answers the error as tested
+            return False
+        if answer is None:
+            return False
+        sock_fd = None
+        if answer.fd is not None:
+            try:
+                sock_fd = os.dup(self.transport.get_extra_info("socket").fileno())
+            except (AttributeError, OSError):  # no socket to send on: the ASGI stack sends it
+                os.close(answer.fd)
+                return False
+        self._wired = True
+        keep_alive = parser.should_keep_alive()
+        head = b"".join(
+            (
+                _OK,
+                _DEFAULTS.block(self.server_state.default_headers),
+                answer.head,
+                b"" if keep_alive else b"connection: close\r\n",
+                b"\r\n",
+            )
+        )
+        if self.access_log:  # the line uvicorn's send writes
+            self.access_logger.info('%s - "%s %s HTTP/%s" %d', *self._access_fields(), 200)
+        if sock_fd is not None:
+            self._send_file(answer, sock_fd, head, keep_alive)
+            return True
+        if answer.body:
+            self.transport.writelines((head, answer.body))  # one writev, no joined copy
+        else:
+            self.transport.write(head)
+        if not keep_alive:
+            self.transport.close()
+        self.on_response_complete()
+        return True
+
+    def _access_fields(self) -> tuple[str, str, str, str]:
+        client = self.scope.get("client")
+        address = f"{client[0]}:{client[1]}" if client else ""
+        return (address, self.scope["method"], quote(self.scope["path"]), "1.1")
+
+    def _send_file(self, answer: WireAnswer, sock_fd: int, head: bytes, keep_alive: bool) -> None:
+        """The head and the file by ``sendfile(2)`` on a duplicate of the socket (``web.wire``);
+        a cycle that is never run stands for the request, so that uvicorn queues pipelined
+        requests behind it and its shutdown waits for it, as for an ASGI response."""
+        assert answer.fd is not None
+        cycle = RequestResponseCycle(
+            scope=self.scope,
+            transport=self.transport,
+            flow=self.flow,
+            logger=self.logger,
+            access_logger=self.access_logger,
+            access_log=False,
+            default_headers=self.server_state.default_headers,
+            message_event=asyncio.Event(),
+            expect_100_continue=False,
+            keep_alive=keep_alive,
+            on_response=self.on_response_complete,
+        )
+        cycle.response_started = True
+        self.cycle = cycle
+        transport = self.transport
+
+        def done(ok: bool) -> None:
+            cycle.response_complete = True
+            if not ok:
+                transport.abort()  # a cut-off body: the client must see the connection end
+            elif not cycle.keep_alive:  # Connection: close, or the server is shutting down
+                transport.close()
+            cycle.on_response()
+
+        def cancelled() -> bool:
+            return cycle.disconnected or transport.is_closing()
+
+        FileSender(self.loop, sock_fd, head, answer.fd, answer.length, done, cancelled).start()
