@@ -120,6 +120,13 @@ def _compare(
         return first, second, reference, lane.hits - hits
 
     first, second, reference, hits = asyncio.run(run())
+    for _ in range(2):
+        # A commit by any process between the first two (the module's server finishing its
+        # uploads' work) makes every kept serial unknown (index.serials is conservative), and
+        # the second then goes to the route too: such a pair is asked again.
+        if hits or not taken:
+            break
+        first, second, reference, hits = asyncio.run(run())
     assert hits == (1 if taken else 0)
     assert second == reference
     assert first == reference

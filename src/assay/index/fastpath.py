@@ -77,6 +77,17 @@ class _Page:
     prepared: Prepared
 
 
+@dataclass(slots=True, frozen=True)
+class _Decided:
+    """How a page request was decided: under which index and serial, for which page."""
+
+    index: IndexRef
+    serial_key: tuple[object, ...]
+    serial: object  # what ``Serials.known(serial_key)`` answered
+    page_key: tuple[object, ...]
+    page: _Page
+
+
 #: A hit: the prepared answer, and for a large file (sent from disk) its entry.
 _Hit = tuple[Prepared, FileEntry | None]
 
@@ -94,6 +105,7 @@ class ReadFastPath:
         self.hits = 0
         self.wire_hits = 0
         self._pages: dict[tuple[object, ...], _Page] = {}
+        self._memo: dict[tuple[object, ...], _Decided] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and not scope.get("query_string"):
@@ -169,13 +181,26 @@ class ReadFastPath:
     def _page(
         self, scope: Scope, index: IndexRef, rest: str, hosts: list[bytes], accept: str | None
     ) -> _Hit | None:
+        svc = self.svc
+        # What a request like this one was decided to last time: it still holds while its
+        # index, its serial and its rendered page are the ones it was decided under.
+        memo_key = (index.id, rest, accept, scope["scheme"], *hosts)
+        memo = self._memo.get(memo_key)
+        if (
+            memo is not None
+            and memo.index is index
+            and svc.serials.known(memo.serial_key) == memo.serial
+            and svc.pages.cache.get(memo.page_key) is memo.page.rendered
+        ):
+            return memo.page.prepared, None
         try:
             choice = negotiate(accept, None)
         except NotAcceptable:
             return None
-        svc = self.svc
+        serial_key: tuple[object, ...]
         if rest == "/simple/":
-            serial = svc.serials.known(("index", index.id))
+            serial_key = ("index", index.id)
+            known = serial = svc.serials.known(serial_key)
             if serial is MISS:
                 return None
             page_key = index_key(index.id, serial, choice.format)  # type: ignore[arg-type]
@@ -190,7 +215,8 @@ class ReadFastPath:
                 return None
             if normalized != raw:
                 return None  # the PEP 503 redirect
-            head = svc.serials.known(("project", index.id, normalized))
+            serial_key = ("project", index.id, normalized)
+            known = head = svc.serials.known(serial_key)
             if not isinstance(head, tuple):
                 return None  # MISS (not known here), or None: a 404 (a mirror index may serve it)
             project_id, serial = head
@@ -213,6 +239,9 @@ class ReadFastPath:
             if len(self._pages) >= MAX_PAGE_HEADERS:
                 self._pages.clear()
             self._pages[prepared_key] = page
+        if len(self._memo) >= MAX_PAGE_HEADERS:
+            self._memo.clear()
+        self._memo[memo_key] = _Decided(index, serial_key, known, page_key, page)
         return page.prepared, None
 
     def _base(self, scope: Scope, hosts: list[bytes]) -> str:
