@@ -61,6 +61,10 @@ class Settings:
     #: ``X-Accel-Redirect: <prefix><key>`` and nginx sends the bytes (zero copy) from an
     #: ``internal`` location aliased to the blob directory. Empty: assay sends them.
     accel_redirect_prefix: str = ""
+    #: Under uvicorn, cache hits of pages and files are written to the connection by assay's
+    #: HTTP protocol itself, large files by sendfile (issue 17; assay.web.wire). False: every
+    #: request goes through uvicorn's ASGI cycle (the same bytes, at more CPU per request).
+    wire_answers: bool = True
     #: PostgreSQL: seconds a server may keep a project's serial without asking the database again
     #: (changes arrive at once by LISTEN/NOTIFY; this bounds the staleness should one be lost,
     #: issue 17). 0: ask on every request. SQLite needs no bound (its shared memory says).

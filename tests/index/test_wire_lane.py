@@ -4,9 +4,8 @@ A cache hit of a page or a file is written to the connection by assay's uvicorn 
 itself, below ASGI, and a large file goes out with ``sendfile(2)``. These tests run real
 uvicorn servers with assay's configuration (``cli.serve.uvicorn_config``) in this process, on
 loopback ports, so that they can read the lane's counters, and talk raw HTTP/1.1 to them over
-sockets. The reference is a second server on the same data whose application uvicorn wraps
-(its proxy-headers middleware, with no forwarded headers sent, changes nothing), which turns
-the wire lane off there: every answer from it comes through uvicorn's ASGI cycle.
+sockets. The reference is a second server on the same data with the lane off (setting
+``wire_answers`` false): every answer from it comes through uvicorn's ASGI cycle.
 """
 
 from __future__ import annotations
@@ -104,7 +103,7 @@ class InProcessServer:
 @pytest.fixture(scope="module")
 def servers(served: Served) -> Iterator[tuple[InProcessServer, InProcessServer]]:
     wired = InProcessServer(served.data_dir)
-    reference = InProcessServer(served.data_dir, proxy_headers=True)
+    reference = InProcessServer(served.data_dir, wire_answers=False)
     try:
         yield wired, reference
     finally:
@@ -222,7 +221,7 @@ def test_hits_are_written_on_the_wire_byte_for_byte(
     answer, wire_hits = _wired_twice(wired, request, method)
     expected, reference_hits = _wired_twice(reference, request, method)
     assert wire_hits == 1
-    assert reference_hits == 0  # uvicorn's wrapper: the lane is off, the ASGI cycle answered
+    assert reference_hits == 0  # the lane is off there: the ASGI cycle answered
     assert answer.status_line == b"HTTP/1.1 200 OK"
     assert answer.without_date() == expected.without_date()
     assert answer.header(b"date") is not None
@@ -373,3 +372,30 @@ def test_over_tls_files_go_through_the_encryption(served: Served, tls: TLS) -> N
         assert hashlib.sha256(answers[1].body).hexdigest() == served.big_sha256
     finally:
         server.stop()
+
+
+def test_behind_a_proxy_the_forwarded_scheme_and_client_are_the_wires_too(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With ``proxy_headers``, uvicorn wraps the application in its ProxyHeadersMiddleware; the
+    wire makes the same rewrite (scheme and client from a trusted proxy's X-Forwarded-*), so
+    the page keyed by an https base and the access log's client are what the wrapper gives."""
+    wired = InProcessServer(served.data_dir, proxy_headers=True)
+    reference = InProcessServer(served.data_dir, proxy_headers=True, wire_answers=False)
+    try:
+        page = f"/simple/{NAME}/"
+        # The https request first: were its scheme not rewritten, the wire would look for an
+        # http page not rendered yet, and the pair would not be a wire hit.
+        for forwarded in ({"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}, {}):
+            request = _request(page, headers=forwarded)
+            caplog.clear()
+            with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+                answer, wire_hits = _wired_twice(wired, request)
+                expected, reference_hits = _wired_twice(reference, request)
+            assert (wire_hits, reference_hits) == (1, 0)
+            assert answer.without_date() == expected.without_date()
+            clients = {r.getMessage().split(" - ", 1)[0].rsplit(":", 1)[0] for r in caplog.records}
+            assert clients == {"203.0.113.9" if forwarded else "127.0.0.1"}
+    finally:
+        wired.stop()
+        reference.stop()

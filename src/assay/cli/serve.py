@@ -85,6 +85,7 @@ _HELP: dict[str, tuple[str, str | None]] = {
         None,
     ),
     "server": ("HTTP server: 'uvicorn' or 'granian' (optional install; sends large files itself)", None),
+    "wire_answers": ("uvicorn: cache hits written below ASGI, large files by sendfile (off: all via ASGI)", None),
     "serial_poll_seconds": (
         "PostgreSQL: longest a project's serial is kept unasked (changes arrive by NOTIFY; 0: ask each request)",
         "seconds",
@@ -314,7 +315,9 @@ def uvicorn_config(settings: Settings, app: str | Starlette, *, configure_loggin
         forwarded_allow_ips=list(settings.forwarded_allow_ips) or None,
     )
     config.assay_limits = ProtocolLimits(  # type: ignore[attr-defined]
-        header_timeout=settings.header_timeout, max_header_size=settings.max_header_size
+        header_timeout=settings.header_timeout,
+        max_header_size=settings.max_header_size,
+        wire_answers=settings.wire_answers,
     )
     return config
 

@@ -36,6 +36,7 @@ from urllib.parse import quote
 import httptools
 import uvicorn
 from packaging.version import InvalidVersion, Version
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from assay.web.wire import DefaultHeaders, FileSender, WireAnswer, WireLane
@@ -70,6 +71,8 @@ def check_uvicorn_version(version: str | None = None) -> None:
 class ProtocolLimits:
     header_timeout: float = 10.0
     max_header_size: int = 64 * 1024
+    #: Ask the application's lane for answers written on the wire (``web.wire``).
+    wire_answers: bool = True
 
 
 class _HeadersTooLarge(httptools.HttpParserError):
@@ -100,12 +103,18 @@ _DEFAULTS = DefaultHeaders()
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # The application's lane for answers written here (``web.wire``): found on assay's own
-        # application only, so a wrapper uvicorn puts around it (proxy headers, trace logging)
-        # turns the lane off rather than being skipped.
-        self._lane: WireLane | None = getattr(self.app, "wire_lane", None)
-        self._wired = False  # the current request was answered on the wire
         limits = getattr(self.config, "assay_limits", None) or ProtocolLimits()
+        # The application's lane for answers written here (``web.wire``): found on assay's own
+        # application, or below uvicorn's proxy-headers wrapper, whose rewrite of the scope is
+        # then made here (``_forwarded``); any other wrapper (trace logging) turns the lane off
+        # rather than being skipped.
+        app = self.app
+        self._trusted: Any = None
+        if isinstance(app, ProxyHeadersMiddleware):
+            self._trusted = app.trusted_hosts
+            app = app.app
+        self._lane: WireLane | None = getattr(app, "wire_lane", None) if limits.wire_answers else None
+        self._wired = False  # the current request was answered on the wire
         self._header_timeout = limits.header_timeout
         self._max_header_size = limits.max_header_size
         self._header_timer: asyncio.TimerHandle | None = None
@@ -246,12 +255,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         scope["path"] = path
         scope["raw_path"] = url
         scope["query_string"] = b""
+        if self._trusted is not None:
+            self._forwarded()
         sendfile = self.scheme == "http" and self.transport.get_write_buffer_size() == 0
         try:
             answer = lane.wire_answer(scope, sendfile=sendfile)  # type: ignore[arg-type]
         except Exception:  # the ASGI stack repeats the work and answers the error as tested
-            return False
+            answer = None
         if answer is None:
+            # As the connection gave them: uvicorn's wrapper rewrites them again on its way.
+            scope["client"], scope["scheme"] = self.client, self.scheme  # type: ignore[typeddict-item]
             return False
         sock_fd = None
         if answer.fd is not None:
@@ -284,6 +297,28 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
         self.on_response_complete()
         return True
+
+    def _forwarded(self) -> None:
+        """What uvicorn's ``ProxyHeadersMiddleware`` does to the scope (0.54): from a trusted
+        proxy, the scheme from ``X-Forwarded-Proto`` and the client from ``X-Forwarded-For``,
+        parsed and checked by the middleware's own trusted-hosts object."""
+        scope = self.scope
+        client = scope.get("client")
+        if not client or client[0] not in self._trusted:
+            return
+        proto: bytes | None = None
+        forwarded_for: list[bytes] = []
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-proto":
+                proto = value
+            elif name == b"x-forwarded-for":
+                forwarded_for.append(value)
+        if proto is not None and (scheme := proto.decode("latin1").strip()) in {"http", "https", "ws", "wss"}:
+            scope["scheme"] = scheme
+        if forwarded_for:
+            host, port = self._trusted.get_trusted_client_address(b", ".join(forwarded_for).decode("latin1"))
+            if host:
+                scope["client"] = (host, port)
 
     def _access_fields(self) -> tuple[str, str, str, str]:
         client = self.scope.get("client")
