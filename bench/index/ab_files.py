@@ -15,7 +15,8 @@ requests it answered (wall time is not compared: the machine is shared).
 Optional rows: ``--granian`` (tree B under ``assay serve --server granian``, which offers the
 ASGI pathsend extension) and ``--postgres URL`` (tree B on PostgreSQL, the same files loaded
 into ``WORK/data-pg`` by ``load_assay.py``; the CPU of its PostgreSQL backends is counted with
-the server's). Pages are also measured at 50 clients (the p99 target of issue 17).
+the server's; with ``--postgres-a`` tree A on it too). Pages are also measured at 50 clients
+(the p99 target of issue 17).
 
 Usage:
   git archive BASE src | tar -x -C /tmp/base
@@ -24,7 +25,7 @@ Usage:
       /tmp/rp-bench/data-pg /tmp/rp-bench/dists --projects 300
   python bench/index/ab_files.py ... --granian --postgres postgresql://.../rpbench
 Prints a line per run, then one JSON object: per server and workload the runs' CPU ms per
-request (median), requests/s, p99 and the ratios.
+request (median), requests/s, p50, p99 and the ratios.
 """
 
 from __future__ import annotations
@@ -201,6 +202,9 @@ def main() -> None:
         help="also tree B on this PostgreSQL database, populated by load_assay.py into WORK/data-pg "
         "(ASSAY_DATABASE_URL=... load_assay.py WORK/data-pg DISTS); its backends' CPU is counted",
     )
+    ap.add_argument(
+        "--postgres-a", action="store_true", help="with --postgres: tree A on that database too (row 'assay A PG')"
+    )
     ap.add_argument("--servers", nargs="*", help="only these rows (names as printed)")
     ap.add_argument("--workloads", nargs="*", help="only these workloads (names as printed, e.g. 'pages @50')")
     args = ap.parse_args()
@@ -246,7 +250,7 @@ def main() -> None:
     if args.granian:
         order.append("assay B granian")
     if args.postgres:
-        order.append("assay B PG")
+        order += ["assay A PG", "assay B PG"] if args.postgres_a else ["assay B PG"]
     order.append("nginx")
     if args.servers:
         order = [n for n in order if n in args.servers]
@@ -272,6 +276,7 @@ def main() -> None:
                     row = {
                         "cpu_ms_per_req": round(cpu_ms / max(res["requests"], 1), 4),
                         "req_s": round(res["requests"] / (res["duration_us"] / 1e6), 1),
+                        "p50_ms": round(res["p50_us"] / 1000, 2),
                         "p99_ms": round(res["p99_us"] / 1000, 2),
                         "errors": res["status_errors"] + res["read_errors"] + res["timeouts"],
                     }
@@ -283,6 +288,7 @@ def main() -> None:
             summary.setdefault(workload, {})[name] = {
                 "cpu_ms_per_req": statistics.median(x["cpu_ms_per_req"] for x in rows),
                 "req_s": statistics.median(x["req_s"] for x in rows),
+                "p50_ms": statistics.median(x["p50_ms"] for x in rows),
                 "p99_ms": statistics.median(x["p99_ms"] for x in rows),
             }
     for per_server in summary.values():
