@@ -38,6 +38,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -187,6 +188,16 @@ def pg_backend_pids(url: str) -> list[int]:
     return [int(pid) for (pid,) in rows]
 
 
+def pg_sessions(url: str) -> int:
+    """Sessions ever opened on ``url``'s database (PostgreSQL 14+ ``pg_stat_database.sessions``;
+    a backend reports its own when it ends or within about a second)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()").fetchone()
+    return int(row[0]) if row else 0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, required=True)
@@ -204,6 +215,13 @@ def main() -> None:
     )
     ap.add_argument(
         "--postgres-a", action="store_true", help="with --postgres: tree A on that database too (row 'assay A PG')"
+    )
+    ap.add_argument(
+        "--idle",
+        type=float,
+        default=0.0,
+        help="seconds without a request before each measured run (after the settle); beyond "
+        "serial_poll_seconds every answer a PostgreSQL server kept has expired, as after a quiet spell",
     )
     ap.add_argument("--servers", nargs="*", help="only these rows (names as printed)")
     ap.add_argument("--workloads", nargs="*", help="only these workloads (names as printed, e.g. 'pages @50')")
@@ -266,8 +284,10 @@ def main() -> None:
                         wrk(port, each, conns, 2 + len(each.read_text().splitlines()) // 400)
                     wrk(port, lists[paths], conns, 2)  # warm-up (caches, page cache)
                     bench.settle(proc.pid, 10)
+                    time.sleep(args.idle)
                     pids = bench.tree_pids(proc.pid)
                     backends = pg_backend_pids(args.postgres) if name.endswith(" PG") else []
+                    sessions = pg_sessions(args.postgres) if backends else 0
                     before = bench.cpu_ticks(pids) + bench.cpu_ticks(backends)
                     res = wrk(port, lists[paths], conns, args.seconds)
                     if backends:  # a backend that connected during the run counts from zero
@@ -280,6 +300,10 @@ def main() -> None:
                         "p99_ms": round(res["p99_us"] / 1000, 2),
                         "errors": res["status_errors"] + res["read_errors"] + res["timeouts"],
                     }
+                    if backends:  # opened during the run, less the harness's two (the count before
+                        # the run and the backends after it); a backend reports its session within ~1 s
+                        time.sleep(1.5)
+                        row["pg_sessions"] = pg_sessions(args.postgres) - sessions - 2
                     results.setdefault(name, {}).setdefault(workload, []).append(row)
                     print(r, name, workload, json.dumps(row), flush=True)
     summary: dict[str, dict[str, dict[str, float]]] = {}
