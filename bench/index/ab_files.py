@@ -159,11 +159,11 @@ def write_pages(work: Path, port: int, projects: int) -> Path:
     return pages
 
 
-def wrk(port: int, paths: Path, conns: int, seconds: int) -> dict[str, float]:
+def wrk(port: int, paths: Path, conns: int, seconds: float) -> dict[str, float]:
     lua = paths.parent / "paths.lua"
     lua.write_text(PATHS_LUA)
     env = {**os.environ, "PATHS": str(paths), "ACCEPT": "text/html"}
-    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout=30s", "-s", str(lua)]
+    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--timeout=30s", "-s", str(lua)]
     out = subprocess.run([*cmd, f"http://127.0.0.1:{port}"], env=env, check=True, capture_output=True, text=True)
     line = next(x for x in out.stdout.splitlines() if x.startswith("WRKJSON "))
     result: dict[str, float] = json.loads(line.removeprefix("WRKJSON "))
@@ -215,6 +215,9 @@ def main() -> None:
     )
     ap.add_argument(
         "--postgres-a", action="store_true", help="with --postgres: tree A on that database too (row 'assay A PG')"
+    )
+    ap.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds of the warm-up run before each measured run"
     )
     ap.add_argument(
         "--idle",
@@ -282,7 +285,7 @@ def main() -> None:
                     if paths == "small files":  # each once first: a file's first request costs ~1 ms
                         each = lists["small files (each once)"]
                         wrk(port, each, conns, 2 + len(each.read_text().splitlines()) // 400)
-                    wrk(port, lists[paths], conns, 2)  # warm-up (caches, page cache)
+                    wrk(port, lists[paths], conns, args.warmup)  # warm-up (caches, page cache)
                     bench.settle(proc.pid, 10)
                     time.sleep(args.idle)
                     pids = bench.tree_pids(proc.pid)
