@@ -15,7 +15,8 @@ requests it answered (wall time is not compared: the machine is shared).
 Optional rows: ``--granian`` (tree B under ``assay serve --server granian``, which offers the
 ASGI pathsend extension) and ``--postgres URL`` (tree B on PostgreSQL, the same files loaded
 into ``WORK/data-pg`` by ``load_assay.py``; the CPU of its PostgreSQL backends is counted with
-the server's). Pages are also measured at 50 clients (the p99 target of issue 17).
+the server's; with ``--postgres-a`` tree A on it too). Pages are also measured at 50 clients
+(the p99 target of issue 17).
 
 Usage:
   git archive BASE src | tar -x -C /tmp/base
@@ -24,7 +25,7 @@ Usage:
       /tmp/rp-bench/data-pg /tmp/rp-bench/dists --projects 300
   python bench/index/ab_files.py ... --granian --postgres postgresql://.../rpbench
 Prints a line per run, then one JSON object: per server and workload the runs' CPU ms per
-request (median), requests/s, p99 and the ratios.
+request (median), requests/s, p50, p99 and the ratios.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -157,11 +159,11 @@ def write_pages(work: Path, port: int, projects: int) -> Path:
     return pages
 
 
-def wrk(port: int, paths: Path, conns: int, seconds: int) -> dict[str, float]:
+def wrk(port: int, paths: Path, conns: int, seconds: float) -> dict[str, float]:
     lua = paths.parent / "paths.lua"
     lua.write_text(PATHS_LUA)
     env = {**os.environ, "PATHS": str(paths), "ACCEPT": "text/html"}
-    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout=30s", "-s", str(lua)]
+    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--timeout=30s", "-s", str(lua)]
     out = subprocess.run([*cmd, f"http://127.0.0.1:{port}"], env=env, check=True, capture_output=True, text=True)
     line = next(x for x in out.stdout.splitlines() if x.startswith("WRKJSON "))
     result: dict[str, float] = json.loads(line.removeprefix("WRKJSON "))
@@ -186,6 +188,16 @@ def pg_backend_pids(url: str) -> list[int]:
     return [int(pid) for (pid,) in rows]
 
 
+def pg_sessions(url: str) -> int:
+    """Sessions ever opened on ``url``'s database (PostgreSQL 14+ ``pg_stat_database.sessions``;
+    a backend reports its own when it ends or within about a second)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()").fetchone()
+    return int(row[0]) if row else 0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, required=True)
@@ -200,6 +212,19 @@ def main() -> None:
         "--postgres",
         help="also tree B on this PostgreSQL database, populated by load_assay.py into WORK/data-pg "
         "(ASSAY_DATABASE_URL=... load_assay.py WORK/data-pg DISTS); its backends' CPU is counted",
+    )
+    ap.add_argument(
+        "--postgres-a", action="store_true", help="with --postgres: tree A on that database too (row 'assay A PG')"
+    )
+    ap.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds of the warm-up run before each measured run"
+    )
+    ap.add_argument(
+        "--idle",
+        type=float,
+        default=0.0,
+        help="seconds without a request before each measured run (after the settle); beyond "
+        "serial_poll_seconds every answer a PostgreSQL server kept has expired, as after a quiet spell",
     )
     ap.add_argument("--servers", nargs="*", help="only these rows (names as printed)")
     ap.add_argument("--workloads", nargs="*", help="only these workloads (names as printed, e.g. 'pages @50')")
@@ -246,7 +271,7 @@ def main() -> None:
     if args.granian:
         order.append("assay B granian")
     if args.postgres:
-        order.append("assay B PG")
+        order += ["assay A PG", "assay B PG"] if args.postgres_a else ["assay B PG"]
     order.append("nginx")
     if args.servers:
         order = [n for n in order if n in args.servers]
@@ -260,10 +285,12 @@ def main() -> None:
                     if paths == "small files":  # each once first: a file's first request costs ~1 ms
                         each = lists["small files (each once)"]
                         wrk(port, each, conns, 2 + len(each.read_text().splitlines()) // 400)
-                    wrk(port, lists[paths], conns, 2)  # warm-up (caches, page cache)
+                    wrk(port, lists[paths], conns, args.warmup)  # warm-up (caches, page cache)
                     bench.settle(proc.pid, 10)
+                    time.sleep(args.idle)
                     pids = bench.tree_pids(proc.pid)
                     backends = pg_backend_pids(args.postgres) if name.endswith(" PG") else []
+                    sessions = pg_sessions(args.postgres) if backends else 0
                     before = bench.cpu_ticks(pids) + bench.cpu_ticks(backends)
                     res = wrk(port, lists[paths], conns, args.seconds)
                     if backends:  # a backend that connected during the run counts from zero
@@ -272,9 +299,14 @@ def main() -> None:
                     row = {
                         "cpu_ms_per_req": round(cpu_ms / max(res["requests"], 1), 4),
                         "req_s": round(res["requests"] / (res["duration_us"] / 1e6), 1),
+                        "p50_ms": round(res["p50_us"] / 1000, 2),
                         "p99_ms": round(res["p99_us"] / 1000, 2),
                         "errors": res["status_errors"] + res["read_errors"] + res["timeouts"],
                     }
+                    if backends:  # opened during the run, less the harness's two (the count before
+                        # the run and the backends after it); a backend reports its session within ~1 s
+                        time.sleep(1.5)
+                        row["pg_sessions"] = pg_sessions(args.postgres) - sessions - 2
                     results.setdefault(name, {}).setdefault(workload, []).append(row)
                     print(r, name, workload, json.dumps(row), flush=True)
     summary: dict[str, dict[str, dict[str, float]]] = {}
@@ -283,6 +315,7 @@ def main() -> None:
             summary.setdefault(workload, {})[name] = {
                 "cpu_ms_per_req": statistics.median(x["cpu_ms_per_req"] for x in rows),
                 "req_s": statistics.median(x["req_s"] for x in rows),
+                "p50_ms": statistics.median(x["p50_ms"] for x in rows),
                 "p99_ms": statistics.median(x["p99_ms"] for x in rows),
             }
     for per_server in summary.values():

@@ -220,6 +220,70 @@ def test_postgresql_used_serials_are_reread_in_one_statement_per_half_bound(
     assert seen_after < bound + 0.5
 
 
+def test_postgresql_burst_of_misses_after_idle_is_read_in_one_statement(
+    pg_pair: tuple[AssayServer, AssayServer, str], tmp_path: Path
+) -> None:
+    """Issue 17 (p99 of pages at 50 clients): after an idle spell longer than the bound every
+    kept answer has expired (no request used them: nothing re-read them). The burst that
+    follows ran one query per request, each in a thread on its own pooled connection, so 50
+    clients made the pool open its overflow connections (a PostgreSQL backend each) every time:
+    100-400 ms of stall. The misses of the moment are now read together, on one connection; a
+    miss never joins a read already under way, so a change this server commits meanwhile is
+    still seen by its next request."""
+    first, _, url = pg_pair
+    token = first.quick_token("pair-owner")
+    names = [f"burst-{i}" for i in range(10)]
+    for name in names:
+        _publish(first, token, tmp_path, name, "1.0")
+    db = Database(url)
+    statements: list[str] = []
+    checkouts: list[object] = []
+    sa.event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(str(a[2])))
+    sa.event.listen(db.engine, "checkout", lambda *a: checkouts.append(a[0]))
+    bound = 1.0
+
+    async def scenario() -> None:
+        serials = SQLSerials(db, bound, listen=True)
+        try:
+            await project_serial(serials, DEFAULT_INDEX_ID, names[0])  # starts the listener
+            while not serials._listener or not serials._listener.up:
+                await asyncio.sleep(0.05)
+            heads = {n: await project_serial(serials, DEFAULT_INDEX_ID, n) for n in names}
+            await asyncio.sleep(bound + 0.2)  # idle: every answer expires
+            statements.clear()
+            checkouts.clear()
+            wanted = [names[i % len(names)] for i in range(50)]  # 50 clients, 10 projects
+            got = await asyncio.gather(*(project_serial(serials, DEFAULT_INDEX_ID, n) for n in wanted))
+            assert got == [heads[n] for n in wanted]
+            reads = [q for q in statements if "FROM projects" in q]
+            assert len(reads) == 1, len(reads)  # before: 50 statements on up to 30 connections
+            assert len(checkouts) == 1, len(checkouts)
+
+            # A read under way, then this server commits a change (its hook drops the answer):
+            # a lookup after that must not take the answer of the read that started before.
+            await asyncio.sleep(bound + 0.2)
+            statements.clear()
+            earlier = asyncio.ensure_future(project_serial(serials, DEFAULT_INDEX_ID, "burst-0"))
+            while serials._reading is None or serials._waiting:
+                await asyncio.sleep(0)  # until the read has taken its batch
+            with db.engine.begin() as conn:
+                conn.execute(sa.text("UPDATE projects SET serial = serial + 1 WHERE normalized_name = 'burst-0'"))
+            serials.answers.drop(("project", DEFAULT_INDEX_ID, "burst-0"))
+            later = await project_serial(serials, DEFAULT_INDEX_ID, "burst-0")
+            await earlier
+            before = heads["burst-0"]
+            assert before is not None
+            assert later == (before[0], before[1] + 1)
+            assert len([q for q in statements if "FROM projects" in q]) == 2
+        finally:
+            serials.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        db.dispose()
+
+
 def test_sqlite_without_wal_falls_back_to_data_version(tmp_path: Path) -> None:
     """A database in another journal mode (a leftover -shm would never change): the change
     token is ``PRAGMA data_version``, and a commit by another connection is still seen."""

@@ -22,9 +22,16 @@ memory, and what tells a server that one may be stale costs no query in the comm
   re-reads, every half bound and in one statement, the answers requests have used
   (``SQLSerials._reread_forever``).
 
-A lookup that misses runs the query as before (on the loop for SQLite, in a thread for
-PostgreSQL) and keeps the answer, unless an invalidation arrived while it ran
-(``AnswerCache.generation``), so a slow read never re-installs what a change just dropped.
+A lookup that misses runs the query (on the loop for SQLite) and keeps the answer, unless an
+invalidation arrived while it ran (``AnswerCache.generation``), so a slow read never
+re-installs what a change just dropped. On PostgreSQL the misses of the moment are read
+together, in one statement in one thread on one pooled connection (``SQLSerials.read``): after
+an idle spell longer than the bound every answer has expired, and the first burst of requests
+used to run one query per request, each in its own thread on its own connection; 50 clients
+then made the pool open its 20 overflow connections (a PostgreSQL backend each) again and again,
+which was the p99 of 100-400 ms of pages at 50 clients (docs/benchmarks.md, "PostgreSQL page
+tail latency"). A miss joins only a read that has not started yet, so its answer is never read
+before the request arrived (a change this server committed is seen by its next request).
 """
 
 from __future__ import annotations
@@ -40,7 +47,6 @@ import time
 from typing import TYPE_CHECKING, Final, Protocol
 
 import sqlalchemy as sa
-from starlette.concurrency import run_in_threadpool
 
 from assay.storage import counters
 from assay.storage.changes import CHANNEL, ProjectChange, parse_notification
@@ -139,13 +145,16 @@ class AnswerCache:
 
 
 class Serials(Protocol):
-    #: True when the queries themselves may run on the event loop.
-    inline: bool
-
+    #: Straight from the database (no kept answer), in the caller's thread.
     def project(self, index_id: int, normalized_name: str) -> ProjectHead: ...
     def index(self, index_id: int) -> int: ...
     def known(self, key: tuple[object, ...]) -> object:
         """The kept answer for ``key``, or ``MISS``; called on the event loop, costs no query."""
+        ...
+
+    async def read(self, key: tuple[object, ...]) -> object:
+        """The answer for a ``("project", index id, name)`` or ``("index", index id)`` key that
+        ``known`` missed, read from the database after this call and kept."""
         ...
 
     @property
@@ -157,29 +166,18 @@ async def project_serial(serials: Serials, index_id: int, normalized_name: str) 
     """The project's ``(id, serial)`` (None: no such project), from memory when nothing changed."""
     key = ("project", index_id, normalized_name)
     known = serials.known(key)
-    if known is not MISS:
-        return known  # type: ignore[return-value]
-    answers = serials.answers
-    generation, read_at = answers.generation, time.monotonic()
-    if serials.inline:
-        head = serials.project(index_id, normalized_name)
-    else:
-        head = await run_in_threadpool(serials.project, index_id, normalized_name)
-    answers.put(key, head, generation, read_at)
-    return head
+    if known is MISS:
+        known = await serials.read(key)
+    return known  # type: ignore[return-value]
 
 
 async def index_serial(serials: Serials, index_id: int) -> int:
     """The index's project-list counter, from memory when nothing changed."""
     key = ("index", index_id)
     known = serials.known(key)
-    if known is not MISS:
-        return known  # type: ignore[return-value]
-    answers = serials.answers
-    generation, read_at = answers.generation, time.monotonic()
-    value = serials.index(index_id) if serials.inline else await run_in_threadpool(serials.index, index_id)
-    answers.put(key, value, generation, read_at)
-    return value
+    if known is MISS:
+        known = await serials.read(key)
+    return known  # type: ignore[return-value]
 
 
 class _WalHeader:
@@ -207,8 +205,6 @@ class _WalHeader:
 
 
 class SQLiteSerials:
-    inline = True
-
     def __init__(self, path: str) -> None:
         self.path = path
         self._local = threading.local()
@@ -256,6 +252,14 @@ class SQLiteSerials:
             return MISS
         return self._answers.get(key)
 
+    async def read(self, key: tuple[object, ...]) -> object:
+        # On the event loop: one indexed read of a local file, cheaper than a thread hop.
+        generation, read_at = self._answers.generation, time.monotonic()
+        kind, index_id, *name = key
+        value = self.project(int(index_id), str(name[0])) if kind == "project" else self.index(int(index_id))  # type: ignore[call-overload]
+        self._answers.put(key, value, generation, read_at)
+        return value
+
     def project(self, index_id: int, normalized_name: str) -> ProjectHead:
         row = self._conn().execute(
             "SELECT id, serial FROM projects WHERE index_id = ? AND normalized_name = ?", (index_id, normalized_name)
@@ -278,8 +282,6 @@ class SQLSerials:
     """PostgreSQL (or SQLite in memory): the queries in a thread, the answers kept while the
     ``LISTEN`` connection is up (and each for at most ``max_age`` seconds)."""
 
-    inline = False
-
     def __init__(self, db: Database, max_age: float, *, listen: bool) -> None:
         self.engine = db.engine
         self._url = db.url
@@ -287,6 +289,9 @@ class SQLSerials:
         self._listen = listen and max_age > 0
         self._listener: _Listener | None = None
         self._rereader: asyncio.Task[None] | None = None
+        #: Misses waiting for the next read, and the task reading them (one read at a time).
+        self._waiting: dict[tuple[object, ...], asyncio.Future[object]] = {}
+        self._reading: asyncio.Task[None] | None = None
 
     @property
     def answers(self) -> AnswerCache:
@@ -313,6 +318,43 @@ class SQLSerials:
         with self.engine.connect() as conn:
             value = conn.execute(_INDEX, {"counter": counters.projects(index_id)}).scalar()
         return int(value or 0)
+
+    async def read(self, key: tuple[object, ...]) -> object:
+        """Read with every other miss that arrives before the read starts: one statement, one
+        thread, one pooled connection for a burst, instead of one of each per request. A miss
+        never joins a read already under way (its snapshot may predate the request)."""
+        future = self._waiting.get(key)
+        if future is None:
+            future = self._waiting[key] = asyncio.get_running_loop().create_future()
+            # Retrieved even when every waiter was cancelled (no "never retrieved" warning).
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        if self._reading is None:
+            self._reading = asyncio.get_running_loop().create_task(self._read_waiting())
+        # Shielded: a client that goes away cancels its wait, not the others' answer.
+        return await asyncio.shield(future)
+
+    async def _read_waiting(self) -> None:
+        batch: dict[tuple[object, ...], asyncio.Future[object]] = {}
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, {}
+                generation, read_at = self._answers.generation, time.monotonic()
+                try:
+                    values = await asyncio.to_thread(self._read_many, list(batch))
+                except Exception as exc:  # the database away: each request answers it (503)
+                    for future in batch.values():
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for key, future in batch.items():
+                    value = values.get(key)
+                    self._answers.put(key, value, generation, read_at)
+                    if not future.done():
+                        future.set_result(value)
+        finally:
+            self._reading = None
+            for future in [*batch.values(), *self._waiting.values()]:
+                future.cancel()  # closed while reading: nothing will answer them (no-op if done)
 
     async def _reread_forever(self) -> None:
         """Every half ``max_age``: re-read, in one statement per kind, the kept answers that
@@ -362,6 +404,8 @@ class SQLSerials:
     def close(self) -> None:
         if self._rereader is not None:
             self._rereader.cancel()
+        if self._reading is not None:
+            self._reading.cancel()
         if self._listener is not None:
             self._listener.close()
 
