@@ -8,11 +8,13 @@ import sys
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urljoin
 
 import httpx
 from uv import find_uv_bin
 
 from tests.support.server import AssayServer, client_environ
+from tests.support.upload import upload
 
 UV = find_uv_bin()
 
@@ -47,6 +49,18 @@ class Anchors(HTMLParser):
         if tag == "a" and self._current is not None:
             self.anchors.append((self._current, self._text))
             self._current = None
+
+
+def upload_and_locate(index: AssayServer, token: str, project: str, files: list[Path]) -> dict[str, str]:
+    """Upload ``files`` and return each one's path below the site root, as its project's
+    simple page links it (``/files/...``)."""
+    with index.client() as c:
+        for f in files:
+            r = upload(c, f, token)
+            assert r.status_code == 200, r.text
+        doc = c.get(f"/simple/{project}/", headers={"Accept": JSON_V1}).json()
+    base = f"{index.url}/simple/{project}/"
+    return {f["filename"]: urljoin(base, f["url"]).removeprefix(index.url) for f in doc["files"]}
 
 
 def parse(html: str) -> Anchors:

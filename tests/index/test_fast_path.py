@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
 
 import pytest
 from starlette.applications import Starlette
@@ -23,10 +22,9 @@ from starlette.applications import Starlette
 from assay.app.asgi import create_app
 from assay.config import load_settings
 from assay.index.fastpath import ReadFastPath
-from tests.index.helpers import JSON_V1
+from tests.index.helpers import JSON_V1, upload_and_locate
 from tests.support.dists import make_sdist, make_wheel
 from tests.support.server import AssayServer
-from tests.support.upload import upload
 
 NAME = "fast-demo"
 Message = dict[str, Any]
@@ -48,13 +46,7 @@ def served(sqlite_index: AssayServer, tmp_path_factory: pytest.TempPathFactory) 
     sdist = make_sdist(tmp, NAME, "1.0")
     big = make_wheel(tmp, NAME, "2.0", extra_files={"fast_demo/blob.bin": os.urandom(400_000)})
     sqlite_index.cli("index", "create", "fastteam")
-    with sqlite_index.client() as c:
-        for f in (wheel, sdist, big):
-            r = upload(c, f, token)
-            assert r.status_code == 200, r.text
-        doc = c.get(f"/simple/{NAME}/", headers={"Accept": JSON_V1}).json()
-    base = f"{sqlite_index.url}/simple/{NAME}/"
-    urls = {f["filename"]: urljoin(base, f["url"]).removeprefix(sqlite_index.url) for f in doc["files"]}
+    urls = upload_and_locate(sqlite_index, token, NAME, [wheel, sdist, big])
     return Served(sqlite_index.data_dir, urls[wheel.name], urls[sdist.name], urls[big.name])
 
 

@@ -20,7 +20,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin
 
 import pytest
 import uvicorn
@@ -29,11 +28,10 @@ from assay.app.asgi import create_app
 from assay.cli.serve import uvicorn_config
 from assay.config import load_settings
 from assay.index.fastpath import ReadFastPath
-from tests.index.helpers import JSON_V1
+from tests.index.helpers import JSON_V1, upload_and_locate
 from tests.support.dists import make_sdist, make_wheel
 from tests.support.server import AssayServer
 from tests.support.tls import TLS
-from tests.support.upload import upload
 
 NAME = "wire-demo"
 BIG = 6 * 1024 * 1024  # well above the socket buffers: the sender must wait for the client
@@ -55,13 +53,7 @@ def served(sqlite_index: AssayServer, tmp_path_factory: pytest.TempPathFactory) 
     wheel = make_wheel(tmp, NAME, "1.0")
     sdist = make_sdist(tmp, NAME, "1.0")
     big = make_wheel(tmp, NAME, "2.0", extra_files={"wire_demo/blob.bin": os.urandom(BIG)})
-    with sqlite_index.client() as c:
-        for f in (wheel, sdist, big):
-            r = upload(c, f, token)
-            assert r.status_code == 200, r.text
-        doc = c.get(f"/simple/{NAME}/", headers={"Accept": JSON_V1}).json()
-    base = f"{sqlite_index.url}/simple/{NAME}/"
-    urls = {f["filename"]: urljoin(base, f["url"]).removeprefix(sqlite_index.url) for f in doc["files"]}
+    urls = upload_and_locate(sqlite_index, token, NAME, [wheel, sdist, big])
     digest = hashlib.sha256(big.read_bytes()).hexdigest()
     return Served(sqlite_index.data_dir, urls[wheel.name], urls[sdist.name], urls[big.name], digest)
 
