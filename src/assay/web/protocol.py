@@ -262,17 +262,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             answer = lane.wire_answer(scope, sendfile=sendfile)  # type: ignore[arg-type]
         except Exception:  # the ASGI stack repeats the work and answers the error as tested
             answer = None
-        if answer is None:
-            # As the connection gave them: uvicorn's wrapper rewrites them again on its way.
-            scope["client"], scope["scheme"] = self.client, self.scheme  # type: ignore[typeddict-item]
-            return False
         sock_fd = None
-        if answer.fd is not None:
+        if answer is not None and answer.fd is not None:
             try:
                 sock_fd = os.dup(self.transport.get_extra_info("socket").fileno())
             except (AttributeError, OSError):  # no socket to send on: the ASGI stack sends it
                 os.close(answer.fd)
-                return False
+                answer = None
+        if answer is None:
+            # As the connection gave them: uvicorn's wrapper rewrites them again on its way.
+            scope["client"], scope["scheme"] = self.client, self.scheme  # type: ignore[typeddict-item]
+            return False
         self._wired = True
         keep_alive = parser.should_keep_alive()
         head = b"".join(
