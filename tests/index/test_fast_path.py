@@ -238,3 +238,21 @@ def test_the_host_check_and_a_private_index_stay_in_force(served: Served) -> Non
             assert _compare(private, lane, _scope(path), taken=False)[0]["status"] == 401
     finally:
         private.state.services.close()
+
+
+def test_a_large_file_gone_from_the_disk_is_the_routes_500(
+    app: tuple[Starlette, ReadFastPath], served: Served
+) -> None:
+    """The lane opens a large file only once it has decided; a blob missing from the disk
+    then hands the request to the full stack, whose route answers the 500 (with the security
+    headers), as it does without the lane."""
+    _compare(*app, _scope(served.big), taken=True)
+    blob = served.data_dir / "files" / served.big.removeprefix("/files/")
+    moved = blob.with_name(blob.name + ".away")
+    blob.rename(moved)
+    try:
+        answer = _compare(*app, _scope(served.big), taken=False)
+    finally:
+        moved.rename(blob)
+    assert answer[0]["status"] == 500
+    assert _headers(answer)[b"x-content-type-options"] == b"nosniff"

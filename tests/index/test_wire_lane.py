@@ -391,3 +391,23 @@ def test_behind_a_proxy_the_forwarded_scheme_and_client_are_the_wires_too(
     finally:
         wired.stop()
         reference.stop()
+
+
+def test_a_large_file_gone_from_the_disk_is_the_routes_500(
+    servers: tuple[InProcessServer, InProcessServer], served: Served
+) -> None:
+    wired, _ = servers
+    _ask(wired, _request(served.big))  # cached
+    blob = served.data_dir / "files" / served.big.removeprefix("/files/")
+    moved = blob.with_name(blob.name + ".away")
+    blob.rename(moved)
+    try:
+        before = wired.lane.wire_hits
+        answer = _ask(wired, _request(served.big))
+    finally:
+        moved.rename(blob)
+    assert answer.status_line.startswith(b"HTTP/1.1 500 ")
+    assert answer.header(b"x-content-type-options") == b"nosniff"
+    assert wired.lane.wire_hits == before
+    again = _ask(wired, _request(served.big))  # back on the disk: served again
+    assert hashlib.sha256(again.body).hexdigest() == served.big_sha256

@@ -111,18 +111,12 @@ class ReadFastPath:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and not scope.get("query_string"):
             try:
                 hit = self._answer(scope, large=True)
+                response = None if hit is None else _response(*hit)
             except Exception:  # the full stack repeats the work and answers the error as tested
-                hit = None
-            if hit is not None:
+                response = None
+            if response is not None:
                 self.hits += 1
-                prepared, large = hit
-                if large is None:
-                    await RawResponse(200, prepared.headers, prepared.body)(scope, receive, send)
-                else:
-                    assert large.path is not None
-                    fd = os.open(large.path, os.O_RDONLY | os.O_CLOEXEC)  # gone: ends the connection
-                    response = RawResponse(200, prepared.headers, fd=fd, length=large.size, path=large.path)
-                    await response(scope, receive, send)
+                await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -269,6 +263,16 @@ class ReadFastPath:
         if entry.size <= SMALL_FILE or not large:
             return None  # not read yet (the route reads it and keeps the bytes), or not by fd
         return prepared, entry
+
+
+def _response(prepared: Prepared, large: FileEntry | None) -> RawResponse:
+    """The ASGI answer of a hit: from memory, or a large file opened now (a file gone from the
+    disk raises here, and the route answers its 500)."""
+    if large is None:
+        return RawResponse(200, prepared.headers, prepared.body)
+    assert large.path is not None
+    fd = os.open(large.path, os.O_RDONLY | os.O_CLOEXEC)
+    return RawResponse(200, prepared.headers, fd=fd, length=large.size, path=large.path)
 
 
 def _prepared(entry: FileEntry) -> Prepared:
