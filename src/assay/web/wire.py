@@ -23,8 +23,9 @@ parsed, for a ``WireAnswer`` and, given one, writes it to the transport itself:
 
 Everything else a request might need (a body, a query, conditional or range headers, an
 upgrade, ``Expect``, HTTP/1.0, a response still being sent, a paused writer, the concurrency
-limit, uvicorn's proxy-headers wrapper) leaves the request to uvicorn and the ASGI stack, as
-before; ``tests/index/test_wire_lane.py`` compares the bytes on the wire of both paths.
+limit, a wrapper uvicorn puts around the application other than its proxy-headers one, whose
+rewrite ``web.protocol`` repeats) leaves the request to uvicorn and the ASGI stack, as before;
+``tests/index/test_wire_lane.py`` compares the bytes on the wire of both paths.
 """
 
 from __future__ import annotations
