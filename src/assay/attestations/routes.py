@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-import sqlalchemy as sa
 from packaging.utils import InvalidName, canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 from starlette.concurrency import run_in_threadpool
@@ -24,7 +23,8 @@ from assay.index import cdn
 from assay.index.mirrors import MirrorRefusal
 from assay.index.receipts import receipt_link
 from assay.index.services import index_services
-from assay.storage.models import File, Project, Release
+from assay.storage import releases
+from assay.storage.models import File
 from assay.web.access import open_index, request_index
 from assay.web.conditional import not_modified
 from assay.web.negotiation import Offer, Offers, negotiate
@@ -53,19 +53,8 @@ def provenance(request: Request) -> Response:
         # refuses a NUL in a query parameter outright: that was a 500 (tests/reliability).
         return JSONError(404, f"No provenance available for {filename!r}")
     with svc.db.read() as session:
-        row = session.execute(
-            sa.select(File.provenance, File.sha256, Project.status)
-            .join(Release, File.release_id == Release.id)
-            .join(Project, File.project_id == Project.id)
-            .where(
-                File.index_id == index.id,
-                File.filename == filename,
-                Project.normalized_name == project,
-                Release.canonical_version == version,
-            )
-        ).one_or_none()
-    # PEP 792: nothing of a quarantined project is offered.
-    if row is None or row.provenance is None or row.status == "quarantined":
+        row = releases.live_file(session, index.id, project, version, filename, File.provenance, File.sha256)
+    if row is None or row.provenance is None:
         return JSONError(404, f"No provenance available for {filename}")
     body = json.dumps(row.provenance, separators=(",", ":"), sort_keys=True).encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from assay.indexes import IndexRef
 from assay.rebuilds.predicate import RebuildClaim
 from assay.stages import store as stages
-from assay.storage.models import File, Project, RebuildAttestation, Release, StagedFile, utcnow
+from assay.storage import releases
+from assay.storage.models import File, Project, RebuildAttestation, StagedFile, utcnow
 
 
 class NoSuchFile(LookupError):
@@ -63,19 +64,9 @@ def find(session: Session, index: IndexRef, name: str, version: str, filename: s
         ).one_or_none()
         if row is not None and stage.canonical_version == canonical:
             return Target(row.id, row.normalized_name, canonical, row.filename, row.sha256, row.packagetype, False)
-    live = session.execute(
-        sa.select(File.filename, File.sha256, File.packagetype, Project.id, Project.normalized_name, Project.status)
-        .join(Release, File.release_id == Release.id)
-        .join(Project, File.project_id == Project.id)
-        .where(
-            File.index_id == index.id,
-            File.filename == filename,
-            Project.normalized_name == project,
-            Release.canonical_version == canonical,
-        )
-    ).one_or_none()
-    # PEP 792: nothing of a quarantined project is offered.
-    if live is None or live.status == "quarantined":
+    columns = (File.filename, File.sha256, File.packagetype, Project.id, Project.normalized_name)
+    live = releases.live_file(session, index.id, project, canonical, filename, *columns)
+    if live is None:
         raise missing
     return Target(live.id, live.normalized_name, canonical, live.filename, live.sha256, live.packagetype, True)
 
