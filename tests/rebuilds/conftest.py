@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.dists import write_project
 from tests.support.server import AssayServer, serve_on
 from tests.support.sigstore_authority import CertIdentity, LocalSigstore
 
@@ -86,27 +87,7 @@ def _build(src: Path, out: Path, index_url: str | None = None) -> Dists:
 
 def reproducible_project(workdir: Path, name: str, version: str, index_url: str | None = None) -> Dists:
     """A tiny flit_core project (flit_core honours SOURCE_DATE_EPOCH)."""
-    module = name.replace("-", "_")
-    src = workdir / f"src-{name}-{version}"
-    (src / module).mkdir(parents=True)
-    (src / module / "__init__.py").write_text(f'"""{name}, rebuilt by tests."""\n\nVERSION = "{version}"\n')
-    (src / "pyproject.toml").write_text(
-        textwrap.dedent(
-            f"""\
-            [build-system]
-            requires = ["flit_core>=3.9,<5"]
-            build-backend = "flit_core.buildapi"
-
-            [project]
-            name = "{name}"
-            version = "{version}"
-            description = "A reproducible test project"
-
-            [tool.flit.module]
-            name = "{module}"
-            """
-        )
-    )
+    src = write_project(workdir, name, version, description="A reproducible test project")
     return _build(src, workdir / f"dist-{name}-{version}", index_url)
 
 

@@ -35,15 +35,16 @@ def _module(name: str) -> str:
     return canonicalize_name(name).replace("-", "_")
 
 
-def build_project(
+def write_project(
     workdir: Path,
     name: str,
     version: str,
     *,
     requires_python: str = ">=3.8",
     dependencies: tuple[str, ...] = (),
-) -> Built:
-    """Write a tiny project and build its wheel and sdist with flit_core (no network)."""
+    description: str = "A test project",
+) -> Path:
+    """The source tree of a tiny flit_core project (``workdir/src-<name>-<version>``)."""
     src = workdir / f"src-{name}-{version}"
     module = _module(name)
     (src / module).mkdir(parents=True)
@@ -59,7 +60,7 @@ def build_project(
             [project]
             name = "{name}"
             version = "{version}"
-            description = "A test project"
+            description = "{description}"
             requires-python = "{requires_python}"
             dependencies = [{deps}]
 
@@ -68,6 +69,19 @@ def build_project(
             """
         )
     )
+    return src
+
+
+def build_project(
+    workdir: Path,
+    name: str,
+    version: str,
+    *,
+    requires_python: str = ">=3.8",
+    dependencies: tuple[str, ...] = (),
+) -> Built:
+    """Write a tiny project and build its wheel and sdist with flit_core (no network)."""
+    src = write_project(workdir, name, version, requires_python=requires_python, dependencies=dependencies)
     out = workdir / f"dist-{name}-{version}"
     subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)],
